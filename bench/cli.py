@@ -1,0 +1,57 @@
+"""`python -m bench COMMAND ...`: one entry point, each command in its own module.
+
+A command module defines `add_arguments(parser)` and `run(args) -> int`. Modules are imported only for the
+command being run, so `evaluate` and `compare` never pay for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("bench.run", "end to end: dataset, checkpoint, predict, evaluate, results, README"),
+    "evaluate": ("bench.evaluate_cmd", "score prediction PNGs against Cityscapes ground truth"),
+    "models": ("bench.models_cmd", "list the model registry with options and parameter counts"),
+    "train": ("bench.train", "train a registry model on a Cityscapes-format dataset"),
+    "predict": ("bench.predict", "write prediction PNGs (label IDs) from a checkpoint"),
+    "compare": ("bench.compare", "our result rows side by side with a published reference table"),
+    "readme": ("bench.readme", "regenerate the README results section from results/results.csv"),
+    "perf": ("bench.perf", "speed benchmarks: evaluator, model forward, input pipeline"),
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from bench.errors import UserError
+    from data.cityscapes import DatasetError
+    from models.registry import RegistryError
+
+    return (UserError, DatasetError, RegistryError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="python -m bench",
+                                     description="cityscapes-bench: Cityscapes segmentation benchmark harness")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = argv[0] if argv else None
+    for name, (module, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            mod = importlib.import_module(module)
+            mod.add_arguments(cmd)
+            cmd.set_defaults(_run=mod.run)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
