@@ -1,0 +1,166 @@
+"""Dilated ResNet backbones (output stride 8 or 16) for segmentation, built with the functional API.
+
+Layers carry the names of `keras.applications` ResNet50/101 (`conv1_conv`, `conv2_block1_1_conv`,
+`conv4_block3_2_bn`, ...) and the same layer types (convolutions with bias, BatchNorm epsilon 1.001e-5,
+stride on the first 1x1 convolution), so ImageNet weights transfer by name (models/imagenet.py) and the
+classic-stem ResNet-50 has exactly the parameter count of `keras.applications.ResNet50(include_top=False)`.
+
+What the segmentation variant changes (PSPNet, Zhao et al. 2017; DeepLab): the last stages do not stride
+but dilate their 3x3 convolutions (stage 4 by 2, stage 5 by 4 at output stride 8), which keeps kernel shapes
+and so keeps the ImageNet weights usable; optionally a "deep" stem of three 3x3 convolutions as in the
+PSPNet paper's ResNet. Small variants for CPUs: basic-block ResNet-18/34 and a width multiplier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+BN_EPSILON = 1.001e-5  # keras.applications' value, kept so that transferred statistics behave the same
+BN_MOMENTUM = 0.9  # faster-settling moving averages than Keras' 0.99: short CPU runs evaluate sensibly
+
+BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
+          50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3))}
+STAGE_WIDTHS = (64, 128, 256, 512)  # bottleneck blocks output 4x these
+STEMS = ("classic", "deep")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a head needs to know about the backbone it sits on."""
+
+    depth: int
+    channels: dict[str, int]  # endpoint name -> channels
+    strides: dict[str, int]  # endpoint name -> output stride
+    dilations: dict[str, int]  # endpoint name -> dilation of its 3x3 convolutions
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channels times the width multiplier, at least 8 and a multiple of 8 once past 8 (SIMD friendly)."""
+    return max(8, int(round(channels * width / 8.0)) * 8)
+
+
+def stage_plan(output_stride: int) -> tuple[tuple[int, int], ...]:
+    """(stride, dilation) of stages conv2..conv5 for an output stride of 8, 16 or 32."""
+    plans = {8: ((1, 1), (2, 1), (1, 2), (1, 4)),
+             16: ((1, 1), (2, 1), (2, 1), (1, 2)),
+             32: ((1, 1), (2, 1), (2, 1), (2, 1))}
+    if output_stride not in plans:
+        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+    return plans[output_stride]
+
+
+def conv(x, filters: int, kernel: int, name: str, *, stride: int = 1, dilation: int = 1, use_bias=True):
+    """Conv2D with symmetric zero padding when striding (PyTorch/Caffe geometry), "same" otherwise."""
+    if stride > 1 and kernel > 1:
+        x = layers.ZeroPadding2D(padding=(kernel - 1) // 2 * dilation, name=name + "_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    return layers.Conv2D(filters, kernel, strides=stride, dilation_rate=dilation, padding=padding,
+                         use_bias=use_bias, name=name)(x)
+
+
+def batch_norm(x, name: str):
+    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
+
+
+def conv_bn_relu(x, filters: int, kernel: int, name: str, *, stride: int = 1, dilation: int = 1):
+    """Conv + BN + ReLU with the keras.applications naming `<name>_conv`, `<name>_bn`, `<name>_relu`."""
+    x = conv(x, filters, kernel, name + "_conv", stride=stride, dilation=dilation)
+    x = batch_norm(x, name + "_bn")
+    return layers.Activation("relu", name=name + "_relu")(x)
+
+
+def bottleneck_block(x, filters: int, name: str, *, stride: int, dilation: int, shortcut: bool):
+    """ResNet v1 bottleneck as in keras.applications (stride on the first 1x1), 3x3 dilated."""
+    if shortcut:
+        skip = layers.Conv2D(4 * filters, 1, strides=stride, name=name + "_0_conv")(x)
+        skip = batch_norm(skip, name + "_0_bn")
+    else:
+        skip = x
+    x = conv_bn_relu(x, filters, 1, name + "_1", stride=stride)
+    x = conv_bn_relu(x, filters, 3, name + "_2", dilation=dilation)
+    x = layers.Conv2D(4 * filters, 1, name=name + "_3_conv")(x)
+    x = batch_norm(x, name + "_3_bn")
+    x = layers.Add(name=name + "_add")([skip, x])
+    return layers.Activation("relu", name=name + "_out")(x)
+
+
+def basic_block(x, filters: int, name: str, *, stride: int, dilation: int, shortcut: bool):
+    """ResNet-18/34 basic block (two 3x3 convolutions), stride on the first, both dilated."""
+    if shortcut:
+        skip = layers.Conv2D(filters, 1, strides=stride, name=name + "_0_conv")(x)
+        skip = batch_norm(skip, name + "_0_bn")
+    else:
+        skip = x
+    x = conv_bn_relu(x, filters, 3, name + "_1", stride=stride, dilation=1 if stride > 1 else dilation)
+    x = conv(x, filters, 3, name + "_2_conv", dilation=dilation)
+    x = batch_norm(x, name + "_2_bn")
+    x = layers.Add(name=name + "_add")([skip, x])
+    return layers.Activation("relu", name=name + "_out")(x)
+
+
+def stem(x, kind: str, width: float, out_channels: int):
+    """Classic 7x7/2 conv or deep stem (3x3/2, 3x3, 3x3), then 3x3/2 max pooling: stride 4 in all."""
+    if kind == "classic":
+        x = layers.ZeroPadding2D(padding=3, name="conv1_pad")(x)
+        x = layers.Conv2D(scaled(64, width), 7, strides=2, name="conv1_conv")(x)
+        x = batch_norm(x, "conv1_bn")
+        x = layers.Activation("relu", name="conv1_relu")(x)
+    elif kind == "deep":
+        half = max(8, out_channels // 2)
+        x = conv_bn_relu(x, half, 3, "stem1", stride=2)
+        x = conv_bn_relu(x, half, 3, "stem2")
+        x = conv_bn_relu(x, out_channels, 3, "stem3")
+    else:
+        raise ValueError(f"stem must be one of {STEMS}, got {kind!r}")
+    x = layers.ZeroPadding2D(padding=1, name="pool1_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def resnet_features(inputs, *, depth: int = 50, width: float = 1.0, stem_type: str = "deep",
+                    output_stride: int = 8) -> tuple[dict, BackboneSpec]:
+    """Apply a dilated ResNet to `inputs`; return the stage endpoints and their description.
+
+    Endpoints: "stem" (stride 4), "stage1".."stage4" (= keras.applications' conv2..conv5). The PSPNet
+    head reads "stage4", its auxiliary head "stage3".
+    """
+    if depth not in BLOCKS:
+        raise ValueError(f"depth must be one of {sorted(BLOCKS)}, got {depth}")
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    kind, counts = BLOCKS[depth]
+    block = bottleneck_block if kind == "bottleneck" else basic_block
+    expansion = 4 if kind == "bottleneck" else 1
+    # the PSPNet deep stem ends in 128 channels for bottleneck ResNets (conv1_3), 64 for basic ones
+    stem_out = scaled(128 if kind == "bottleneck" else 64, width)
+    x = stem(inputs, stem_type, width, stem_out)
+    endpoints = {"stem": x}
+    channels, strides, dilations = {"stem": x.shape[-1]}, {"stem": 4}, {"stem": 1}
+    current_stride = 4
+    in_channels = x.shape[-1]
+    for index, (filters, n_blocks, (stride, dilation)) in enumerate(
+            zip(STAGE_WIDTHS, counts, stage_plan(output_stride), strict=True)):
+        filters = scaled(filters, width)
+        for b in range(n_blocks):
+            name = f"conv{index + 2}_block{b + 1}"
+            first = b == 0
+            needs_shortcut = first and (stride > 1 or in_channels != filters * expansion)
+            x = block(x, filters, name, stride=stride if first else 1, dilation=dilation,
+                      shortcut=needs_shortcut or (first and kind == "bottleneck"))
+            in_channels = filters * expansion
+        current_stride *= stride
+        key = f"stage{index + 1}"
+        endpoints[key] = x
+        channels[key], strides[key], dilations[key] = in_channels, current_stride, dilation
+    return endpoints, BackboneSpec(depth, channels, strides, dilations)
+
+
+def dilated_resnet(input_shape=(None, None, 3), **options) -> keras.Model:
+    """The backbone alone as a model whose output is the last stage (for tests and weight transfer)."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    endpoints, _ = resnet_features(inputs, **options)
+    return keras.Model(inputs, endpoints["stage4"], name="dilated_resnet")

@@ -1,0 +1,43 @@
+"""FCN baseline: PSPNet's dilated ResNet with a plain convolutional head and no pyramid pooling.
+
+Same backbone, same auxiliary head, same options, so that `pspnet` vs `fcn` measures what the pyramid
+pooling module adds (the PSPNet paper's ablation against its dilated-FCN baseline).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from models import heads
+from models.backbones import resnet_features
+from models.imagenet import initialise_backbone
+from models.registry import register
+
+PRESETS = {
+    "cpu": {"depth": 18, "width": 0.5, "head_channels": 64, "aux_channels": 32},
+    "tiny": {"depth": 18, "width": 0.125, "head_channels": 16, "aux_channels": 8},
+}
+
+
+@register("fcn", presets=PRESETS)
+def build(num_classes: int = 19, input_shape=(None, None, 3), *, aux_head: bool = False,
+          depth: int = 50, width: float = 1.0, stem: str = "deep", output_stride: int = 8,
+          head_channels: int = 512, num_convs: int = 2, aux_channels: int = 256, dropout: float = 0.1,
+          weights: str | None = None) -> keras.Model:
+    """Dilated-ResNet FCN baseline (no pyramid pooling), to measure what the pyramid adds.
+
+    Options as for pspnet; num_convs: 3x3 conv + BN + ReLU blocks of `head_channels` in the head
+    (2, as mmsegmentation's FCNHead).
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    features, _ = resnet_features(inputs, depth=depth, width=width, stem_type=stem,
+                                  output_stride=output_stride)
+    logits = heads.classifier(features["stage4"], num_classes, "fcn_head", channels=head_channels,
+                              dropout=dropout, num_convs=num_convs)
+    aux = None
+    if aux_head:
+        aux = heads.classifier(features["stage3"], num_classes, "aux_head", channels=aux_channels,
+                               dropout=dropout)
+    model = heads.segmentation_model(inputs, logits, aux, name=f"fcn_r{depth}")
+    initialise_backbone(model, weights, depth=depth, stem=stem, width=width)
+    return model
