@@ -13,8 +13,9 @@ from models.backbones import resnet_features
 from models.imagenet import initialise_backbone
 from models.registry import register
 
-PRESETS = {
-    "cpu": {"depth": 18, "width": 0.5, "head_channels": 64, "aux_channels": 32},
+PRESETS = {  # as pspnet's presets (see models/pspnet.py for the reasoning)
+    "cpu": {"depth": 18, "width": 0.25, "output_stride": 16, "head_channels": 64, "aux_channels": 32},
+    "cpu-os8": {"depth": 18, "width": 0.25, "head_channels": 64, "aux_channels": 32},
     "tiny": {"depth": 18, "width": 0.125, "head_channels": 16, "aux_channels": 8},
 }
 
