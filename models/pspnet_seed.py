@@ -88,5 +88,5 @@ def build(num_classes: int = 19, input_shape=(None, None, 3), *, aux_head: bool 
     logits = layers.Conv2D(num_classes, 3, padding="same", name="final_conv")(x)
     model = segmentation_model(inputs, logits, name="pspnet_seed")
     if aux_head:
-        return keras.Model(model.inputs, {"logits": model.outputs[0]}, name="pspnet_seed")
+        return keras.Model(inputs, {"logits": model.outputs[0]}, name="pspnet_seed")
     return model

@@ -1,0 +1,106 @@
+"""`python -m bench perf model`: forward images/s of registry models and their GFLOP/s against a matmul.
+
+The ratio to a large float32 matmul measured in the same process says how close the network runs to what
+this machine's BLAS can do (target: at least 50% on CPU), independent of how loaded or fast the machine is.
+Default cases: the paper's pspnet (ResNet-50) at 512x1024 and the CPU preset at the embedded resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+DEFAULT_CASES = ("pspnet@512x1024", "pspnet:cpu@256x512", "fcn:cpu@256x512")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cases", nargs="*", metavar="MODEL[:PRESET]@HxW",
+                        help=f"what to time (default: {' '.join(DEFAULT_CASES)})")
+    parser.add_argument("--batch", type=int, default=1, help="images per forward pass (1)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed forward passes per case (3)")
+    parser.add_argument("--matmul-size", type=int, default=4096, help="n of the n x n float32 matmul (4096)")
+    parser.add_argument("--xla", action="store_true", help="compile the forward pass with XLA (jit_compile)")
+    parser.add_argument("--fold-bn", action="store_true",
+                        help="fold BatchNorm into the preceding convolutions (inference graph)")
+
+
+def parse_case(text: str) -> tuple[str, str | None, tuple[int, int]]:
+    """"pspnet:cpu@256x512" -> ("pspnet", "cpu", (256, 512)); a plugin "pkg.mod:func@HxW" has no preset."""
+    from bench.errors import UserError
+    from models import registry
+
+    model, _, size = text.partition("@")
+    name, _, preset = model.partition(":")
+    if name not in registry.available():
+        name, preset = model, ""
+    try:
+        height, width = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise UserError(f"perf model case '{text}' is not MODEL[:PRESET]@HxW, "
+                        f"e.g. pspnet:cpu@256x512") from None
+    return name, preset or None, (height, width)
+
+
+def best_seconds(fn, repeats: int) -> tuple[float, float]:
+    """(best, median) wall seconds of `fn()` over `repeats` runs, after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[0], times[len(times) // 2]
+
+
+def matmul_gflops(n: int, repeats: int = 5) -> float:
+    import tensorflow as tf
+
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    matmul = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)[:1, :1]))
+    best, _ = best_seconds(lambda: matmul().numpy(), repeats)
+    return 2.0 * n**3 / best / 1e9
+
+
+def time_model(name: str, preset: str | None, size: tuple[int, int], *, batch: int, repeats: int,
+               xla: bool, fold_bn: bool) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
+    from models import registry
+    from models.flops import count_flops
+
+    model = registry.build(name, preset=preset)
+    if fold_bn:
+        from models.inference import fold_batchnorm
+
+        model = fold_batchnorm(model)
+    flops = count_flops(model, *size)
+    images = tf.constant(np.random.default_rng(0).normal(size=(batch, *size, 3)).astype("float32"))
+    forward = tf.function(lambda x: model(x, training=False), jit_compile=xla)
+    best, median = best_seconds(lambda: forward(images).numpy(), repeats)
+    return {"params": model.count_params(), "gflop": flops / 1e9, "best_s": best, "median_s": median,
+            "images_per_s": batch / best, "gflops": flops * batch / best / 1e9}
+
+
+def run(args: argparse.Namespace) -> int:
+    import tensorflow as tf
+
+    cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
+    print(f"TensorFlow {tf.__version__}, intra-op threads {threads}, batch {args.batch}, xla {args.xla}, "
+          f"fold-bn {args.fold_bn}", flush=True)
+    peak = matmul_gflops(args.matmul_size)
+    print(f"float32 matmul {args.matmul_size}^3: {peak:.1f} GFLOP/s", flush=True)
+    for name, preset, size in cases:
+        label = f"{name}{':' + preset if preset else ''}@{size[0]}x{size[1]}"
+        r = time_model(name, preset, size, batch=args.batch, repeats=args.repeats, xla=args.xla,
+                       fold_bn=args.fold_bn)
+        print(f"{label:<24s} {r['params'] / 1e6:7.2f}M params {r['gflop']:8.2f} GFLOP/image  "
+              f"{r['images_per_s']:8.3f} images/s ({r['best_s'] * 1000:.0f} ms best, "
+              f"{r['median_s'] * 1000:.0f} ms median)  {r['gflops']:6.1f} GFLOP/s = "
+              f"{100 * r['gflops'] / peak:5.1f}% of matmul", flush=True)
+    peak_after = matmul_gflops(args.matmul_size)
+    print(f"float32 matmul again: {peak_after:.1f} GFLOP/s (a large change means the machine was busy)")
+    return 0
