@@ -152,8 +152,9 @@ class ImageStats:
 def _to_label_ids(pred: np.ndarray, pred_ids: str, path: Path) -> np.ndarray:
     """The prediction as uint8 label ids; raises on values that are no label (or train) id."""
     if pred.ndim != 2:
-        raise UserError(f"prediction {path} has {pred.shape[-1] if pred.ndim == 3 else pred.ndim} channels "
-                        f"(a colour image?): write single-channel PNGs of {pred_ids} IDs, not colourised maps")
+        channels = pred.shape[-1] if pred.ndim == 3 else pred.ndim
+        raise UserError(f"prediction {path} has {channels} channels (a colour image?): write single-channel "
+                        f"PNGs of {pred_ids} IDs, not colourised maps")
     if pred.dtype != np.uint8:
         low, high = int(pred.min()), int(pred.max())
         if low < 0 or high > 255:
@@ -175,8 +176,9 @@ def _bad_value_message(path: Path, value: int, pred_ids: str) -> str:
         return (f"prediction {path} has value {value}, which is no train ID (0..18, 255 for void): "
                 f"write train IDs, or pass --pred-ids label for label-ID files")
     hint = " (255 is the train-ID void value: pass --pred-ids train?)" if value == 255 else ""
-    return (f"prediction {path} has value {value}, which is no Cityscapes label ID (0..{NUM_LABEL_IDS - 1})"
-            f"{hint}: write label IDs (data.labels.to_label_ids), or pass --pred-ids train for train-ID files")
+    return (f"prediction {path} has value {value}, which is no Cityscapes label ID "
+            f"(0..{NUM_LABEL_IDS - 1}){hint}: write label IDs (data.labels.to_label_ids), "
+            f"or pass --pred-ids train for train-ID files")
 
 
 def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids: np.ndarray, *,
@@ -240,8 +242,8 @@ def _score_task(task: _Task) -> ImageStats:
     inst = read_png(task.gt_instances, "instance ground truth")
     pred = read_png(task.prediction, "prediction")
     if pred.shape[:2] != gt.shape[:2]:
-        raise UserError(f"prediction {task.prediction} is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
-                        f"{task.gt_labels} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution")
+        raise UserError(f"prediction {task.prediction} is {pred.shape[1]}x{pred.shape[0]} but its ground "
+                        f"truth {task.gt_labels} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution")
     labels_ = _to_label_ids(pred, task.pred_ids, task.prediction)
     return score_image(gt, inst, labels_, gt_path=task.gt_labels, inst_path=task.gt_instances,
                        pred_path=task.prediction, pred_ids=task.pred_ids)
@@ -274,8 +276,9 @@ def match_predictions(samples: Sequence[Sample], pred_dir: str | os.PathLike) ->
                         found.setdefault(key, []).append(Path(root) / name)
     missing = [s for s in samples if s.key not in found]
     if missing:
-        raise UserError(f"{len(missing)} of {len(samples)} ground-truth images have no prediction, e.g. "
-                        f"{missing[0].label_ids}: expected a PNG named {missing[0].key}*.png under {pred_dir}")
+        raise UserError(f"{len(missing)} of {len(samples)} ground-truth images have no prediction, "
+                        f"e.g. {missing[0].label_ids}: expected a PNG named {missing[0].key}*.png "
+                        f"under {pred_dir}")
     for s in samples:
         if len(found[s.key]) > 1:
             names = ", ".join(str(p) for p in sorted(found[s.key])[:3])
@@ -295,8 +298,9 @@ class _InstanceTotals:
         default_factory=lambda: {c: [0.0, 0.0] for c in INSTANCE_CATEGORIES})
 
     def add(self, stats: ImageStats) -> None:
-        for inst_id, size, hit, cat_hit in zip(stats.instance_ids.tolist(), stats.instance_sizes.tolist(),
-                                               stats.instance_hits.tolist(), stats.category_hits.tolist()):
+        rows = zip(stats.instance_ids.tolist(), stats.instance_sizes.tolist(), stats.instance_hits.tolist(),
+                   stats.category_hits.tolist(), strict=True)
+        for inst_id, size, hit, cat_hit in rows:
             label = id2label[inst_id // 1000]
             weight = AVG_CLASS_SIZE[label.name] / float(size)
             sums = self.classes[label.name]
@@ -466,7 +470,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def map_images(func, items: Sequence, workers: int | None) -> Iterator:
-    """func over items in order, in `workers` processes (inline for one): results stream, memory stays flat."""
+    """func over items in order, in `workers` processes (inline for one); results stream: flat memory."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
     if workers == 1:
         yield from map(func, items)
@@ -508,11 +512,12 @@ def _train_id_warning(conf: np.ndarray) -> str | None:
 
 def evaluate(gt_root: str | os.PathLike | None, split: str, pred_dir: str | os.PathLike, *,
              pred_ids: str = "label", workers: int | None = None, progress: bool = False) -> EvaluationResult:
-    """Evaluate the predictions in pred_dir against the GT of `split` under gt_root (None: $CITYSCAPES_DATASET)."""
+    """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET)."""
     started = time.perf_counter()
     if pred_ids not in PRED_ID_MODES:
         raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
     samples = list_samples(gt_root, split)
     predictions = match_predictions(samples, pred_dir)
-    tasks = [_Task(s.key, s.label_ids, s.instance_ids, p, pred_ids) for s, p in zip(samples, predictions)]
+    tasks = [_Task(s.key, s.label_ids, s.instance_ids, p, pred_ids)
+             for s, p in zip(samples, predictions, strict=True)]
     return evaluate_pairs(tasks, workers=workers, progress=progress, started=started)

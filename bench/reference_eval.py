@@ -60,7 +60,8 @@ def evaluate_img_lists(predictions: Sequence[str | os.PathLike], ground_truths: 
     printed = io.StringIO()
     try:
         with _in1d_shim(), contextlib.redirect_stdout(printed):
-            return module.evaluateImgLists([str(p) for p in predictions], [str(g) for g in ground_truths], args)
+            return module.evaluateImgLists([str(p) for p in predictions], [str(g) for g in ground_truths],
+                                           args)
     except SystemExit:
         raise ReferenceEvaluationError(printed.getvalue().strip() or "cityscapesScripts exited") from None
 

@@ -1,4 +1,4 @@
-"""Hand-built Cityscapes-layout files for the evaluator tests (tiny images, numpy + Pillow, no fixture data)."""
+"""Hand-built Cityscapes-layout files for the evaluator tests (tiny, numpy + Pillow, no fixture data)."""
 
 from __future__ import annotations
 
