@@ -64,7 +64,8 @@ def _scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nda
             shape("rectangle", [x, top, x + bw, horizon + h // 20], ids[kind])
             for _ in range(rng.integers(3, 12)):  # windows of a different label keep the file non-trivial
                 wx, wy = x + rng.integers(0, max(1, bw - 10)), rng.integers(top, horizon)
-                shape("rectangle", [wx, wy, wx + rng.integers(4, 20), wy + rng.integers(4, 20)], ids["static"])
+                box = [wx, wy, wx + rng.integers(4, 20), wy + rng.integers(4, 20)]
+                shape("rectangle", box, ids["static"])
         x += bw
     shape("polygon", [(0, h), (0, horizon + h // 20), (w, horizon + h // 20), (w, h)], ids["road"])
     for side in (0, 1):  # sidewalks and terrain in perspective
@@ -79,7 +80,8 @@ def _scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nda
         shape("rectangle", [px, int(horizon * rng.uniform(0.3, 0.8)), px + rng.integers(4, 12),
                             horizon + rng.integers(h // 20, h // 6)], ids["pole"])
         kind = "traffic sign" if rng.random() < 0.6 else "traffic light"
-        shape("rectangle", [px - 10, int(horizon * 0.5), px + rng.integers(15, 40), int(horizon * 0.6)], ids[kind])
+        box = [px - 10, int(horizon * 0.5), px + rng.integers(15, 40), int(horizon * 0.6)]
+        shape("rectangle", box, ids[kind])
     fx = rng.integers(0, w // 2)
     shape("rectangle", [fx, horizon, fx + w // 5, horizon + h // 25], ids["fence"])
 
