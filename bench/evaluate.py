@@ -175,10 +175,10 @@ def _bad_value_message(path: Path, value: int, pred_ids: str) -> str:
     if pred_ids == "train":
         return (f"prediction {path} has value {value}, which is no train ID (0..18, 255 for void): "
                 f"write train IDs, or pass --pred-ids label for label-ID files")
-    hint = " (255 is the train-ID void value: pass --pred-ids train?)" if value == 255 else ""
+    fix = ("255 is the void value of train-ID files: pass --pred-ids train if these are train IDs"
+           if value == 255 else "write label IDs (data.labels.to_label_ids converts train IDs)")
     return (f"prediction {path} has value {value}, which is no Cityscapes label ID "
-            f"(0..{NUM_LABEL_IDS - 1}){hint}: write label IDs (data.labels.to_label_ids), "
-            f"or pass --pred-ids train for train-ID files")
+            f"(0..{NUM_LABEL_IDS - 1}): {fix}")
 
 
 def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids: np.ndarray, *,
@@ -191,8 +191,17 @@ def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids:
     if gt_labels.dtype != np.uint8 or gt_labels.ndim != 2:
         raise UserError(f"ground truth {gt_path} is not an 8-bit single-channel label-ID image: "
                         f"use the *_gtFine_labelIds.png files")
-    joint = (gt_labels.astype(np.uint16) << 8) | pred_label_ids
-    counts = np.bincount(joint.ravel(), minlength=65536).reshape(256, 256)
+    if gt_instances.shape != gt_labels.shape:
+        raise UserError(f"instance file {inst_path} is {gt_instances.shape[1::-1]} but {gt_path} is "
+                        f"{gt_labels.shape[1::-1]}: use the matching *_gtFine_instanceIds.png")
+    if gt_instances.dtype != np.uint16 and gt_instances.size and (
+            int(gt_instances.min()) < 0 or int(gt_instances.max()) >= 65536):
+        raise UserError(f"instance file {inst_path} has ids outside 0..65535: use the "
+                        f"*_gtFine_instanceIds.png files of the dataset")
+    values, lengths = _runs(gt_instances, gt_labels, pred_label_ids)
+
+    # confusion: (gt << 8 | pred) of every run, weighted by its length
+    counts = _weighted_counts(values & 0xFFFF, lengths, 65536).reshape(256, 256)
     if counts[NUM_LABEL_IDS:].any():
         bad = int(np.flatnonzero(counts[NUM_LABEL_IDS:].sum(axis=1))[0]) + NUM_LABEL_IDS
         raise UserError(f"ground truth {gt_path} has value {bad}, which is no label ID: "
@@ -200,20 +209,16 @@ def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids:
     if counts[:, NUM_LABEL_IDS:].any():
         bad = int(np.flatnonzero(counts[:, NUM_LABEL_IDS:].sum(axis=0))[-1]) + NUM_LABEL_IDS
         raise UserError(_bad_value_message(Path(pred_path), bad, pred_ids))
-    confusion = counts[:NUM_LABEL_IDS, :NUM_LABEL_IDS].astype(np.int64)
+    confusion = counts[:NUM_LABEL_IDS, :NUM_LABEL_IDS]
 
-    if gt_instances.shape != gt_labels.shape or gt_instances.ndim != 2:
-        raise UserError(f"instance file {inst_path} is {gt_instances.shape[1::-1]} but {gt_path} is "
-                        f"{gt_labels.shape[1::-1]}: use the matching *_gtFine_instanceIds.png")
-    where = gt_instances > 1000
-    ids = gt_instances[where].astype(np.intp)
-    pred = pred_label_ids[where]
-    if ids.size and ids.max() >= 65536:
-        raise UserError(f"instance file {inst_path} has id {int(ids.max())} >= 65536: not a Cityscapes file")
+    # instances: runs on GT instance ids > 1000 (cityscapesScripts' instList)
+    ids = values >> 16
+    on_instance = ids > 1000
+    ids, lengths, pred = ids[on_instance], lengths[on_instance], (values[on_instance] & 0xFF).astype(np.uint8)
     hits = _INSTANCE_LABEL[ids] == pred
-    cat = _INSTANCE_CATEGORY[ids]
-    cat_hits = (cat == _PRED_CATEGORY[pred]) & (cat != 0)
-    sizes = np.bincount(ids, minlength=65536)
+    category = _INSTANCE_CATEGORY[ids]
+    category_hits = (category == _PRED_CATEGORY[pred]) & (category != 0)
+    sizes = _weighted_counts(ids, lengths, 65536)
     present = np.flatnonzero(sizes)
     label_of = present // 1000
     scored = np.isin(label_of, list(_SCORED_INSTANCE_LABELS))
@@ -224,8 +229,30 @@ def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids:
                         f"instances: use the *_gtFine_instanceIds.png files of the dataset")
     present = present[scored]
     return ImageStats(confusion, present, sizes[present],
-                      np.bincount(ids[hits], minlength=65536)[present],
-                      np.bincount(ids[cat_hits], minlength=65536)[present])
+                      _weighted_counts(ids[hits], lengths[hits], 65536)[present],
+                      _weighted_counts(ids[category_hits], lengths[category_hits], 65536)[present])
+
+
+def _runs(instances: np.ndarray, labels: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run-length encoding of the per-pixel key `instance << 16 | gt << 8 | pred` in raster order.
+
+    Label maps are piecewise constant, so a full frame has a few ten thousand runs instead of two million
+    pixels; every count below is then a cheap weighted bincount over runs. (Exact for any input: a noisy
+    prediction only makes more runs.)
+    """
+    key = instances.astype(np.uint32) << 16
+    key |= (labels.astype(np.uint16) << 8) | pred
+    key = key.ravel()
+    starts = np.flatnonzero(key[1:] != key[:-1])
+    starts += 1
+    starts = np.concatenate(([0], starts))
+    lengths = np.diff(starts, append=key.size)
+    return key[starts], lengths
+
+
+def _weighted_counts(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """Sum of weights per index value as int64 (float64 sums of integers are exact below 2**53)."""
+    return np.bincount(index, weights=weights, minlength=size).astype(np.int64)
 
 
 @dataclass(frozen=True)
