@@ -198,10 +198,12 @@ def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids:
             int(gt_instances.min()) < 0 or int(gt_instances.max()) >= 65536):
         raise UserError(f"instance file {inst_path} has ids outside 0..65535: use the "
                         f"*_gtFine_instanceIds.png files of the dataset")
-    values, lengths = _runs(gt_instances, gt_labels, pred_label_ids)
+    starts, lengths = _runs(gt_instances, gt_labels, pred_label_ids)
+    gt_runs = gt_labels.ravel()[starts]
+    pred_runs = pred_label_ids.ravel()[starts]
 
-    # confusion: (gt << 8 | pred) of every run, weighted by its length
-    counts = _weighted_counts(values & 0xFFFF, lengths, 65536).reshape(256, 256)
+    # confusion: (gt, pred) of every run, weighted by its length
+    counts = _weighted_counts(gt_runs.astype(np.intp) << 8 | pred_runs, lengths, 65536).reshape(256, 256)
     if counts[NUM_LABEL_IDS:].any():
         bad = int(np.flatnonzero(counts[NUM_LABEL_IDS:].sum(axis=1))[0]) + NUM_LABEL_IDS
         raise UserError(f"ground truth {gt_path} has value {bad}, which is no label ID: "
@@ -212,9 +214,9 @@ def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids:
     confusion = counts[:NUM_LABEL_IDS, :NUM_LABEL_IDS]
 
     # instances: runs on GT instance ids > 1000 (cityscapesScripts' instList)
-    ids = values >> 16
+    ids = gt_instances.ravel()[starts].astype(np.intp)
     on_instance = ids > 1000
-    ids, lengths, pred = ids[on_instance], lengths[on_instance], (values[on_instance] & 0xFF).astype(np.uint8)
+    ids, lengths, pred = ids[on_instance], lengths[on_instance], pred_runs[on_instance]
     hits = _INSTANCE_LABEL[ids] == pred
     category = _INSTANCE_CATEGORY[ids]
     category_hits = (category == _PRED_CATEGORY[pred]) & (category != 0)
@@ -233,21 +235,23 @@ def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids:
                       _weighted_counts(ids[category_hits], lengths[category_hits], 65536)[present])
 
 
-def _runs(instances: np.ndarray, labels: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run-length encoding of the per-pixel key `instance << 16 | gt << 8 | pred` in raster order.
+def _runs(*images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start index and length of the runs of equal (instance, gt, pred) pixels in raster order.
 
     Label maps are piecewise constant, so a full frame has a few ten thousand runs instead of two million
-    pixels; every count below is then a cheap weighted bincount over runs. (Exact for any input: a noisy
-    prediction only makes more runs.)
+    pixels; every count is then a cheap weighted bincount over runs. (Exact for any input: a noisy
+    prediction only makes more runs.) Compared image by image: no wide joint key is built.
     """
-    key = instances.astype(np.uint32) << 16
-    key |= (labels.astype(np.uint16) << 8) | pred
-    key = key.ravel()
-    starts = np.flatnonzero(key[1:] != key[:-1])
+    flat = [image.ravel() for image in images]
+    change = np.not_equal(flat[0][1:], flat[0][:-1])
+    scratch = np.empty_like(change)
+    for image in flat[1:]:
+        np.not_equal(image[1:], image[:-1], out=scratch)
+        change |= scratch
+    starts = np.flatnonzero(change)
     starts += 1
     starts = np.concatenate(([0], starts))
-    lengths = np.diff(starts, append=key.size)
-    return key[starts], lengths
+    return starts, np.diff(starts, append=flat[0].size)
 
 
 def _weighted_counts(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
