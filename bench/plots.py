@@ -180,9 +180,11 @@ def sample_grid(samples: Sequence[tuple[str | os.PathLike, str | os.PathLike, st
         panels = (image, colorize(_load_train_ids(gt_path, "label")),
                   colorize(_load_train_ids(pred_path, pred_ids)))
         for c, panel in enumerate(panels):
-            left = c * GRID_CELL[0] / width
-            bottom = (n - 1 - r) * GRID_CELL[1] / height
-            ax = fig.add_axes((left, bottom, GRID_CELL[0] / width, GRID_CELL[1] / height))
+            pad = 0.04  # inches between panels
+            left = (c * GRID_CELL[0] + pad) / width
+            bottom = ((n - 1 - r) * GRID_CELL[1] + pad) / height
+            ax = fig.add_axes((left, bottom, (GRID_CELL[0] - 2 * pad) / width,
+                               (GRID_CELL[1] - 2 * pad) / height))
             ax.imshow(panel, interpolation="nearest")
             ax.set_axis_off()
     for c, title in enumerate(("image", "ground truth", "prediction")):
