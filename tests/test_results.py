@@ -58,38 +58,24 @@ def test_results_md_is_rendered_next_to_the_csv(tmp_path):
     assert "| road | swalk |" in md and "not comparable" in md
 
 
-def test_crash_while_replacing_leaves_the_old_file_intact_and_no_temp_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("step", ["fsync", "replace"])
+def test_a_crash_mid_append_leaves_the_old_file_intact_and_no_temp_file(tmp_path, monkeypatch, step):
+    """Crash once the temp file is written but not yet durable, or while renaming it over the old file."""
     path = tmp_path / "results.csv"
     append_row(path, _row(0))
     before = path.read_bytes()
 
-    def crash(src, dst):
-        raise OSError("simulated crash during rename")
+    def crash(*args, **kwargs):
+        raise OSError(f"simulated crash in {step}")
 
-    monkeypatch.setattr(os, "replace", crash)
+    monkeypatch.setattr(os, step, crash)
     with pytest.raises(OSError, match="simulated crash"):
         append_row(path, _row(1))
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".results.csv.lock", "results.csv", "results.md"]
     append_row(path, _row(2))  # the lock was released: the next append works
     assert [r["train_steps"] for r in _raw(path)] == ["10", "12"]
-
-
-def test_crash_while_writing_the_temp_file_leaves_the_old_file_intact(tmp_path, monkeypatch):
-    path = tmp_path / "results.csv"
-    append_row(path, _row(0))
-    before = path.read_bytes()
-
-    def crash(fd):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError, match="disk full"):
-        append_row(path, _row(1))
-    monkeypatch.undo()
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".results.csv.lock", "results.csv", "results.md"]
 
 
 def _append_many(path: str, start: int, count: int) -> None:
