@@ -60,15 +60,18 @@ def iou_bars(ours: Mapping[str, Any], out: str | os.PathLike, *, reference: Mapp
     `ours` and `reference` map full class names and 'miou' to percentages; missing values draw no bar.
     """
     fig = _figure(BARS_SIZE)
-    ax = fig.add_axes((0.06, 0.2, 0.92, 0.7))
+    ax = fig.add_axes((0.06, 0.2, 0.92, 0.66))
     x = np.arange(NUM_CLASSES)
 
     def values(row: Mapping[str, Any]) -> np.ndarray:
         return np.array([_num(row.get(c)) for c in CLASS_NAMES])
 
     width = 0.4 if reference is not None else 0.7
-    ax.bar(x - (width / 2 if reference is not None else 0), values(ours), width,
-           label=f"{ours_label} (mIoU {_fmt(ours.get('miou'))})", color="#1f77b4")
+    mine = values(ours)
+    offset = -width / 2 if reference is not None else 0.0
+    ax.bar(x + offset, mine, width, label=f"{ours_label} (mIoU {_fmt(ours.get('miou'))})", color="#1f77b4")
+    for i in np.flatnonzero(np.isnan(mine)):  # a class absent from our ground truth: say so, not a 0 bar
+        ax.text(x[i] + offset, 1.5, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     if reference is not None:
         ax.bar(x + width / 2, values(reference), width,
                label=f"{reference_label} (mIoU {_fmt(reference.get('miou'))})", color="#bbbbbb")
@@ -77,8 +80,9 @@ def iou_bars(ours: Mapping[str, Any], out: str | os.PathLike, *, reference: Mapp
     ax.set_ylabel("IoU (%)")
     ax.set_xlim(-0.6, NUM_CLASSES - 0.4)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, ncols=2 if reference is not None else 1)
-    ax.set_title("Per-class IoU", fontsize=10)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.01), fontsize=8, frameon=False,
+              ncols=2 if reference is not None else 1)
+    fig.text(0.5, 0.97, "Per-class IoU", ha="center", va="top", fontsize=10)
     return _save(fig, out)
 
 
