@@ -167,7 +167,9 @@ def report_run(result: Any, *, model: str, dataset: str, dataset_kind: str, spli
     `row_fields` go to `bench.results.row_from_result` (mode, checkpoint, preset, options, train_steps,
     predict_stats, notes, ...). Samples for the grid come from `gt_root`/`pred_dir` when both are given.
     """
-    run_dir = new_run_dir(model, dataset, root=runs_dir)
+    when = datetime.now(timezone.utc)
+    run_dir = new_run_dir(model, dataset, root=runs_dir, when=when)
+    row_fields.setdefault("date", when.strftime("%Y-%m-%dT%H:%M:%SZ"))  # the row and its folder agree
     row = row_from_result(result, model=model, dataset=dataset, dataset_kind=dataset_kind, split=split,
                           run_dir=run_dir, **row_fields)
     ref_table = references.load(reference)

@@ -39,6 +39,7 @@ def test_report_run_writes_folder_row_plots_and_readme(tmp_path):
     (row,) = read_rows(results_csv).to_dict("records")
     assert row["model"] == "mypkg.models:build" and row["images_per_s"] == 3.0 and row["train_steps"] == 5
     assert row["run_dir"] == str(run_dir.resolve())  # outside the project: kept absolute
+    assert row["date"].replace("-", "").replace(":", "") == run_dir.name.split("_")[0]
     assert (results_csv.parent / "results.md").is_file()
     assert report.readme_changed and "mypkg.models:build [tiny]" in (tmp_path / "README.md").read_text()
     assert "run folder:" in report.summary() and "README:" in report.summary()
