@@ -18,7 +18,6 @@ import math
 import multiprocessing
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -466,7 +465,9 @@ class EvaluationResult:
         data = _nan_to_none(self.to_cityscapes_dict())
         data["nImages"] = self.n_images
         data["confMatrix"] = self.confusion.tolist()
-        return write_json_atomic(path, data)
+        from bench.atomic import write_text
+
+        return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def _nan_to_none(value: object) -> object:
@@ -475,22 +476,6 @@ def _nan_to_none(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-def write_json_atomic(path: str | os.PathLike, data: object) -> Path:
-    """json.dump to a temp file beside path, then os.replace: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --- driver ----------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import os
 import sys
 
 from bench.evaluate import PRED_ID_MODES, EvaluationResult, evaluate
-from bench.tables import class_table, percent, table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,31 +20,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, help="write cityscapesScripts' score keys here (NaN as null)")
     parser.add_argument("--workers", type=int, default=None,
                         help=f"decoding processes (default: all cores, {os.cpu_count()})")
-    parser.add_argument("--markdown", action="store_true", help="print markdown tables instead of text")
 
 
-def format_result(result: EvaluationResult, *, style: str = "text") -> str:
-    """The per-class IoU table, then iIoU per instance class and category IoU/iIoU."""
-    parts = [class_table([("IoU", list(result.class_iou.values()), result.miou)], style=style)]
+def format_result(result: EvaluationResult) -> str:
+    """The seed's per-class IoU table, then iIoU per instance class and category IoU/iIoU (percent)."""
+    from bench.report_tables import markdown_table, pct, seed_table
+
+    def percent(value: float) -> str:
+        return pct(value * 100)
+
+    row = {name: value * 100 for name, value in result.class_iou.items()}
+    row["miou"] = result.miou * 100
+    parts = [seed_table([(["IoU"], row)], label_headers=("",))]
     iiou = result.class_iiou
-    parts.append(table(["", *iiou, "iIoU"], [["iIoU", *(percent(v, scale=100) for v in iiou.values()),
-                                              percent(result.iiou, scale=100)]], style=style))
+    parts.append(markdown_table(["", *iiou, "iIoU"],
+                                [["iIoU", *map(percent, iiou.values()), percent(result.iiou)]],
+                                right=range(1, len(iiou) + 2)))
     cats = list(result.category_iou)
-    parts.append(table(["category", *cats, "mean"], [
-        ["IoU", *(percent(result.category_iou[c], scale=100) for c in cats),
-         percent(result.category_miou, scale=100)],
-        ["iIoU", *(percent(result.category_iiou.get(c, float("nan")), scale=100) for c in cats),
-         percent(result.category_iiou_mean, scale=100)]], style=style))
-    parts.append(f"{result.n_images} images, {result.seconds:.2f} s")
-    return "\n\n".join(parts)
+    parts.append(markdown_table(
+        ["category", *cats, "mean"],
+        [["IoU", *(percent(result.category_iou[c]) for c in cats), percent(result.category_miou)],
+         ["iIoU", *(percent(result.category_iiou.get(c, float("nan"))) for c in cats),
+          percent(result.category_iiou_mean)]],
+        right=range(1, len(cats) + 2)))
+    parts.append(f"{result.n_images} images, {result.seconds:.2f} s\n")
+    return "\n".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        from bench.errors import UserError
+
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
     result = evaluate(args.gt, args.split, args.pred, pred_ids=args.pred_ids, workers=args.workers,
                       progress=sys.stderr.isatty())
     for warning in result.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    print(format_result(result, style="markdown" if args.markdown else "text"))
+    print(format_result(result), end="")
     if args.json:
         print(f"wrote {result.write_json(args.json)}")
     return 0
