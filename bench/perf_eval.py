@@ -128,7 +128,8 @@ def _prediction(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     h, w = labels.shape
     train = to_train_ids(labels)
     train[train == 255] = 0  # models predict a class everywhere (void regions come out as road)
-    coarse = rng.normal(0, 6, (2, h // 64 + 1, w // 64 + 1)).astype(np.float32)
+    scale = w / 2048  # errors keep their size relative to the frame
+    coarse = rng.normal(0, 6 * scale, (2, h // 64 + 1, w // 64 + 1)).astype(np.float32)
     shift = [np.asarray(Image.fromarray(c).resize((w, h), Image.BILINEAR)) for c in coarse]
     fine = rng.integers(-1, 2, (2, h, w))
     yy, xx = np.mgrid[0:h, 0:w]
@@ -138,7 +139,7 @@ def _prediction(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     draw = ImageDraw.Draw(pred)
     for _ in range(rng.integers(10, 30)):
         x, y = rng.integers(0, w), rng.integers(0, h)
-        r = rng.integers(5, 80)
+        r = max(2, int(rng.integers(5, 80) * scale))
         draw.ellipse([x - r, y - r // 2, x + r, y + r // 2], fill=int(rng.integers(0, 19)))
     return to_label_ids(np.asarray(pred))
 
