@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be at least 1, not {args.workers}")
     result = evaluate(args.gt, args.split, args.pred, pred_ids=args.pred_ids, workers=args.workers,
                       progress=sys.stderr.isatty())
-    for warning in result.warnings:
-        print(f"WARNING: {warning}", file=sys.stderr)
     print(format_result(result), end="")
+    for warning in result.warnings:  # after the table, where the eye lands
+        print(f"WARNING: {warning}", file=sys.stderr)
     if args.json:
         print(f"wrote {result.write_json(args.json)}")
     return 0

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bench.evaluate import AVG_CLASS_SIZE, evaluate, read_png
-from bench.reference_eval import evaluate_img_lists, reference_module, score_dict
+from bench.reference_eval import ReferenceEvaluationError, evaluate_img_lists, reference_module, score_dict
 from data.cityscapes import list_samples
 from data.labels import CLASS_NAMES, to_train_ids
 from tests.evaluate_data import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
@@ -66,6 +66,23 @@ def test_random_scenes_with_many_instances_match_cityscapesscripts_in_workers_an
     assert repr(pooled.to_cityscapes_dict()) == repr(inline.to_cityscapes_dict())  # bit-identical
     assert pooled.n_images == 5 and int(pooled.confusion.sum()) == 5 * H * W
     assert 0.0 < pooled.miou < 1.0 and 0.0 < pooled.iiou < 1.0
+
+
+def test_hundreds_of_instances_of_one_class_accumulate_like_cityscapesscripts(tmp_path):
+    rng = np.random.default_rng(11)
+    for i in range(8):
+        labels = np.full((H, W), lid("road"), np.uint8)
+        instances = labels.astype(np.uint16)
+        for k in range(90):  # small, overlapping person instances of many sizes
+            y, x = rng.integers(0, H - 2), rng.integers(0, W - 2)
+            hh, ww = rng.integers(1, 12), rng.integers(1, 12)
+            labels[y:y + hh, x:x + ww] = lid("person")
+            instances[y:y + hh, x:x + ww] = lid("person") * 1000 + k
+        key = f"ulm_{i:06d}_000019"
+        write_gt(tmp_path / "gt", key, labels, instances)
+        write_pred(tmp_path / "pred", key, noisy_prediction(rng, labels, 0.4))
+    result = assert_same_as_cityscapesscripts(tmp_path / "gt", tmp_path / "pred", workers=2)
+    assert 0.0 < result.class_iiou["person"] < 1.0
 
 
 def test_void_prediction_on_valid_gt_counts_as_false_negative(tmp_path):
@@ -208,6 +225,12 @@ def test_png_decoding_is_bit_exact_with_pillow(tmp_path):
 
 def test_average_class_sizes_are_cityscapesscripts_table():
     assert AVG_CLASS_SIZE == reference_module().args.avgClassSize
+
+
+def test_reference_wrapper_turns_cityscapesscripts_exit_into_an_exception(tmp_path):
+    gt, pred = single_image(tmp_path, full("road"), full("road"))
+    with pytest.raises(ReferenceEvaluationError, match="not of equal size"):
+        evaluate_img_lists([], list(gt.rglob("*_labelIds.png")))
 
 
 def test_reference_wrapper_leaves_numpy_and_global_args_untouched(tmp_path):
