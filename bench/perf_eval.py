@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=20, help="number of frames (default 20)")
     parser.add_argument("--size", default="1024x2048", help="HxW of the frames (default 1024x2048)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs for the fast timings")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each timing is the best of its rounds")
     parser.add_argument("--out", default=None, help="keep the generated pairs here (default: a temp folder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=None,
@@ -203,17 +203,26 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _best(fn, repeat: int) -> tuple[float, float, object]:
-    """Best wall seconds and best CPU seconds (this process and its finished children) over repeats.
+def _timed(fn) -> tuple[float, float, object]:
+    """Wall seconds, CPU seconds (this process and its finished children) and the value of fn()."""
+    t, c = time.perf_counter(), _cpu_seconds()
+    value = fn()
+    return time.perf_counter() - t, _cpu_seconds() - c, value
 
-    CPU seconds do not grow when other jobs share the cores, so they show the cost on a quiet machine.
+
+def _best_interleaved(jobs: dict[str, object], rounds: int) -> dict[str, tuple[float, float, object]]:
+    """Each job once per round, rounds interleaved, best wall and best CPU seconds of each.
+
+    Interleaving gives every contender the same share of whatever else runs on the machine; CPU seconds
+    barely grow when other jobs share the cores, so they show the cost on a quiet machine.
     """
-    wall, cpu, value = math.inf, math.inf, None
-    for _ in range(max(1, repeat)):
-        t, c = time.perf_counter(), _cpu_seconds()
-        value = fn()
-        wall, cpu = min(wall, time.perf_counter() - t), min(cpu, _cpu_seconds() - c)
-    return wall, cpu, value
+    best: dict[str, tuple[float, float, object]] = {}
+    for _ in range(max(1, rounds)):
+        for name, fn in jobs.items():
+            wall, cpu, value = _timed(fn)
+            old = best.get(name, (math.inf, math.inf, None))
+            best[name] = (min(wall, old[0]), min(cpu, old[1]), value)
+    return best
 
 
 def _max_difference(ours: dict, ref: dict) -> float:
@@ -255,12 +264,15 @@ def run(args: argparse.Namespace) -> int:
         h, w = read_png(frames[0][0]).shape
         print(f"{len(frames)} frames of {w}x{h}, {mb:.2f} MB of PNG per frame, {workers} workers")
 
-        decode = _best(lambda: list(map_images(_decode_frame, frames, workers)), args.repeat)
-        ours = _best(lambda: evaluate(gt, "val", pred, workers=workers), args.repeat)
         cli = [sys.executable, "-m", "bench", "evaluate", "--gt", str(gt), "--pred", str(pred),
                "--workers", str(workers)]
-        whole = _best(lambda: subprocess.run(cli, check=True, capture_output=True), args.repeat)
-        ref = _best(lambda: evaluate_img_lists(preds, [s.label_ids for s in samples]), 1)
+        timings = _best_interleaved({
+            "decode": lambda: list(map_images(_decode_frame, frames, workers)),
+            "ours": lambda: evaluate(gt, "val", pred, workers=workers),
+            "whole": lambda: subprocess.run(cli, check=True, capture_output=True),
+            "ref": lambda: evaluate_img_lists(preds, [s.label_ids for s in samples]),
+        }, args.repeat)
+        decode, ours, whole, ref = (timings[k] for k in ("decode", "ours", "whole", "ref"))
 
     diff = _max_difference(ours[2].to_cityscapes_dict(), score_dict(ref[2]))
     per = 1000.0 / len(frames)
