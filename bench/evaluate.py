@@ -18,6 +18,8 @@ import math
 import multiprocessing
 import os
 import re
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -479,10 +481,19 @@ def _nan_to_none(value: object) -> object:
 
 
 # --- driver ----------------------------------------------------------------------------------------------
+_THREADED_RUNTIMES = ("tensorflow", "torch", "jax")
+
+
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """fork where available (workers start in milliseconds), spawn elsewhere."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    """fork where it is safe (workers start in milliseconds), else spawn.
+
+    Forking a process that runs other threads (TensorFlow's thread pools after `bench run` predicted) can
+    leave a lock held in the child; such processes get freshly started workers instead.
+    """
+    threaded = threading.active_count() > 1 or any(name in sys.modules for name in _THREADED_RUNTIMES)
+    if "fork" in multiprocessing.get_all_start_methods() and not threaded:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def _keep_freed_memory() -> None:

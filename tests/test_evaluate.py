@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,22 @@ def test_hundreds_of_instances_of_one_class_accumulate_like_cityscapesscripts(tm
         write_pred(tmp_path / "pred", key, noisy_prediction(rng, labels, 0.4))
     result = assert_same_as_cityscapesscripts(tmp_path / "gt", tmp_path / "pred", workers=2)
     assert 0.0 < result.class_iiou["person"] < 1.0
+
+
+def test_spawned_workers_give_the_same_result(tmp_path, monkeypatch):
+    """Processes that run TensorFlow get spawned workers instead of forked ones."""
+    import bench.evaluate as evaluate_module
+
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        labels, instances = random_scene(rng)
+        write_gt(tmp_path / "gt", f"ulm_{i:06d}_000019", labels, instances)
+        write_pred(tmp_path / "pred", f"ulm_{i:06d}_000019", noisy_prediction(rng, labels))
+    forked = evaluate(tmp_path / "gt", "val", tmp_path / "pred", workers=2)
+    monkeypatch.setitem(sys.modules, "tensorflow", sys.modules[__name__])  # pretend TensorFlow is loaded
+    assert evaluate_module._pool_context().get_start_method() == "spawn"
+    spawned = evaluate(tmp_path / "gt", "val", tmp_path / "pred", workers=2)
+    assert repr(spawned.to_cityscapes_dict()) == repr(forked.to_cityscapes_dict())
 
 
 def test_void_prediction_on_valid_gt_counts_as_false_negative(tmp_path):
