@@ -42,9 +42,26 @@ VERSION = 1
 MANIFEST = "synthetic.json"
 SPLITS = ("train", "val", "test")
 CITIES = {
-    "train": ("aachen", "bochum", "bremen", "cologne", "darmstadt", "dusseldorf", "erfurt", "hamburg",
-              "hanover", "jena", "krefeld", "monchengladbach", "strasbourg", "stuttgart", "tubingen", "ulm",
-              "weimar", "zurich"),
+    "train": (
+        "aachen",
+        "bochum",
+        "bremen",
+        "cologne",
+        "darmstadt",
+        "dusseldorf",
+        "erfurt",
+        "hamburg",
+        "hanover",
+        "jena",
+        "krefeld",
+        "monchengladbach",
+        "strasbourg",
+        "stuttgart",
+        "tubingen",
+        "ulm",
+        "weimar",
+        "zurich",
+    ),
     "val": ("frankfurt", "lindau", "munster"),
     "test": ("berlin", "bielefeld", "bonn", "leverkusen", "mainz", "munich"),
 }
@@ -107,8 +124,11 @@ def _annotation(objects: list[SceneObject], h: int, w: int) -> tuple[list[SceneO
 def _required(showcase: bool) -> set[str]:
     stuff = {name for name in CLASS_NAMES if name not in INSTANCE_CLASS_NAMES}
     if showcase:
-        return set(CLASS_NAMES) | set(VOID_LABELS) | {n for n in SHOWCASE_LABELS if name2label.get(n, None)
-                                                      and name2label[n].id >= 0}
+        return (
+            set(CLASS_NAMES)
+            | set(VOID_LABELS)
+            | {n for n in SHOWCASE_LABELS if name2label.get(n, None) and name2label[n].id >= 0}
+        )
     return stuff | set(VOID_LABELS)
 
 
@@ -138,7 +158,7 @@ def build_frame(seed: int, split: str, index: int, size: tuple[int, int]):
         # below the borders and the ego vehicle that the layout puts last.
         front = [closeup(name, k, len(missing), attempt, h, w) for k, name in enumerate(missing)]
         tail = sum(1 for o in objects if o.label in ("ego vehicle", "out of roi", "rectification border"))
-        objects = objects[: len(objects) - tail] + front + objects[len(objects) - tail:]
+        objects = objects[: len(objects) - tail] + front + objects[len(objects) - tail :]
     else:
         raise RuntimeError(f"frame {split}/{index}: labels {missing} could not be placed")
     instance_ids = np.asarray(createInstanceImage(ann, "ids"), dtype=np.int64).astype(np.uint16)
@@ -161,8 +181,13 @@ def _write_frame(job: tuple[Path, int, str, int, tuple[int, int]]) -> str:
 
 
 def _manifest(train: int, val: int, test: int, size: tuple[int, int], seed: int) -> dict:
-    return {"generator": "cityscapes-bench data.synthetic", "version": VERSION, "seed": seed,
-            "size": [size[0], size[1]], "splits": {"train": train, "val": val, "test": test}}
+    return {
+        "generator": "cityscapes-bench data.synthetic",
+        "version": VERSION,
+        "seed": seed,
+        "size": [size[0], size[1]],
+        "splits": {"train": train, "val": val, "test": test},
+    }
 
 
 def _read_manifest(root: Path) -> dict | None:
@@ -184,9 +209,17 @@ def _check_args(train: int, val: int, test: int, size: tuple[int, int], seed: in
         raise UserError(f"--seed must be a non-negative integer, got {seed!r}")
 
 
-def generate(out: str | os.PathLike, *, train: int = DEFAULT_TRAIN, val: int = DEFAULT_VAL,
-             test: int = DEFAULT_TEST, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0,
-             progress: bool = False, workers: int | None = None) -> Path:
+def generate(
+    out: str | os.PathLike,
+    *,
+    train: int = DEFAULT_TRAIN,
+    val: int = DEFAULT_VAL,
+    test: int = DEFAULT_TEST,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 0,
+    progress: bool = False,
+    workers: int | None = None,
+) -> Path:
     """Write a synthetic Cityscapes-layout dataset to `out` and return its path.
 
     A complete dataset with the same parameters is left untouched; one made with other parameters is
@@ -200,13 +233,17 @@ def generate(out: str | os.PathLike, *, train: int = DEFAULT_TRAIN, val: int = D
     if _read_manifest(out) == wanted:
         return out
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and _read_manifest(out) is None)):
-        raise UserError(f"{out} exists and is not a synthetic dataset (no {MANIFEST}): choose another --out "
-                        f"or remove it")
+        raise UserError(
+            f"{out} exists and is not a synthetic dataset (no {MANIFEST}): choose another --out or remove it"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        jobs = [(tmp, seed, split, i, size) for split, n in zip(SPLITS, (train, val, test), strict=True)
-                for i in range(n)]
+        jobs = [
+            (tmp, seed, split, i, size)
+            for split, n in zip(SPLITS, (train, val, test), strict=True)
+            for i in range(n)
+        ]
         _run(jobs, progress, workers)
         (tmp / MANIFEST).write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
         if out.exists():
@@ -236,6 +273,7 @@ def _run(jobs: list, progress: bool, workers: int | None) -> None:
 
 # ---------------------------------------------------------------- command line
 
+
 def _size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
@@ -257,20 +295,36 @@ def _count(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m data.synthetic",
-        description="Generate the embedded synthetic dataset in the Cityscapes layout (leftImg8bit/, gtFine/).")
+        description="Generate the embedded synthetic dataset in the Cityscapes layout.",
+    )
     parser.add_argument("--out", required=True, type=Path, help="dataset root to write (created)")
-    parser.add_argument("--train", type=_count, default=DEFAULT_TRAIN, help="train frames (default %(default)s)")
+    parser.add_argument(
+        "--train", type=_count, default=DEFAULT_TRAIN, help="train frames (default %(default)s)"
+    )
     parser.add_argument("--val", type=_count, default=DEFAULT_VAL, help="val frames (default %(default)s)")
     parser.add_argument("--test", type=_count, default=DEFAULT_TEST, help="test frames (default %(default)s)")
-    parser.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="HxW",
-                        help=f"frame size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, Cityscapes' 1:2)")
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=DEFAULT_SIZE,
+        metavar="HxW",
+        help=f"frame size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, Cityscapes' 1:2)",
+    )
     parser.add_argument("--seed", type=_count, default=0, help="random seed (default %(default)s)")
     parser.add_argument("--workers", type=_count, default=None, help="processes (default: all CPUs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        root = generate(args.out, train=args.train, val=args.val, test=args.test, size=args.size, seed=args.seed,
-                        progress=not args.quiet, workers=args.workers or None)
+        root = generate(
+            args.out,
+            train=args.train,
+            val=args.val,
+            test=args.test,
+            size=args.size,
+            seed=args.seed,
+            progress=not args.quiet,
+            workers=args.workers or None,
+        )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

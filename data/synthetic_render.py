@@ -16,19 +16,36 @@ from data.synthetic_scene import SceneObject
 
 Texture = Callable[[np.random.Generator, int, int, dict], np.ndarray]
 
-GREYS = np.array([[70, 70, 72], [105, 104, 100], [128, 126, 122], [150, 148, 140], [170, 168, 160],
-                  [95, 100, 105]], dtype=np.float32)
-EARTH = np.array([[150, 120, 90], [180, 150, 110], [120, 95, 70], [200, 180, 150], [160, 90, 70]],
-                 dtype=np.float32)
-GREENS = np.array([[60, 90, 40], [85, 115, 50], [110, 130, 60], [70, 100, 70], [130, 125, 60]],
-                  dtype=np.float32)
-PAINT = np.array([[200, 30, 30], [30, 60, 160], [230, 230, 225], [20, 20, 22], [150, 150, 155],
-                  [60, 110, 60], [200, 160, 40], [110, 30, 40], [90, 130, 170], [180, 180, 170]],
-                 dtype=np.float32)
+GREYS = np.array(
+    [[70, 70, 72], [105, 104, 100], [128, 126, 122], [150, 148, 140], [170, 168, 160], [95, 100, 105]],
+    dtype=np.float32,
+)
+EARTH = np.array(
+    [[150, 120, 90], [180, 150, 110], [120, 95, 70], [200, 180, 150], [160, 90, 70]], dtype=np.float32
+)
+GREENS = np.array(
+    [[60, 90, 40], [85, 115, 50], [110, 130, 60], [70, 100, 70], [130, 125, 60]], dtype=np.float32
+)
+PAINT = np.array(
+    [
+        [200, 30, 30],
+        [30, 60, 160],
+        [230, 230, 225],
+        [20, 20, 22],
+        [150, 150, 155],
+        [60, 110, 60],
+        [200, 160, 40],
+        [110, 30, 40],
+        [90, 130, 170],
+        [180, 180, 170],
+    ],
+    dtype=np.float32,
+)
 SKIN = np.array([[225, 190, 160], [190, 140, 110], [140, 95, 70], [90, 60, 45]], dtype=np.float32)
 
 
 # ---------------------------------------------------------------- building blocks
+
 
 def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float = 18.0) -> np.ndarray:
     return palette[rng.integers(len(palette))] + rng.normal(0, jitter, 3).astype(np.float32)
@@ -59,7 +76,7 @@ def _shade(img: np.ndarray, rng: np.random.Generator, strength: float = 0.25) ->
 
 
 def _stripes(coord: np.ndarray, period: float, duty: float) -> np.ndarray:
-    return (np.mod(coord, max(period, 1.0)) < duty * max(period, 1.0))
+    return np.mod(coord, max(period, 1.0)) < duty * max(period, 1.0)
 
 
 def _mix(base: np.ndarray, other: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -67,6 +84,7 @@ def _mix(base: np.ndarray, other: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- textures per class
+
 
 def _asphalt(rng, h, w, hint):
     base = _pick(rng, GREYS[:4], 12)
@@ -175,7 +193,9 @@ def _traffic_sign(rng, h, w, hint):
 def _leaves(rng, h, w, hint):
     """Vegetation: blotchy leaves; mostly green, sometimes autumn-coloured (so it overlaps terrain/earth)."""
     if hint.get("trunk"):
-        return _shade(_flat(_pick(rng, EARTH[2:3], 10) * 0.7, h, w) + 10 * _noise(rng, h, w, 2)[..., None], rng)
+        return _shade(
+            _flat(_pick(rng, EARTH[2:3], 10) * 0.7, h, w) + 10 * _noise(rng, h, w, 2)[..., None], rng
+        )
     base = _pick(rng, GREENS if rng.random() < 0.8 else EARTH, 16)
     blotch = _noise(rng, h, w, 3) + 0.6 * _noise(rng, h, w, 9)
     img = _flat(base, h, w) * (1.0 + 0.35 * blotch)[..., None]
@@ -241,13 +261,16 @@ def _plate(rng, h, w, hint):
 
 
 def _dark(rng, h, w, hint):
-    return _flat(_pick(rng, np.array([[15, 15, 18], [30, 28, 26]]), 4), h, w) + 4 * _noise(rng, h, w, 2)[..., None]
+    return (
+        _flat(_pick(rng, np.array([[15, 15, 18], [30, 28, 26]]), 4), h, w)
+        + 4 * _noise(rng, h, w, 2)[..., None]
+    )
 
 
 def _hood(rng, h, w, hint):
     img = _flat(_pick(rng, PAINT, 8) * 0.5, h, w)
     yy, xx = _grid(h, w)
-    glare = np.exp(-((xx - w * rng.uniform(0.3, 0.7)) / (w * 0.15)) ** 2) * 40
+    glare = np.exp(-(((xx - w * rng.uniform(0.3, 0.7)) / (w * 0.15)) ** 2)) * 40
     return img + glare[..., None] * (1 - yy / max(h, 1))[..., None]
 
 
@@ -256,19 +279,47 @@ def _clutter(rng, h, w, hint):
 
 
 TEXTURES: dict[str, Texture] = {
-    "road": _road, "ground": _asphalt, "sidewalk": _tiles, "parking": _tiles, "rail track": _rails,
-    "building": _building, "wall": _wall, "fence": _fence, "guard rail": _guard_rail, "bridge": _concrete,
-    "tunnel": _concrete, "pole": _pole, "polegroup": _pole, "traffic light": _traffic_light,
-    "traffic sign": _traffic_sign, "vegetation": _leaves, "terrain": _grass, "sky": _sky,
-    "person": _person, "persongroup": _person, "rider": _person, "car": _vehicle_body,
-    "cargroup": _vehicle_body, "truck": _vehicle_body, "bus": _vehicle_body, "train": _vehicle_body,
-    "caravan": _vehicle_body, "trailer": _vehicle_body, "motorcycle": _two_wheeler, "bicycle": _two_wheeler,
-    "license plate": _plate, "ego vehicle": _hood, "out of roi": _dark, "rectification border": _dark,
-    "static": _clutter, "dynamic": _clutter,
+    "road": _road,
+    "ground": _asphalt,
+    "sidewalk": _tiles,
+    "parking": _tiles,
+    "rail track": _rails,
+    "building": _building,
+    "wall": _wall,
+    "fence": _fence,
+    "guard rail": _guard_rail,
+    "bridge": _concrete,
+    "tunnel": _concrete,
+    "pole": _pole,
+    "polegroup": _pole,
+    "traffic light": _traffic_light,
+    "traffic sign": _traffic_sign,
+    "vegetation": _leaves,
+    "terrain": _grass,
+    "sky": _sky,
+    "person": _person,
+    "persongroup": _person,
+    "rider": _person,
+    "car": _vehicle_body,
+    "cargroup": _vehicle_body,
+    "truck": _vehicle_body,
+    "bus": _vehicle_body,
+    "train": _vehicle_body,
+    "caravan": _vehicle_body,
+    "trailer": _vehicle_body,
+    "motorcycle": _two_wheeler,
+    "bicycle": _two_wheeler,
+    "license plate": _plate,
+    "ego vehicle": _hood,
+    "out of roi": _dark,
+    "rectification border": _dark,
+    "static": _clutter,
+    "dynamic": _clutter,
 }
 
 
 # ---------------------------------------------------------------- the frame
+
 
 def owner_map(polygons: list[list[tuple[int, int]]], h: int, w: int) -> np.ndarray:
     """int32 (h, w): 1 + index of the polygon that owns each pixel (0 where none), drawn in order with
@@ -280,8 +331,13 @@ def owner_map(polygons: list[list[tuple[int, int]]], h: int, w: int) -> np.ndarr
     return np.asarray(img, dtype=np.int32)
 
 
-def render(rng: np.random.Generator, objects: list[SceneObject], polygons: list[list[tuple[int, int]]],
-           h: int, w: int) -> np.ndarray:
+def render(
+    rng: np.random.Generator,
+    objects: list[SceneObject],
+    polygons: list[list[tuple[int, int]]],
+    h: int,
+    w: int,
+) -> np.ndarray:
     """uint8 RGB image: each object's texture inside the pixels it owns, then lighting and sensor noise."""
     owner = owner_map(polygons, h, w)
     img = np.zeros((h, w, 3), dtype=np.float32)

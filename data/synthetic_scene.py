@@ -20,9 +20,23 @@ Point = tuple[float, float]
 
 VOID_LABELS: tuple[str, ...] = ("ego vehicle", "out of roi")
 """Void labels every frame carries (they are never evaluated but must not break anything)."""
-SHOWCASE_LABELS: tuple[str, ...] = ("static", "dynamic", "ground", "parking", "rail track", "guard rail", "bridge", "tunnel", "caravan",
-                                    "trailer", "polegroup", "rectification border", "license plate",
-                                    "cargroup", "persongroup")
+SHOWCASE_LABELS: tuple[str, ...] = (
+    "static",
+    "dynamic",
+    "ground",
+    "parking",
+    "rail track",
+    "guard rail",
+    "bridge",
+    "tunnel",
+    "caravan",
+    "trailer",
+    "polegroup",
+    "rectification border",
+    "license plate",
+    "cargroup",
+    "persongroup",
+)
 """Rarer ignored labels; each appears by chance, and all of them in the first frame of every split."""
 
 
@@ -78,12 +92,20 @@ class Street:
 
 # ---------------------------------------------------------------- silhouettes (metres: lateral, height)
 
+
 def _box(w: float, h: float, z0: float = 0.0) -> list[Point]:
     return [(-w / 2, z0), (w / 2, z0), (w / 2, z0 + h), (-w / 2, z0 + h)]
 
 
-def _ellipse(cx: float, cz: float, rx: float, rz: float, n: int, rng: np.random.Generator | None = None,
-             jitter: float = 0.0) -> list[Point]:
+def _ellipse(
+    cx: float,
+    cz: float,
+    rx: float,
+    rz: float,
+    n: int,
+    rng: np.random.Generator | None = None,
+    jitter: float = 0.0,
+) -> list[Point]:
     pts = []
     for k in range(n):
         a = 2 * math.pi * k / n
@@ -92,29 +114,76 @@ def _ellipse(cx: float, cz: float, rx: float, rz: float, n: int, rng: np.random.
     return pts
 
 
-_CAR_REAR = [(-0.9, 0.0), (0.9, 0.0), (0.93, 0.7), (0.78, 0.9), (0.62, 1.45), (-0.62, 1.45), (-0.78, 0.9),
-             (-0.93, 0.7)]
-_CAR_SIDE = [(-2.2, 0.1), (2.2, 0.1), (2.25, 0.8), (1.6, 0.92), (0.9, 1.45), (-1.1, 1.45), (-1.9, 0.95),
-             (-2.25, 0.85)]
+_CAR_REAR = [
+    (-0.9, 0.0),
+    (0.9, 0.0),
+    (0.93, 0.7),
+    (0.78, 0.9),
+    (0.62, 1.45),
+    (-0.62, 1.45),
+    (-0.78, 0.9),
+    (-0.93, 0.7),
+]
+_CAR_SIDE = [
+    (-2.2, 0.1),
+    (2.2, 0.1),
+    (2.25, 0.8),
+    (1.6, 0.92),
+    (0.9, 1.45),
+    (-1.1, 1.45),
+    (-1.9, 0.95),
+    (-2.25, 0.85),
+]
 _TRUCK_SIDE = [(-3.5, 0.2), (3.5, 0.2), (3.5, 2.2), (2.9, 2.9), (2.0, 2.9), (2.0, 3.5), (-3.5, 3.5)]
-_PERSON = [(-0.22, 0.0), (-0.08, 0.0), (0.0, 0.78), (0.08, 0.0), (0.22, 0.0), (0.2, 0.9), (0.26, 1.42),
-           (0.12, 1.5), (0.09, 1.57), (0.12, 1.7), (0.0, 1.76), (-0.12, 1.7), (-0.09, 1.57), (-0.12, 1.5),
-           (-0.26, 1.42), (-0.2, 0.9)]
-_RIDER = [(-0.25, 0.35), (-0.1, 0.35), (0.0, 0.9), (0.15, 1.45), (0.08, 1.52), (0.12, 1.68), (0.0, 1.76),
-          (-0.12, 1.68), (-0.1, 1.5), (-0.28, 1.0), (-0.35, 0.9)]
+_PERSON = [
+    (-0.22, 0.0),
+    (-0.08, 0.0),
+    (0.0, 0.78),
+    (0.08, 0.0),
+    (0.22, 0.0),
+    (0.2, 0.9),
+    (0.26, 1.42),
+    (0.12, 1.5),
+    (0.09, 1.57),
+    (0.12, 1.7),
+    (0.0, 1.76),
+    (-0.12, 1.7),
+    (-0.09, 1.57),
+    (-0.12, 1.5),
+    (-0.26, 1.42),
+    (-0.2, 0.9),
+]
+_RIDER = [
+    (-0.25, 0.35),
+    (-0.1, 0.35),
+    (0.0, 0.9),
+    (0.15, 1.45),
+    (0.08, 1.52),
+    (0.12, 1.68),
+    (0.0, 1.76),
+    (-0.12, 1.68),
+    (-0.1, 1.5),
+    (-0.28, 1.0),
+    (-0.35, 0.9),
+]
 
 
 def _two_wheeler(length: float, radius: float, height: float) -> list[Point]:
     """Side view of a bicycle or motorcycle as one polygon: two wheels joined by a frame."""
     cx = length / 2 - radius
-    rear = [(-cx + radius * math.cos(a), radius + radius * math.sin(a))
-            for a in np.radians(np.arange(90, 301, 30))]
-    front = [(cx + radius * math.cos(a), radius + radius * math.sin(a))
-             for a in np.radians(np.arange(240, 451, 30))]
+    rear = [
+        (-cx + radius * math.cos(a), radius + radius * math.sin(a))
+        for a in np.radians(np.arange(90, 301, 30))
+    ]
+    front = [
+        (cx + radius * math.cos(a), radius + radius * math.sin(a))
+        for a in np.radians(np.arange(240, 451, 30))
+    ]
     return rear + [(0.0, radius * 0.9)] + front + [(cx * 0.8, height), (-cx * 0.4, height * 0.95)]
 
 
 # ---------------------------------------------------------------- background: sky, buildings, ground
+
 
 def _sky(cam: Camera) -> list[SceneObject]:
     return [SceneObject("sky", [(0, 0), (cam.w, 0), (cam.w, cam.yh + 2), (0, cam.yh + 2)])]
@@ -127,19 +196,27 @@ def _skyline(rng: np.random.Generator, cam: Camera) -> list[SceneObject]:
         bw = cam.w * rng.uniform(0.05, 0.16)
         if rng.random() < 0.85:
             top = cam.yh - cam.h * rng.uniform(0.06, 0.3)
-            objs.append(SceneObject("building", [(x, top), (x + bw, top), (x + bw, cam.yh + 3), (x, cam.yh + 3)],
-                                    {"scale": cam.h / 256}))
+            objs.append(
+                SceneObject(
+                    "building",
+                    [(x, top), (x + bw, top), (x + bw, cam.yh + 3), (x, cam.yh + 3)],
+                    {"scale": cam.h / 256},
+                )
+            )
         x += bw
     if rng.random() < 0.5:  # a far tree line in front of the skyline
-        pts = [(0, cam.yh + 3)] + [(cam.w * k / 12, cam.yh - cam.h * rng.uniform(0.01, 0.06)) for k in range(13)]
+        pts = [(0, cam.yh + 3)] + [
+            (cam.w * k / 12, cam.yh - cam.h * rng.uniform(0.01, 0.06)) for k in range(13)
+        ]
         objs.append(SceneObject("vegetation", pts + [(cam.w, cam.yh + 3)], {"scale": cam.h / 256}))
     return objs
 
 
 def _backdrop(cam: Camera, label: str) -> list[SceneObject]:
     """Ground between the horizon and the bottom that facades and streets do not cover."""
-    return [SceneObject(label, [(0, cam.yh), (cam.w, cam.yh), (cam.w, cam.h), (0, cam.h)],
-                        {"scale": cam.h / 256})]
+    return [
+        SceneObject(label, [(0, cam.yh), (cam.w, cam.yh), (cam.w, cam.h), (0, cam.h)], {"scale": cam.h / 256})
+    ]
 
 
 def _facades(rng: np.random.Generator, cam: Camera, x_m: float) -> list[SceneObject]:
@@ -152,8 +229,12 @@ def _facades(rng: np.random.Generator, cam: Camera, x_m: float) -> list[SceneObj
         if label == "wall":
             height = rng.uniform(1.5, 3.0)
         if rng.random() < 0.9:
-            poly = [cam.upright(x_m, t, height), cam.upright(x_m, t1, height), cam.ground(x_m, t1),
-                    cam.ground(x_m, t)]
+            poly = [
+                cam.upright(x_m, t, height),
+                cam.upright(x_m, t1, height),
+                cam.ground(x_m, t1),
+                cam.ground(x_m, t),
+            ]
             objs.append(SceneObject(label, poly, {"scale": cam.scale(min(t1, 1.0))}))
         t = t1
     return objs
@@ -161,14 +242,22 @@ def _facades(rng: np.random.Generator, cam: Camera, x_m: float) -> list[SceneObj
 
 def _wedge(cam: Camera, x0: float, x1: float, label: str, t0: float = 0.0, t1: float = 3.0) -> SceneObject:
     """The ground strip between lateral positions x0 and x1 (metres) from row t0 to t1."""
-    return SceneObject(label, [cam.ground(x0, t0), cam.ground(x1, t0), cam.ground(x1, t1), cam.ground(x0, t1)],
-                       {"scale": cam.scale(1.0)})
+    return SceneObject(
+        label,
+        [cam.ground(x0, t0), cam.ground(x1, t0), cam.ground(x1, t1), cam.ground(x0, t1)],
+        {"scale": cam.scale(1.0)},
+    )
 
 
 def _ground(rng: np.random.Generator, cam: Camera, st: Street, showcase: bool) -> list[SceneObject]:
     (rl, rr), (sl, sr), (vl, vr) = st.road, st.sidewalk, st.verge
-    objs = [_wedge(cam, rl, rr, "road", 0.0, 3.0), _wedge(cam, sl, rl, "sidewalk"), _wedge(cam, rr, sr, "sidewalk"),
-            _wedge(cam, vl, sl, "terrain"), _wedge(cam, sr, vr, "terrain")]
+    objs = [
+        _wedge(cam, rl, rr, "road", 0.0, 3.0),
+        _wedge(cam, sl, rl, "sidewalk"),
+        _wedge(cam, rr, sr, "sidewalk"),
+        _wedge(cam, vl, sl, "terrain"),
+        _wedge(cam, sr, vr, "terrain"),
+    ]
     if showcase or rng.random() < 0.4:  # a parking bay along one road edge
         side = rng.choice([-1, 1])
         edge = rl if side < 0 else rr
@@ -181,15 +270,30 @@ def _ground(rng: np.random.Generator, cam: Camera, st: Street, showcase: bool) -
 
 
 def _rail_track(cam: Camera, x_m: float) -> SceneObject:
-    return SceneObject("rail track", [cam.ground(x_m - 0.9, 0.0), cam.ground(x_m + 0.9, 0.0),
-                                      cam.ground(x_m + 0.9, 3.0), cam.ground(x_m - 0.9, 3.0)],
-                       {"scale": cam.scale(1.0), "rails": True})
+    return SceneObject(
+        "rail track",
+        [
+            cam.ground(x_m - 0.9, 0.0),
+            cam.ground(x_m + 0.9, 0.0),
+            cam.ground(x_m + 0.9, 3.0),
+            cam.ground(x_m - 0.9, 3.0),
+        ],
+        {"scale": cam.scale(1.0), "rails": True},
+    )
 
 
 def _barrier(cam: Camera, label: str, x_m: float, t0: float, t1: float, height: float) -> SceneObject:
     """A wall, fence or guard rail standing along the street from row t0 to t1."""
-    return SceneObject(label, [cam.upright(x_m, t0, height), cam.upright(x_m, t1, height), cam.ground(x_m, t1),
-                               cam.ground(x_m, t0)], {"scale": cam.scale(min(t1, 1.0))})
+    return SceneObject(
+        label,
+        [
+            cam.upright(x_m, t0, height),
+            cam.upright(x_m, t1, height),
+            cam.ground(x_m, t1),
+            cam.ground(x_m, t0),
+        ],
+        {"scale": cam.scale(min(t1, 1.0))},
+    )
 
 
 def _barriers(rng: np.random.Generator, cam: Camera, st: Street, showcase: bool) -> list[SceneObject]:
@@ -210,17 +314,32 @@ def _bridge(rng: np.random.Generator, cam: Camera) -> list[SceneObject]:
     t = rng.uniform(0.05, 0.12)
     z0, z1 = rng.uniform(5, 7), rng.uniform(7.5, 9)
     left, right = cam.upright(-200, t, z0), cam.upright(200, t, z0)
-    return [SceneObject("bridge", [(left[0], cam.upright(0, t, z1)[1]), (right[0], cam.upright(0, t, z1)[1]),
-                                   right, left], {"scale": cam.scale(t)})]
+    return [
+        SceneObject(
+            "bridge",
+            [(left[0], cam.upright(0, t, z1)[1]), (right[0], cam.upright(0, t, z1)[1]), right, left],
+            {"scale": cam.scale(t)},
+        )
+    ]
 
 
 def _tunnel(cam: Camera, st: Street) -> list[SceneObject]:
     """A tunnel portal (a U around an arch) far down the road."""
     t, (rl, rr) = 0.04, st.road
-    arch = [cam.upright(rr * math.cos(a), t, 4.5 + 2.5 * math.sin(a)) for a in np.radians(np.arange(0, 181, 30))]
-    outer = [cam.ground(rl - 3, t), cam.upright(rl - 3, t, 10), cam.upright(rr + 3, t, 10), cam.ground(rr + 3, t)]
-    return [SceneObject("tunnel", outer + [cam.ground(rr, t)] + arch + [cam.ground(rl, t)],
-                        {"scale": cam.scale(t)})]
+    arch = [
+        cam.upright(rr * math.cos(a), t, 4.5 + 2.5 * math.sin(a)) for a in np.radians(np.arange(0, 181, 30))
+    ]
+    outer = [
+        cam.ground(rl - 3, t),
+        cam.upright(rl - 3, t, 10),
+        cam.upright(rr + 3, t, 10),
+        cam.ground(rr + 3, t),
+    ]
+    return [
+        SceneObject(
+            "tunnel", outer + [cam.ground(rr, t)] + arch + [cam.ground(rl, t)], {"scale": cam.scale(t)}
+        )
+    ]
 
 
 # ---------------------------------------------------------------- things: sorted by depth later
@@ -234,8 +353,10 @@ def _tree(rng: np.random.Generator, cam: Camera, x_m: float, t: float) -> Group:
     trunk = cam.place(_box(0.35, height * 0.6), x_m, t)
     r = rng.uniform(1.5, 3.0)
     crown = cam.place(_ellipse(0.0, height * 0.6 + r * 0.6, r, r * 0.9, 14, rng, 0.2), x_m, t)
-    return t, [SceneObject("vegetation", trunk, {"scale": s, "trunk": True}),
-               SceneObject("vegetation", crown, {"scale": s})]
+    return t, [
+        SceneObject("vegetation", trunk, {"scale": s, "trunk": True}),
+        SceneObject("vegetation", crown, {"scale": s}),
+    ]
 
 
 def _hedge(rng: np.random.Generator, cam: Camera, x_m: float, t: float) -> Group:
@@ -263,8 +384,13 @@ def _pole(rng: np.random.Generator, cam: Camera, x_m: float, t: float, topper: s
         z = height - 1.0
         objs.append(SceneObject("traffic light", cam.place(_box(0.36, 0.95, z), x_m, t), {"scale": s}))
     elif topper == "polegroup":
-        objs = [SceneObject("polegroup", cam.place([(-0.3, 0), (0.3, 0), (0.3, height), (-0.3, height)], x_m, t),
-                            {"scale": s})]
+        objs = [
+            SceneObject(
+                "polegroup",
+                cam.place([(-0.3, 0), (0.3, 0), (0.3, height), (-0.3, height)], x_m, t),
+                {"scale": s},
+            )
+        ]
     return t, objs
 
 
@@ -287,8 +413,11 @@ def _vehicle(rng: np.random.Generator, cam: Camera, label: str, x_m: float, t: f
     else:
         raise ValueError(label)
     k = rng.uniform(0.9, 1.1)
-    objs = [SceneObject(label, cam.place([(x * k, z * k) for x, z in shape], x_m, t),
-                        {"scale": s * k, "side": side})]
+    objs = [
+        SceneObject(
+            label, cam.place([(x * k, z * k) for x, z in shape], x_m, t), {"scale": s * k, "side": side}
+        )
+    ]
     if label == "car" and not side:  # every car seen from behind shows its plate
         objs.append(SceneObject("license plate", cam.place(_box(0.52, 0.12, 0.45 * k), x_m, t), {"scale": s}))
     return t, objs
@@ -303,8 +432,9 @@ def _person(rng: np.random.Generator, cam: Camera, x_m: float, t: float, group: 
     return t, [SceneObject("person", cam.place(shape, x_m, t), {"scale": cam.scale(t) * k})]
 
 
-def _two_wheeler_group(rng: np.random.Generator, cam: Camera, label: str, x_m: float, t: float,
-                       ridden: bool) -> Group:
+def _two_wheeler_group(
+    rng: np.random.Generator, cam: Camera, label: str, x_m: float, t: float, ridden: bool
+) -> Group:
     s, flip = cam.scale(t), rng.random() < 0.5
     shape = _two_wheeler(1.75, 0.34, 1.0) if label == "bicycle" else _two_wheeler(2.1, 0.32, 1.1)
     if flip:
@@ -360,7 +490,11 @@ def _things(rng: np.random.Generator, cam: Camera, st: Street, showcase: bool) -
 
     for k in range(count(2, 5, True)):
         side = rng.random() < 0.35 and not (showcase and k == 0)
-        x = (rl + 1.1 if rng.random() < 0.5 else rr - 1.1) if side else rng.choice(lanes) + rng.uniform(-0.4, 0.4)
+        x = (
+            (rl + 1.1 if rng.random() < 0.5 else rr - 1.1)
+            if side
+            else rng.choice(lanes) + rng.uniform(-0.4, 0.4)
+        )
         groups.append(_vehicle(rng, cam, "car", x, at(5, 45), side))
     for label, p in (("truck", 0.5), ("bus", 0.45), ("caravan", 0.12), ("trailer", 0.12), ("cargroup", 0.2)):
         for _ in range(count(0, 1, showcase) if rng.random() < p or showcase else 0):
@@ -389,14 +523,17 @@ def _things(rng: np.random.Generator, cam: Camera, st: Street, showcase: bool) -
     return [obj for _, objs in groups for obj in objs]
 
 
-# ---------------------------------------------------------------- foreground: the camera's own car and borders
+# ------------------------------------------------------------- foreground: the camera's own car and borders
+
 
 def _ego_and_borders(rng: np.random.Generator, cam: Camera, showcase: bool) -> list[SceneObject]:
     h, w = cam.h, cam.w
     top = h * rng.uniform(0.86, 0.93)
-    hood = [(0, h), (0, h - (h - top) * 0.4)] + [
-        (w * k / 8, top + (h - top) * 0.55 * (2 * k / 8 - 1) ** 2) for k in range(1, 8)
-    ] + [(w, h - (h - top) * 0.4), (w, h)]
+    hood = (
+        [(0, h), (0, h - (h - top) * 0.4)]
+        + [(w * k / 8, top + (h - top) * 0.55 * (2 * k / 8 - 1) ** 2) for k in range(1, 8)]
+        + [(w, h - (h - top) * 0.4), (w, h)]
+    )
     objs = [SceneObject("ego vehicle", hood, {"scale": h / 256})]
     if showcase or rng.random() < 0.3:
         c = w * rng.uniform(0.02, 0.06)
@@ -409,9 +546,12 @@ def _ego_and_borders(rng: np.random.Generator, cam: Camera, showcase: bool) -> l
 
 # ---------------------------------------------------------------- the whole frame
 
+
 def layout(rng: np.random.Generator, h: int, w: int, *, showcase: bool = False) -> list[SceneObject]:
     """All objects of one frame, back to front; `showcase` forces every rare label into the frame."""
-    cam = Camera(h, w, yh=h * rng.uniform(0.36, 0.47), vx=w * rng.uniform(0.38, 0.62), hc=rng.uniform(1.2, 1.6))
+    cam = Camera(
+        h, w, yh=h * rng.uniform(0.36, 0.47), vx=w * rng.uniform(0.38, 0.62), hc=rng.uniform(1.2, 1.6)
+    )
     half = rng.uniform(3.5, 7.0)
     rl, rr = -half + rng.uniform(-1, 1), half + rng.uniform(-1, 1)
     sl, sr = rl - rng.uniform(2.0, 4.0), rr + rng.uniform(2.0, 4.0)
