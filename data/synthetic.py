@@ -68,7 +68,7 @@ CITIES = {
 DEFAULT_SIZE = (256, 512)
 DEFAULT_TRAIN, DEFAULT_VAL, DEFAULT_TEST = 100, 25, 0
 MIN_SIZE = (32, 64)
-_PNG = {"compress_level": 6, "optimize": False}  # fixed settings: same pixels -> same bytes
+_PNG = {"compress_level": 1, "optimize": False}  # fixed settings: same pixels -> same bytes
 
 
 def frame_name(split: str, index: int) -> tuple[str, str]:
@@ -122,14 +122,14 @@ def _annotation(objects: list[SceneObject], h: int, w: int) -> tuple[list[SceneO
 
 
 def _required(showcase: bool) -> set[str]:
+    """Labels a frame must show in its labelIds: the stuff classes and common void labels always; in a
+    showcase frame also the instance classes and the rare labels that labelIds can hold (license plate
+    has id -1 and the groups are drawn as their class, so those are only guaranteed in the polygons)."""
     stuff = {name for name in CLASS_NAMES if name not in INSTANCE_CLASS_NAMES}
-    if showcase:
-        return (
-            set(CLASS_NAMES)
-            | set(VOID_LABELS)
-            | {n for n in SHOWCASE_LABELS if name2label.get(n, None) and name2label[n].id >= 0}
-        )
-    return stuff | set(VOID_LABELS)
+    if not showcase:
+        return stuff | set(VOID_LABELS)
+    rare = {n for n in SHOWCASE_LABELS if n in name2label and name2label[n].id >= 0}
+    return set(CLASS_NAMES) | set(VOID_LABELS) | rare
 
 
 def _cityscapes_annotation(doc: dict) -> Annotation:
@@ -138,7 +138,9 @@ def _cityscapes_annotation(doc: dict) -> Annotation:
     return ann
 
 
-def build_frame(seed: int, split: str, index: int, size: tuple[int, int]):
+def build_frame(
+    seed: int, split: str, index: int, size: tuple[int, int]
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """(polygons document, labelIds uint8, instanceIds uint16, RGB uint8) of one frame."""
     h, w = size
     rng = np.random.default_rng([seed, SPLITS.index(split), index])

@@ -59,7 +59,8 @@ def _noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.mgrid[0:h, 0:w].astype(np.float32)
+    """Row (h, 1) and column (1, w) coordinates; they broadcast to (h, w) where combined."""
+    return np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
 
 
 def _flat(color: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -351,7 +352,7 @@ def render(
         if not mine.any():
             continue
         tex = TEXTURES[obj.label](rng, y1 - y0, x1 - x0, obj.hint)
-        img[y0:y1, x0:x1][mine] = tex[mine]
+        np.copyto(img[y0:y1, x0:x1], np.broadcast_to(tex, (y1 - y0, x1 - x0, 3)), where=mine[..., None])
     return _lighting(rng, img)
 
 
@@ -363,5 +364,6 @@ def _lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     tint = 1.0 + rng.normal(0, 0.07, 3).astype(np.float32)
     a, b = rng.uniform(-0.3, 0.3, 2)
     light = gain * (1.0 + a * (xx / w - 0.5) + b * (yy / h - 0.5))
-    img = img * light[..., None] * tint + rng.normal(0, rng.uniform(2, 7), img.shape).astype(np.float32)
+    img *= (light[..., None] * tint).astype(np.float32)
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(2, 7))
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)

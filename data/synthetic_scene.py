@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data.labels import INSTANCE_CLASS_NAMES
-
 Point = tuple[float, float]
 
 VOID_LABELS: tuple[str, ...] = ("ego vehicle", "out of roi")
@@ -497,10 +495,10 @@ def _things(rng: np.random.Generator, cam: Camera, st: Street, showcase: bool) -
         )
         groups.append(_vehicle(rng, cam, "car", x, at(5, 45), side))
     for label, p in (("truck", 0.5), ("bus", 0.45), ("caravan", 0.12), ("trailer", 0.12), ("cargroup", 0.2)):
-        for _ in range(count(0, 1, showcase) if rng.random() < p or showcase else 0):
+        if showcase or rng.random() < p:
             far = 25 if label == "cargroup" else 12
             groups.append(_vehicle(rng, cam, label, rng.choice(lanes), at(far, 70), rng.random() < 0.3))
-    if showcase or rng.random() < 0.35:  # a tram on its track in the middle of the road
+    if showcase or rng.random() < 0.35:  # a tram on its track along one lane
         x = lanes[0] if rng.random() < 0.5 else lanes[2]
         groups.append((0.0, [_rail_track(cam, x)]))
         groups.append(_vehicle(rng, cam, "train", x, at(15, 60), rng.random() < 0.25))
@@ -576,6 +574,3 @@ def closeup(label: str, slot: int, slots: int, band: int, h: int, w: int) -> Sce
     y0, y1 = h * (0.5 + 0.08 * band), h * (0.56 + 0.08 * band)
     return SceneObject(label, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)], {"scale": h / 256})
 
-
-def is_instance_label(label: str) -> bool:
-    return label in INSTANCE_CLASS_NAMES or label in ("caravan", "trailer")

@@ -39,6 +39,11 @@ def _load(path: Path) -> np.ndarray:
     return np.array(Image.open(path))
 
 
+def _label_id(name: str) -> int:
+    """The id cityscapesScripts draws for a polygon label ("cargroup" -> car)."""
+    return name2label[name if name in name2label else name.removesuffix("group")].id
+
+
 def _annotation(path: Path) -> Annotation:
     ann = Annotation()
     ann.fromJsonFile(str(path))
@@ -182,8 +187,7 @@ def test_rgb_is_rendered_from_the_same_polygons_as_the_labels(tiny_dataset):
         objects = json.loads(s.polygons.read_text())["objects"]
         owner = owner_map([[tuple(p) for p in o["polygon"]] for o in objects], 64, 128)
         assert (owner > 0).all()
-        ids = np.array([0] + [name2label[o["label"].removesuffix("group") if o["label"] not in name2label
-                                         else o["label"]].id for o in objects])
+        ids = np.array([0] + [_label_id(o["label"]) for o in objects])
         drawn = ids[owner] >= 0  # license plates are not drawn into labelIds
         np.testing.assert_array_equal(ids[owner][drawn], _load(s.label_ids)[drawn])
 
