@@ -297,14 +297,19 @@ def _count(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m data.synthetic",
-        description="Generate the embedded synthetic dataset in the Cityscapes layout.",
+        description="Generate the embedded synthetic dataset in the Cityscapes layout. Running it again with "
+        "the same parameters does nothing; other parameters replace the dataset.",
     )
     parser.add_argument("--out", required=True, type=Path, help="dataset root to write (created)")
     parser.add_argument(
         "--train", type=_count, default=DEFAULT_TRAIN, help="train frames (default %(default)s)"
     )
-    parser.add_argument("--val", type=_count, default=DEFAULT_VAL, help="val frames (default %(default)s)")
-    parser.add_argument("--test", type=_count, default=DEFAULT_TEST, help="test frames (default %(default)s)")
+    parser.add_argument(
+        "--val", type=_count, metavar="N", default=DEFAULT_VAL, help="val frames (default %(default)s)"
+    )
+    parser.add_argument(
+        "--test", type=_count, metavar="N", default=DEFAULT_TEST, help="test frames (default %(default)s)"
+    )
     parser.add_argument(
         "--size",
         type=_size,
@@ -312,8 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="HxW",
         help=f"frame size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, Cityscapes' 1:2)",
     )
-    parser.add_argument("--seed", type=_count, default=0, help="random seed (default %(default)s)")
-    parser.add_argument("--workers", type=_count, default=None, help="processes (default: all CPUs)")
+    parser.add_argument(
+        "--seed", type=_count, metavar="S", default=0, help="random seed (default %(default)s)"
+    )
+    parser.add_argument(
+        "--workers", type=_count, metavar="N", default=None, help="processes (default: all CPUs)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
