@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, type=Path, help="dataset root to write (created)")
     parser.add_argument(
-        "--train", type=_count, default=DEFAULT_TRAIN, help="train frames (default %(default)s)"
+        "--train", type=_count, metavar="N", default=DEFAULT_TRAIN, help="train frames (default %(default)s)"
     )
     parser.add_argument(
         "--val", type=_count, metavar="N", default=DEFAULT_VAL, help="val frames (default %(default)s)"
