@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -268,7 +269,8 @@ def _run(jobs: list, progress: bool, workers: int | None) -> None:
                 _write_frame(job)
                 bar.update()
         else:
-            with ProcessPoolExecutor(workers) as pool:
+            # spawn, not fork: the caller may hold threads (TensorFlow) that a forked child would inherit
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for _ in pool.map(_write_frame, jobs, chunksize=2):
                     bar.update()
 
