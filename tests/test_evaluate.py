@@ -258,3 +258,12 @@ def test_reference_wrapper_leaves_numpy_and_global_args_untouched(tmp_path):
     assert vars(module.args).keys() == before.keys()
     assert module.args.quiet == before["quiet"] and module.args.JSONOutput == before["JSONOutput"]
 
+
+
+def test_synthetic_dataset_with_model_like_predictions_matches_cityscapesscripts(tiny_dataset, tmp_path):
+    rng = np.random.default_rng(9)
+    for sample in list_samples(tiny_dataset, "val"):
+        labels = read_png(sample.label_ids)
+        write_pred(tmp_path / "pred", sample.key, noisy_prediction(rng, labels, 0.2))
+    result = assert_same_as_cityscapesscripts(tiny_dataset, tmp_path / "pred", workers=2)
+    assert result.n_images == 3 and not math.isnan(result.iiou)
