@@ -33,8 +33,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="python -m bench",
-                                     description="cityscapes-bench: Cityscapes segmentation benchmark harness")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="cityscapes-bench: Cityscapes segmentation benchmark harness")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = argv[0] if argv else None
     for name, (module, help_text) in COMMANDS.items():
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
