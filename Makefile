@@ -18,7 +18,7 @@ SYNTHETIC ?= data/generated/synthetic
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint data clean
+.PHONY: help venv test lint data bench clean
 
 help: ## List targets and variables
 	@echo "cityscapes-bench: Cityscapes segmentation benchmark harness"
@@ -50,6 +50,10 @@ lint: $(STAMP) ## Run ruff
 
 data: $(STAMP) ## Generate the embedded synthetic dataset
 	$(PY) -m data.synthetic --out $(SYNTHETIC)
+
+bench: $(STAMP) ## Benchmark MODEL end to end: data, checkpoint, predict, evaluate, results, README
+	$(PY) -m bench run --model $(MODEL) --split $(SPLIT) --mode $(MODE) \
+		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 
 clean: ## Remove caches and generated data (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache data/generated

@@ -33,8 +33,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="python -m bench",
-                                     description="cityscapes-bench: Cityscapes segmentation benchmark harness")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="cityscapes-bench: Cityscapes segmentation benchmark harness")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = argv[0] if argv else None
     for name, (module, help_text) in COMMANDS.items():

@@ -1,0 +1,64 @@
+"""Published reference tables in `results/reference/NAME.csv`: per-class IoU and mIoU in percent.
+
+Every row carries its source, split and protocol, so a comparison always says what it compares against.
+Cells a source does not publish are empty (NaN), never guessed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.results import CLASS_COLUMNS, PROJECT_ROOT
+
+REFERENCE_DIR = PROJECT_ROOT / "results" / "reference"
+DEFAULT_REFERENCE = "pspnet-paper-test"
+"""The seed document's row: PSPNet on the Cityscapes test set, mIoU 80.2."""
+
+REQUIRED_COLUMNS = ("method", "split", "protocol", *CLASS_COLUMNS, "miou", "source", "url", "notes")
+NUMERIC_COLUMNS = (*CLASS_COLUMNS, "miou", "iiou", "category_miou")
+
+
+def available(reference_dir: str | os.PathLike = REFERENCE_DIR) -> list[str]:
+    """Names of the reference tables (file stems): the default (seed) table first, then sorted."""
+    names = sorted(p.stem for p in Path(reference_dir).glob("*.csv"))
+    return sorted(names, key=lambda n: n != DEFAULT_REFERENCE)
+
+
+def load(name: str, reference_dir: str | os.PathLike = REFERENCE_DIR):
+    """The reference table `name` as a DataFrame (numeric columns as floats, NaN where unpublished)."""
+    import pandas as pd
+
+    reference_dir = Path(reference_dir)
+    path = reference_dir / f"{name}.csv"
+    if not path.is_file():
+        names = ", ".join(available(reference_dir)) or "none"
+        raise UserError(f"unknown reference {name!r}: no {path}; available: {names}")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"reference table {path} lacks column(s) {', '.join(missing)}: every reference row "
+                        f"needs per-class IoUs, miou, source, url, split, protocol and notes")
+    if frame.empty:
+        raise UserError(f"reference table {path} has no rows")
+    for column in NUMERIC_COLUMNS:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column].replace("", None), errors="raise").astype(float)
+    return frame
+
+
+def load_all(reference_dir: str | os.PathLike = REFERENCE_DIR):
+    """All reference rows, with a `reference` column naming the table each came from."""
+    import pandas as pd
+
+    frames = [load(name, reference_dir).assign(reference=name) for name in available(reference_dir)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*REQUIRED_COLUMNS,
+                                                                                       "reference"])
+
+
+def pick(frame, row: int = 0, name: str = "reference"):
+    """One row of a reference table by position, with a clear error when out of range."""
+    if not -len(frame) <= row < len(frame):
+        raise UserError(f"reference {name} has {len(frame)} row(s); --reference-row {row} is out of range")
+    return frame.iloc[row]

@@ -1,0 +1,114 @@
+"""Markdown tables for results: the seed's per-class format (short class names, percent, one decimal).
+
+Shared by `results/results.md`, the README section and `bench compare --markdown`, so all three read alike.
+Pure text formatting: no file I/O, no heavy imports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from data.labels import CLASS_NAMES, SHORT_NAMES
+
+MISSING = "-"
+SYNTHETIC_NOTE = ("Rows marked *synthetic* ran on the generated synthetic dataset: they check the harness "
+                  "end to end and are not comparable with numbers on real Cityscapes.")
+
+
+def _round(value: float, digits: int) -> Decimal:
+    """Half-up rounding of the shortest decimal text of `value`, as a paper rounds: 78.55 -> 78.6."""
+    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """A percentage with `digits` decimals (half up); '-' when missing or NaN."""
+    if value is None or value == "":
+        return MISSING
+    value = float(value)
+    return MISSING if math.isnan(value) else f"{_round(value, digits):f}"
+
+
+def signed(value: Any, digits: int = 1) -> str:
+    """A delta in percentage points with its sign ('+1.2', '-0.4', '+0.0'); '-' when missing."""
+    if value is None or value == "" or math.isnan(float(value)):
+        return MISSING
+    rounded = _round(float(value), digits)
+    return f"{'-' if rounded < 0 else '+'}{abs(rounded):f}"
+
+
+def number(value: Any, fmt: str = ".2f") -> str:
+    """Any other float (images/s, seconds); '-' when missing."""
+    if value is None or value == "":
+        return MISSING
+    value = float(value)
+    return MISSING if math.isnan(value) else format(value, fmt)
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+                   right: Iterable[int] = ()) -> str:
+    """A GitHub markdown table; columns whose index is in `right` are right-aligned."""
+    right = set(right)
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |",
+             "|" + "|".join(" ---: " if i in right else " --- " for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def seed_table(rows: Iterable[tuple[Sequence[str], Mapping[str, Any]]],
+               label_headers: Sequence[str] = ("Method",)) -> str:
+    """Per-class table in the seed's layout: label columns, the 19 short class names, mIoU.
+
+    Each row is (labels, values) with values keyed by full class name and 'miou', in percent.
+    """
+    headers = [*label_headers, *SHORT_NAMES, "mIoU"]
+    first = len(label_headers)
+    body = [[*labels, *(pct(values.get(c)) for c in CLASS_NAMES), pct(values.get("miou"))]
+            for labels, values in rows]
+    return markdown_table(headers, body, right=range(first, len(headers)))
+
+
+def dataset_label(dataset: str, kind: str) -> str:
+    """How a row's dataset is shown: synthetic rows are marked so nobody reads them as Cityscapes numbers."""
+    dataset = dataset or "?"
+    return f"{dataset} (*synthetic*)" if kind == "synthetic" else dataset
+
+
+def method_label(model: str, preset: str = "") -> str:
+    """Model name with its preset, e.g. 'pspnet [cpu-small]'."""
+    return f"{model} [{preset}]" if preset else model
+
+
+def render_results_markdown(frame) -> str:
+    """`results/results.md`: every row of results.csv, per-class table then run details."""
+    parts = ["# Results\n",
+             "Generated from `results.csv` by `bench.results.append_row`; do not edit by hand. "
+             "IoU in percent (cityscapesScripts definitions).\n"]
+    if len(frame) == 0:
+        parts.append("No results yet: run `make bench MODEL=pspnet`.\n")
+        return "\n".join(parts)
+    records = frame.to_dict("records")
+    if any(r.get("dataset_kind") == "synthetic" for r in records):
+        parts.append(SYNTHETIC_NOTE + "\n")
+    parts.append("## Per-class IoU (%)\n")
+    parts.append(seed_table(
+        (([str(i), method_label(r["model"], r.get("preset", "")),
+           dataset_label(r["dataset"], r.get("dataset_kind", "")), r.get("split", "")], r)
+         for i, r in enumerate(records)),
+        label_headers=("#", "Method", "dataset", "split")))
+    parts.append("## Runs\n")
+    headers = ["#", "date", "model", "options", "mode", "train steps", "checkpoint", "commit", "mIoU",
+               "iIoU", "cat. mIoU", "images/s", "eval s"]
+    body = [[str(i), r.get("date", ""), method_label(r["model"], r.get("preset", "")),
+             r.get("options", "") or MISSING, r.get("mode", ""), number(r.get("train_steps"), ".0f"),
+             r.get("checkpoint", "") or MISSING, r.get("commit", ""), pct(r.get("miou")), pct(r.get("iiou")),
+             pct(r.get("category_miou")), number(r.get("images_per_s")), number(r.get("eval_seconds"))]
+            for i, r in enumerate(records)]
+    parts.append(markdown_table(headers, body, right=(0, 5, 8, 9, 10, 11, 12)))
+    return "\n".join(parts)

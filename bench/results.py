@@ -1,0 +1,207 @@
+"""Result rows: the schema of `results/results.csv`, safe appends, and building a row from an evaluation.
+
+One row per run. Appends hold an exclusive lock and replace the file atomically, so a crash or two runs at
+once never lose or corrupt earlier rows. Old rows are kept as the exact strings they were written with;
+a column added to the schema later is appended to the header and left empty in older rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import subprocess
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import atomic
+from bench.errors import UserError
+from data.labels import CLASS_NAMES
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_CSV = PROJECT_ROOT / "results" / "results.csv"
+
+CLASS_COLUMNS: tuple[str, ...] = tuple(CLASS_NAMES)
+"""Per-class IoU in percent, one column per evaluated class, named as in cityscapesScripts' JSON."""
+
+RUN_COLUMNS = ("model", "preset", "options", "dataset", "dataset_kind", "split", "mode", "checkpoint",
+               "train_steps", "commit", "date")
+METRIC_COLUMNS = ("miou", "iiou", "category_miou", "category_iiou", "n_images", "images_per_s",
+                  "latency_p50_ms", "latency_p95_ms", "peak_memory_mb", "eval_seconds")
+TAIL_COLUMNS = ("run_dir", "notes")
+COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS
+"""The fixed column order of results.csv; unknown keys of a row are appended after these."""
+
+PERCENT_COLUMNS = frozenset(CLASS_COLUMNS + ("miou", "iiou", "category_miou", "category_iiou"))
+DATASET_KINDS = ("synthetic", "real")
+
+_STATS_COLUMNS = ("n_images", "images_per_s", "latency_p50_ms", "latency_p95_ms", "peak_memory_mb")
+
+
+def format_value(value: Any) -> str:
+    """The CSV text of a value: '' for missing/NaN, floats with 6 significant digits, the rest as str."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        value = float(value)
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _read_table(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of an existing results file as raw strings (nothing is reformatted)."""
+    if not csv_path.is_file() or csv_path.stat().st_size == 0:
+        return [], []
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = []
+        for n, row in enumerate(reader, start=2):
+            if None in row:
+                raise UserError(f"{csv_path} line {n} has more fields than the header: fix or remove that "
+                                f"line (earlier rows are intact)")
+            rows.append({k: (v if v is not None else "") for k, v in row.items()})
+    return header, rows
+
+
+def merged_columns(*headers: list[str] | tuple[str, ...]) -> list[str]:
+    """Schema columns first (in schema order) when present anywhere, then any others by first appearance."""
+    seen = {c for h in headers for c in h}
+    columns = [c for c in COLUMNS if c in seen]
+    for header in headers:
+        columns += [c for c in header if c not in columns]
+    return columns
+
+
+def serialize(header: list[str], rows: list[Mapping[str, str]]) -> str:
+    """CSV text with a fixed dialect (',' and '\\n'), missing cells empty."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: row.get(c, "") for c in header})
+    return out.getvalue()
+
+
+def append_row(csv_path: str | os.PathLike, row: Mapping[str, Any], *, markdown: bool = True) -> Path:
+    """Append one result row to `csv_path` atomically under a lock, then re-render the markdown twin.
+
+    Columns are the union of the file's header, the schema and the row's keys (see `merged_columns`), so a
+    new column never breaks an old file. With `markdown`, `results.md` next to the CSV is rewritten too.
+    """
+    csv_path = Path(csv_path)
+    new = {k: format_value(v) for k, v in row.items()}
+    with atomic.locked(csv_path):
+        header, rows = _read_table(csv_path)
+        columns = merged_columns(header, COLUMNS, list(new))
+        rows.append(new)
+        text = serialize(columns, rows)
+        atomic.write_text(csv_path, text)
+        if markdown:
+            from bench.report_tables import render_results_markdown
+
+            atomic.write_text(csv_path.with_suffix(".md"), render_results_markdown(read_rows(csv_path)))
+    return csv_path
+
+
+def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
+    """The rows of a results file as a pandas DataFrame (text columns as '', numbers as floats, NaN empty).
+
+    Every schema column is present, also in files written before a column existed.
+    """
+    import pandas as pd
+
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        if missing_ok:
+            return pd.DataFrame(columns=list(COLUMNS))
+        raise UserError(f"results file {csv_path} does not exist: run `make bench` (or `python -m bench "
+                        f"run`) first, or pass the right path")
+    header, rows = _read_table(csv_path)
+    columns = merged_columns(header, COLUMNS)
+    frame = pd.DataFrame([{c: r.get(c, "") for c in columns} for r in rows], columns=columns, dtype=object)
+    for column in columns:
+        if column in PERCENT_COLUMNS or column in METRIC_COLUMNS or column == "train_steps":
+            frame[column] = pd.to_numeric(frame[column].replace("", None), errors="coerce").astype(float)
+        else:
+            frame[column] = frame[column].fillna("").astype(str)
+    return frame
+
+
+def _percent(value: Any) -> float:
+    value = float("nan") if value is None else float(value)
+    return value * 100.0
+
+
+def row_from_result(result: Any, *, model: str, dataset: str, dataset_kind: str, split: str,
+                    mode: str = "whole", checkpoint: str | os.PathLike = "", preset: str | None = None,
+                    options: Mapping[str, Any] | str | None = None, train_steps: int | None = None,
+                    predict_stats: Mapping[str, Any] | None = None, run_dir: str | os.PathLike | None = None,
+                    notes: str = "", commit: str | None = None, date: str | None = None) -> dict[str, Any]:
+    """A results.csv row from an evaluation result (fractions in [0, 1]) plus the run's metadata.
+
+    `result` needs `class_iou` (class name -> fraction, NaN when absent), `miou`, `iiou`, `category_miou`
+    and `seconds`; `category_iiou_mean` and `n_images` are used when present. `predict_stats` is the dict
+    `bench.predict.predict` returns (images_per_s, latency_p50_ms, ...).
+    """
+    if dataset_kind not in DATASET_KINDS:
+        raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
+    class_iou = getattr(result, "class_iou", None)
+    if not isinstance(class_iou, Mapping):
+        raise UserError(f"evaluation result {type(result).__name__} has no class_iou mapping")
+    unknown = sorted(set(class_iou) - set(CLASS_COLUMNS))
+    if unknown:
+        raise UserError(f"evaluation result names classes that are not Cityscapes train classes: {unknown}")
+    if isinstance(options, Mapping):
+        options = ";".join(f"{k}={options[k]}" for k in sorted(options))
+    stats = dict(predict_stats or {})
+    row: dict[str, Any] = {
+        "model": model, "preset": preset or "", "options": options or "", "dataset": dataset,
+        "dataset_kind": dataset_kind, "split": split, "mode": mode, "checkpoint": str(checkpoint or ""),
+        "train_steps": "" if train_steps is None else int(train_steps),
+        "commit": commit if commit is not None else git_commit(),
+        "date": date or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    row.update({name: _percent(class_iou.get(name)) for name in CLASS_COLUMNS})
+    row.update({
+        "miou": _percent(result.miou), "iiou": _percent(getattr(result, "iiou", None)),
+        "category_miou": _percent(getattr(result, "category_miou", None)),
+        "category_iiou": _percent(getattr(result, "category_iiou_mean", None)),
+    })
+    row["n_images"] = stats.get("n_images", getattr(result, "n_images", None))
+    for key in _STATS_COLUMNS[1:]:
+        row[key] = stats.get(key)
+    row["eval_seconds"] = getattr(result, "seconds", None)
+    row["run_dir"] = _relative(run_dir) if run_dir else ""
+    row["notes"] = notes
+    return row
+
+
+def _relative(path: str | os.PathLike) -> str:
+    """A path relative to the project root when inside it (rows stay valid in any checkout)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """Short hash of HEAD, with '+dirty' when tracked files differ from it; 'unknown' outside git."""
+    cwd = Path(cwd) if cwd is not None else PROJECT_ROOT
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    dirty = status.returncode == 0 and status.stdout.strip() != ""
+    return head.stdout.strip() + ("+dirty" if dirty else "")

@@ -1,0 +1,183 @@
+"""`python -m bench run`: the whole benchmark in one reproducible command (what `make bench` calls).
+
+dataset (given, `$CITYSCAPES_DATASET`, else the embedded synthetic set, generated once) -> checkpoint
+(given, else the model's CPU preset trained once and cached under `checkpoints/`) -> predictions ->
+evaluation -> result row, run folder with plots, comparison with the reference table, README section.
+Every cached step resumes where it stopped: an interrupted training run continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.results import PROJECT_ROOT
+
+SYNTHETIC_ROOT = PROJECT_ROOT / "data" / "generated" / "synthetic"
+CHECKPOINT_ROOT = PROJECT_ROOT / "checkpoints"
+README = PROJECT_ROOT / "README.md"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A CPU-sized training budget: what the default checkpoint of a model is trained with."""
+
+    steps: int
+    batch: int
+    crop: tuple[int, int]
+    lr: float
+
+
+# Measured on a 2-core CPU (see README): the first `make bench` must fit in 20 minutes, set-up included.
+SYNTHETIC_RECIPE = Recipe(steps=1200, batch=8, crop=(256, 256), lr=0.02)
+REAL_RECIPE = Recipe(steps=1200, batch=4, crop=(512, 512), lr=0.01)
+NOTES = "trained from scratch (no ImageNet weights offline)"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    name: str
+    kind: str  # "synthetic" | "real"
+
+
+def resolve_dataset(dataset: str | None, *, progress: bool = True) -> Dataset:
+    """The dataset to benchmark: the argument, else `$CITYSCAPES_DATASET`, else the synthetic set."""
+    dataset = dataset or os.environ.get("CITYSCAPES_DATASET") or None
+    if dataset:
+        from data.cityscapes import resolve_root
+
+        root = resolve_root(dataset)
+        return Dataset(root, "cityscapes", "real")
+    from data import synthetic
+
+    print(f"dataset: embedded synthetic set at {SYNTHETIC_ROOT} (set CITYSCAPES_DATASET for real data)")
+    synthetic.generate(SYNTHETIC_ROOT, progress=progress)
+    return Dataset(SYNTHETIC_ROOT, "synthetic", "synthetic")
+
+
+def default_preset(model: str) -> str | None:
+    """The model's "cpu" preset where it has one (plugins and small models train as they are)."""
+    from models import registry
+
+    return "cpu" if "cpu" in registry.get(model).presets else None
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-")
+
+
+def ensure_checkpoint(model: str, dataset: Dataset, *, preset: str | None, recipe: Recipe, seed: int,
+                      root: Path = CHECKPOINT_ROOT, progress: bool = True) -> Path:
+    """The cached default checkpoint of `model` on `dataset`, trained (or resumed) when missing."""
+    from bench import checkpoint as ckpt
+    from bench.train import train
+
+    out = Path(root) / _slug(f"{model}-{preset or 'default'}-{dataset.name}")
+    done = ckpt.list_checkpoints(out) if out.is_dir() else []
+    if done and ckpt.read_metadata(done[-1]).get("steps") == recipe.steps:
+        print(f"checkpoint: {done[-1]} (cached; delete {out} to retrain)")
+        return done[-1]
+    print(f"checkpoint: training {model} (preset {preset or 'none'}) for {recipe.steps} steps, batch "
+          f"{recipe.batch}, crop {recipe.crop[0]}x{recipe.crop[1]} into {out}"
+          + (" (resuming)" if done else ""))
+    return train(model, dataset.root, out, steps=recipe.steps, batch=recipe.batch, crop=recipe.crop,
+                 lr=recipe.lr, preset=preset, seed=seed, resume=bool(done), progress=progress)
+
+
+def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val", checkpoint: str | None = None,
+                  mode: str = "whole", preset: str | None = None, recipe: Recipe | None = None,
+                  scales: tuple[float, ...] = (1.0,), flip: bool = False, seed: int = 0,
+                  workers: int | None = None, reference: str | None = None, readme: Path | None = README,
+                  results_csv: Path | None = None, runs_dir: Path | None = None,
+                  checkpoint_root: Path = CHECKPOINT_ROOT, progress: bool = True):
+    """Run the benchmark; returns the `RunReport` of `bench.run_report` (row, run folder, files)."""
+    from bench import checkpoint as ckpt
+    from bench.evaluate import evaluate
+    from bench.predict import predict
+    from bench.run_report import report_run
+
+    began = time.perf_counter()
+    data = resolve_dataset(dataset, progress=progress)
+    if checkpoint:
+        checkpoint_path = ckpt.resolve(checkpoint)
+    else:
+        preset = preset if preset is not None else default_preset(model)
+        recipe = recipe or (SYNTHETIC_RECIPE if data.kind == "synthetic" else REAL_RECIPE)
+        checkpoint_path = ensure_checkpoint(model, data, preset=preset, recipe=recipe, seed=seed,
+                                            root=checkpoint_root, progress=progress)
+    meta = ckpt.read_metadata(checkpoint_path)
+    if meta.get("model") and meta["model"] != model:
+        raise UserError(f"checkpoint {checkpoint_path} holds model '{meta['model']}', not '{model}': "
+                        f"pass MODEL={meta['model']} or another CHECKPOINT")
+
+    pred_dir = checkpoint_path.parent / _slug(f"pred-{data.name}-{split}-{mode}")
+    shutil.rmtree(pred_dir, ignore_errors=True)  # a cache: stale frames must never be scored
+    print(f"predict: {split} split, mode {mode} -> {pred_dir}")
+    stats = predict(checkpoint_path, data.root, split, pred_dir, mode=mode, scales=scales, flip=flip,
+                    progress=progress)
+    print("evaluate: ", end="", flush=True)
+    result = evaluate(data.root, split, pred_dir, workers=workers, progress=progress)
+    print(f"mIoU {100 * result.miou:.1f} on {result.n_images} images in {result.seconds:.1f} s")
+
+    extra = {k: v for k, v in (("results_csv", results_csv), ("runs_dir", runs_dir)) if v is not None}
+    if reference:
+        extra["reference"] = reference
+    report = report_run(result, model=model, dataset=data.name, dataset_kind=data.kind, split=split,
+                        gt_root=data.root, pred_dir=pred_dir, readme=readme, mode=mode,
+                        checkpoint=_display_path(checkpoint_path), preset=meta.get("preset") or preset,
+                        options=meta.get("options") or None, train_steps=meta.get("steps"),
+                        predict_stats=stats, notes=NOTES if not checkpoint else "", **extra)
+    print(report.summary())
+    print(f"done in {time.perf_counter() - began:.0f} s")
+    return report
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="pspnet", help="registry name or package.module:function")
+    parser.add_argument("--dataset", default=None,
+                        help="Cityscapes root (default: $CITYSCAPES_DATASET, else the synthetic set)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--checkpoint", default=None,
+                        help=".keras checkpoint (default: train the model's CPU preset once and cache it)")
+    parser.add_argument("--mode", default="whole", choices=("whole", "slide", "multiscale"))
+    parser.add_argument("--scales", default="0.5,0.75,1.0,1.25,1.5,1.75",
+                        help="comma-separated scales for --mode multiscale")
+    parser.add_argument("--flip", action="store_true", help="add horizontally flipped inputs")
+    parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
+    parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None, help="evaluation worker processes")
+    parser.add_argument("--reference", default=None, help="reference table to compare with")
+    parser.add_argument("--no-readme", action="store_true", help="do not regenerate the README section")
+
+
+def run(args: argparse.Namespace) -> int:
+    scales = (1.0,)
+    if args.mode == "multiscale":
+        try:
+            scales = tuple(float(s) for s in args.scales.split(","))
+        except ValueError as exc:
+            raise UserError(f"--scales {args.scales!r} is not a comma-separated list of numbers") from exc
+    recipe = None
+    if args.steps is not None:
+        kind = "real" if (args.dataset or os.environ.get("CITYSCAPES_DATASET")) else "synthetic"
+        base = SYNTHETIC_RECIPE if kind == "synthetic" else REAL_RECIPE
+        recipe = Recipe(args.steps, base.batch, base.crop, base.lr)
+    run_benchmark(args.model, dataset=args.dataset, split=args.split, checkpoint=args.checkpoint,
+                  mode=args.mode, preset=args.preset, recipe=recipe, scales=scales, flip=args.flip,
+                  seed=args.seed, workers=args.workers, reference=args.reference,
+                  readme=None if args.no_readme else README)
+    return 0

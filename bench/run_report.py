@@ -1,0 +1,188 @@
+"""Everything a finished run leaves behind: its folder under results/runs/, its row, the README.
+
+`report_run` is the one call `bench run` makes after evaluating: it creates the run folder, writes the
+cityscapesScripts JSON, the confusion matrix and the plots, appends the row to results.csv (and results.md),
+and regenerates the README section. The pieces are separate functions for reuse and tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import atomic, plots, references
+from bench.results import PROJECT_ROOT, RESULTS_CSV, append_row, row_from_result
+
+RUNS_DIR = PROJECT_ROOT / "results" / "runs"
+N_SAMPLES = 3
+
+
+def _slug(text: str) -> str:
+    """File-name-safe text: 'mypkg.mod:build' -> 'mypkg.mod-build', a path -> its last part."""
+    text = Path(str(text)).name if os.sep in str(text) else str(text)
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.") or "x"
+
+
+def new_run_dir(model: str, dataset: str, *, root: str | os.PathLike = RUNS_DIR,
+                when: datetime | None = None) -> Path:
+    """Create and return `root/{date}_{model}_{dataset}/` (UTC); '-2', '-3', ... if it already exists."""
+    when = when or datetime.now(timezone.utc)
+    base = f"{when.strftime('%Y%m%dT%H%M%SZ')}_{_slug(model)}_{_slug(dataset)}"
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many run folders named {base} under {root}")
+
+
+def pick_samples(gt_root: str | os.PathLike, split: str, pred_dir: str | os.PathLike,
+                 n: int = N_SAMPLES) -> list[tuple[Path, Path, Path]]:
+    """Up to `n` (image, GT labelIds, prediction) triples of the split, spread evenly, that all exist."""
+    from data.cityscapes import list_samples
+
+    pred_dir = Path(pred_dir)
+    triples = []
+    for s in list_samples(gt_root, split):
+        pred = pred_dir / f"{s.key}_leftImg8bit.png"
+        if s.image is not None and pred.is_file():
+            triples.append((s.image, s.label_ids, pred))
+    if len(triples) <= n:
+        return triples
+    step = len(triples) / n
+    return [triples[int(i * step)] for i in range(n)]
+
+
+def cityscapes_dict(result: Any) -> dict[str, Any]:
+    """The evaluator's cityscapesScripts-keyed dict, NaN turned into None (JSON null)."""
+    if hasattr(result, "to_cityscapes_dict"):
+        data = result.to_cityscapes_dict()
+    else:  # an EvaluationResult-like object without the method: the keys cityscapesScripts writes
+        data = {"classScores": dict(result.class_iou),
+                "classInstScores": dict(getattr(result, "class_iiou", {}) or {}),
+                "categoryScores": dict(getattr(result, "category_iou", {}) or {}),
+                "categoryInstScores": dict(getattr(result, "category_iiou", {}) or {}),
+                "averageScoreClasses": result.miou, "averageScoreInstClasses": getattr(result, "iiou", None),
+                "averageScoreCategories": getattr(result, "category_miou", None),
+                "averageScoreInstCategories": getattr(result, "category_iiou_mean", None)}
+    return _nan_to_none(data)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        return _nan_to_none(value.item())
+    return value
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Pretty, key-sorted JSON without NaN (strict JSON), written atomically."""
+    return atomic.write_text(path, json.dumps(_nan_to_none(data), indent=2, sort_keys=True, allow_nan=False)
+                             + "\n")
+
+
+def write_run_folder(run_dir: str | os.PathLike, result: Any, *, row: Mapping[str, Any] | None = None,
+                     reference: Mapping[str, Any] | None = None, reference_label: str = "reference",
+                     samples: Sequence[tuple[Any, Any, Any]] = (),
+                     pred_ids: str = "label") -> dict[str, Path]:
+    """Write a run's files into `run_dir` and return them by kind.
+
+    result.json (cityscapesScripts keys), row.json (our results.csv row, if given), confusion.csv and
+    confusion.png (when the result has a confusion matrix), iou_bars.png (against `reference`, a row in
+    percent), samples.png (image / GT / prediction for `samples`).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    if hasattr(result, "write_json"):
+        result.write_json(run_dir / "result.json")
+        files["json"] = run_dir / "result.json"
+    else:
+        files["json"] = write_json(run_dir / "result.json", cityscapes_dict(result))
+    ours = dict(row) if row is not None else _percent_row(result)
+    if row is not None:
+        files["row"] = write_json(run_dir / "row.json", dict(row))
+    confusion = getattr(result, "confusion", None)
+    if confusion is not None:
+        files["confusion_csv"] = plots.confusion_csv(confusion, run_dir / "confusion.csv")
+        files["confusion_png"] = plots.confusion_heatmap(confusion, run_dir / "confusion.png")
+    label = str(ours.get("model", "ours"))
+    files["bars"] = plots.iou_bars(ours, run_dir / "iou_bars.png", reference=reference, ours_label=label,
+                                   reference_label=reference_label)
+    if samples:
+        files["samples"] = plots.sample_grid(samples, run_dir / "samples.png", pred_ids=pred_ids)
+    return files
+
+
+def _percent_row(result: Any) -> dict[str, float]:
+    row = {k: float(v) * 100 for k, v in result.class_iou.items()}
+    row["miou"] = float(result.miou) * 100
+    return row
+
+
+@dataclass
+class RunReport:
+    """Where a run's outputs went, for `bench run` to print."""
+
+    run_dir: Path
+    row: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+    results_csv: Path | None = None
+    readme: Path | None = None
+    readme_changed: bool = False
+
+    def summary(self) -> str:
+        lines = [f"run folder:  {self.run_dir}"]
+        lines += [f"  {kind:<14}{path.name}" for kind, path in self.files.items()]
+        if self.results_csv is not None:
+            lines.append(f"result row:  {self.results_csv} (and {self.results_csv.with_suffix('.md').name})")
+        if self.readme is not None:
+            lines.append(f"README:      {self.readme} ({'updated' if self.readme_changed else 'unchanged'})")
+        return "\n".join(lines)
+
+
+def report_run(result: Any, *, model: str, dataset: str, dataset_kind: str, split: str,
+               gt_root: str | os.PathLike | None = None, pred_dir: str | os.PathLike | None = None,
+               results_csv: str | os.PathLike = RESULTS_CSV, runs_dir: str | os.PathLike = RUNS_DIR,
+               reference: str = references.DEFAULT_REFERENCE, readme: str | os.PathLike | None = None,
+               pred_ids: str = "label", **row_fields: Any) -> RunReport:
+    """After evaluation: run folder with JSON, confusion and plots; result row; README (unless `readme=None`).
+
+    `row_fields` go to `bench.results.row_from_result` (mode, checkpoint, preset, options, train_steps,
+    predict_stats, notes, ...). Samples for the grid come from `gt_root`/`pred_dir` when both are given.
+    """
+    when = datetime.now(timezone.utc)
+    run_dir = new_run_dir(model, dataset, root=runs_dir, when=when)
+    row_fields.setdefault("date", when.strftime("%Y-%m-%dT%H:%M:%SZ"))  # the row and its folder agree
+    row = row_from_result(result, model=model, dataset=dataset, dataset_kind=dataset_kind, split=split,
+                          run_dir=run_dir, **row_fields)
+    ref_table = references.load(reference)
+    ref_row = references.pick(ref_table, 0, reference).to_dict()
+    samples = pick_samples(gt_root, split, pred_dir) if gt_root is not None and pred_dir is not None else []
+    files = write_run_folder(run_dir, result, row=row, reference=ref_row,
+                             reference_label=f"{ref_row['method']} ({ref_row['split']})", samples=samples,
+                             pred_ids=pred_ids)
+    append_row(results_csv, row)
+    report = RunReport(run_dir=run_dir, row=row, files=files, results_csv=Path(results_csv))
+    if readme is not None:
+        from bench.readme import update_readme
+
+        report.readme = Path(readme)
+        report.readme_changed = update_readme(readme, results_csv, reference=reference)
+    return report

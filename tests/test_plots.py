@@ -1,0 +1,93 @@
+"""Plots are real PNGs of a predictable pixel size; the confusion matrix is folded to train IDs correctly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench import plots
+from data.labels import CLASS_NAMES, name2label
+from tests.report_fakes import tiny_cityscapes
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_png(path, size):
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        assert im.size == size
+        pixels = np.asarray(im.convert("RGB"))
+    assert pixels.std() > 0  # something was drawn
+
+
+def test_iou_bars_is_a_png_of_the_fixed_size(tmp_path):
+    ours = {name: 10.0 + i for i, name in enumerate(CLASS_NAMES)} | {"miou": 19.0}
+    ref = {name: 90.0 for name in CLASS_NAMES} | {"miou": 90.0, "train": float("nan")}
+    out = plots.iou_bars(ours, tmp_path / "bars.png", reference=ref)
+    _assert_png(out, plots.expected_size("bars"))
+    assert plots.expected_size("bars") == (1200, 450)
+
+
+def test_confusion_heatmap_is_a_png_of_the_fixed_size(tmp_path):
+    confusion = np.random.default_rng(0).integers(0, 100, (34, 34))
+    confusion[:, name2label["truck"].id] = 0
+    confusion[name2label["truck"].id] = 0  # a class absent from the ground truth: a blank row, no warning
+    out = plots.confusion_heatmap(confusion, tmp_path / "confusion.png")
+    _assert_png(out, plots.expected_size("confusion"))
+
+
+def test_label_id_confusion_folds_to_train_ids_with_void_predictions():
+    road, car, unlabeled, sky = (name2label[n].id for n in ("road", "car", "unlabeled", "sky"))
+    m = np.zeros((34, 34), np.int64)
+    m[road, road] = 10
+    m[road, car] = 3
+    m[road, unlabeled] = 2  # predicted a void id on a valid pixel: counted in the void column
+    m[unlabeled, sky] = 7  # void ground truth: not evaluated, dropped
+    folded = plots.train_confusion(m)
+    assert folded.shape == (19, 20)
+    r, c = name2label["road"].trainId, name2label["car"].trainId
+    assert folded[r, r] == 10 and folded[r, c] == 3 and folded[r, 19] == 2
+    assert folded.sum() == 15
+
+
+def test_train_id_confusions_are_accepted_as_they_are():
+    m = np.arange(19 * 20).reshape(19, 20)
+    assert np.array_equal(plots.train_confusion(m), m)
+    square = np.eye(19)
+    assert np.array_equal(plots.train_confusion(square)[:, :19], square)
+    with pytest.raises(ValueError, match="neither train-ID"):
+        plots.train_confusion(np.zeros((25, 25)))
+
+
+def test_confusion_csv_has_class_rows_and_a_void_column(tmp_path):
+    m = np.zeros((19, 20))
+    m[0, 19] = 5
+    out = plots.confusion_csv(m, tmp_path / "confusion.csv")
+    lines = out.read_text().splitlines()
+    assert lines[0].split(",")[0] == "ground_truth" and lines[0].endswith(",void")
+    assert lines[1].startswith("road,") and lines[1].endswith(",5")
+    assert len(lines) == 20
+
+
+def test_sample_grid_has_one_row_of_three_panels_per_sample(tmp_path):
+    root, pred_dir = tiny_cityscapes(tmp_path / "data", n=2)
+    samples = [(root / f"leftImg8bit/val/frankfurt/frankfurt_000000_{i:06d}_leftImg8bit.png",
+                root / f"gtFine/val/frankfurt/frankfurt_000000_{i:06d}_gtFine_labelIds.png",
+                pred_dir / f"frankfurt_000000_{i:06d}_leftImg8bit.png") for i in range(2)]
+    out = plots.sample_grid(samples, tmp_path / "samples.png")
+    _assert_png(out, plots.expected_size("grid", rows=2))
+    assert plots.expected_size("grid", rows=2) == (1200, 440)
+    with Image.open(out) as im:
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    road_colour = tuple(name2label["road"].color)
+    assert (pixels == road_colour).all(axis=1).any()  # the palette, not raw label ids, is drawn
+
+
+def test_plots_replace_files_atomically_and_leave_no_temp_files(tmp_path):
+    out = tmp_path / "bars.png"
+    out.write_bytes(b"old")
+    plots.iou_bars({"road": 50.0, "miou": 50.0}, out)
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    assert [p.name for p in tmp_path.iterdir()] == ["bars.png"]

@@ -1,0 +1,113 @@
+"""README results section: regenerated between the markers only, idempotent byte for byte, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import readme as readme_mod
+from bench.cli import main
+from bench.errors import UserError
+from bench.results import append_row, row_from_result
+from tests.report_fakes import fake_result
+
+README = """# project
+
+intro text stays
+
+## Results
+
+<!-- results:begin -->
+hand-written text that will be replaced
+<!-- results:end -->
+
+## After
+
+footer stays
+"""
+
+
+def _add(path, seed, *, model="pspnet", dataset="synthetic-v1", kind="synthetic", split="val"):
+    append_row(path, row_from_result(fake_result(seed), model=model, dataset=dataset, dataset_kind=kind,
+                                     split=split, commit="c", date=f"2026-01-01T00:00:{seed:02d}Z"))
+
+
+def _section(text: str) -> str:
+    return text.split(readme_mod.BEGIN)[1].split(readme_mod.END)[0]
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "README.md").write_text(README)
+    (tmp_path / "results").mkdir()
+    return tmp_path
+
+
+def test_running_twice_changes_nothing_byte_for_byte(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1)
+    assert readme_mod.update_readme(readme, results) is True
+    first, plot = readme.read_bytes(), (project / "results" / "latest_iou.png").read_bytes()
+    assert readme_mod.update_readme(readme, results) is False
+    assert readme.read_bytes() == first
+    assert (project / "results" / "latest_iou.png").read_bytes() == plot
+
+
+def test_only_the_text_between_the_markers_is_rewritten(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1)
+    readme_mod.update_readme(readme, results)
+    text = readme.read_text()
+    before, after = README.split(readme_mod.BEGIN)[0], README.split(readme_mod.END)[1]
+    assert text.startswith(before + readme_mod.BEGIN) and text.endswith(readme_mod.END + after)
+    assert "hand-written" not in text
+    assert "](results/latest_iou.png)" in text and "](results/results.md)" in text
+
+
+def test_latest_row_per_combination_labelled_with_its_dataset(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1)
+    _add(results, 2)  # same combination: replaces row 1 in the README
+    _add(results, 3, model="fcn", dataset="cityscapes", kind="real")
+    readme_mod.update_readme(readme, results)
+    section = _section(readme.read_text())
+    ours = [line for line in section.splitlines() if line.startswith("| pspnet") or line.startswith("| fcn")]
+    assert len(ours) == 2
+    assert ours[0].startswith("| pspnet | synthetic-v1 (*synthetic*) | val | whole |")
+    assert ours[1].startswith("| fcn | cityscapes | val | whole |")
+    expected_miou = f"{fake_result(2).miou * 100:.1f}"
+    assert ours[0].endswith(f"| {expected_miou} |")
+    assert "not comparable with numbers on real Cityscapes" in section
+
+
+def test_reference_rows_and_sources_are_listed(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    readme_mod.update_readme(readme, results)  # no results yet: references only, no plot
+    section = _section(readme.read_text())
+    assert "No results yet" in section
+    assert "| PSPNet (fine+coarse) | pspnet-paper-test | test |" in section
+    assert "| 98.6 | 86.6 | 93.2 |" in section and "| 76.9 | 80.2 |" in section
+    assert "https://github.com/hszhao/PSPNet" in section
+    assert not (project / "results" / "latest_iou.png").exists()
+
+
+@pytest.mark.parametrize("text, found", [
+    ("# no markers\n", "found 0 and 0"),
+    ("<!-- results:begin -->\n<!-- results:begin -->\n<!-- results:end -->\n", "found 2 and 1"),
+    ("<!-- results:end -->\n<!-- results:begin -->\n", "comes before"),
+])
+def test_bad_markers_are_a_clear_error_and_the_readme_is_untouched(project, text, found):
+    readme = project / "README.md"
+    readme.write_text(text)
+    with pytest.raises(UserError, match=found):
+        readme_mod.update_readme(readme, project / "results" / "results.csv")
+    assert readme.read_text() == text
+
+
+def test_readme_cli_reports_updated_then_unchanged(project, capsys):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 4)
+    args = ["readme", "--readme", str(readme), "--results", str(results)]
+    assert main(args) == 0 and "updated" in capsys.readouterr().out
+    assert main(args) == 0 and "unchanged" in capsys.readouterr().out
+    assert main(["readme", "--readme", str(project / "missing.md")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,187 @@
+"""results.csv: schema, atomic and locked appends, old files with fewer columns, rows from a result."""
+
+from __future__ import annotations
+
+import csv
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench import atomic, results
+from bench.errors import UserError
+from bench.results import CLASS_COLUMNS, COLUMNS, append_row, read_rows
+from tests.report_fakes import fake_result
+
+
+def _row(i: int = 0, **extra) -> dict:
+    row = results.row_from_result(fake_result(i), model="pspnet", dataset="synthetic-v1",
+                                  dataset_kind="synthetic", split="val", preset="tiny", train_steps=10 + i,
+                                  commit="abc1234", date=f"2026-01-01T00:00:{i:02d}Z",
+                                  predict_stats={"images_per_s": 2.5})
+    row.update(extra)
+    return row
+
+
+def _raw(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_first_append_writes_schema_header_and_the_row(tmp_path):
+    path = append_row(tmp_path / "results.csv", _row())
+    with open(path, newline="") as f:
+        header = next(csv.reader(f))
+    assert header == list(COLUMNS)
+    (only,) = _raw(path)
+    assert only["model"] == "pspnet" and only["dataset_kind"] == "synthetic" and only["train_steps"] == "10"
+    assert only["train"] == ""  # NaN (class absent) is written as an empty cell
+
+
+def test_append_keeps_earlier_rows_byte_for_byte(tmp_path):
+    path = tmp_path / "results.csv"
+    append_row(path, _row(0))
+    before = path.read_bytes()
+    append_row(path, _row(1))
+    after = path.read_bytes()
+    assert after.startswith(before)
+    assert len(_raw(path)) == 2
+
+
+def test_results_md_is_rendered_next_to_the_csv(tmp_path):
+    append_row(tmp_path / "results.csv", _row(0))
+    md = (tmp_path / "results.md").read_text()
+    assert "pspnet [tiny]" in md and "synthetic-v1 (*synthetic*)" in md
+    assert "| road | swalk |" in md and "not comparable" in md
+
+
+@pytest.mark.parametrize("step", ["fsync", "replace"])
+def test_a_crash_mid_append_leaves_the_old_file_intact_and_no_temp_file(tmp_path, monkeypatch, step):
+    """Crash once the temp file is written but not yet durable, or while renaming it over the old file."""
+    path = tmp_path / "results.csv"
+    append_row(path, _row(0))
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError(f"simulated crash in {step}")
+
+    monkeypatch.setattr(os, step, crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        append_row(path, _row(1))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".results.csv.lock", "results.csv", "results.md"]
+    append_row(path, _row(2))  # the lock was released: the next append works
+    assert [r["train_steps"] for r in _raw(path)] == ["10", "12"]
+
+
+def _append_many(path: str, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        append_row(path, _row(i % 50, notes=f"writer row {i}"), markdown=False)
+
+
+def test_two_processes_appending_at_once_lose_no_rows(tmp_path):
+    path = str(tmp_path / "results.csv")
+    ctx = multiprocessing.get_context("fork")
+    writers = [ctx.Process(target=_append_many, args=(path, k * 100, 15)) for k in range(2)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(60)
+        assert w.exitcode == 0
+    notes = sorted(r["notes"] for r in _raw(path))
+    assert notes == sorted(f"writer row {i}" for k in range(2) for i in range(k * 100, k * 100 + 15))
+
+
+def test_lock_is_exclusive_between_processes(tmp_path):
+    """A second process cannot take the lock while the first holds it (checked with a non-blocking try)."""
+    target = tmp_path / "results.csv"
+    code = ("import fcntl, sys\n"
+            "f = open(sys.argv[1], 'a+b')\n"
+            "try:\n    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n"
+            "    sys.exit(3)\nsys.exit(0)\n")
+    lock_file = tmp_path / ".results.csv.lock"
+    with atomic.locked(target):
+        held = subprocess.run([sys.executable, "-c", code, str(lock_file)])
+    free = subprocess.run([sys.executable, "-c", code, str(lock_file)])
+    assert (held.returncode, free.returncode) == (3, 0)
+
+
+def test_old_file_without_new_columns_is_read_and_appended_to(tmp_path):
+    path = tmp_path / "results.csv"
+    old_header = ["model", "dataset", "split", "mode", "commit", "date", *CLASS_COLUMNS, "miou", "legacy_col"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(old_header)
+        writer.writerow(["fcn", "cityscapes", "val", "whole", "0000000", "2025-01-01", *["50.5"] * 19, "50.5",
+                         "kept"])
+    frame = read_rows(path)
+    assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS) and frame.loc[0, "miou"] == 50.5
+    assert frame.loc[0, "notes"] == "" and math.isnan(frame.loc[0, "iiou"])
+
+    append_row(path, _row(0))
+    old, new = _raw(path)
+    assert old["model"] == "fcn" and old["road"] == "50.5" and old["legacy_col"] == "kept"
+    assert old["iiou"] == "" and old["images_per_s"] == ""  # columns the old file lacked: empty
+    assert new["legacy_col"] == "" and new["images_per_s"] == "2.5"
+    assert list(read_rows(path)["model"]) == ["fcn", "pspnet"]
+
+
+def test_a_row_with_an_unknown_key_adds_a_column_at_the_end(tmp_path):
+    path = tmp_path / "results.csv"
+    append_row(path, _row(0))
+    append_row(path, _row(1, gpu="none"))
+    with open(path, newline="") as f:
+        header = next(csv.reader(f))
+    assert header[-1] == "gpu"
+    assert [r["gpu"] for r in _raw(path)] == ["", "none"]
+
+
+def test_row_from_result_is_percent_with_nan_as_empty():
+    result = fake_result(3)
+    row = _row(3)
+    assert row["road"] == pytest.approx(result.class_iou["road"] * 100, abs=1e-12)
+    assert row["miou"] == pytest.approx(result.miou * 100, abs=1e-12)
+    assert row["iiou"] == pytest.approx(25.0) and row["category_iiou"] == pytest.approx(40.0)
+    assert row["eval_seconds"] == 1.25 and row["n_images"] == 2 and row["images_per_s"] == 2.5
+    assert math.isnan(row["train"]) and results.format_value(row["train"]) == ""
+    assert list(row)[: len(COLUMNS)] == list(COLUMNS)
+
+
+def test_row_from_result_rejects_an_unknown_dataset_kind():
+    with pytest.raises(UserError, match="dataset_kind"):
+        results.row_from_result(fake_result(), model="m", dataset="d", dataset_kind="cityscapes", split="val")
+
+
+def test_options_are_written_sorted_and_compact():
+    row = results.row_from_result(fake_result(), model="m", dataset="d", dataset_kind="real", split="val",
+                          options={"width": 8, "depth": 50}, commit="x")
+    assert row["options"] == "depth=50;width=8"
+
+
+def test_read_rows_of_a_missing_file_names_it():
+    with pytest.raises(UserError, match="nope.csv does not exist"):
+        read_rows("/nonexistent/nope.csv")
+
+
+def test_git_commit_outside_git_is_unknown(tmp_path):
+    assert results.git_commit(tmp_path) == "unknown"
+
+
+def test_git_commit_is_short_hash_with_dirty_marker(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("a")
+    git("add", "f.txt")
+    git("commit", "-qm", "one")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout.strip()
+    assert results.git_commit(tmp_path) == head
+    (tmp_path / "f.txt").write_text("b")
+    assert results.git_commit(tmp_path) == head + "+dirty"
