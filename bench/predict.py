@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench import checkpoint as ckpt
+from bench.atomic import write_text
 from bench.cli_types import scales as parse_scales
 from bench.cli_types import size
 from bench.errors import UserError
@@ -208,9 +209,7 @@ def predict(checkpoint, dataset, split: str, out, *, mode: str = "whole", scales
              "checkpoint": metadata["checkpoint"], "model": metadata.get("model"),
              "preset": metadata.get("preset"), "options": metadata.get("options"),
              "train_steps": metadata.get("steps"), **settings}
-    tmp = out / f".{STATS_NAME}.tmp"
-    tmp.write_text(json.dumps(stats, indent=2) + "\n")
-    os.replace(tmp, out / STATS_NAME)
+    write_text(out / STATS_NAME, json.dumps(stats, indent=2) + "\n")
     return stats
 
 

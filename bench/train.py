@@ -76,7 +76,8 @@ def make_optimizer(lr: float, steps: int, weight_decay: float = WEIGHT_DECAY):
     return optimizer
 
 
-def _make_step(model, optimizer, aux_weight: float, jit: bool):
+def make_train_step(model, optimizer, aux_weight: float = AUX_WEIGHT, jit: bool = False):
+    """One SGD step as a `tf.function`: (images, labels) -> dict of loss terms and pixel accuracy."""
     import tensorflow as tf
 
     @tf.function(jit_compile=jit)
@@ -224,7 +225,7 @@ def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, 
           f"{'GPU, mixed bfloat16 + XLA' if accelerate else 'CPU, float32'}, "
           f"{net.count_params():,} parameters")
     log = _Log(out, start)
-    step_fn = _make_step(net, optimizer, aux_weight, jit=accelerate)
+    step_fn = make_train_step(net, optimizer, aux_weight, jit=accelerate)
     batches = iter(train_dataset(samples, batch=batch, crop=crop, seed=seed, start_step=start))
     bar = tqdm(total=steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
     began = time.perf_counter()
