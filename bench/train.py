@@ -222,7 +222,7 @@ def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, 
 
     print(f"training {model} (preset {preset}, options {options}) on {len(samples)} frames of {root}: "
           f"steps {start}->{steps}, batch {batch}, crop {crop[0]}x{crop[1]}, lr {lr}, "
-          f"{'GPU, mixed bfloat16 + XLA' if accelerate else 'CPU, float32'}, "
+          f"{'mixed bfloat16 + XLA' if accelerate else 'float32'}, "
           f"{net.count_params():,} parameters")
     log = _Log(out, start)
     step_fn = make_train_step(net, optimizer, aux_weight, jit=accelerate)

@@ -138,6 +138,19 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(root, tmp_path,
     assert restored_state(ckpt.resolve(out), 12)[1] == 12
 
 
+def test_mixed_precision_and_xla_path_trains_and_predicts(root, tmp_path):
+    """What a GPU run does (bfloat16 compute + XLA), exercised on the CPU so CI covers the code path."""
+    import keras
+
+    path = train(MODEL, root, tmp_path / "run", steps=3, batch=2, crop=(32, 64), lr=0.05, progress=False,
+                 accelerate=True)
+    assert ckpt.read_metadata(path)["accelerated"] is True
+    assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is restored
+    model, _ = load_checkpoint(path)
+    logits = model(first_frame(root))
+    assert logits.dtype == "float32" and np.isfinite(logits.numpy()).all()
+
+
 def test_train_refuses_to_overwrite_or_resume_nothing(root, trained, tmp_path, capsys):
     assert main(train_args(root, trained, 50)) == 2
     assert "pass --resume" in capsys.readouterr().err
