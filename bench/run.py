@@ -90,11 +90,11 @@ def ensure_checkpoint(model: str, dataset: Dataset, *, preset: str | None, recip
                  lr=recipe.lr, preset=preset, seed=seed, resume=bool(done), progress=progress)
 
 
-def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val", checkpoint: str | None = None,
-                  mode: str = "whole", preset: str | None = None, recipe: Recipe | None = None,
-                  scales: tuple[float, ...] = (1.0,), flip: bool = False, seed: int = 0,
-                  workers: int | None = None, reference: str | None = None, readme: Path | None = README,
-                  results_csv: Path | None = None, runs_dir: Path | None = None,
+def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val",
+                  checkpoint: str | None = None, mode: str = "whole", preset: str | None = None,
+                  recipe: Recipe | None = None, scales: tuple[float, ...] = (1.0,), flip: bool = False,
+                  seed: int = 0, workers: int | None = None, reference: str | None = None,
+                  readme: Path | None = README, results_csv: Path | None = None, runs_dir: Path | None = None,
                   checkpoint_root: Path = CHECKPOINT_ROOT, progress: bool = True):
     """Run the benchmark; returns the `RunReport` of `bench.run_report` (row, run folder, files)."""
     from bench import checkpoint as ckpt
