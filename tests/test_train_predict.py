@@ -193,16 +193,16 @@ def test_multiscale_with_scale_one_and_no_flip_equals_whole(root, model):
 
 
 def cityscapes_scripts_miou(gt_root, pred_dir, monkeypatch) -> float:
-    """mIoU from cityscapesScripts itself, matching the prediction files by its own name rule."""
-    monkeypatch.setattr(np, "in1d", lambda a, b, invert=False: np.isin(a, b, invert=invert), raising=False)
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as ev
+    """mIoU from cityscapesScripts itself, the prediction files found by its own name rule."""
+    from bench.reference_eval import evaluate_img_lists, reference_module
 
-    for key, value in {"quiet": True, "JSONOutput": False, "evalPixelAccuracy": False,
-                       "predictionPath": str(pred_dir), "predictionWalk": None}.items():
-        monkeypatch.setattr(ev.args, key, value)
+    ev = reference_module()
+    monkeypatch.setattr(ev.args, "predictionPath", str(pred_dir))
+    monkeypatch.setattr(ev.args, "predictionWalk", None)
     gt = [str(s.label_ids) for s in list_samples(gt_root, "val")]
     predictions = [ev.getPrediction(ev.args, g) for g in gt]
-    return ev.evaluateImgLists(predictions, gt, ev.args)["averageScoreClasses"]
+    assert all(p.startswith(str(pred_dir)) for p in predictions)
+    return evaluate_img_lists(predictions, gt)["averageScoreClasses"]
 
 
 def test_written_predictions_evaluate_with_cityscapes_scripts(root, trained, tmp_path, monkeypatch):
@@ -221,6 +221,9 @@ def test_written_predictions_evaluate_with_cityscapes_scripts(root, trained, tmp
     assert 0 < stats["latency_p50_ms"] <= stats["latency_p95_ms"]
     miou = cityscapes_scripts_miou(root, out, monkeypatch)
     assert 0.3 < miou <= 1.0
+    from bench.evaluate import evaluate
+
+    assert evaluate(root, "val", out, workers=1).miou == pytest.approx(miou, abs=1e-9)
 
 
 @pytest.mark.parametrize("mode_args", [["--mode", "slide", "--crop", "32x64"],
