@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import time
 from datetime import datetime, timezone
@@ -152,8 +153,9 @@ def _resume_point(out: Path, model: str, preset: str | None, options: dict | Non
         raise UserError(f"--resume: {out} holds no ckpt-*.keras checkpoint; drop --resume to start a new run")
     meta = ckpt.read_metadata(existing[-1])
     recorded = (meta.get("model"), meta.get("preset"), meta.get("options") or {})
+    # Compare as JSON sees them: tuples come back from the checkpoint as lists.
     if model != recorded[0] or (preset is not None and preset != recorded[1]) or (
-            options and options != recorded[2]):
+            options and json.loads(json.dumps(options)) != recorded[2]):
         raise UserError(f"--resume: {existing[-1]} was trained as model={recorded[0]} preset={recorded[1]} "
                         f"options={recorded[2]}; resume with those or choose another --out")
     return existing[-1], meta
@@ -235,6 +237,9 @@ def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, 
         while done < steps:
             images, labels = next(batches)
             values = {k: float(v) for k, v in step_fn(images, labels).items()}
+            if not math.isfinite(values["loss"]):
+                raise UserError(f"the loss became {values['loss']} at step {done + 1}: training diverged; "
+                                f"lower --lr (now {lr}) and start again in a new --out")
             done += 1
             window_steps += 1
             for key, value in values.items():

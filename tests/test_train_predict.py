@@ -151,6 +151,11 @@ def test_mixed_precision_and_xla_path_trains_and_predicts(root, tmp_path):
     assert logits.dtype == "float32" and np.isfinite(logits.numpy()).all()
 
 
+def test_diverging_training_stops_with_a_clear_message(root, tmp_path, capsys):
+    assert main(train_args(root, tmp_path, 30, "--crop", "32x64", "--lr", "1e12")) == 2
+    assert "diverged; lower --lr" in capsys.readouterr().err
+
+
 def test_train_refuses_to_overwrite_or_resume_nothing(root, trained, tmp_path, capsys):
     assert main(train_args(root, trained, 50)) == 2
     assert "pass --resume" in capsys.readouterr().err
