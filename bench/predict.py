@@ -27,6 +27,7 @@ import math
 import os
 import resource
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,13 @@ DEFAULT_CROP = (713, 713)
 STATS_NAME = "predict_stats.json"
 
 
-def load_checkpoint(path: str | os.PathLike):
+def load_checkpoint(path: str | os.PathLike, *, fold_bn: bool = False):
     """(inference model emitting logits (B, H, W, C), metadata) from a checkpoint file or training folder.
 
     Checkpoints of `bench train` are rebuilt from the registry and their weights loaded; a plain `.keras`
     file from elsewhere is loaded as saved (its custom layers must be importable and registered).
+    `fold_bn` merges BatchNorm into the convolutions before it (same outputs to float rounding, faster);
+    a model that cannot be folded is returned as it is, with a warning.
     """
     import keras
 
@@ -68,6 +71,15 @@ def load_checkpoint(path: str | os.PathLike):
     if isinstance(output, dict):
         model = keras.Model(model.input, output["logits"], name=f"{model.name}_logits")
     metadata["checkpoint"] = str(path)
+    metadata["folded_bn"] = False
+    if fold_bn:
+        from models.inference import fold_batchnorm
+
+        try:
+            model, metadata["folded_bn"] = fold_batchnorm(model), True
+        except Exception as exc:  # a plugin's layers may not round-trip through get_config
+            warnings.warn(f"{path}: BatchNorm not folded ({type(exc).__name__}: {exc}); predicting unfolded",
+                          stacklevel=2)
     return model, metadata
 
 
@@ -158,9 +170,11 @@ def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
 
 def predict(checkpoint, dataset, split: str, out, *, mode: str = "whole", scales: Sequence[float] = (1.0,),
             flip: bool = False, crop: tuple[int, int] | None = None, stride: tuple[int, int] | None = None,
-            colorize: bool = False, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+            colorize: bool = False, progress: bool = True, limit: int | None = None,
+            fold_bn: bool = True) -> dict[str, Any]:
     """Write label-ID PNGs of `split` into `out`; return (and write to `out/predict_stats.json`) the speed
-    and memory figures of the run. `limit` predicts only the first frames (quick checks)."""
+    and memory figures of the run. `limit` predicts only the first frames (quick checks); `fold_bn` merges
+    BatchNorm into the convolutions (see `load_checkpoint`)."""
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -174,7 +188,7 @@ def predict(checkpoint, dataset, split: str, out, *, mode: str = "whole", scales
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit} must be at least 1")
     samples = list_samples(dataset, split, require_images=True)[:limit]
-    model, metadata = load_checkpoint(checkpoint)
+    model, metadata = load_checkpoint(checkpoint, fold_bn=fold_bn)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     color_dir = out.with_name(f"{out.name}_color")
@@ -208,7 +222,7 @@ def predict(checkpoint, dataset, split: str, out, *, mode: str = "whole", scales
              **_peak_memory(), "device": "GPU" if accelerated else "CPU", "split": split,
              "checkpoint": metadata["checkpoint"], "model": metadata.get("model"),
              "preset": metadata.get("preset"), "options": metadata.get("options"),
-             "train_steps": metadata.get("steps"), **settings}
+             "train_steps": metadata.get("steps"), "folded_bn": metadata["folded_bn"], **settings}
     write_text(out / STATS_NAME, json.dumps(stats, indent=2) + "\n")
     return stats
 
@@ -227,6 +241,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
     parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N frames")
+    parser.add_argument("--no-fold-bn", action="store_true",
+                        help="keep BatchNorm layers (default: fold them into the convolutions)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -236,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
     stats = predict(args.checkpoint, args.dataset, args.split, args.out, mode=args.mode, scales=scales,
                     flip=args.flip, crop=args.crop, stride=args.stride, colorize=args.colorize,
-                    progress=not args.no_progress, limit=args.limit)
+                    progress=not args.no_progress, limit=args.limit, fold_bn=not args.no_fold_bn)
     print(f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
           f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
           f"peak memory {stats['peak_memory_mb']:.0f} MB")

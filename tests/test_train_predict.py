@@ -151,6 +151,20 @@ def test_mixed_precision_and_xla_path_trains_and_predicts(root, tmp_path):
     assert logits.dtype == "float32" and np.isfinite(logits.numpy()).all()
 
 
+def test_registry_model_checkpoint_rebuilds_and_folds_for_prediction(tiny_dataset, tmp_path):
+    """pspnet (custom pooling and resize layers, aux head) through train, save, rebuild and BN folding."""
+    path = train("pspnet", tiny_dataset, tmp_path, steps=1, batch=2, crop=(64, 64), preset="tiny",
+                 progress=False)
+    assert ckpt.read_metadata(path)["preset"] == "tiny"
+    image = first_frame(tiny_dataset)
+    plain, _ = load_checkpoint(path)
+    folded, meta = load_checkpoint(path, fold_bn=True)
+    assert meta["folded_bn"] and len(folded.layers) < len(plain.layers)
+    expected = plain(image).numpy()
+    assert expected.shape == (1, *image.shape[1:3], 19)
+    np.testing.assert_allclose(folded(image).numpy(), expected, rtol=1e-3, atol=1e-3)
+
+
 def test_diverging_training_stops_with_a_clear_message(root, tmp_path, capsys):
     assert main(train_args(root, tmp_path, 30, "--crop", "32x64", "--lr", "1e12")) == 2
     assert "diverged; lower --lr" in capsys.readouterr().err
@@ -223,7 +237,7 @@ def test_written_predictions_evaluate_with_cityscapes_scripts(root, trained, tmp
         assert Image.open(tmp_path / "pred_color" / f"{sample.key}_color.png").mode == "RGB"
     stats = json.loads((out / "predict_stats.json").read_text())
     assert stats["n_images"] == 2 and stats["images_per_s"] > 0 and stats["peak_memory_mb"] > 0
-    assert 0 < stats["latency_p50_ms"] <= stats["latency_p95_ms"]
+    assert 0 < stats["latency_p50_ms"] <= stats["latency_p95_ms"] and stats["folded_bn"] is True
     miou = cityscapes_scripts_miou(root, out, monkeypatch)
     assert 0.3 < miou <= 1.0
     from bench.evaluate import evaluate
