@@ -1,0 +1,107 @@
+"""Checkpoints: one self-contained `.keras` file that also says how to rebuild its model.
+
+A checkpoint is what `model.save` writes (architecture, weights and, for a compiled model, the optimizer
+state) plus one extra zip entry, `bench.json`, with the registry name, preset and options of the model, the
+number of classes, the steps done and the training settings. Keras ignores the extra entry, so the file
+still opens with `keras.models.load_model`; we instead rebuild the model from the registry and load the
+weights by structure, which needs no custom-object deserialisation and restores the optimizer too (resume).
+
+Files are written to a temporary name and renamed, so an interrupted save never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError
+
+METADATA_ENTRY = "bench.json"
+FORMAT_VERSION = 1
+_CKPT_NAME = re.compile(r"^ckpt-(\d+)\.keras$")
+
+
+def checkpoint_name(step: int) -> str:
+    """`ckpt-000500.keras`: names sort in step order."""
+    return f"ckpt-{step:06d}.keras"
+
+
+def save(model, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write `model` (with its optimizer state when compiled) and `metadata` to `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(METADATA_ENTRY, json.dumps({"format": FORMAT_VERSION, **metadata}, indent=2))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The `bench.json` entry of a checkpoint; `{}` for a plain `.keras` file written elsewhere."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist: pass a .keras file or a training --out folder")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if METADATA_ENTRY not in archive.namelist():
+                return {}
+            return json.loads(archive.read(METADATA_ENTRY))
+    except (zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise UserError(f"checkpoint {path} is not a readable .keras file ({exc}): re-save or re-train it"
+                        ) from exc
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """`ckpt-*.keras` files of a training folder, oldest step first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in directory.iterdir() if (m := _CKPT_NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the latest checkpoint of a training folder."""
+    path = Path(path)
+    if path.is_dir():
+        found = list_checkpoints(path)
+        if not found:
+            raise UserError(f"{path} holds no ckpt-*.keras checkpoint: train into it first or pass a file")
+        return found[-1]
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist: pass a .keras file or a training --out folder")
+    return path
+
+
+def prune(directory: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints of a training folder."""
+    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+
+
+def rebuild(metadata: dict[str, Any], *, aux_head: bool = True):
+    """A fresh model of the architecture a checkpoint records (weights not loaded)."""
+    from models.registry import build
+
+    if "model" not in metadata:
+        raise UserError("checkpoint metadata names no model: it was not written by `bench train`")
+    return build(metadata["model"], num_classes=int(metadata.get("num_classes", 19)),
+                 preset=metadata.get("preset"), aux_head=aux_head, **dict(metadata.get("options") or {}))
+
+
+def load_weights(model, path: str | os.PathLike) -> None:
+    """Load a checkpoint's weights (and optimizer state, if `model` is compiled) into a rebuilt model."""
+    try:
+        model.load_weights(Path(path))
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"checkpoint {path} does not fit the model it names ({exc}): was the model's code "
+                        f"changed since it was trained?") from exc

@@ -1,0 +1,243 @@
+"""`python -m bench predict`: a checkpoint -> one label-ID PNG per frame, in the official submission format.
+
+Files are `OUT/{city}_{seq}_{frame}_leftImg8bit.png`, single-channel 8-bit label IDs (what
+cityscapesScripts and `bench evaluate` read). `--colorize` writes palette images to the sibling folder
+`OUT_color/`, never inside OUT: cityscapesScripts matches every PNG under the prediction folder whose name
+starts with `{city}_{seq}_{frame}`, so colour images there would be taken for predictions.
+
+Modes (logits are averaged, then the arg-max is taken):
+- whole: the full frame in one forward pass;
+- slide: windows of `crop` every `stride` pixels (default: 2/3 of the crop, i.e. 1/3 overlap), the last
+  window of a row/column flush with the border, windows clipped to frames smaller than the crop (as in
+  mmsegmentation), overlapping logits averaged;
+- multiscale: the frame resized by each of `scales` (bilinear), each scale predicted whole (or by sliding
+  windows when `crop` is given), logits resized back to the frame and averaged.
+`flip` adds the mirrored frame to any mode.
+
+Stats (also written to `OUT/predict_stats.json`): images/s over the run (decode, inference and writing,
+after a warm-up frame that pays for tracing), per-frame latency p50/p95 (inference and arg-max, decoding
+and writing excluded), peak resident memory of the process (and GPU memory when there is one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import checkpoint as ckpt
+from bench.atomic import write_text
+from bench.cli_types import scales as parse_scales
+from bench.cli_types import size
+from bench.errors import UserError
+
+MODES = ("whole", "slide", "multiscale")
+DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+DEFAULT_CROP = (713, 713)
+STATS_NAME = "predict_stats.json"
+
+
+def load_checkpoint(path: str | os.PathLike):
+    """(inference model emitting logits (B, H, W, C), metadata) from a checkpoint file or training folder.
+
+    Checkpoints of `bench train` are rebuilt from the registry and their weights loaded; a plain `.keras`
+    file from elsewhere is loaded as saved (its custom layers must be importable and registered).
+    """
+    import keras
+
+    path = ckpt.resolve(path)
+    metadata = ckpt.read_metadata(path)
+    if metadata.get("model"):
+        model = ckpt.rebuild(metadata, aux_head=True)
+        ckpt.load_weights(model, path)
+    else:
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except Exception as exc:  # Keras raises many types for unreadable or foreign files
+            raise UserError(f"cannot load {path} as a Keras model ({type(exc).__name__}: {exc})") from exc
+        metadata = {"model": model.name, "num_classes": None, "steps": None}
+    output = model.output
+    if isinstance(output, dict):
+        model = keras.Model(model.input, output["logits"], name=f"{model.name}_logits")
+    metadata["checkpoint"] = str(path)
+    return model, metadata
+
+
+def slide_windows(length: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) windows covering 0..length; the last one flush with the end, all clipped to length."""
+    if length <= window:
+        return [(0, length)]
+    count = math.ceil((length - window) / stride) + 1
+    starts = [min(i * stride, length - window) for i in range(count)]
+    return [(s, s + window) for s in starts]
+
+
+def slide_logits(forward: Callable, image, crop: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Logits (H, W, C) of a (1, H, W, 3) image from overlapping windows, averaged where they overlap."""
+    height, width = int(image.shape[1]), int(image.shape[2])
+    total, count = None, np.zeros((height, width, 1), np.float32)
+    for y0, y1 in slide_windows(height, crop[0], stride[0]):
+        for x0, x1 in slide_windows(width, crop[1], stride[1]):
+            logits = np.asarray(forward(image[:, y0:y1, x0:x1, :]))[0]
+            if total is None:
+                total = np.zeros((height, width, logits.shape[-1]), np.float32)
+            total[y0:y1, x0:x1] += logits
+            count[y0:y1, x0:x1] += 1.0
+    return total / count
+
+
+def frame_logits(forward: Callable, image, *, mode: str = "whole", scales: Sequence[float] = (1.0,),
+                 flip: bool = False, crop: tuple[int, int] | None = None,
+                 stride: tuple[int, int] | None = None) -> np.ndarray:
+    """Averaged logits (H, W, C) of one normalised frame (1, H, W, 3) under the chosen mode."""
+    import tensorflow as tf
+
+    height, width = int(image.shape[1]), int(image.shape[2])
+    sliding = mode == "slide" or (mode == "multiscale" and crop is not None)
+    crop = crop or DEFAULT_CROP
+    stride = stride or (max(1, math.ceil(crop[0] * 2 / 3)), max(1, math.ceil(crop[1] * 2 / 3)))
+    run_scales = scales if mode == "multiscale" else (1.0,)
+
+    def predict_one(x) -> np.ndarray:
+        if sliding:
+            return slide_logits(forward, x, crop, stride)
+        return np.asarray(forward(x))[0]
+
+    total = None
+    for scale in run_scales:
+        target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        scaled = image if target == (height, width) else tf.image.resize(image, target, method="bilinear")
+        for mirrored in (False, True) if flip else (False,):
+            x = tf.reverse(scaled, [2]) if mirrored else scaled
+            logits = predict_one(x)
+            if mirrored:
+                logits = logits[:, ::-1]
+            if target != (height, width):
+                logits = tf.image.resize(logits[None], (height, width), method="bilinear")[0].numpy()
+            total = logits if total is None else total + logits
+    return total / (len(run_scales) * (2 if flip else 1))
+
+
+def _write_png(array: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def _peak_memory() -> dict[str, float]:
+    import tensorflow as tf
+
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    scale = 1.0 / 1024 if os.uname().sysname != "Darwin" else 1.0 / (1024 * 1024)
+    stats = {"peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1)}
+    if tf.config.list_physical_devices("GPU"):
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+        stats["peak_gpu_memory_mb"] = round(peak / 2**20, 1)
+    return stats
+
+
+def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
+    if mode not in MODES:
+        raise UserError(f"--mode {mode}: choose one of {', '.join(MODES)}")
+    if not scales or min(scales) <= 0:
+        raise UserError(f"--scales {scales}: give positive scales, e.g. 0.75,1.0,1.25")
+    for name, value in (("--crop", crop), ("--stride", stride)):
+        if value is not None and min(value) < 1:
+            raise UserError(f"{name} {value} must be positive, e.g. 713x713")
+
+
+def predict(checkpoint, dataset, split: str, out, *, mode: str = "whole", scales: Sequence[float] = (1.0,),
+            flip: bool = False, crop: tuple[int, int] | None = None, stride: tuple[int, int] | None = None,
+            colorize: bool = False, progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Write label-ID PNGs of `split` into `out`; return (and write to `out/predict_stats.json`) the speed
+    and memory figures of the run. `limit` predicts only the first frames (quick checks)."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from data.cityscapes import list_samples
+    from data.labels import colorize as palette
+    from data.labels import to_label_ids
+    from data.pipeline import eval_dataset
+
+    scales = tuple(float(s) for s in scales)
+    _check_mode(mode, scales, crop, stride)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit} must be at least 1")
+    samples = list_samples(dataset, split, require_images=True)[:limit]
+    model, metadata = load_checkpoint(checkpoint)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    color_dir = out.with_name(f"{out.name}_color")
+    if colorize:
+        color_dir.mkdir(parents=True, exist_ok=True)
+
+    accelerated = bool(tf.config.list_physical_devices("GPU"))
+    forward = tf.function(lambda x: model(x, training=False), jit_compile=accelerated)
+    settings = {"mode": mode, "scales": scales, "flip": flip, "crop": crop, "stride": stride}
+
+    frames = eval_dataset(samples, with_labels=False)
+    latencies: list[float] = []
+    began = None
+    bar = tqdm(zip(samples, frames, strict=True), total=len(samples), unit="img", disable=not progress)
+    for sample, image in bar:
+        if began is None:  # warm-up: trace and compile on the first frame, outside the timings
+            frame_logits(forward, image, **settings)
+            began = time.perf_counter()
+        t0 = time.perf_counter()
+        train_ids = np.argmax(frame_logits(forward, image, **settings), axis=-1).astype(np.uint8)
+        latencies.append(time.perf_counter() - t0)
+        _write_png(to_label_ids(train_ids), out / f"{sample.key}_leftImg8bit.png")
+        if colorize:
+            _write_png(palette(train_ids), color_dir / f"{sample.key}_color.png")
+    seconds = time.perf_counter() - began
+    latency_ms = np.asarray(latencies) * 1000.0
+    stats = {"n_images": len(samples), "seconds": round(seconds, 3),
+             "images_per_s": round(len(samples) / seconds, 3),
+             "latency_p50_ms": round(float(np.percentile(latency_ms, 50)), 2),
+             "latency_p95_ms": round(float(np.percentile(latency_ms, 95)), 2),
+             **_peak_memory(), "device": "GPU" if accelerated else "CPU", "split": split,
+             "checkpoint": metadata["checkpoint"], "model": metadata.get("model"),
+             "preset": metadata.get("preset"), "options": metadata.get("options"),
+             "train_steps": metadata.get("steps"), **settings}
+    write_text(out / STATS_NAME, json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help=".keras checkpoint, or a training --out folder "
+                                                            "(its latest checkpoint)")
+    parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
+    parser.add_argument("--split", default="val", help="split to predict (default val)")
+    parser.add_argument("--out", required=True, help="folder for the label-ID PNGs")
+    parser.add_argument("--mode", choices=MODES, default="whole", help="inference mode (default whole)")
+    parser.add_argument("--scales", type=parse_scales, default=None,
+                        help="multiscale: comma-separated scales (default 0.5,0.75,1.0,1.25,1.5,1.75)")
+    parser.add_argument("--flip", action="store_true", help="also predict the mirrored frame and average")
+    parser.add_argument("--crop", type=size, default=None, help="slide window HxW (default 713x713)")
+    parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
+    parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
+    parser.add_argument("--limit", type=int, default=None, help="predict only the first N frames")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.scales is not None and args.mode != "multiscale":
+        raise UserError("--scales applies to --mode multiscale only")
+    scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
+    stats = predict(args.checkpoint, args.dataset, args.split, args.out, mode=args.mode, scales=scales,
+                    flip=args.flip, crop=args.crop, stride=args.stride, colorize=args.colorize,
+                    progress=not args.no_progress, limit=args.limit)
+    print(f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
+          f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
+          f"peak memory {stats['peak_memory_mb']:.0f} MB")
+    return 0

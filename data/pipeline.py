@@ -1,0 +1,147 @@
+"""tf.data input pipeline: Cityscapes samples -> normalised image batches and train-ID label batches.
+
+Training: decode, labelIds -> trainIds (the shared LUT), random scale in [0.5, 2.0], random crop with the
+label padded by 255 (ignore) and the image by 0 (the mean after normalisation), horizontal flip. Scale, crop
+and padding are one `tf.image.crop_and_resize` per tensor: the crop window is sampled straight from the
+decoded frame at the chosen scale, so a 1024x2048 frame is never resized whole. Its sample points are those
+of a half-pixel-centre resize (what `tf.image.resize` and OpenCV do), so the result equals resize-then-crop.
+
+Determinism: every random draw is a stateless op seeded by (seed, global sample index), and the epoch order
+is a stateless shuffle seeded by (seed, epoch), so a run is reproducible whatever the parallelism, and
+`start_step` resumes the exact stream an interrupted run would have seen next.
+
+Normalisation (ImageNet mean/std on 0..255 RGB) lives here, not in the models, and `normalize` is the one
+function both training and prediction use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from data.cityscapes import Sample
+from data.labels import IGNORE_ID, LABEL_TO_TRAIN
+
+MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
+STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
+SCALE_RANGE = (0.5, 2.0)
+
+
+def normalize(image) -> tf.Tensor:
+    """0..255 RGB (any numeric dtype) -> float32 standardised with the ImageNet mean and std."""
+    return (tf.cast(image, tf.float32) - MEAN_RGB) / STD_RGB
+
+
+def decode_image(path: tf.Tensor) -> tf.Tensor:
+    """uint8 (H, W, 3) RGB from a PNG path (a grey or RGBA file is converted)."""
+    return tf.io.decode_png(tf.io.read_file(path), channels=3)
+
+
+def decode_train_ids(path: tf.Tensor) -> tf.Tensor:
+    """uint8 (H, W) train IDs from an 8-bit labelIds PNG, through the shared LUT (255 = ignore)."""
+    label_ids = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint8)[..., 0]
+    return tf.gather(tf.constant(LABEL_TO_TRAIN), tf.cast(label_ids, tf.int32))
+
+
+def _paths(samples: Sequence[Sample]) -> tuple[tf.Tensor, tf.Tensor]:
+    missing = [s for s in samples if s.image is None]
+    if missing:
+        from data.cityscapes import DatasetError
+
+        raise DatasetError(f"{missing[0].label_ids} has no leftImg8bit image: training and prediction "
+                           f"need the images (found {len(missing)} such frames)")
+    if not samples:
+        from data.cityscapes import DatasetError
+
+        raise DatasetError("no samples to read: the split is empty")
+    return (tf.constant([str(s.image) for s in samples]), tf.constant([str(s.label_ids) for s in samples]))
+
+
+def scale_crop_flip(image: tf.Tensor, label: tf.Tensor, crop: tuple[int, int], seed: tf.Tensor,
+                    scale_range: tuple[float, float] = SCALE_RANGE, flip: bool = True
+                    ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Random scale, crop (padding: image 0, label 255) and flip of one normalised image and its label.
+
+    `seed` is a stateless seed pair; the same seed gives the same crop. The crop may hang over any border
+    of a frame smaller than the crop, so small frames land at random places in the padded window.
+    """
+    crop_h, crop_w = crop
+    s_scale, s_y, s_x, s_flip = tf.unstack(tf.random.experimental.stateless_split(seed, num=4))
+    scale = tf.random.stateless_uniform([], s_scale, minval=scale_range[0], maxval=scale_range[1])
+    height = tf.cast(tf.shape(image)[0], tf.float32)
+    width = tf.cast(tf.shape(image)[1], tf.float32)
+
+    def offset(size: tf.Tensor, crop_size: int, s: tf.Tensor) -> tf.Tensor:
+        # Top-left corner of the window in scaled-pixel units; negative when the window overhangs.
+        free = tf.round(size * scale) - crop_size
+        low, high = tf.minimum(free, 0.0), tf.maximum(free, 0.0)
+        return tf.floor(low + tf.random.stateless_uniform([], s) * (high - low + 1.0))
+
+    oy, ox = offset(height, crop_h, s_y), offset(width, crop_w, s_x)
+    # Half-pixel centres: crop pixel i samples source coordinate (o + i + 0.5) / scale - 0.5.
+    y1 = (oy + 0.5) / scale - 0.5
+    x1 = (ox + 0.5) / scale - 0.5
+    y2 = y1 + (crop_h - 1) / scale
+    x2 = x1 + (crop_w - 1) / scale
+    box = tf.stack([y1 / tf.maximum(height - 1.0, 1.0), x1 / tf.maximum(width - 1.0, 1.0),
+                    y2 / tf.maximum(height - 1.0, 1.0), x2 / tf.maximum(width - 1.0, 1.0)])[None]
+    image = tf.image.crop_and_resize(image[None], box, [0], crop, method="bilinear",
+                                     extrapolation_value=0.0)[0]
+    label = tf.image.crop_and_resize(tf.cast(label, tf.float32)[None, :, :, None], box, [0], crop,
+                                     method="nearest", extrapolation_value=float(IGNORE_ID))[0, :, :, 0]
+    label = tf.cast(label, tf.uint8)
+    if flip:
+        do_flip = tf.random.stateless_uniform([], s_flip) < 0.5
+        image = tf.cond(do_flip, lambda: tf.reverse(image, [1]), lambda: image)
+        label = tf.cond(do_flip, lambda: tf.reverse(label, [1]), lambda: label)
+    return image, label
+
+
+def train_dataset(samples: Sequence[Sample], *, batch: int, crop: tuple[int, int], seed: int = 0,
+                  start_step: int = 0, scale_range: tuple[float, float] = SCALE_RANGE, flip: bool = True,
+                  parallel: int | None = None) -> tf.data.Dataset:
+    """Endless augmented batches `(image float32 (B, h, w, 3), label uint8 (B, h, w))`.
+
+    Each epoch visits every sample once in a seeded order; batch k of the stream is the same whether it is
+    reached by training from step 0 or by resuming with `start_step=k`.
+    """
+    images, labels = _paths(samples)
+    n = len(samples)
+    crop = (int(crop[0]), int(crop[1]))
+
+    def pick(k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=[seed, k // n])
+        i = order[k % n]
+        return images[i], labels[i], tf.stack([tf.constant(seed, tf.int64), k])
+
+    def load(image_path: tf.Tensor, label_path: tf.Tensor, element_seed: tf.Tensor):
+        image = normalize(decode_image(image_path))
+        label = decode_train_ids(label_path)
+        return scale_crop_flip(image, label, crop, element_seed, scale_range, flip)
+
+    workers = parallel or tf.data.AUTOTUNE
+    ds = tf.data.Dataset.counter(start=int(start_step) * int(batch), dtype=tf.int64)
+    ds = ds.map(pick)
+    ds = ds.map(load, num_parallel_calls=workers, deterministic=True)
+    ds = ds.batch(batch, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(samples: Sequence[Sample], *, with_labels: bool = True,
+                 parallel: int | None = None) -> tf.data.Dataset:
+    """Whole frames, one at a time and in sample order, without augmentation: `(image (1, H, W, 3)[, label])`.
+
+    Frames of a split may differ in size, so the batch is always one frame.
+    """
+    images, labels = _paths(samples)
+    workers = parallel or tf.data.AUTOTUNE
+    if with_labels:
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+        ds = ds.map(lambda i, lb: (normalize(decode_image(i)), decode_train_ids(lb)),
+                    num_parallel_calls=workers, deterministic=True)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(images)
+        ds = ds.map(lambda i: normalize(decode_image(i)), num_parallel_calls=workers, deterministic=True)
+    return ds.batch(1).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,241 @@
+"""Trainer and prediction end to end, with the plugin model `tests.tiny_model:tiny` on tiny frames."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.cli import main
+from data.cityscapes import list_samples
+from data.labels import LABEL_TO_TRAIN, TRAIN_TO_LABEL
+from tests.tiny_cityscapes import write_dataset
+
+tf = pytest.importorskip("tensorflow")
+from bench import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
+from bench.predict import frame_logits, load_checkpoint, slide_windows  # noqa: E402
+from bench.train import train  # noqa: E402
+
+MODEL = "tests.tiny_model:tiny"
+TRAIN_IDS_AS_LABEL_IDS = set(TRAIN_TO_LABEL[:19].tolist())
+
+
+def train_args(root, out, steps, *extra):
+    return ["train", "--model", MODEL, "--dataset", str(root), "--steps", str(steps), "--batch", "2",
+            "--crop", "64x128", "--lr", "0.05", "--out", str(out), "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """Two training frames a tiny model can overfit, two validation frames."""
+    return write_dataset(tmp_path_factory.mktemp("cs"), train=2, val=2, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(root, tmp_path_factory):
+    """A training folder written by the CLI: 40 steps, checkpoints every 20, a log row every 5."""
+    out = tmp_path_factory.mktemp("run")
+    assert main(train_args(root, out, 40, "--checkpoint-every", "20", "--log-every", "5")) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return load_checkpoint(trained)[0]
+
+
+def first_frame(root):
+    from data.pipeline import eval_dataset
+
+    return next(iter(eval_dataset(list_samples(root, "val", require_images=True), with_labels=False)))
+
+
+def test_training_loss_falls_and_accuracy_beats_majority_class(root, trained, tmp_path):
+    with (trained / "train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(5, 41, 5))
+    assert float(rows[-1]["loss"]) < 0.5 * float(rows[0]["loss"])
+
+    assert main(["predict", "--checkpoint", str(trained), "--dataset", str(root), "--split", "train",
+                 "--out", str(tmp_path), "--no-progress"]) == 0
+    hits = valid = 0
+    counts = np.zeros(256, np.int64)
+    for sample in list_samples(root, "train"):
+        gt = LABEL_TO_TRAIN[np.asarray(Image.open(sample.label_ids))]
+        pred = LABEL_TO_TRAIN[np.asarray(Image.open(tmp_path / f"{sample.key}_leftImg8bit.png"))]
+        mask = gt != 255
+        hits += int(np.sum(pred[mask] == gt[mask]))
+        valid += int(mask.sum())
+        counts += np.bincount(gt[mask], minlength=256)
+    accuracy, majority = hits / valid, counts.max() / valid
+    assert accuracy > majority + 0.15, f"accuracy {accuracy:.2f} vs majority class {majority:.2f}"
+
+
+def test_checkpoint_records_model_and_loads_the_trained_weights(root, trained, model):
+    import keras
+
+    path = ckpt.resolve(trained)
+    assert path.name == "ckpt-000040.keras"
+    assert [p.name for p in ckpt.list_checkpoints(trained)] == ["ckpt-000020.keras", "ckpt-000040.keras"]
+    meta = ckpt.read_metadata(path)
+    assert (meta["model"], meta["preset"], meta["options"], meta["steps"], meta["num_classes"]) == (
+        MODEL, None, {}, 40, 19)
+    image = first_frame(root)
+    saved = keras.models.load_model(path, compile=False)  # the file is also a plain Keras model
+    np.testing.assert_allclose(model(image).numpy(), saved(image)["logits"].numpy(), atol=1e-5)
+    fresh = ckpt.rebuild(meta, aux_head=True)
+    assert not np.allclose(model(image).numpy(), fresh(image)["logits"].numpy(), atol=1e-3)
+
+
+def restored_state(path, steps):
+    """Weights, optimizer variables and iteration count as a resumed run would see them."""
+    from bench.train import make_optimizer
+
+    net = ckpt.rebuild(ckpt.read_metadata(path))
+    optimizer = make_optimizer(0.05, steps)
+    net.compile(optimizer=optimizer)
+    optimizer.build(net.trainable_variables)
+    ckpt.load_weights(net, path)
+    return [v.numpy() for v in net.weights + optimizer.variables], int(optimizer.iterations.numpy())
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(root, tmp_path, monkeypatch):
+    from data import pipeline
+
+    straight = train(MODEL, root, tmp_path / "straight", steps=8, batch=2, crop=(48, 96), lr=0.05,
+                     progress=False)
+    real = pipeline.train_dataset
+
+    def interrupted_after_four(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 4:
+                raise KeyboardInterrupt  # what Ctrl-C raises in the training loop
+            yield batch
+
+    out = tmp_path / "interrupted"
+    monkeypatch.setattr(pipeline, "train_dataset", interrupted_after_four)
+    assert main(train_args(root, out, 8, "--crop", "48x96")) == 130
+    assert [p.name for p in ckpt.list_checkpoints(out)] == ["ckpt-000004.keras"]
+    assert ckpt.read_metadata(out / "ckpt-000004.keras")["steps"] == 4
+
+    monkeypatch.setattr(pipeline, "train_dataset", real)
+    assert main(train_args(root, out, 8, "--crop", "48x96", "--resume")) == 0
+    resumed = ckpt.resolve(out)
+    assert resumed.name == "ckpt-000008.keras" and ckpt.read_metadata(resumed)["steps"] == 8
+    (expected, expected_steps), (got, got_steps) = restored_state(straight, 8), restored_state(resumed, 8)
+    assert expected_steps == got_steps == 8
+    # Equal weights and momenta only if the optimizer state and the input stream both carried over.
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    with (out / "train_log.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [8]
+
+    # Resuming with a larger --steps continues the count (the poly schedule stretches to the new end).
+    assert main(train_args(root, out, 12, "--crop", "48x96", "--resume")) == 0
+    assert restored_state(ckpt.resolve(out), 12)[1] == 12
+
+
+def test_mixed_precision_and_xla_path_trains_and_predicts(root, tmp_path):
+    """What a GPU run does (bfloat16 compute + XLA), exercised on the CPU so CI covers the code path."""
+    import keras
+
+    path = train(MODEL, root, tmp_path / "run", steps=3, batch=2, crop=(32, 64), lr=0.05, progress=False,
+                 accelerate=True)
+    assert ckpt.read_metadata(path)["accelerated"] is True
+    assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is restored
+    model, _ = load_checkpoint(path)
+    logits = model(first_frame(root))
+    assert logits.dtype == "float32" and np.isfinite(logits.numpy()).all()
+
+
+def test_diverging_training_stops_with_a_clear_message(root, tmp_path, capsys):
+    assert main(train_args(root, tmp_path, 30, "--crop", "32x64", "--lr", "1e12")) == 2
+    assert "diverged; lower --lr" in capsys.readouterr().err
+
+
+def test_train_refuses_to_overwrite_or_resume_nothing(root, trained, tmp_path, capsys):
+    assert main(train_args(root, trained, 50)) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(train_args(root, tmp_path, 5, "--resume")) == 2
+    assert "holds no ckpt" in capsys.readouterr().err
+    assert main(train_args(root, trained, 50, "--resume", "--model-opt", "width=8")) == 2
+    assert "trained as model=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("length,window,stride", [(64, 32, 21), (100, 30, 20), (7, 7, 3), (5, 9, 4),
+                                                  (1000, 713, 476)])
+def test_slide_windows_cover_the_frame_with_full_windows(length, window, stride):
+    windows = slide_windows(length, window, stride)
+    covered = np.zeros(length, bool)
+    for start, end in windows:
+        assert end - start == min(window, length) and 0 <= start and end <= length
+        covered[start:end] = True
+    assert covered.all() and windows[-1][1] == length
+
+
+def test_whole_and_slide_agree_when_the_window_covers_the_frame(root, model):
+    image = first_frame(root)
+    forward = tf.function(model)
+    whole = frame_logits(forward, image, mode="whole")
+    assert whole.shape == (64, 128, 19)
+    for crop in ((64, 128), (100, 300)):
+        np.testing.assert_allclose(frame_logits(forward, image, mode="slide", crop=crop), whole, atol=1e-5)
+    small = frame_logits(forward, image, mode="slide", crop=(32, 64), stride=(16, 32))
+    assert small.shape == whole.shape and not np.allclose(small, whole, atol=1e-5)
+
+
+def test_multiscale_with_scale_one_and_no_flip_equals_whole(root, model):
+    image = first_frame(root)
+    forward = tf.function(model)
+    whole = frame_logits(forward, image, mode="whole")
+    np.testing.assert_allclose(frame_logits(forward, image, mode="multiscale", scales=(1.0,)), whole,
+                               atol=1e-5)
+    multi = frame_logits(forward, image, mode="multiscale", scales=(0.5, 1.0, 1.5), flip=True)
+    assert multi.shape == whole.shape and not np.allclose(multi, whole, atol=1e-3)
+
+
+def cityscapes_scripts_miou(gt_root, pred_dir, monkeypatch) -> float:
+    """mIoU from cityscapesScripts itself, the prediction files found by its own name rule."""
+    from bench.reference_eval import evaluate_img_lists, reference_module
+
+    ev = reference_module()
+    monkeypatch.setattr(ev.args, "predictionPath", str(pred_dir))
+    monkeypatch.setattr(ev.args, "predictionWalk", None)
+    gt = [str(s.label_ids) for s in list_samples(gt_root, "val")]
+    predictions = [ev.getPrediction(ev.args, g) for g in gt]
+    assert all(p.startswith(str(pred_dir)) for p in predictions)
+    return evaluate_img_lists(predictions, gt)["averageScoreClasses"]
+
+
+def test_written_predictions_evaluate_with_cityscapes_scripts(root, trained, tmp_path, monkeypatch):
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(trained / "ckpt-000040.keras"), "--dataset", str(root),
+                 "--out", str(out), "--colorize", "--no-progress"]) == 0
+    samples = list_samples(root, "val")
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{s.key}_leftImg8bit.png" for s in samples]
+    for sample in samples:
+        png = Image.open(out / f"{sample.key}_leftImg8bit.png")
+        assert png.mode == "L" and png.size == (128, 64)
+        assert set(np.unique(np.asarray(png)).tolist()) <= TRAIN_IDS_AS_LABEL_IDS
+        assert Image.open(tmp_path / "pred_color" / f"{sample.key}_color.png").mode == "RGB"
+    stats = json.loads((out / "predict_stats.json").read_text())
+    assert stats["n_images"] == 2 and stats["images_per_s"] > 0 and stats["peak_memory_mb"] > 0
+    assert 0 < stats["latency_p50_ms"] <= stats["latency_p95_ms"]
+    miou = cityscapes_scripts_miou(root, out, monkeypatch)
+    assert 0.3 < miou <= 1.0
+    from bench.evaluate import evaluate
+
+    assert evaluate(root, "val", out, workers=1).miou == pytest.approx(miou, abs=1e-9)
+
+
+@pytest.mark.parametrize("mode_args", [["--mode", "slide", "--crop", "32x64"],
+                                       ["--mode", "multiscale", "--scales", "0.75,1.25", "--flip"]])
+def test_predict_modes_write_label_id_pngs(root, trained, tmp_path, mode_args):
+    assert main(["predict", "--checkpoint", str(trained), "--dataset", str(root), "--out", str(tmp_path),
+                 "--limit", "1", "--no-progress", *mode_args]) == 0
+    (png,) = tmp_path.glob("*.png")
+    assert set(np.unique(np.asarray(Image.open(png))).tolist()) <= TRAIN_IDS_AS_LABEL_IDS
+    assert json.loads((tmp_path / "predict_stats.json").read_text())["mode"] == mode_args[1]
