@@ -64,7 +64,7 @@ def describe(name: str, *, count: bool, num_classes: int, options: dict | None =
         label = "default" if preset is None else f"preset {preset}"
         figures = measure(name, preset, num_classes, options, flops_at) if count else ""
         detail = f"  ({format_options(preset_options)})" if preset_options else ""
-        lines.append(f"  {label:<16s}{figures}{detail}")
+        lines.append(f"  {label:<16s}{figures}{detail}".rstrip())
     return lines
 
 

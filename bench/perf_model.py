@@ -44,6 +44,16 @@ def parse_case(text: str) -> tuple[str, str | None, tuple[int, int]]:
     return name, preset or None, (height, width)
 
 
+def parse_train_step(text: str) -> tuple[int, int, int]:
+    from bench.errors import UserError
+
+    try:
+        batch, height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--train-step wants BxHxW like 8x256x256, got '{text}'") from None
+    return batch, height, width
+
+
 def best_seconds(fn, repeats: int) -> tuple[float, float]:
     """(best, median) wall seconds of `fn()` over `repeats` runs, after one warm-up run."""
     fn()
@@ -121,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
+    train_step = parse_train_step(args.train_step) if args.train_step else None
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
     print(f"TensorFlow {tf.__version__}, intra-op threads {threads}, batch {args.batch}, xla {args.xla}, "
           f"fold-bn {args.fold_bn}", flush=True)
@@ -138,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
               f"{r['median_s'] * 1000:.0f} ms median)  {r['gflops']:6.1f} GFLOP/s = "
               f"{100 * r['gflops'] / peak:5.1f}% of the matmul's {peak:.1f} GFLOP/s "
               f"(matmul after it: {peaks[-1]:.1f})", flush=True)
-        if args.train_step:
-            batch, height, width = (int(v) for v in args.train_step.lower().split("x"))
+        if train_step:
+            batch, height, width = train_step
             seconds = time_train_step(name, preset, batch, (height, width), args.repeats)
             print(f"{'':<24s} training step, batch {batch} of {height}x{width}: {seconds * 1000:.0f} ms "
                   f"({3 * batch * r['gflop'] * height * width / size[0] / size[1] / seconds:.1f} "

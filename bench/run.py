@@ -48,17 +48,22 @@ class Dataset:
 
 def resolve_dataset(dataset: str | None, *, progress: bool = True) -> Dataset:
     """The dataset to benchmark: the argument, else `$CITYSCAPES_DATASET`, else the synthetic set."""
+    from data import synthetic
+
     dataset = dataset or os.environ.get("CITYSCAPES_DATASET") or None
     if dataset:
         from data.cityscapes import resolve_root
 
         root = resolve_root(dataset)
+    else:
+        root = SYNTHETIC_ROOT
+        print(f"dataset: embedded synthetic set at {root} (set CITYSCAPES_DATASET for real data)")
+        synthetic.generate(root, progress=progress)
+    manifest = synthetic.read_manifest(root)
+    if manifest is None:
         return Dataset(root, "cityscapes", "real")
-    from data import synthetic
-
-    print(f"dataset: embedded synthetic set at {SYNTHETIC_ROOT} (set CITYSCAPES_DATASET for real data)")
-    synthetic.generate(SYNTHETIC_ROOT, progress=progress)
-    return Dataset(SYNTHETIC_ROOT, "synthetic", "synthetic")
+    h, w = manifest["size"]
+    return Dataset(root, f"synthetic-v{manifest['version']}-{h}x{w}", "synthetic")
 
 
 def default_preset(model: str) -> str | None:
@@ -101,12 +106,13 @@ def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val",
     from bench.evaluate import evaluate
     from bench.predict import predict
     from bench.run_report import report_run
+    from models import registry
 
     began = time.perf_counter()
+    registry.get(model)  # an unknown model or bad plugin path fails before any work
+    checkpoint_path = ckpt.resolve(checkpoint) if checkpoint else None
     data = resolve_dataset(dataset, progress=progress)
-    if checkpoint:
-        checkpoint_path = ckpt.resolve(checkpoint)
-    else:
+    if checkpoint_path is None:
         preset = preset if preset is not None else default_preset(model)
         recipe = recipe or (SYNTHETIC_RECIPE if data.kind == "synthetic" else REAL_RECIPE)
         checkpoint_path = ensure_checkpoint(model, data, preset=preset, recipe=recipe, seed=seed,

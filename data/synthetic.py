@@ -193,7 +193,8 @@ def _manifest(train: int, val: int, test: int, size: tuple[int, int], seed: int)
     }
 
 
-def _read_manifest(root: Path) -> dict | None:
+def read_manifest(root: Path) -> dict | None:
+    """The manifest of a generated dataset (None for any other folder): how `bench run` labels its rows."""
     try:
         return json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -233,9 +234,9 @@ def generate(
     _check_args(train, val, test, size, seed)
     out = Path(out)
     wanted = _manifest(train, val, test, size, seed)
-    if _read_manifest(out) == wanted:
+    if read_manifest(out) == wanted:
         return out
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and _read_manifest(out) is None)):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and read_manifest(out) is None)):
         raise UserError(
             f"{out} exists and is not a synthetic dataset (no {MANIFEST}): choose another --out or remove it"
         )

@@ -44,6 +44,11 @@ def classifier(x, num_classes: int, name: str, *, channels: int, dropout: float 
     return layers.Conv2D(num_classes, 1, name=name + "_classifier")(x)
 
 
+def auxiliary_head(features: dict, num_classes: int, *, channels: int = 256, dropout: float = 0.1):
+    """PSPNet's deep supervision: an FCN classifier on stage 3 (conv4); its loss is weighted 0.4."""
+    return classifier(features["stage3"], num_classes, "aux_head", channels=channels, dropout=dropout)
+
+
 def segmentation_model(inputs, logits, aux=None, name: str = "segmentation") -> keras.Model:
     """Upsample head outputs to the input size (float32 even under mixed precision) and wrap them by the
     registry's output contract: logits alone, or {"logits", "aux"} when there is an auxiliary head."""

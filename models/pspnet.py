@@ -53,10 +53,8 @@ def build(num_classes: int = 19, input_shape=(None, None, 3), *, aux_head: bool 
                                   output_stride=output_stride)
     x = heads.pyramid_pooling(features["stage4"], bins=bins, channels=ppm_channels)
     logits = heads.classifier(x, num_classes, "psp_head", channels=head_channels, dropout=dropout)
-    aux = None
-    if aux_head:
-        aux = heads.classifier(features["stage3"], num_classes, "aux_head", channels=aux_channels,
-                               dropout=dropout)
+    aux = heads.auxiliary_head(features, num_classes, channels=aux_channels, dropout=dropout) \
+        if aux_head else None
     model = heads.segmentation_model(inputs, logits, aux, name=f"pspnet_r{depth}")
     initialise_backbone(model, weights, depth=depth, stem=stem, width=width)
     return model

@@ -61,10 +61,14 @@ def register(name: str, *, description: str = "", presets: dict[str, dict[str, A
 
 def _load_builtins() -> None:
     global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        for module in BUILTIN_MODULES:
+    if _builtins_loaded:
+        return
+    for module in BUILTIN_MODULES:
+        try:
             importlib.import_module(module)
+        except ImportError as exc:
+            raise RegistryError(f"built-in model module '{module}' failed to import: {exc}") from exc
+    _builtins_loaded = True
 
 
 def available() -> list[str]:
