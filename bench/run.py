@@ -34,8 +34,8 @@ class Recipe:
 
 
 # Measured on a 2-core CPU (see README): the first `make bench` must fit in 20 minutes, set-up included.
-SYNTHETIC_RECIPE = Recipe(steps=1200, batch=8, crop=(256, 256), lr=0.02)
-REAL_RECIPE = Recipe(steps=1200, batch=4, crop=(512, 512), lr=0.01)
+SYNTHETIC_RECIPE = Recipe(steps=800, batch=8, crop=(256, 256), lr=0.02)
+REAL_RECIPE = Recipe(steps=800, batch=4, crop=(512, 512), lr=0.01)
 NOTES = "trained from scratch (no ImageNet weights offline)"
 
 
