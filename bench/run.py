@@ -9,6 +9,7 @@ Every cached step resumes where it stopped: an interrupted training run continue
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import time
@@ -105,8 +106,9 @@ def ensure_checkpoint(model: str, dataset: Dataset, *, preset: str | None, recip
 
 def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val",
                   checkpoint: str | None = None, mode: str = "whole", preset: str | None = None,
-                  recipe: Recipe | None = None, scales: tuple[float, ...] = (1.0,), flip: bool = False,
-                  seed: int = 0, workers: int | None = None, reference: str | None = None,
+                  recipe: Recipe | None = None, steps: int | None = None,
+                  scales: tuple[float, ...] = (1.0,), flip: bool = False, seed: int = 0,
+                  workers: int | None = None, reference: str | None = None,
                   readme: Path | None = README, results_csv: Path | None = None, runs_dir: Path | None = None,
                   checkpoint_root: Path = CHECKPOINT_ROOT, progress: bool = True):
     """Run the benchmark; returns the `RunReport` of `bench.run_report` (row, run folder, files)."""
@@ -123,6 +125,8 @@ def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val",
     if checkpoint_path is None:
         preset = preset if preset is not None else default_preset(model)
         recipe = recipe or default_recipe(model, data.kind)
+        if steps is not None:
+            recipe = dataclasses.replace(recipe, steps=steps)
         checkpoint_path = ensure_checkpoint(model, data, preset=preset, recipe=recipe, seed=seed,
                                             root=checkpoint_root, progress=progress)
     meta = ckpt.read_metadata(checkpoint_path)
@@ -185,13 +189,8 @@ def run(args: argparse.Namespace) -> int:
             scales = tuple(float(s) for s in args.scales.split(","))
         except ValueError as exc:
             raise UserError(f"--scales {args.scales!r} is not a comma-separated list of numbers") from exc
-    recipe = None
-    if args.steps is not None:
-        kind = "real" if (args.dataset or os.environ.get("CITYSCAPES_DATASET")) else "synthetic"
-        base = default_recipe(args.model, kind)
-        recipe = Recipe(args.steps, base.batch, base.crop, base.lr)
     run_benchmark(args.model, dataset=args.dataset, split=args.split, checkpoint=args.checkpoint,
-                  mode=args.mode, preset=args.preset, recipe=recipe, scales=scales, flip=args.flip,
+                  mode=args.mode, preset=args.preset, steps=args.steps, scales=scales, flip=args.flip,
                   seed=args.seed, workers=args.workers, reference=args.reference,
                   readme=None if args.no_readme else README)
     return 0
