@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+STAMP = $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 REQUIREMENTS ?= requirements.txt
 
 # Run settings (see `make help`).
@@ -33,7 +33,7 @@ help: ## List targets and variables
 	@echo "  CHECKPOINT=...       .keras checkpoint to evaluate (default: train the CPU preset once)"
 	@echo "  MODE=$(MODE)         inference mode: whole | slide | multiscale"
 	@echo "  SYNTHETIC=$(SYNTHETIC)  where 'make data' writes the synthetic dataset"
-	@echo "  REQUIREMENTS=$(REQUIREMENTS)  pinned dependencies (requirements-gpu.txt for CUDA)"
+	@echo "  REQUIREMENTS=$(REQUIREMENTS)  pinned dependencies; for CUDA: VENV=.venv-gpu REQUIREMENTS=requirements-gpu.txt"
 
 $(STAMP): $(REQUIREMENTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
