@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.results import PROJECT_ROOT
+from bench.run_report import slug
 
 SYNTHETIC_ROOT = PROJECT_ROOT / "data" / "generated" / "synthetic"
 CHECKPOINT_ROOT = PROJECT_ROOT / "checkpoints"
@@ -82,17 +83,13 @@ def default_recipe(model: str, kind: str) -> Recipe:
     return SYNTHETIC_RECIPES.get(model, SYNTHETIC_RECIPE) if kind == "synthetic" else REAL_RECIPE
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-")
-
-
 def ensure_checkpoint(model: str, dataset: Dataset, *, preset: str | None, recipe: Recipe, seed: int,
                       root: Path = CHECKPOINT_ROOT, progress: bool = True) -> Path:
     """The cached default checkpoint of `model` on `dataset`, trained (or resumed) when missing."""
     from bench import checkpoint as ckpt
     from bench.train import train
 
-    out = Path(root) / _slug(f"{model}-{preset or 'default'}-{dataset.name}")
+    out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}")
     done = ckpt.list_checkpoints(out) if out.is_dir() else []
     if done and ckpt.read_metadata(done[-1]).get("steps") == recipe.steps:
         print(f"checkpoint: {done[-1]} (cached; delete {out} to retrain)")
@@ -134,7 +131,7 @@ def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val",
         raise UserError(f"checkpoint {checkpoint_path} holds model '{meta['model']}', not '{model}': "
                         f"pass MODEL={meta['model']} or another CHECKPOINT")
 
-    pred_dir = checkpoint_path.parent / _slug(f"pred-{data.name}-{split}-{mode}")
+    pred_dir = checkpoint_path.parent / slug(f"pred-{data.name}-{split}-{mode}")
     shutil.rmtree(pred_dir, ignore_errors=True)  # a cache: stale frames must never be scored
     print(f"predict: {split} split, mode {mode} -> {pred_dir}")
     stats = predict(checkpoint_path, data.root, split, pred_dir, mode=mode, scales=scales, flip=flip,

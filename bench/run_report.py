@@ -24,7 +24,7 @@ RUNS_DIR = PROJECT_ROOT / "results" / "runs"
 N_SAMPLES = 3
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     """File-name-safe text: 'mypkg.mod:build' -> 'mypkg.mod-build', a path -> its last part."""
     text = Path(str(text)).name if os.sep in str(text) else str(text)
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.") or "x"
@@ -34,7 +34,7 @@ def new_run_dir(model: str, dataset: str, *, root: str | os.PathLike = RUNS_DIR,
                 when: datetime | None = None) -> Path:
     """Create and return `root/{date}_{model}_{dataset}/` (UTC); '-2', '-3', ... if it already exists."""
     when = when or datetime.now(timezone.utc)
-    base = f"{when.strftime('%Y%m%dT%H%M%SZ')}_{_slug(model)}_{_slug(dataset)}"
+    base = f"{when.strftime('%Y%m%dT%H%M%SZ')}_{slug(model)}_{slug(dataset)}"
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
