@@ -22,6 +22,7 @@ and writing excluded), peak resident memory of the process (and GPU memory when 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench import checkpoint as ckpt
-from bench.atomic import write_text
+from bench.atomic import write_bytes, write_text
 from bench.cli_types import scales as parse_scales
 from bench.cli_types import size
 from bench.errors import UserError
@@ -141,9 +142,9 @@ def frame_logits(forward: Callable, image, *, mode: str = "whole", scales: Seque
 def _write_png(array: np.ndarray, path: Path) -> None:
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
 
 
 def _peak_memory() -> dict[str, float]:

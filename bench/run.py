@@ -90,7 +90,7 @@ def ensure_checkpoint(model: str, dataset: Dataset, *, preset: str | None, recip
     from bench.train import train
 
     out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}")
-    done = ckpt.list_checkpoints(out) if out.is_dir() else []
+    done = ckpt.list_checkpoints(out)
     if done and ckpt.read_metadata(done[-1]).get("steps") == recipe.steps:
         print(f"checkpoint: {done[-1]} (cached; delete {out} to retrain)")
         return done[-1]
