@@ -2,10 +2,12 @@
 # fresh machine installs the pinned dependencies (once; the stamp file records it).
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP = $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 REQUIREMENTS ?= requirements.txt
+STAMP = $(VENV)/.installed-$(notdir $(REQUIREMENTS))
+TEST_STAMP = $(VENV)/.installed-requirements-test.txt
+CODE := bench models data tests
 
 # Run settings (see `make help`).
 MODEL ?= pspnet
@@ -18,7 +20,7 @@ SYNTHETIC ?= data/generated/synthetic
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint data bench clean
+.PHONY: help venv test test-fast lint format data bench clean
 
 help: ## List targets and variables
 	@echo "cityscapes-bench: Cityscapes segmentation benchmark harness"
@@ -35,18 +37,30 @@ help: ## List targets and variables
 	@echo "  SYNTHETIC=$(SYNTHETIC)  where 'make data' writes the synthetic dataset"
 	@echo "  REQUIREMENTS=$(REQUIREMENTS)  pinned dependencies; for CUDA: VENV=.venv-gpu REQUIREMENTS=requirements-gpu.txt"
 
-$(STAMP): $(REQUIREMENTS)
+$(STAMP): $(REQUIREMENTS) requirements-common.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r $(REQUIREMENTS)
 	@touch $@
 
+$(TEST_STAMP): requirements-test.txt | $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	@touch $@
+
 venv: $(STAMP) ## Create .venv and install the pinned dependencies
 
-test: $(STAMP) ## Run the test suite
+test: $(STAMP) $(TEST_STAMP) ## Run the whole test suite (what CI runs)
 	$(PY) -m pytest -q
 
-lint: $(STAMP) ## Run ruff
-	$(PY) -m ruff check bench models data tests
+test-fast: $(STAMP) $(TEST_STAMP) ## Run the tests not marked slow (training, end to end, ResNet-50)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(TEST_STAMP) ## ruff check and ruff format --check
+	$(PY) -m ruff check $(CODE)
+	$(PY) -m ruff format --check $(CODE)
+
+format: $(TEST_STAMP) ## Format the code with ruff (what lint checks)
+	$(PY) -m ruff format $(CODE)
+	$(PY) -m ruff check --fix $(CODE)
 
 data: $(STAMP) ## Generate the embedded synthetic dataset
 	$(PY) -m data.synthetic --out $(SYNTHETIC)

@@ -10,31 +10,26 @@ import argparse
 import importlib
 import sys
 
+from data.errors import UserError
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.run", "end to end: dataset, checkpoint, predict, evaluate, results, README"),
-    "evaluate": ("bench.evaluate_cmd", "score prediction PNGs against Cityscapes ground truth"),
-    "models": ("bench.models_cmd", "list the model registry with options and parameter counts"),
-    "train": ("bench.train", "train a registry model on a Cityscapes-format dataset"),
-    "predict": ("bench.predict", "write prediction PNGs (label IDs) from a checkpoint"),
-    "compare": ("bench.compare", "our result rows side by side with a published reference table"),
-    "readme": ("bench.readme", "regenerate the README results section from results/results.csv"),
-    "perf": ("bench.perf", "speed benchmarks: evaluator, model forward, input pipeline"),
+    "evaluate": ("bench.evaluation.command", "score prediction PNGs against Cityscapes ground truth"),
+    "models": ("bench.engine.models_listing", "list the model registry with options and parameter counts"),
+    "train": ("bench.engine.train", "train a registry model on a Cityscapes-format dataset"),
+    "predict": ("bench.engine.predict", "write prediction PNGs (label IDs) from a checkpoint"),
+    "compare": ("bench.report.compare", "our result rows side by side with a published reference table"),
+    "readme": ("bench.report.readme", "regenerate the README results section from results/results.csv"),
+    "perf": ("bench.perf.command", "speed benchmarks: evaluator, model forward, input pipeline"),
 }
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from bench.errors import UserError
-    from data.cityscapes import DatasetError
-    from models.registry import RegistryError
-
-    return (UserError, DatasetError, RegistryError)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="cityscapes-bench: Cityscapes segmentation benchmark harness")
+        prog="python -m bench", description="cityscapes-bench: Cityscapes segmentation benchmark harness"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = argv[0] if argv else None
     for name, (module, help_text) in COMMANDS.items():
@@ -49,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except _user_errors() as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours

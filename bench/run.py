@@ -16,13 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.results import PROJECT_ROOT
-from bench.run_report import slug
-
-SYNTHETIC_ROOT = PROJECT_ROOT / "data" / "generated" / "synthetic"
-CHECKPOINT_ROOT = PROJECT_ROOT / "checkpoints"
-README = PROJECT_ROOT / "README.md"
+from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, SYNTHETIC_ROOT
+from bench.report.run_folder import slug
+from data.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -83,36 +79,70 @@ def default_recipe(model: str, kind: str) -> Recipe:
     return SYNTHETIC_RECIPES.get(model, SYNTHETIC_RECIPE) if kind == "synthetic" else REAL_RECIPE
 
 
-def ensure_checkpoint(model: str, dataset: Dataset, *, preset: str | None, recipe: Recipe, seed: int,
-                      root: Path = CHECKPOINT_ROOT, progress: bool = True) -> Path:
+def ensure_checkpoint(
+    model: str,
+    dataset: Dataset,
+    *,
+    preset: str | None,
+    recipe: Recipe,
+    seed: int,
+    root: Path = CHECKPOINT_ROOT,
+    progress: bool = True,
+) -> Path:
     """The cached default checkpoint of `model` on `dataset`, trained (or resumed) when missing."""
-    from bench import checkpoint as ckpt
-    from bench.train import train
+    from bench.engine import checkpoint as ckpt
+    from bench.engine.train import train
 
     out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}")
     done = ckpt.list_checkpoints(out)
     if done and ckpt.read_metadata(done[-1]).get("steps") == recipe.steps:
         print(f"checkpoint: {done[-1]} (cached; delete {out} to retrain)")
         return done[-1]
-    print(f"checkpoint: training {model} (preset {preset or 'none'}) for {recipe.steps} steps, batch "
-          f"{recipe.batch}, crop {recipe.crop[0]}x{recipe.crop[1]} into {out}"
-          + (" (resuming)" if done else ""))
-    return train(model, dataset.root, out, steps=recipe.steps, batch=recipe.batch, crop=recipe.crop,
-                 lr=recipe.lr, preset=preset, seed=seed, resume=bool(done), progress=progress)
+    print(
+        f"checkpoint: training {model} (preset {preset or 'none'}) for {recipe.steps} steps, batch "
+        f"{recipe.batch}, crop {recipe.crop[0]}x{recipe.crop[1]} into {out}" + (" (resuming)" if done else "")
+    )
+    return train(
+        model,
+        dataset.root,
+        out,
+        steps=recipe.steps,
+        batch=recipe.batch,
+        crop=recipe.crop,
+        lr=recipe.lr,
+        preset=preset,
+        seed=seed,
+        resume=bool(done),
+        progress=progress,
+    )
 
 
-def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val",
-                  checkpoint: str | None = None, mode: str = "whole", preset: str | None = None,
-                  recipe: Recipe | None = None, steps: int | None = None,
-                  scales: tuple[float, ...] = (1.0,), flip: bool = False, seed: int = 0,
-                  workers: int | None = None, reference: str | None = None,
-                  readme: Path | None = README, results_csv: Path | None = None, runs_dir: Path | None = None,
-                  checkpoint_root: Path = CHECKPOINT_ROOT, progress: bool = True):
-    """Run the benchmark; returns the `RunReport` of `bench.run_report` (row, run folder, files)."""
-    from bench import checkpoint as ckpt
-    from bench.evaluate import evaluate
-    from bench.predict import predict
-    from bench.run_report import report_run
+def run_benchmark(
+    model: str,
+    *,
+    dataset: str | None = None,
+    split: str = "val",
+    checkpoint: str | None = None,
+    mode: str = "whole",
+    preset: str | None = None,
+    recipe: Recipe | None = None,
+    steps: int | None = None,
+    scales: tuple[float, ...] = (1.0,),
+    flip: bool = False,
+    seed: int = 0,
+    workers: int | None = None,
+    reference: str | None = None,
+    readme: Path | None = README,
+    results_csv: Path | None = None,
+    runs_dir: Path | None = None,
+    checkpoint_root: Path = CHECKPOINT_ROOT,
+    progress: bool = True,
+):
+    """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files)."""
+    from bench.engine import checkpoint as ckpt
+    from bench.engine.predict import predict
+    from bench.evaluation import evaluate
+    from bench.report.run_folder import report_run
     from models import registry
 
     began = time.perf_counter()
@@ -124,18 +154,22 @@ def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val",
         recipe = recipe or default_recipe(model, data.kind)
         if steps is not None:
             recipe = dataclasses.replace(recipe, steps=steps)
-        checkpoint_path = ensure_checkpoint(model, data, preset=preset, recipe=recipe, seed=seed,
-                                            root=checkpoint_root, progress=progress)
+        checkpoint_path = ensure_checkpoint(
+            model, data, preset=preset, recipe=recipe, seed=seed, root=checkpoint_root, progress=progress
+        )
     meta = ckpt.read_metadata(checkpoint_path)
     if meta.get("model") and meta["model"] != model:
-        raise UserError(f"checkpoint {checkpoint_path} holds model '{meta['model']}', not '{model}': "
-                        f"pass MODEL={meta['model']} or another CHECKPOINT")
+        raise UserError(
+            f"checkpoint {checkpoint_path} holds model '{meta['model']}', not '{model}': "
+            f"pass MODEL={meta['model']} or another CHECKPOINT"
+        )
 
     pred_dir = checkpoint_path.parent / slug(f"pred-{data.name}-{split}-{mode}")
     shutil.rmtree(pred_dir, ignore_errors=True)  # a cache: stale frames must never be scored
     print(f"predict: {split} split, mode {mode} -> {pred_dir}")
-    stats = predict(checkpoint_path, data.root, split, pred_dir, mode=mode, scales=scales, flip=flip,
-                    progress=progress)
+    stats = predict(
+        checkpoint_path, data.root, split, pred_dir, mode=mode, scales=scales, flip=flip, progress=progress
+    )
     print("evaluate: ", end="", flush=True)
     result = evaluate(data.root, split, pred_dir, workers=workers, progress=progress)
     print(f"mIoU {100 * result.miou:.1f} on {result.n_images} images in {result.seconds:.1f} s")
@@ -143,11 +177,24 @@ def run_benchmark(model: str, *, dataset: str | None = None, split: str = "val",
     extra = {k: v for k, v in (("results_csv", results_csv), ("runs_dir", runs_dir)) if v is not None}
     if reference:
         extra["reference"] = reference
-    report = report_run(result, model=model, dataset=data.name, dataset_kind=data.kind, split=split,
-                        gt_root=data.root, pred_dir=pred_dir, readme=readme, mode=mode,
-                        checkpoint=_display_path(checkpoint_path), preset=meta.get("preset") or preset,
-                        options=meta.get("options") or None, train_steps=meta.get("steps"),
-                        predict_stats=stats, notes=NOTES if not checkpoint else "", **extra)
+    report = report_run(
+        result,
+        model=model,
+        dataset=data.name,
+        dataset_kind=data.kind,
+        split=split,
+        gt_root=data.root,
+        pred_dir=pred_dir,
+        readme=readme,
+        mode=mode,
+        checkpoint=_display_path(checkpoint_path),
+        preset=meta.get("preset") or preset,
+        options=meta.get("options") or None,
+        train_steps=meta.get("steps"),
+        predict_stats=stats,
+        notes=NOTES if not checkpoint else "",
+        **extra,
+    )
     print(report.summary())
     print(f"done in {time.perf_counter() - began:.0f} s")
     return report
@@ -162,14 +209,21 @@ def _display_path(path: Path) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="pspnet", help="registry name or package.module:function")
-    parser.add_argument("--dataset", default=None,
-                        help="Cityscapes root (default: $CITYSCAPES_DATASET, else the synthetic set)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="Cityscapes root (default: $CITYSCAPES_DATASET, else the synthetic set)",
+    )
     parser.add_argument("--split", default="val")
-    parser.add_argument("--checkpoint", default=None,
-                        help=".keras checkpoint (default: train the model's CPU preset once and cache it)")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help=".keras checkpoint (default: train the model's CPU preset once and cache it)",
+    )
     parser.add_argument("--mode", default="whole", choices=("whole", "slide", "multiscale"))
-    parser.add_argument("--scales", default="0.5,0.75,1.0,1.25,1.5,1.75",
-                        help="comma-separated scales for --mode multiscale")
+    parser.add_argument(
+        "--scales", default="0.5,0.75,1.0,1.25,1.5,1.75", help="comma-separated scales for --mode multiscale"
+    )
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped inputs")
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
@@ -186,8 +240,19 @@ def run(args: argparse.Namespace) -> int:
             scales = tuple(float(s) for s in args.scales.split(","))
         except ValueError as exc:
             raise UserError(f"--scales {args.scales!r} is not a comma-separated list of numbers") from exc
-    run_benchmark(args.model, dataset=args.dataset, split=args.split, checkpoint=args.checkpoint,
-                  mode=args.mode, preset=args.preset, steps=args.steps, scales=scales, flip=args.flip,
-                  seed=args.seed, workers=args.workers, reference=args.reference,
-                  readme=None if args.no_readme else README)
+    run_benchmark(
+        args.model,
+        dataset=args.dataset,
+        split=args.split,
+        checkpoint=args.checkpoint,
+        mode=args.mode,
+        preset=args.preset,
+        steps=args.steps,
+        scales=scales,
+        flip=args.flip,
+        seed=args.seed,
+        workers=args.workers,
+        reference=args.reference,
+        readme=None if args.no_readme else README,
+    )
     return 0

@@ -15,13 +15,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.errors import UserError
+
 ENV_VAR = "CITYSCAPES_DATASET"
 SPLITS = ("train", "val", "test")
 _GT_NAME = re.compile(r"^(?P<city>[a-z_]+)_(?P<seq>\d{6})_(?P<frame>\d{6})_gtFine_labelIds\.png$")
 _IMG_NAME = re.compile(r"^(?P<city>[a-z_]+)_(?P<seq>\d{6})_(?P<frame>\d{6})_leftImg8bit\.png$")
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset root or split that cannot be used, with a message meant for the user."""
 
 
@@ -64,8 +66,10 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
     root = resolve_root(root)
     for sub in ("leftImg8bit", "gtFine"):
         if not (root / sub).is_dir():
-            raise DatasetError(f"{root} has no {sub}/ folder: point at the Cityscapes root that holds "
-                               f"leftImg8bit/ and gtFine/")
+            raise DatasetError(
+                f"{root} has no {sub}/ folder: point at the Cityscapes root that holds "
+                f"leftImg8bit/ and gtFine/"
+            )
     gt_dir, img_dir = root / "gtFine" / split, root / "leftImg8bit" / split
 
     samples: dict[str, Sample] = {}
@@ -76,23 +80,35 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
         city, seq, frame = m["city"], m["seq"], m["frame"]
         stem = path.name[: -len("_gtFine_labelIds.png")]
         image = img_dir / city / f"{stem}_leftImg8bit.png"
-        samples[stem] = Sample(city, seq, frame, image if image.is_file() else None, path,
-                               path.with_name(f"{stem}_gtFine_instanceIds.png"),
-                               path.with_name(f"{stem}_gtFine_polygons.json"))
+        samples[stem] = Sample(
+            city,
+            seq,
+            frame,
+            image if image.is_file() else None,
+            path,
+            path.with_name(f"{stem}_gtFine_instanceIds.png"),
+            path.with_name(f"{stem}_gtFine_polygons.json"),
+        )
     if not samples:
-        raise DatasetError(f"split '{split}' is empty: no *_gtFine_labelIds.png under {gt_dir} "
-                           f"(splits present: {', '.join(_present_splits(root)) or 'none'})")
+        raise DatasetError(
+            f"split '{split}' is empty: no *_gtFine_labelIds.png under {gt_dir} "
+            f"(splits present: {', '.join(_present_splits(root)) or 'none'})"
+        )
 
     for path in sorted(img_dir.glob("*/*_leftImg8bit.png")):
         m = _IMG_NAME.match(path.name)
         if m and path.name[: -len("_leftImg8bit.png")] not in samples:
-            raise DatasetError(f"image {path} has no ground truth: expected "
-                               f"{gt_dir / m['city'] / path.name.replace('leftImg8bit', 'gtFine_labelIds')}")
+            raise DatasetError(
+                f"image {path} has no ground truth: expected "
+                f"{gt_dir / m['city'] / path.name.replace('leftImg8bit', 'gtFine_labelIds')}"
+            )
     if require_images:
         missing = [s.label_ids for s in samples.values() if s.image is None]
         if missing:
-            raise DatasetError(f"{len(missing)} ground-truth file(s) of split '{split}' have no image, e.g. "
-                               f"{missing[0]}: expected it under {img_dir}")
+            raise DatasetError(
+                f"{len(missing)} ground-truth file(s) of split '{split}' have no image, e.g. "
+                f"{missing[0]}: expected it under {img_dir}"
+            )
     return [samples[k] for k in sorted(samples)]
 
 

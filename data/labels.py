@@ -32,8 +32,9 @@ __all__ = [
 IGNORE_ID = 255
 """Train ID of pixels that are not evaluated (void and ignored classes)."""
 
-EVALUATED = sorted((lb for lb in labels if not lb.ignoreInEval and 0 <= lb.trainId < IGNORE_ID),
-                   key=lambda lb: lb.trainId)
+EVALUATED = sorted(
+    (lb for lb in labels if not lb.ignoreInEval and 0 <= lb.trainId < IGNORE_ID), key=lambda lb: lb.trainId
+)
 NUM_CLASSES = len(EVALUATED)
 NUM_LABEL_IDS = max(lb.id for lb in labels) + 1
 """Label IDs run 0..33; anything larger is not a Cityscapes label ID."""
@@ -42,8 +43,15 @@ CLASS_NAMES: tuple[str, ...] = tuple(lb.name for lb in EVALUATED)
 INSTANCE_CLASS_NAMES: tuple[str, ...] = tuple(lb.name for lb in EVALUATED if lb.hasInstances)
 
 # The seed table's column headers, in train-ID order. Abbreviations of CLASS_NAMES, checked against them.
-_SHORT = {"sidewalk": "swalk", "building": "build.", "traffic light": "tlight", "traffic sign": "sign",
-          "vegetation": "veg.", "motorcycle": "mbike", "bicycle": "bike"}
+_SHORT = {
+    "sidewalk": "swalk",
+    "building": "build.",
+    "traffic light": "tlight",
+    "traffic sign": "sign",
+    "vegetation": "veg.",
+    "motorcycle": "mbike",
+    "bicycle": "bike",
+}
 SHORT_NAMES: tuple[str, ...] = tuple(_SHORT.get(name, name) for name in CLASS_NAMES)
 
 

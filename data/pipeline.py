@@ -50,8 +50,10 @@ def _paths(samples: Sequence[Sample]) -> tuple[tf.Tensor, tf.Tensor]:
     if missing:
         from data.cityscapes import DatasetError
 
-        raise DatasetError(f"{missing[0].label_ids} has no leftImg8bit image: training and prediction "
-                           f"need the images (found {len(missing)} such frames)")
+        raise DatasetError(
+            f"{missing[0].label_ids} has no leftImg8bit image: training and prediction "
+            f"need the images (found {len(missing)} such frames)"
+        )
     if not samples:
         from data.cityscapes import DatasetError
 
@@ -59,9 +61,14 @@ def _paths(samples: Sequence[Sample]) -> tuple[tf.Tensor, tf.Tensor]:
     return (tf.constant([str(s.image) for s in samples]), tf.constant([str(s.label_ids) for s in samples]))
 
 
-def scale_crop_flip(image: tf.Tensor, label: tf.Tensor, crop: tuple[int, int], seed: tf.Tensor,
-                    scale_range: tuple[float, float] = SCALE_RANGE, flip: bool = True
-                    ) -> tuple[tf.Tensor, tf.Tensor]:
+def scale_crop_flip(
+    image: tf.Tensor,
+    label: tf.Tensor,
+    crop: tuple[int, int],
+    seed: tf.Tensor,
+    scale_range: tuple[float, float] = SCALE_RANGE,
+    flip: bool = True,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Random scale, crop (padding: image 0, label 255) and flip of one normalised image and its label.
 
     `seed` is a stateless seed pair; the same seed gives the same crop. The crop may hang over any border
@@ -85,12 +92,25 @@ def scale_crop_flip(image: tf.Tensor, label: tf.Tensor, crop: tuple[int, int], s
     x1 = (ox + 0.5) / scale - 0.5
     y2 = y1 + (crop_h - 1) / scale
     x2 = x1 + (crop_w - 1) / scale
-    box = tf.stack([y1 / tf.maximum(height - 1.0, 1.0), x1 / tf.maximum(width - 1.0, 1.0),
-                    y2 / tf.maximum(height - 1.0, 1.0), x2 / tf.maximum(width - 1.0, 1.0)])[None]
-    image = tf.image.crop_and_resize(image[None], box, [0], crop, method="bilinear",
-                                     extrapolation_value=0.0)[0]
-    label = tf.image.crop_and_resize(tf.cast(label, tf.float32)[None, :, :, None], box, [0], crop,
-                                     method="nearest", extrapolation_value=float(IGNORE_ID))[0, :, :, 0]
+    box = tf.stack(
+        [
+            y1 / tf.maximum(height - 1.0, 1.0),
+            x1 / tf.maximum(width - 1.0, 1.0),
+            y2 / tf.maximum(height - 1.0, 1.0),
+            x2 / tf.maximum(width - 1.0, 1.0),
+        ]
+    )[None]
+    image = tf.image.crop_and_resize(image[None], box, [0], crop, method="bilinear", extrapolation_value=0.0)[
+        0
+    ]
+    label = tf.image.crop_and_resize(
+        tf.cast(label, tf.float32)[None, :, :, None],
+        box,
+        [0],
+        crop,
+        method="nearest",
+        extrapolation_value=float(IGNORE_ID),
+    )[0, :, :, 0]
     label = tf.cast(label, tf.uint8)
     if flip:
         do_flip = tf.random.stateless_uniform([], s_flip) < 0.5
@@ -99,9 +119,17 @@ def scale_crop_flip(image: tf.Tensor, label: tf.Tensor, crop: tuple[int, int], s
     return image, label
 
 
-def train_dataset(samples: Sequence[Sample], *, batch: int, crop: tuple[int, int], seed: int = 0,
-                  start_step: int = 0, scale_range: tuple[float, float] = SCALE_RANGE, flip: bool = True,
-                  parallel: int | None = None) -> tf.data.Dataset:
+def train_dataset(
+    samples: Sequence[Sample],
+    *,
+    batch: int,
+    crop: tuple[int, int],
+    seed: int = 0,
+    start_step: int = 0,
+    scale_range: tuple[float, float] = SCALE_RANGE,
+    flip: bool = True,
+    parallel: int | None = None,
+) -> tf.data.Dataset:
     """Endless augmented batches `(image float32 (B, h, w, 3), label uint8 (B, h, w))`.
 
     Each epoch visits every sample once in a seeded order; batch k of the stream is the same whether it is
@@ -129,8 +157,9 @@ def train_dataset(samples: Sequence[Sample], *, batch: int, crop: tuple[int, int
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(samples: Sequence[Sample], *, with_labels: bool = True,
-                 parallel: int | None = None) -> tf.data.Dataset:
+def eval_dataset(
+    samples: Sequence[Sample], *, with_labels: bool = True, parallel: int | None = None
+) -> tf.data.Dataset:
     """Whole frames, one at a time and in sample order, without augmentation: `(image (1, H, W, 3)[, label])`.
 
     Frames of a split may differ in size, so the batch is always one frame.
@@ -139,8 +168,11 @@ def eval_dataset(samples: Sequence[Sample], *, with_labels: bool = True,
     workers = parallel or tf.data.AUTOTUNE
     if with_labels:
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        ds = ds.map(lambda i, lb: (normalize(decode_image(i)), decode_train_ids(lb)),
-                    num_parallel_calls=workers, deterministic=True)
+        ds = ds.map(
+            lambda i, lb: (normalize(decode_image(i)), decode_train_ids(lb)),
+            num_parallel_calls=workers,
+            deterministic=True,
+        )
     else:
         ds = tf.data.Dataset.from_tensor_slices(images)
         ds = ds.map(lambda i: normalize(decode_image(i)), num_parallel_calls=workers, deterministic=True)

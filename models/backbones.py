@@ -21,8 +21,12 @@ from keras import layers
 BN_EPSILON = 1.001e-5  # keras.applications' value, kept so that transferred statistics behave the same
 BN_MOMENTUM = 0.9  # faster-settling moving averages than Keras' 0.99: short CPU runs evaluate sensibly
 
-BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
-          50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3))}
+BLOCKS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+}
 STAGE_WIDTHS = (64, 128, 256, 512)  # bottleneck blocks output 4x these
 STEMS = ("classic", "deep")
 
@@ -44,9 +48,11 @@ def scaled(channels: int, width: float) -> int:
 
 def stage_plan(output_stride: int) -> tuple[tuple[int, int], ...]:
     """(stride, dilation) of stages conv2..conv5 for an output stride of 8, 16 or 32."""
-    plans = {8: ((1, 1), (2, 1), (1, 2), (1, 4)),
-             16: ((1, 1), (2, 1), (2, 1), (1, 2)),
-             32: ((1, 1), (2, 1), (2, 1), (2, 1))}
+    plans = {
+        8: ((1, 1), (2, 1), (1, 2), (1, 4)),
+        16: ((1, 1), (2, 1), (2, 1), (1, 2)),
+        32: ((1, 1), (2, 1), (2, 1), (2, 1)),
+    }
     if output_stride not in plans:
         raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
     return plans[output_stride]
@@ -59,8 +65,9 @@ def conv(x, filters: int, kernel: int, name: str, *, stride: int = 1, dilation: 
         padding = "valid"
     else:
         padding = "same"
-    return layers.Conv2D(filters, kernel, strides=stride, dilation_rate=dilation, padding=padding,
-                         use_bias=use_bias, name=name)(x)
+    return layers.Conv2D(
+        filters, kernel, strides=stride, dilation_rate=dilation, padding=padding, use_bias=use_bias, name=name
+    )(x)
 
 
 def batch_norm(x, name: str):
@@ -121,8 +128,9 @@ def stem(x, kind: str, width: float, out_channels: int):
     return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
 
-def resnet_features(inputs, *, depth: int = 50, width: float = 1.0, stem_type: str = "deep",
-                    output_stride: int = 8) -> tuple[dict, BackboneSpec]:
+def resnet_features(
+    inputs, *, depth: int = 50, width: float = 1.0, stem_type: str = "deep", output_stride: int = 8
+) -> tuple[dict, BackboneSpec]:
     """Apply a dilated ResNet to `inputs`; return the stage endpoints and their description.
 
     Endpoints: "stem" (stride 4), "stage1".."stage4" (= keras.applications' conv2..conv5). The PSPNet
@@ -143,14 +151,21 @@ def resnet_features(inputs, *, depth: int = 50, width: float = 1.0, stem_type: s
     current_stride = 4
     in_channels = x.shape[-1]
     for index, (filters, n_blocks, (stride, dilation)) in enumerate(
-            zip(STAGE_WIDTHS, counts, stage_plan(output_stride), strict=True)):
+        zip(STAGE_WIDTHS, counts, stage_plan(output_stride), strict=True)
+    ):
         filters = scaled(filters, width)
         for b in range(n_blocks):
             name = f"conv{index + 2}_block{b + 1}"
             first = b == 0
             needs_shortcut = first and (stride > 1 or in_channels != filters * expansion)
-            x = block(x, filters, name, stride=stride if first else 1, dilation=dilation,
-                      shortcut=needs_shortcut or (first and kind == "bottleneck"))
+            x = block(
+                x,
+                filters,
+                name,
+                stride=stride if first else 1,
+                dilation=dilation,
+                shortcut=needs_shortcut or (first and kind == "bottleneck"),
+            )
             in_channels = filters * expansion
         current_stride *= stride
         key = f"stage{index + 1}"

@@ -21,22 +21,43 @@ PRESETS = {  # as pspnet's presets (see models/pspnet.py for the reasoning)
 
 
 @register("fcn", presets=PRESETS)
-def build(num_classes: int = 19, input_shape=(None, None, 3), *, aux_head: bool = False,
-          depth: int = 50, width: float = 1.0, stem: str = "deep", output_stride: int = 8,
-          head_channels: int = 512, num_convs: int = 2, aux_channels: int = 256, dropout: float = 0.1,
-          weights: str | None = None) -> keras.Model:
+def build(
+    num_classes: int = 19,
+    input_shape=(None, None, 3),
+    *,
+    aux_head: bool = False,
+    depth: int = 50,
+    width: float = 1.0,
+    stem: str = "deep",
+    output_stride: int = 8,
+    head_channels: int = 512,
+    num_convs: int = 2,
+    aux_channels: int = 256,
+    dropout: float = 0.1,
+    weights: str | None = None,
+) -> keras.Model:
     """Dilated-ResNet FCN baseline (no pyramid pooling), to measure what the pyramid adds.
 
     Options as for pspnet; num_convs: 3x3 conv + BN + ReLU blocks of `head_channels` in the head
     (2, as mmsegmentation's FCNHead).
     """
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    features, _ = resnet_features(inputs, depth=depth, width=width, stem_type=stem,
-                                  output_stride=output_stride)
-    logits = heads.classifier(features["stage4"], num_classes, "fcn_head", channels=head_channels,
-                              dropout=dropout, num_convs=num_convs)
-    aux = heads.auxiliary_head(features, num_classes, channels=aux_channels, dropout=dropout) \
-        if aux_head else None
+    features, _ = resnet_features(
+        inputs, depth=depth, width=width, stem_type=stem, output_stride=output_stride
+    )
+    logits = heads.classifier(
+        features["stage4"],
+        num_classes,
+        "fcn_head",
+        channels=head_channels,
+        dropout=dropout,
+        num_convs=num_convs,
+    )
+    aux = (
+        heads.auxiliary_head(features, num_classes, channels=aux_channels, dropout=dropout)
+        if aux_head
+        else None
+    )
     model = heads.segmentation_model(inputs, logits, aux, name=f"fcn_r{depth}")
     initialise_backbone(model, weights, depth=depth, stem=stem, width=width)
     return model

@@ -15,8 +15,10 @@ import keras
 
 from models.registry import RegistryError
 
-WEIGHT_FILES = {50: "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                101: "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5"}
+WEIGHT_FILES = {
+    50: "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    101: "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
 
 
 class ImageNetWeightsError(RegistryError):
@@ -37,13 +39,15 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
         try:
             dest = target.get_layer(layer.name)
         except ValueError as exc:
-            raise ImageNetWeightsError(f"layer '{layer.name}' of {source.name} has no counterpart in "
-                                       f"{target.name}") from exc
+            raise ImageNetWeightsError(
+                f"layer '{layer.name}' of {source.name} has no counterpart in {target.name}"
+            ) from exc
         mine = dest.get_weights()
         if [w.shape for w in mine] != [w.shape for w in weights]:
             raise ImageNetWeightsError(
                 f"layer '{layer.name}': shapes {[w.shape for w in weights]} of {source.name} do not fit "
-                f"{[w.shape for w in mine]} of {target.name}")
+                f"{[w.shape for w in mine]} of {target.name}"
+            )
         dest.set_weights(weights)
         copied.append(layer.name)
     return copied
@@ -53,11 +57,15 @@ def imagenet_resnet(depth: int, weights: str = "imagenet") -> keras.Model:
     """keras.applications ResNet50/101 without top, with `weights` ("imagenet" or a local .h5 path)."""
     constructors = {50: keras.applications.ResNet50, 101: keras.applications.ResNet101}
     if depth not in constructors:
-        raise ImageNetWeightsError(f"ImageNet weights exist for ResNet depth 50 and 101 only, not {depth}; "
-                                   f"pass weights=None to train from scratch")
+        raise ImageNetWeightsError(
+            f"ImageNet weights exist for ResNet depth 50 and 101 only, not {depth}; "
+            f"pass weights=None to train from scratch"
+        )
     if weights != "imagenet" and not Path(weights).is_file():
-        raise ImageNetWeightsError(f"weights file '{weights}' does not exist; give a keras.applications "
-                                   f"ResNet{depth} no-top .h5 file, 'imagenet' or None")
+        raise ImageNetWeightsError(
+            f"weights file '{weights}' does not exist; give a keras.applications "
+            f"ResNet{depth} no-top .h5 file, 'imagenet' or None"
+        )
     try:
         return constructors[depth](weights=weights, include_top=False, input_shape=(None, None, 3))
     except ImageNetWeightsError:
@@ -67,11 +75,13 @@ def imagenet_resnet(depth: int, weights: str = "imagenet") -> keras.Model:
         raise ImageNetWeightsError(
             f"could not load ImageNet weights for ResNet{depth} ({exc}). Without internet access the "
             f"download cannot work: put '{WEIGHT_FILES[depth]}' at {cache}, pass weights=<path to that "
-            f".h5 file>, or pass weights=None to train from scratch") from exc
+            f".h5 file>, or pass weights=None to train from scratch"
+        ) from exc
 
 
-def initialise_backbone(model: keras.Model, weights: str | None, *, depth: int, stem: str,
-                        width: float) -> list[str]:
+def initialise_backbone(
+    model: keras.Model, weights: str | None, *, depth: int, stem: str, width: float
+) -> list[str]:
     """Load `weights` ("imagenet", an .h5 path or None) into the backbone layers of `model`."""
     if weights is None:
         return []
@@ -79,5 +89,6 @@ def initialise_backbone(model: keras.Model, weights: str | None, *, depth: int, 
         raise ImageNetWeightsError(
             f"ImageNet weights fit the keras.applications ResNet50/101 only: pass depth=50 or 101, "
             f"stem='classic' and width=1.0 with weights={weights!r} (got depth={depth}, stem={stem!r}, "
-            f"width={width}), or weights=None")
+            f"width={width}), or weights=None"
+        )
     return transfer_weights(imagenet_resnet(depth, weights), model)

@@ -26,8 +26,14 @@ PRESETS = {
     # CPU training on 2 cores (batch 8 of 256x256 in ~0.7 s a step): ResNet-18 basic blocks at quarter
     # width, output stride 16 (output stride 8 costs 3x the FLOPs at this size and its dilated convs run
     # slowly on CPU; "cpu-os8" keeps the paper's geometry)
-    "cpu": {"depth": 18, "width": 0.25, "output_stride": 16, "ppm_channels": 16, "head_channels": 64,
-            "aux_channels": 32},
+    "cpu": {
+        "depth": 18,
+        "width": 0.25,
+        "output_stride": 16,
+        "ppm_channels": 16,
+        "head_channels": 64,
+        "aux_channels": 32,
+    },
     "cpu-os8": {"depth": 18, "width": 0.25, "ppm_channels": 16, "head_channels": 64, "aux_channels": 32},
     # tests: builds and runs in milliseconds
     "tiny": {"depth": 18, "width": 0.125, "ppm_channels": 8, "head_channels": 16, "aux_channels": 8},
@@ -35,10 +41,22 @@ PRESETS = {
 
 
 @register("pspnet", presets=PRESETS)
-def build(num_classes: int = 19, input_shape=(None, None, 3), *, aux_head: bool = False,
-          depth: int = 50, width: float = 1.0, stem: str = "deep", output_stride: int = 8,
-          bins: Sequence[int] = (1, 2, 3, 6), ppm_channels: int | None = None, head_channels: int = 512,
-          aux_channels: int = 256, dropout: float = 0.1, weights: str | None = None) -> keras.Model:
+def build(
+    num_classes: int = 19,
+    input_shape=(None, None, 3),
+    *,
+    aux_head: bool = False,
+    depth: int = 50,
+    width: float = 1.0,
+    stem: str = "deep",
+    output_stride: int = 8,
+    bins: Sequence[int] = (1, 2, 3, 6),
+    ppm_channels: int | None = None,
+    head_channels: int = 512,
+    aux_channels: int = 256,
+    dropout: float = 0.1,
+    weights: str | None = None,
+) -> keras.Model:
     """PSPNet, the paper's network: dilated ResNet + pyramid pooling (bins 1, 2, 3, 6).
 
     depth: 50 (paper), 101, or 18/34 (basic blocks, for CPUs); width: channel multiplier of the backbone;
@@ -49,12 +67,16 @@ def build(num_classes: int = 19, input_shape=(None, None, 3), *, aux_head: bool 
     stem="classic", width=1.0 and depth 50 or 101).
     """
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    features, _ = resnet_features(inputs, depth=depth, width=width, stem_type=stem,
-                                  output_stride=output_stride)
+    features, _ = resnet_features(
+        inputs, depth=depth, width=width, stem_type=stem, output_stride=output_stride
+    )
     x = heads.pyramid_pooling(features["stage4"], bins=bins, channels=ppm_channels)
     logits = heads.classifier(x, num_classes, "psp_head", channels=head_channels, dropout=dropout)
-    aux = heads.auxiliary_head(features, num_classes, channels=aux_channels, dropout=dropout) \
-        if aux_head else None
+    aux = (
+        heads.auxiliary_head(features, num_classes, channels=aux_channels, dropout=dropout)
+        if aux_head
+        else None
+    )
     model = heads.segmentation_model(inputs, logits, aux, name=f"pspnet_r{depth}")
     initialise_backbone(model, weights, depth=depth, stem=stem, width=width)
     return model

@@ -52,10 +52,12 @@ def seed_block(x, filters: Sequence[int], name: str, *, dilation: int = 2, alpha
     f1, f2, f3 = filters
 
     def conv_bn(y, f, k, suffix, d=1):
-        y = layers.Conv2D(f, k, padding="same", dilation_rate=d, kernel_initializer="he_normal",
-                          name=f"{name}_{suffix}")(y)
-        return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                         name=f"{name}_{suffix}_bn")(y)
+        y = layers.Conv2D(
+            f, k, padding="same", dilation_rate=d, kernel_initializer="he_normal", name=f"{name}_{suffix}"
+        )(y)
+        return layers.BatchNormalization(
+            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_{suffix}_bn"
+        )(y)
 
     skip = conv_bn(x, f3, 3, "skip_conv")
     x = layers.LeakyReLU(alpha, name=f"{name}_a_leaky")(conv_bn(x, f1, 1, "a"))
@@ -66,9 +68,17 @@ def seed_block(x, filters: Sequence[int], name: str, *, dilation: int = 2, alpha
 
 
 @register("pspnet-seed", presets=PRESETS)
-def build(num_classes: int = 19, input_shape=(None, None, 3), *, aux_head: bool = False,
-          filters: Sequence[Sequence[int]] = SEED_FILTERS, bins: Sequence[int] = (1, 2, 4, 8),
-          branch_channels: int = 64, dilation: int = 2, alpha: float = 0.2) -> keras.Model:
+def build(
+    num_classes: int = 19,
+    input_shape=(None, None, 3),
+    *,
+    aux_head: bool = False,
+    filters: Sequence[Sequence[int]] = SEED_FILTERS,
+    bins: Sequence[int] = (1, 2, 4, 8),
+    branch_channels: int = 64,
+    dilation: int = 2,
+    alpha: float = 0.2,
+) -> keras.Model:
     """The seed document's lightweight PSPNet (3 residual blocks, pyramid 1/2/4/8), bugs fixed.
 
     filters: (f1, f2, f3) per residual block; bins: pyramid grid sizes; branch_channels: 1x1 conv

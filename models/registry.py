@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from data.errors import UserError
+
 BUILTIN_MODULES = ("models.pspnet", "models.pspnet_seed", "models.fcn")
 
 
-class RegistryError(LookupError):
+class RegistryError(UserError):
     """Unknown model name, bad plugin path or bad option, with a message meant for the user."""
 
 
@@ -38,8 +40,11 @@ class Entry:
     def options(self) -> dict[str, Any]:
         """Keyword options of the builder with their defaults (its signature is its documentation)."""
         sig = inspect.signature(self.builder)
-        return {n: p.default for n, p in sig.parameters.items()
-                if p.default is not p.empty and n not in ("num_classes", "input_shape")}
+        return {
+            n: p.default
+            for n, p in sig.parameters.items()
+            if p.default is not p.empty and n not in ("num_classes", "input_shape")
+        }
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -91,8 +96,10 @@ def get(name: str) -> Entry:
         return Entry(name, builder, (inspect.getdoc(builder) or "").split("\n", 1)[0])
     _load_builtins()
     if name not in _REGISTRY:
-        raise RegistryError(f"unknown model '{name}': choose one of {', '.join(available())} "
-                            f"or give a plugin as package.module:function")
+        raise RegistryError(
+            f"unknown model '{name}': choose one of {', '.join(available())} "
+            f"or give a plugin as package.module:function"
+        )
     return _REGISTRY[name]
 
 
@@ -102,15 +109,22 @@ def resolve_options(name: str, preset: str | None = None, **options: Any) -> dic
     merged: dict[str, Any] = {}
     if preset:
         if preset not in entry.presets:
-            raise RegistryError(f"model '{name}' has no preset '{preset}' "
-                                f"(presets: {', '.join(entry.presets) or 'none'})")
+            raise RegistryError(
+                f"model '{name}' has no preset '{preset}' (presets: {', '.join(entry.presets) or 'none'})"
+            )
         merged.update(entry.presets[preset])
     merged.update(options)
     return merged
 
 
-def build(name: str, num_classes: int = 19, input_shape: tuple = (None, None, 3), *,
-          preset: str | None = None, **options: Any):
+def build(
+    name: str,
+    num_classes: int = 19,
+    input_shape: tuple = (None, None, 3),
+    *,
+    preset: str | None = None,
+    **options: Any,
+):
     """Build a registered (or plugin) model: `build("pspnet", preset="cpu", aux_head=True)`."""
     entry = get(name)
     options = resolve_options(name, preset, **options)

@@ -23,8 +23,9 @@ def write_png(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-def write_gt(root: Path, key: str, labels: np.ndarray, instances: np.ndarray | None = None,
-             split: str = "val") -> Path:
+def write_gt(
+    root: Path, key: str, labels: np.ndarray, instances: np.ndarray | None = None, split: str = "val"
+) -> Path:
     """Write `{key}_gtFine_labelIds.png` and `_instanceIds.png` (instances default to the label ids)."""
     city = key.split("_")[0]
     folder = root / "gtFine" / split / city
@@ -39,8 +40,9 @@ def write_pred(pred_dir: Path, key: str, pred: np.ndarray) -> Path:
     return write_png(pred_dir / f"{key}_leftImg8bit.png", pred)
 
 
-def random_scene(rng: np.random.Generator, n_instances: int = 30, h: int = H, w: int = W
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def random_scene(
+    rng: np.random.Generator, n_instances: int = 30, h: int = H, w: int = W
+) -> tuple[np.ndarray, np.ndarray]:
     """Blocks of random label ids (void and ignored ids included) with many instance rectangles on top.
 
     Instances of every instance class (caravan and trailer too), some of them group labels (no instance id).
@@ -55,13 +57,13 @@ def random_scene(rng: np.random.Generator, n_instances: int = 30, h: int = H, w:
         label = lid(names[rng.integers(len(names))])
         y, x = rng.integers(0, h - 4), rng.integers(0, w - 4)
         hh, ww = rng.integers(2, max(3, h // 3)), rng.integers(2, max(3, w // 4))
-        labels[y:y + hh, x:x + ww] = label
+        labels[y : y + hh, x : x + ww] = label
         if rng.random() < 0.15:  # a group label: label id in the instance file, no instance
-            instances[y:y + hh, x:x + ww] = label
+            instances[y : y + hh, x : x + ww] = label
         else:
             k = counters.get(label, 0)
             counters[label] = k + 1
-            instances[y:y + hh, x:x + ww] = label * 1000 + k
+            instances[y : y + hh, x : x + ww] = label * 1000 + k
     return labels, instances
 
 

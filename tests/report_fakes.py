@@ -18,7 +18,7 @@ from data.labels import CLASS_NAMES, name2label
 
 @dataclass
 class FakeResult:
-    """Fractions in [0, 1] like bench.evaluate.EvaluationResult; `confusion` over label IDs (34 x 34)."""
+    """Fractions in [0, 1] like bench.evaluation.EvaluationResult; `confusion` over label IDs (34 x 34)."""
 
     class_iou: dict[str, float]
     iiou: float = 0.25
@@ -56,8 +56,8 @@ def tiny_cityscapes(root: Path, n: int = 2, size: tuple[int, int] = (32, 64)) ->
         img_dir.mkdir(parents=True, exist_ok=True)
         gt_dir.mkdir(parents=True, exist_ok=True)
         labels = np.full((h, w), sky, np.uint8)
-        labels[h // 2:] = road
-        labels[h // 2 - 4:h // 2 + 4, 8 + i:24 + i] = car
+        labels[h // 2 :] = road
+        labels[h // 2 - 4 : h // 2 + 4, 8 + i : 24 + i] = car
         labels[0, :] = 0  # unlabeled: void
         Image.fromarray(labels).save(gt_dir / f"{stem}_gtFine_labelIds.png")
         Image.fromarray(np.zeros((h, w), np.uint16)).save(gt_dir / f"{stem}_gtFine_instanceIds.png")

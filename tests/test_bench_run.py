@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import results
-from bench.readme import update_readme
+from bench.report import results
+from bench.report.readme import update_readme
 from bench.run import Recipe, resolve_dataset, run_benchmark
 
 TINY_RECIPE = Recipe(steps=3, batch=2, crop=(64, 64), lr=0.01)
@@ -24,9 +24,17 @@ def two_runs(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("bench_run")
     readme = base / "README.md"
     readme.write_text(README_TEXT)
-    kwargs = dict(dataset=str(tiny_dataset), preset="tiny", recipe=TINY_RECIPE, readme=readme,
-                  results_csv=base / "results" / "results.csv", runs_dir=base / "results" / "runs",
-                  checkpoint_root=base / "checkpoints", workers=1, progress=False)
+    kwargs = dict(
+        dataset=str(tiny_dataset),
+        preset="tiny",
+        recipe=TINY_RECIPE,
+        readme=readme,
+        results_csv=base / "results" / "results.csv",
+        runs_dir=base / "results" / "runs",
+        checkpoint_root=base / "checkpoints",
+        workers=1,
+        progress=False,
+    )
     first = run_benchmark("pspnet", **kwargs)
     ckpt = Path(first.row["checkpoint"])
     mtime = ckpt.stat().st_mtime_ns
@@ -34,6 +42,7 @@ def two_runs(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     return base, readme, first, second, ckpt, mtime
 
 
+@pytest.mark.slow
 def test_run_appends_a_row_with_scores_and_provenance(two_runs):
     base, _, first, second, _, _ = two_runs
     frame = results.read_rows(base / "results" / "results.csv")
@@ -49,6 +58,7 @@ def test_run_appends_a_row_with_scores_and_provenance(two_runs):
     assert (base / "results" / "results.md").read_text().count("pspnet") >= 2
 
 
+@pytest.mark.slow
 def test_second_run_reuses_the_cached_checkpoint(two_runs):
     _, _, first, second, ckpt, mtime = two_runs
     assert first.row["checkpoint"] == second.row["checkpoint"]
@@ -57,13 +67,21 @@ def test_second_run_reuses_the_cached_checkpoint(two_runs):
     assert first.row["miou"] == second.row["miou"]
 
 
+@pytest.mark.slow
 def test_run_folder_holds_json_confusion_and_plots(two_runs):
     _, _, first, _, _, _ = two_runs
     run_dir = Path(first.run_dir)
     data = json.loads((run_dir / "result.json").read_text())
-    for key in ("classScores", "classInstScores", "categoryScores", "categoryInstScores",
-                "averageScoreClasses", "averageScoreInstClasses", "averageScoreCategories",
-                "averageScoreInstCategories"):
+    for key in (
+        "classScores",
+        "classInstScores",
+        "categoryScores",
+        "categoryInstScores",
+        "averageScoreClasses",
+        "averageScoreInstClasses",
+        "averageScoreCategories",
+        "averageScoreInstCategories",
+    ):
         assert key in data
     assert abs(100 * data["averageScoreClasses"] - float(first.row["miou"])) < 1e-3
     confusion = np.loadtxt(run_dir / "confusion.csv", delimiter=",", skiprows=1, usecols=range(1, 20))
@@ -76,6 +94,7 @@ def test_run_folder_holds_json_confusion_and_plots(two_runs):
         assert img.format == "PNG" and img.width == 1200
 
 
+@pytest.mark.slow
 def test_readme_section_is_regenerated_and_idempotent(two_runs):
     base, readme, *_ = two_runs
     text = readme.read_text()

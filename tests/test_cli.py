@@ -8,11 +8,12 @@ import sys
 import pytest
 
 from bench.cli import COMMANDS, main
-from bench.perf import TARGETS
+from bench.perf.command import TARGETS
 
 
-@pytest.mark.parametrize("argv", [[name, "--help"] for name in COMMANDS]
-                         + [["perf", target, "--help"] for target in TARGETS])
+@pytest.mark.parametrize(
+    "argv", [[name, "--help"] for name in COMMANDS] + [["perf", target, "--help"] for target in TARGETS]
+)
 def test_every_command_prints_its_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -27,9 +28,11 @@ def test_no_command_prints_the_command_list_and_fails(capsys):
 
 
 def test_help_of_every_command_leaves_tensorflow_unimported():
-    code = ("import sys\nfrom bench.cli import COMMANDS, main\n"
-            "for name in list(COMMANDS) + ['perf eval', 'perf model', 'perf pipeline']:\n"
-            "    try:\n        main(name.split() + ['--help'])\n    except SystemExit:\n        pass\n"
-            "print('tensorflow' in sys.modules)")
+    code = (
+        "import sys\nfrom bench.cli import COMMANDS, main\n"
+        "for name in list(COMMANDS) + ['perf eval', 'perf model', 'perf pipeline']:\n"
+        "    try:\n        main(name.split() + ['--help'])\n    except SystemExit:\n        pass\n"
+        "print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"

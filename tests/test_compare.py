@@ -8,16 +8,35 @@ import math
 
 import pytest
 
-from bench import references
 from bench.cli import main
-from bench.compare import compare_rows, load_ours
-from bench.errors import UserError
-from bench.results import CLASS_COLUMNS, append_row, row_from_result
-from bench.run_report import cityscapes_dict
+from bench.report import references
+from bench.report.compare import compare_rows, load_ours
+from bench.report.results import CLASS_COLUMNS, append_row, row_from_result
+from bench.report.run_folder import cityscapes_dict
+from data.errors import UserError
 from tests.report_fakes import fake_result
 
-SEED_ROW = [98.6, 86.6, 93.2, 58.1, 63.0, 64.5, 75.2, 79.2, 93.4, 72.1, 95.1, 86.3, 71.4, 96.0, 73.5, 90.4,
-            80.3, 69.9, 76.9]
+SEED_ROW = [
+    98.6,
+    86.6,
+    93.2,
+    58.1,
+    63.0,
+    64.5,
+    75.2,
+    79.2,
+    93.4,
+    72.1,
+    95.1,
+    86.3,
+    71.4,
+    96.0,
+    73.5,
+    90.4,
+    80.3,
+    69.9,
+    76.9,
+]
 """The seed document's PSPNet row (Cityscapes test), road ... bike, mIoU 80.2."""
 
 
@@ -29,9 +48,19 @@ def _csv_row(name: str, index: int = 0) -> dict[str, str]:
 def _results(tmp_path, *models: str):
     path = tmp_path / "results.csv"
     for i, model in enumerate(models):
-        append_row(path, row_from_result(fake_result(i), model=model, dataset="synthetic-v1",
-                                         dataset_kind="synthetic", split="val", commit="c", date="d"),
-                   markdown=False)
+        append_row(
+            path,
+            row_from_result(
+                fake_result(i),
+                model=model,
+                dataset="synthetic-v1",
+                dataset_kind="synthetic",
+                split="val",
+                commit="c",
+                date="d",
+            ),
+            markdown=False,
+        )
     return path
 
 

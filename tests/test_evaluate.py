@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.evaluate import AVG_CLASS_SIZE, evaluate, read_png
-from bench.reference_eval import ReferenceEvaluationError, evaluate_img_lists, reference_module, score_dict
+from bench.evaluation import AVG_CLASS_SIZE, evaluate, read_png
+from bench.evaluation.reference import (
+    ReferenceEvaluationError,
+    evaluate_img_lists,
+    reference_module,
+    score_dict,
+)
 from data.cityscapes import list_samples
 from data.labels import CLASS_NAMES, to_train_ids
 from tests.evaluate_data import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
@@ -20,8 +25,14 @@ from tests.evaluate_data import H, W, lid, noisy_prediction, random_scene, write
 KEY = "aachen_000000_000019"
 
 
-def assert_same_as_cityscapesscripts(root: Path, pred_dir: Path, *, pred_ids: str = "label",
-                                     reference_preds: Path | None = None, workers: int = 1):
+def assert_same_as_cityscapesscripts(
+    root: Path,
+    pred_dir: Path,
+    *,
+    pred_ids: str = "label",
+    reference_preds: Path | None = None,
+    workers: int = 1,
+):
     """Run both evaluators; every score key equal within 1e-9, NaN in the same places. Returns ours."""
     ours = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers)
     samples = list_samples(root, "val")
@@ -77,8 +88,8 @@ def test_hundreds_of_instances_of_one_class_accumulate_like_cityscapesscripts(tm
         for k in range(90):  # small, overlapping person instances of many sizes
             y, x = rng.integers(0, H - 2), rng.integers(0, W - 2)
             hh, ww = rng.integers(1, 12), rng.integers(1, 12)
-            labels[y:y + hh, x:x + ww] = lid("person")
-            instances[y:y + hh, x:x + ww] = lid("person") * 1000 + k
+            labels[y : y + hh, x : x + ww] = lid("person")
+            instances[y : y + hh, x : x + ww] = lid("person") * 1000 + k
         key = f"ulm_{i:06d}_000019"
         write_gt(tmp_path / "gt", key, labels, instances)
         write_pred(tmp_path / "pred", key, noisy_prediction(rng, labels, 0.4))
@@ -88,7 +99,7 @@ def test_hundreds_of_instances_of_one_class_accumulate_like_cityscapesscripts(tm
 
 def test_spawned_workers_give_the_same_result(tmp_path, monkeypatch):
     """Processes that run TensorFlow get spawned workers instead of forked ones."""
-    import bench.evaluate as evaluate_module
+    from bench.evaluation import pool
 
     rng = np.random.default_rng(2)
     for i in range(2):
@@ -97,7 +108,7 @@ def test_spawned_workers_give_the_same_result(tmp_path, monkeypatch):
         write_pred(tmp_path / "pred", f"ulm_{i:06d}_000019", noisy_prediction(rng, labels))
     forked = evaluate(tmp_path / "gt", "val", tmp_path / "pred", workers=2)
     monkeypatch.setitem(sys.modules, "tensorflow", sys.modules[__name__])  # pretend TensorFlow is loaded
-    assert evaluate_module._pool_context().get_start_method() == "spawn"
+    assert pool._pool_context().get_start_method() == "spawn"
     spawned = evaluate(tmp_path / "gt", "val", tmp_path / "pred", workers=2)
     assert repr(spawned.to_cityscapes_dict()) == repr(forked.to_cityscapes_dict())
 
@@ -114,7 +125,7 @@ def test_prediction_on_ignored_gt_is_not_counted(tmp_path):
     labels = full("road")
     labels[: H // 2] = lid("ego vehicle")
     pred = full("sidewalk")
-    pred[H // 2:] = lid("road")
+    pred[H // 2 :] = lid("road")
     result = assert_same_as_cityscapesscripts(*single_image(tmp_path, labels, pred))
     assert result.class_iou["road"] == 1.0
     assert math.isnan(result.class_iou["sidewalk"])  # its predictions lie only on ignored GT
@@ -194,8 +205,9 @@ def test_train_id_predictions_with_pred_ids_train_equal_the_label_id_result(tmp_
     write_gt(tmp_path / "gt", KEY, labels, instances)
     write_pred(tmp_path / "train", KEY, train_pred)
     write_pred(tmp_path / "label", KEY, np.where(train_pred == 255, 0, label_pred).astype(np.uint8))
-    result = assert_same_as_cityscapesscripts(tmp_path / "gt", tmp_path / "train", pred_ids="train",
-                                              reference_preds=tmp_path / "label")
+    result = assert_same_as_cityscapesscripts(
+        tmp_path / "gt", tmp_path / "train", pred_ids="train", reference_preds=tmp_path / "label"
+    )
     assert result.warnings == []
 
 
@@ -217,9 +229,16 @@ def test_json_has_cityscapesscripts_keys_with_null_for_nan(tmp_path):
     result = evaluate(gt, "val", pred_dir, workers=1)
     path = result.write_json(tmp_path / "out" / "scores.json")
     data = json.loads(path.read_text())  # strict JSON: no NaN tokens
-    for key in ("classScores", "classInstScores", "categoryScores", "categoryInstScores",
-                "averageScoreClasses", "averageScoreInstClasses", "averageScoreCategories",
-                "averageScoreInstCategories"):
+    for key in (
+        "classScores",
+        "classInstScores",
+        "categoryScores",
+        "categoryInstScores",
+        "averageScoreClasses",
+        "averageScoreInstClasses",
+        "averageScoreCategories",
+        "averageScoreInstCategories",
+    ):
         assert key in data
     assert data["classScores"]["sky"] is None and data["classScores"]["road"] == result.class_iou["road"]
     assert data["categoryInstScores"]["human"] is None
@@ -228,8 +247,10 @@ def test_json_has_cityscapesscripts_keys_with_null_for_nan(tmp_path):
 
 def test_png_decoding_is_bit_exact_with_pillow(tmp_path):
     rng = np.random.default_rng(5)
-    arrays = {"l8.png": rng.integers(0, 256, (H, W)).astype(np.uint8),
-              "i16.png": rng.integers(0, 65536, (H, W)).astype(np.uint16)}
+    arrays = {
+        "l8.png": rng.integers(0, 256, (H, W)).astype(np.uint8),
+        "i16.png": rng.integers(0, 65536, (H, W)).astype(np.uint16),
+    }
     for name, array in arrays.items():
         write_png(tmp_path / name, array)
     palette = Image.fromarray(arrays["l8.png"] % 34).convert("P")
@@ -257,7 +278,6 @@ def test_reference_wrapper_leaves_numpy_and_global_args_untouched(tmp_path):
     assert not hasattr(np, "in1d") or np.__version__ < "2.4"
     assert vars(module.args).keys() == before.keys()
     assert module.args.quiet == before["quiet"] and module.args.JSONOutput == before["JSONOutput"]
-
 
 
 def test_synthetic_dataset_with_model_like_predictions_matches_cityscapesscripts(tiny_dataset, tmp_path):

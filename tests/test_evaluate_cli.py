@@ -25,8 +25,10 @@ def test_cli_prints_short_name_table_iiou_categories_and_writes_json(tmp_path, c
     write_gt(tmp_path / "gt", KEY, labels, instances)
     write_pred(tmp_path / "pred", KEY, pred)
     out = tmp_path / "r" / "scores.json"
-    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"),
-                 "--json", str(out)]) == 0
+    assert (
+        main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--json", str(out)])
+        == 0
+    )
     text = capsys.readouterr().out
     header, _, row = text.splitlines()[:3]
     assert [c.strip() for c in header.strip("|").split("|")][1:] == [*SHORT_NAMES, "mIoU"]
@@ -41,6 +43,8 @@ def test_cli_prints_short_name_table_iiou_categories_and_writes_json(tmp_path, c
 
 
 def test_evaluator_does_not_import_tensorflow():
-    code = ("import sys, bench.evaluate, bench.evaluate_cmd, bench.reference_eval; "
-            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    code = (
+        "import sys, bench.evaluation, bench.evaluation.command, bench.evaluation.reference; "
+        "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

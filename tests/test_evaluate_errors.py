@@ -29,8 +29,9 @@ def dataset(tmp_path: Path) -> tuple[Path, Path]:
 
 def run_cli(tmp_path: Path, gt: Path, pred: Path, *extra: str) -> tuple[int, Path]:
     out = tmp_path / "result.json"
-    code = main(["evaluate", "--gt", str(gt), "--pred", str(pred), "--json", str(out), "--workers", "1",
-                 *extra])
+    code = main(
+        ["evaluate", "--gt", str(gt), "--pred", str(pred), "--json", str(out), "--workers", "1", *extra]
+    )
     return code, out
 
 
@@ -57,8 +58,9 @@ def test_valid_input_succeeds_and_writes_json(capsys, tmp_path, dataset):
 def test_gt_image_without_prediction(capsys, tmp_path, dataset):
     gt, pred = dataset
     pred_file(pred, KEYS[1]).unlink()
-    assert_fails(capsys, tmp_path, gt, pred, "no prediction", f"{KEYS[1]}_gtFine_labelIds.png",
-                 f"{KEYS[1]}*.png")
+    assert_fails(
+        capsys, tmp_path, gt, pred, "no prediction", f"{KEYS[1]}_gtFine_labelIds.png", f"{KEYS[1]}*.png"
+    )
 
 
 def test_two_predictions_for_one_gt_image(capsys, tmp_path, dataset):
@@ -114,8 +116,16 @@ def test_train_id_void_255_in_label_mode_suggests_pred_ids_train(capsys, tmp_pat
 def test_value_outside_train_ids_in_train_mode(capsys, tmp_path, dataset):
     gt, pred = dataset
     Image.fromarray(np.full((H, W), 25, np.uint8)).save(pred_file(pred))
-    assert_fails(capsys, tmp_path, gt, pred, str(pred_file(pred)), "value 25", "no train ID",
-                 extra=("--pred-ids", "train"))
+    assert_fails(
+        capsys,
+        tmp_path,
+        gt,
+        pred,
+        str(pred_file(pred)),
+        "value 25",
+        "no train ID",
+        extra=("--pred-ids", "train"),
+    )
 
 
 def test_empty_split(capsys, tmp_path, dataset):
@@ -141,7 +151,18 @@ def test_gt_root_falls_back_to_environment_variable(capsys, tmp_path, dataset, m
 def test_error_in_a_worker_process_reaches_the_cli(capsys, tmp_path, dataset):
     gt, pred = dataset
     Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(pred_file(pred, KEYS[1]))
-    code = main(["evaluate", "--gt", str(gt), "--pred", str(pred), "--workers", "2",
-                 "--json", str(tmp_path / "r.json")])
+    code = main(
+        [
+            "evaluate",
+            "--gt",
+            str(gt),
+            "--pred",
+            str(pred),
+            "--workers",
+            "2",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code != 0 and not (tmp_path / "r.json").exists()
     assert str(pred_file(pred, KEYS[1])) in capsys.readouterr().err

@@ -6,8 +6,8 @@ import argparse
 
 import numpy as np
 
-from bench import perf_eval
-from bench.evaluate import read_png
+from bench.evaluation import read_png
+from bench.perf import eval as perf_eval
 
 
 def test_generated_pairs_have_instances_void_and_realistic_predictions(tmp_path):
@@ -25,8 +25,9 @@ def test_generated_pairs_have_instances_void_and_realistic_predictions(tmp_path)
 def test_benchmark_prints_both_ratios_and_agrees_with_cityscapesscripts(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     perf_eval.add_arguments(parser)
-    args = parser.parse_args(["--n", "2", "--size", "128x256", "--repeat", "1", "--workers", "2",
-                              "--out", str(tmp_path)])
+    args = parser.parse_args(
+        ["--n", "2", "--size", "128x256", "--repeat", "1", "--workers", "2", "--out", str(tmp_path)]
+    )
     assert perf_eval.run(args) == 0  # non-zero when the scores differ
     out = capsys.readouterr().out
     assert "speedup vs cityscapesScripts" in out and "ratio to decode-only" in out

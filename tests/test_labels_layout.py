@@ -21,11 +21,31 @@ from data.labels import (
     to_train_ids,
 )
 
-SEED_TABLE_COLUMNS = ["road", "swalk", "build.", "wall", "fence", "pole", "tlight", "sign", "veg.", "terrain",
-                      "sky", "person", "rider", "car", "truck", "bus", "train", "mbike", "bike"]
+SEED_TABLE_COLUMNS = [
+    "road",
+    "swalk",
+    "build.",
+    "wall",
+    "fence",
+    "pole",
+    "tlight",
+    "sign",
+    "veg.",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "mbike",
+    "bike",
+]
 
 
 # ---------------------------------------------------------------- label tables
+
 
 def test_label_to_train_lut_matches_cityscapesscripts_for_every_label():
     for lb in cs_labels.labels:
@@ -58,6 +78,7 @@ def test_short_names_equal_the_seed_table_columns():
 
 
 # ---------------------------------------------------------------- discovery
+
 
 @pytest.fixture
 def dataset_copy(tiny_dataset, tmp_path):

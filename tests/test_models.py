@@ -104,14 +104,17 @@ def test_pyramid_pools_to_1_2_3_6_bins(tiny_models):
         assert tuple(pooled.shape[1:3]) == (bins, bins)
 
 
-@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("depth", [18, pytest.param(50, marks=pytest.mark.slow)])
 def test_backbone_has_output_stride_8_with_dilations_2_and_4(depth):
     backbone = dilated_resnet(depth=depth, width=0.125)
     assert tuple(backbone(images(64, 96)).shape[1:3]) == (8, 12)
     assert tuple(backbone(images(97, 203)).shape[1:3]) == (13, 26)  # ceil(97/8), ceil(203/8)
     for stage, dilation in (("conv4_", 2), ("conv5_", 4)):
-        convs = [layer for layer in backbone.layers
-                 if layer.name.startswith(stage) and isinstance(layer, keras.layers.Conv2D)]
+        convs = [
+            layer
+            for layer in backbone.layers
+            if layer.name.startswith(stage) and isinstance(layer, keras.layers.Conv2D)
+        ]
         assert convs and all(c.strides == (1, 1) for c in convs)
         assert {c.dilation_rate for c in convs if c.kernel_size == (3, 3)} == {(dilation, dilation)}
 
@@ -119,9 +122,13 @@ def test_backbone_has_output_stride_8_with_dilations_2_and_4(depth):
 def test_output_stride_16_dilates_only_the_last_stage():
     backbone = dilated_resnet(depth=18, width=0.125, output_stride=16)
     assert tuple(backbone(images(64, 96)).shape[1:3]) == (4, 6)
-    rates = {layer.dilation_rate for layer in backbone.layers
-             if layer.name.startswith("conv5_") and isinstance(layer, keras.layers.Conv2D)
-             and layer.kernel_size == (3, 3)}
+    rates = {
+        layer.dilation_rate
+        for layer in backbone.layers
+        if layer.name.startswith("conv5_")
+        and isinstance(layer, keras.layers.Conv2D)
+        and layer.kernel_size == (3, 3)
+    }
     assert rates == {(2, 2)}
 
 
@@ -133,18 +140,21 @@ def resnet50_pair():
     return source, target
 
 
+@pytest.mark.slow
 def test_classic_stem_resnet50_has_the_parameter_count_of_keras_applications(resnet50_pair):
     source, target = resnet50_pair
     assert target.count_params() == source.count_params() == 23_587_712
 
 
+@pytest.mark.slow
 def test_imagenet_transfer_copies_every_backbone_kernel(resnet50_pair):
     source, target = resnet50_pair
     copied = transfer_weights(source, target)
     assert len(copied) == len([layer for layer in source.layers if layer.weights])
     for name in copied:
-        for mine, theirs in zip(target.get_layer(name).get_weights(), source.get_layer(name).get_weights(),
-                                strict=True):
+        for mine, theirs in zip(
+            target.get_layer(name).get_weights(), source.get_layer(name).get_weights(), strict=True
+        ):
             np.testing.assert_array_equal(mine, theirs)
     # and the dilated network still sees the same stem: identical stage-2 features
     probe = images(64, 64)
@@ -153,6 +163,7 @@ def test_imagenet_transfer_copies_every_backbone_kernel(resnet50_pair):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_imagenet_weights_offline_raise_a_clear_error(monkeypatch, tmp_path):
     import keras.src.applications.resnet as resnet
 
@@ -181,7 +192,8 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
 
 
 def test_plugin_given_as_module_function_builds(tmp_path, monkeypatch):
-    (tmp_path / "my_plugin_model.py").write_text(textwrap.dedent('''
+    (tmp_path / "my_plugin_model.py").write_text(
+        textwrap.dedent('''
         import keras
 
         def build(num_classes=19, input_shape=(None, None, 3), *, aux_head=False, channels=4):
@@ -189,7 +201,8 @@ def test_plugin_given_as_module_function_builds(tmp_path, monkeypatch):
             inputs = keras.Input(input_shape)
             hidden = keras.layers.Conv2D(channels, 3, padding="same")(inputs)
             return keras.Model(inputs, keras.layers.Conv2D(num_classes, 1)(hidden))
-        '''))
+        ''')
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "my_plugin_model", raising=False)
     model = registry.build("my_plugin_model:build", num_classes=5, channels=2)
@@ -224,8 +237,14 @@ def test_folding_batchnorm_keeps_inference_outputs():
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(size=beta.shape),
-                               rng.normal(size=mean.shape), rng.uniform(0.5, 2.0, var.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape),
+                    rng.normal(size=beta.shape),
+                    rng.normal(size=mean.shape),
+                    rng.uniform(0.5, 2.0, var.shape),
+                ]
+            )
     folded = fold_batchnorm(model)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     x = images(45, 70)

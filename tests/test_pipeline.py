@@ -98,8 +98,9 @@ def test_flip_mirrors_image_and_label_together(quadrant_samples):
     label = pipeline.decode_train_ids(str(sample.label_ids))
     flipped = 0
     for k in range(12):
-        out, out_label = pipeline.scale_crop_flip(image, label, (48, 96), tf.constant([0, k], tf.int64),
-                                                  scale_range=(1.0, 1.0))
+        out, out_label = pipeline.scale_crop_flip(
+            image, label, (48, 96), tf.constant([0, k], tf.int64), scale_range=(1.0, 1.0)
+        )
         mirrored = np.array_equal(out.numpy(), image.numpy()[:, ::-1])
         assert mirrored or np.array_equal(out.numpy(), image.numpy())
         expected = label.numpy()[:, ::-1] if mirrored else label.numpy()
@@ -113,14 +114,18 @@ def test_crop_at_scale_one_is_a_window_of_the_frame(tiny_dataset):
     image = pipeline.normalize(pipeline.decode_image(str(sample.image)))
     label = pipeline.decode_train_ids(str(sample.label_ids))
     for k in range(5):
-        crop, crop_label = pipeline.scale_crop_flip(image, label, (32, 48), tf.constant([5, k], tf.int64),
-                                                    scale_range=(1.0, 1.0), flip=False)
+        crop, crop_label = pipeline.scale_crop_flip(
+            image, label, (32, 48), tf.constant([5, k], tf.int64), scale_range=(1.0, 1.0), flip=False
+        )
         crop, crop_label, full, full_label = crop.numpy(), crop_label.numpy(), image.numpy(), label.numpy()
-        errors = {(y, x): np.abs(full[y:y + 32, x:x + 48] - crop).max()
-                  for y in range(full.shape[0] - 31) for x in range(full.shape[1] - 47)}
+        errors = {
+            (y, x): np.abs(full[y : y + 32, x : x + 48] - crop).max()
+            for y in range(full.shape[0] - 31)
+            for x in range(full.shape[1] - 47)
+        }
         (y, x), error = min(errors.items(), key=lambda item: item[1])
         assert error < 1e-4, "the crop is not a window of the frame"  # box coordinates round in float32
-        np.testing.assert_array_equal(full_label[y:y + 32, x:x + 48], crop_label)
+        np.testing.assert_array_equal(full_label[y : y + 32, x : x + 48], crop_label)
 
 
 def test_stream_is_seeded_and_resumes_where_it_left_off(tiny_dataset):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import plots
+from bench.report import plots
 from data.labels import CLASS_NAMES, name2label
 from tests.report_fakes import tiny_cityscapes
 
@@ -73,9 +73,14 @@ def test_confusion_csv_has_class_rows_and_a_void_column(tmp_path):
 
 def test_sample_grid_has_one_row_of_three_panels_per_sample(tmp_path):
     root, pred_dir = tiny_cityscapes(tmp_path / "data", n=2)
-    samples = [(root / f"leftImg8bit/val/frankfurt/frankfurt_000000_{i:06d}_leftImg8bit.png",
-                root / f"gtFine/val/frankfurt/frankfurt_000000_{i:06d}_gtFine_labelIds.png",
-                pred_dir / f"frankfurt_000000_{i:06d}_leftImg8bit.png") for i in range(2)]
+    samples = [
+        (
+            root / f"leftImg8bit/val/frankfurt/frankfurt_000000_{i:06d}_leftImg8bit.png",
+            root / f"gtFine/val/frankfurt/frankfurt_000000_{i:06d}_gtFine_labelIds.png",
+            pred_dir / f"frankfurt_000000_{i:06d}_leftImg8bit.png",
+        )
+        for i in range(2)
+    ]
     out = plots.sample_grid(samples, tmp_path / "samples.png")
     _assert_png(out, plots.expected_size("grid", rows=2))
     assert plots.expected_size("grid", rows=2) == (1200, 440)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench import readme as readme_mod
 from bench.cli import main
-from bench.errors import UserError
-from bench.results import append_row, row_from_result
+from bench.report import readme as readme_mod
+from bench.report.results import append_row, row_from_result
+from data.errors import UserError
 from tests.report_fakes import fake_result
 
 README = """# project
@@ -27,8 +27,18 @@ footer stays
 
 
 def _add(path, seed, *, model="pspnet", dataset="synthetic-v1", kind="synthetic", split="val"):
-    append_row(path, row_from_result(fake_result(seed), model=model, dataset=dataset, dataset_kind=kind,
-                                     split=split, commit="c", date=f"2026-01-01T00:00:{seed:02d}Z"))
+    append_row(
+        path,
+        row_from_result(
+            fake_result(seed),
+            model=model,
+            dataset=dataset,
+            dataset_kind=kind,
+            split=split,
+            commit="c",
+            date=f"2026-01-01T00:00:{seed:02d}Z",
+        ),
+    )
 
 
 def _section(text: str) -> str:
@@ -90,11 +100,14 @@ def test_reference_rows_and_sources_are_listed(project):
     assert not (project / "results" / "latest_iou.png").exists()
 
 
-@pytest.mark.parametrize("text, found", [
-    ("# no markers\n", "found 0 and 0"),
-    ("<!-- results:begin -->\n<!-- results:begin -->\n<!-- results:end -->\n", "found 2 and 1"),
-    ("<!-- results:end -->\n<!-- results:begin -->\n", "comes before"),
-])
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("# no markers\n", "found 0 and 0"),
+        ("<!-- results:begin -->\n<!-- results:begin -->\n<!-- results:end -->\n", "found 2 and 1"),
+        ("<!-- results:end -->\n<!-- results:begin -->\n", "comes before"),
+    ],
+)
 def test_bad_markers_are_a_clear_error_and_the_readme_is_untouched(project, text, found):
     readme = project / "README.md"
     readme.write_text(text)

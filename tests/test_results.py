@@ -11,17 +11,26 @@ import sys
 
 import pytest
 
-from bench import atomic, results
-from bench.errors import UserError
-from bench.results import CLASS_COLUMNS, COLUMNS, append_row, read_rows
+from bench import atomic
+from bench.report import results
+from bench.report.results import CLASS_COLUMNS, COLUMNS, append_row, read_rows
+from data.errors import UserError
 from tests.report_fakes import fake_result
 
 
 def _row(i: int = 0, **extra) -> dict:
-    row = results.row_from_result(fake_result(i), model="pspnet", dataset="synthetic-v1",
-                                  dataset_kind="synthetic", split="val", preset="tiny", train_steps=10 + i,
-                                  commit="abc1234", date=f"2026-01-01T00:00:{i:02d}Z",
-                                  predict_stats={"images_per_s": 2.5})
+    row = results.row_from_result(
+        fake_result(i),
+        model="pspnet",
+        dataset="synthetic-v1",
+        dataset_kind="synthetic",
+        split="val",
+        preset="tiny",
+        train_steps=10 + i,
+        commit="abc1234",
+        date=f"2026-01-01T00:00:{i:02d}Z",
+        predict_stats={"images_per_s": 2.5},
+    )
     row.update(extra)
     return row
 
@@ -99,10 +108,12 @@ def test_two_processes_appending_at_once_lose_no_rows(tmp_path):
 def test_lock_is_exclusive_between_processes(tmp_path):
     """A second process cannot take the lock while the first holds it (checked with a non-blocking try)."""
     target = tmp_path / "results.csv"
-    code = ("import fcntl, sys\n"
-            "f = open(sys.argv[1], 'a+b')\n"
-            "try:\n    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n"
-            "    sys.exit(3)\nsys.exit(0)\n")
+    code = (
+        "import fcntl, sys\n"
+        "f = open(sys.argv[1], 'a+b')\n"
+        "try:\n    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n"
+        "    sys.exit(3)\nsys.exit(0)\n"
+    )
     lock_file = tmp_path / ".results.csv.lock"
     with atomic.locked(target):
         held = subprocess.run([sys.executable, "-c", code, str(lock_file)])
@@ -116,8 +127,9 @@ def test_old_file_without_new_columns_is_read_and_appended_to(tmp_path):
     with open(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(old_header)
-        writer.writerow(["fcn", "cityscapes", "val", "whole", "0000000", "2025-01-01", *["50.5"] * 19, "50.5",
-                         "kept"])
+        writer.writerow(
+            ["fcn", "cityscapes", "val", "whole", "0000000", "2025-01-01", *["50.5"] * 19, "50.5", "kept"]
+        )
     frame = read_rows(path)
     assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS) and frame.loc[0, "miou"] == 50.5
     assert frame.loc[0, "notes"] == "" and math.isnan(frame.loc[0, "iiou"])
@@ -157,8 +169,15 @@ def test_row_from_result_rejects_an_unknown_dataset_kind():
 
 
 def test_options_are_written_sorted_and_compact():
-    row = results.row_from_result(fake_result(), model="m", dataset="d", dataset_kind="real", split="val",
-                          options={"width": 8, "depth": 50}, commit="x")
+    row = results.row_from_result(
+        fake_result(),
+        model="m",
+        dataset="d",
+        dataset_kind="real",
+        split="val",
+        options={"width": 8, "depth": 50},
+        commit="x",
+    )
     assert row["options"] == "depth=50;width=8"
 
 
@@ -173,15 +192,20 @@ def test_git_commit_outside_git_is_unknown(tmp_path):
 
 def test_git_commit_is_short_hash_with_dirty_marker(tmp_path):
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
 
     git("init", "-q")
     (tmp_path / "f.txt").write_text("a")
     git("add", "f.txt")
     git("commit", "-qm", "one")
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
-                          text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout.strip()
     assert results.git_commit(tmp_path) == head
     (tmp_path / "f.txt").write_text("b")
     assert results.git_commit(tmp_path) == head + "+dirty"

@@ -6,9 +6,9 @@ import json
 
 from PIL import Image
 
-from bench import plots, readme
-from bench.results import read_rows
-from bench.run_report import new_run_dir, pick_samples, report_run
+from bench.report import plots, readme
+from bench.report.results import read_rows
+from bench.report.run_folder import new_run_dir, pick_samples, report_run
 from tests.report_fakes import fake_result, tiny_cityscapes
 
 
@@ -17,11 +17,23 @@ def test_report_run_writes_folder_row_plots_and_readme(tmp_path):
     (tmp_path / "README.md").write_text(f"# p\n\n{readme.BEGIN}\n{readme.END}\n")
     results_csv = tmp_path / "results" / "results.csv"
     result = fake_result(7)
-    report = report_run(result, model="mypkg.models:build", dataset="synthetic-v1", dataset_kind="synthetic",
-                        split="val", gt_root=root, pred_dir=pred_dir, results_csv=results_csv,
-                        runs_dir=tmp_path / "results" / "runs", readme=tmp_path / "README.md",
-                        preset="tiny", train_steps=5, checkpoint="ckpt.keras", commit="abc",
-                        predict_stats={"images_per_s": 3.0, "n_images": 2})
+    report = report_run(
+        result,
+        model="mypkg.models:build",
+        dataset="synthetic-v1",
+        dataset_kind="synthetic",
+        split="val",
+        gt_root=root,
+        pred_dir=pred_dir,
+        results_csv=results_csv,
+        runs_dir=tmp_path / "results" / "runs",
+        readme=tmp_path / "README.md",
+        preset="tiny",
+        train_steps=5,
+        checkpoint="ckpt.keras",
+        commit="abc",
+        predict_stats={"images_per_s": 3.0, "n_images": 2},
+    )
 
     run_dir = report.run_dir
     assert run_dir.parent == tmp_path / "results" / "runs"
@@ -31,8 +43,11 @@ def test_report_run_writes_folder_row_plots_and_readme(tmp_path):
     assert data["averageScoreClasses"] == result.miou
     assert json.loads((run_dir / "row.json").read_text())["model"] == "mypkg.models:build"
     assert (run_dir / "confusion.csv").read_text().startswith("ground_truth,road,")
-    for name, kind, rows in (("iou_bars.png", "bars", 1), ("confusion.png", "confusion", 1),
-                             ("samples.png", "grid", 2)):
+    for name, kind, rows in (
+        ("iou_bars.png", "bars", 1),
+        ("confusion.png", "confusion", 1),
+        ("samples.png", "grid", 2),
+    ):
         with Image.open(run_dir / name) as im:
             assert (im.format, im.size) == ("PNG", plots.expected_size(kind, rows))
 

@@ -14,18 +14,31 @@ from cityscapesscripts.preparation.json2instanceImg import createInstanceImage
 from cityscapesscripts.preparation.json2labelImg import createLabelImage
 from PIL import Image
 
-import data.synthetic as synthetic
-from bench.errors import UserError
-from bench.reference_eval import evaluate_img_lists
+from bench.evaluation.reference import evaluate_img_lists
 from data.cityscapes import list_samples
+from data.errors import UserError
 from data.labels import CLASS_NAMES, INSTANCE_CLASS_NAMES, name2label, to_train_ids
 from data.synthetic import CITIES, MANIFEST, generate, main
-from data.synthetic_render import owner_map
+from data.synthetic import dataset as synthetic
+from data.synthetic.render import owner_map
 
 SPLITS = ("train", "val")
-IGNORED_IN_LABEL_IDS = ("ego vehicle", "rectification border", "out of roi", "static", "dynamic", "ground",
-                        "parking", "rail track", "guard rail", "bridge", "tunnel", "polegroup", "caravan",
-                        "trailer")
+IGNORED_IN_LABEL_IDS = (
+    "ego vehicle",
+    "rectification border",
+    "out of roi",
+    "static",
+    "dynamic",
+    "ground",
+    "parking",
+    "rail track",
+    "guard rail",
+    "bridge",
+    "tunnel",
+    "polegroup",
+    "caravan",
+    "trailer",
+)
 """Void and ignored labels that each split must show in its labelIds (license plate and the groups are
 checked in the polygons: license plate has id -1 and the groups rasterise to their class id)."""
 
@@ -50,6 +63,7 @@ def _annotation(path: Path) -> Annotation:
 
 
 # ---------------------------------------------------------------- determinism and writing
+
 
 def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tiny_dataset, tmp_path):
     again = generate(tmp_path / "again", train=4, val=3, size=(64, 128), seed=0, workers=2)
@@ -105,19 +119,39 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_synthetic_dataset(tmp_path)
 
 # ---------------------------------------------------------------- command line
 
+
 def test_cli_writes_a_dataset_and_prints_its_root(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "ds"), "--train", "1", "--val", "1", "--test", "1",
-                 "--size", "32x64", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path / "ds"),
+                "--train",
+                "1",
+                "--val",
+                "1",
+                "--test",
+                "1",
+                "--size",
+                "32x64",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(tmp_path / "ds")
     assert len(list_samples(tmp_path / "ds", "test", require_images=True)) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--size", "256"], "HxW"),
-    (["--size", "axb"], "HxW"),
-    (["--train", "-1"], "non-negative"),
-    (["--seed", "x"], "non-negative"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "256"], "HxW"),
+        (["--size", "axb"], "HxW"),
+        (["--train", "-1"], "non-negative"),
+        (["--seed", "x"], "non-negative"),
+    ],
+)
 def test_cli_rejects_malformed_arguments(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exc:
         main(["--out", str(tmp_path / "ds"), *args])
@@ -126,10 +160,13 @@ def test_cli_rejects_malformed_arguments(tmp_path, capsys, args, message):
     assert not (tmp_path / "ds").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--size", "16x16"], "at least"),
-    (["--train", "0", "--val", "0"], "nothing to generate"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "16x16"], "at least"),
+        (["--train", "0", "--val", "0"], "nothing to generate"),
+    ],
+)
 def test_cli_rejects_unusable_values_with_a_clear_error(tmp_path, capsys, args, message):
     assert main(["--out", str(tmp_path / "ds"), *args]) == 2
     assert message in capsys.readouterr().err
@@ -137,6 +174,7 @@ def test_cli_rejects_unusable_values_with_a_clear_error(tmp_path, capsys, args, 
 
 
 # ---------------------------------------------------------------- layout and file formats
+
 
 def test_frames_follow_the_cityscapes_naming_and_cities(tiny_dataset):
     for split in SPLITS:
@@ -193,6 +231,7 @@ def test_rgb_is_rendered_from_the_same_polygons_as_the_labels(tiny_dataset):
 
 # ---------------------------------------------------------------- content
 
+
 def test_every_split_contains_all_19_evaluated_classes(tiny_dataset):
     for split in SPLITS:
         present = set()
@@ -239,6 +278,7 @@ def test_scenes_have_sky_above_and_road_below(tiny_dataset):
 
 def test_colour_alone_does_not_give_the_class(tiny_dataset):
     """A nearest-mean-colour classifier fitted on train gets most val pixels wrong (per-class average)."""
+
     def pixels(split):
         xs, ys = [], []
         for s in list_samples(tiny_dataset, split):

@@ -15,17 +15,34 @@ from data.labels import LABEL_TO_TRAIN, TRAIN_TO_LABEL
 from tests.tiny_cityscapes import write_dataset
 
 tf = pytest.importorskip("tensorflow")
-from bench import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.predict import frame_logits, load_checkpoint, slide_windows  # noqa: E402
-from bench.train import train  # noqa: E402
+from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
+from bench.engine.predict import frame_logits, load_checkpoint, slide_windows  # noqa: E402
+from bench.engine.train import train  # noqa: E402
 
 MODEL = "tests.tiny_model:tiny"
 TRAIN_IDS_AS_LABEL_IDS = set(TRAIN_TO_LABEL[:19].tolist())
 
 
 def train_args(root, out, steps, *extra):
-    return ["train", "--model", MODEL, "--dataset", str(root), "--steps", str(steps), "--batch", "2",
-            "--crop", "64x128", "--lr", "0.05", "--out", str(out), "--no-progress", *extra]
+    return [
+        "train",
+        "--model",
+        MODEL,
+        "--dataset",
+        str(root),
+        "--steps",
+        str(steps),
+        "--batch",
+        "2",
+        "--crop",
+        "64x128",
+        "--lr",
+        "0.05",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +70,30 @@ def first_frame(root):
     return next(iter(eval_dataset(list_samples(root, "val", require_images=True), with_labels=False)))
 
 
+@pytest.mark.slow
 def test_training_loss_falls_and_accuracy_beats_majority_class(root, trained, tmp_path):
     with (trained / "train_log.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(5, 41, 5))
     assert float(rows[-1]["loss"]) < 0.5 * float(rows[0]["loss"])
 
-    assert main(["predict", "--checkpoint", str(trained), "--dataset", str(root), "--split", "train",
-                 "--out", str(tmp_path), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(trained),
+                "--dataset",
+                str(root),
+                "--split",
+                "train",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     hits = valid = 0
     counts = np.zeros(256, np.int64)
     for sample in list_samples(root, "train"):
@@ -74,6 +107,7 @@ def test_training_loss_falls_and_accuracy_beats_majority_class(root, trained, tm
     assert accuracy > majority + 0.15, f"accuracy {accuracy:.2f} vs majority class {majority:.2f}"
 
 
+@pytest.mark.slow
 def test_checkpoint_records_model_and_loads_the_trained_weights(root, trained, model):
     import keras
 
@@ -82,7 +116,12 @@ def test_checkpoint_records_model_and_loads_the_trained_weights(root, trained, m
     assert [p.name for p in ckpt.list_checkpoints(trained)] == ["ckpt-000020.keras", "ckpt-000040.keras"]
     meta = ckpt.read_metadata(path)
     assert (meta["model"], meta["preset"], meta["options"], meta["steps"], meta["num_classes"]) == (
-        MODEL, None, {}, 40, 19)
+        MODEL,
+        None,
+        {},
+        40,
+        19,
+    )
     image = first_frame(root)
     saved = keras.models.load_model(path, compile=False)  # the file is also a plain Keras model
     np.testing.assert_allclose(model(image).numpy(), saved(image)["logits"].numpy(), atol=1e-5)
@@ -92,7 +131,7 @@ def test_checkpoint_records_model_and_loads_the_trained_weights(root, trained, m
 
 def restored_state(path, steps):
     """Weights, optimizer variables and iteration count as a resumed run would see them."""
-    from bench.train import make_optimizer
+    from bench.engine.train import make_optimizer
 
     net = ckpt.rebuild(ckpt.read_metadata(path))
     optimizer = make_optimizer(0.05, steps)
@@ -102,11 +141,13 @@ def restored_state(path, steps):
     return [v.numpy() for v in net.weights + optimizer.variables], int(optimizer.iterations.numpy())
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(root, tmp_path, monkeypatch):
     from data import pipeline
 
-    straight = train(MODEL, root, tmp_path / "straight", steps=8, batch=2, crop=(48, 96), lr=0.05,
-                     progress=False)
+    straight = train(
+        MODEL, root, tmp_path / "straight", steps=8, batch=2, crop=(48, 96), lr=0.05, progress=False
+    )
     real = pipeline.train_dataset
 
     def interrupted_after_four(*args, **kwargs):
@@ -138,12 +179,22 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(root, tmp_path,
     assert restored_state(ckpt.resolve(out), 12)[1] == 12
 
 
+@pytest.mark.slow
 def test_mixed_precision_and_xla_path_trains_and_predicts(root, tmp_path):
     """What a GPU run does (bfloat16 compute + XLA), exercised on the CPU so CI covers the code path."""
     import keras
 
-    path = train(MODEL, root, tmp_path / "run", steps=3, batch=2, crop=(32, 64), lr=0.05, progress=False,
-                 accelerate=True)
+    path = train(
+        MODEL,
+        root,
+        tmp_path / "run",
+        steps=3,
+        batch=2,
+        crop=(32, 64),
+        lr=0.05,
+        progress=False,
+        accelerate=True,
+    )
     assert ckpt.read_metadata(path)["accelerated"] is True
     assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is restored
     model, _ = load_checkpoint(path)
@@ -151,10 +202,12 @@ def test_mixed_precision_and_xla_path_trains_and_predicts(root, tmp_path):
     assert logits.dtype == "float32" and np.isfinite(logits.numpy()).all()
 
 
+@pytest.mark.slow
 def test_registry_model_checkpoint_rebuilds_and_folds_for_prediction(tiny_dataset, tmp_path):
     """pspnet (custom pooling and resize layers, aux head) through train, save, rebuild and BN folding."""
-    path = train("pspnet", tiny_dataset, tmp_path, steps=1, batch=2, crop=(64, 64), preset="tiny",
-                 progress=False)
+    path = train(
+        "pspnet", tiny_dataset, tmp_path, steps=1, batch=2, crop=(64, 64), preset="tiny", progress=False
+    )
     assert ckpt.read_metadata(path)["preset"] == "tiny"
     image = first_frame(tiny_dataset)
     plain, _ = load_checkpoint(path)
@@ -170,6 +223,7 @@ def test_diverging_training_stops_with_a_clear_message(root, tmp_path, capsys):
     assert "diverged; lower --lr" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_refuses_to_overwrite_or_resume_nothing(root, trained, tmp_path, capsys):
     assert main(train_args(root, trained, 50)) == 2
     assert "pass --resume" in capsys.readouterr().err
@@ -179,8 +233,9 @@ def test_train_refuses_to_overwrite_or_resume_nothing(root, trained, tmp_path, c
     assert "trained as model=" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("length,window,stride", [(64, 32, 21), (100, 30, 20), (7, 7, 3), (5, 9, 4),
-                                                  (1000, 713, 476)])
+@pytest.mark.parametrize(
+    "length,window,stride", [(64, 32, 21), (100, 30, 20), (7, 7, 3), (5, 9, 4), (1000, 713, 476)]
+)
 def test_slide_windows_cover_the_frame_with_full_windows(length, window, stride):
     windows = slide_windows(length, window, stride)
     covered = np.zeros(length, bool)
@@ -205,15 +260,16 @@ def test_multiscale_with_scale_one_and_no_flip_equals_whole(root, model):
     image = first_frame(root)
     forward = tf.function(model)
     whole = frame_logits(forward, image, mode="whole")
-    np.testing.assert_allclose(frame_logits(forward, image, mode="multiscale", scales=(1.0,)), whole,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        frame_logits(forward, image, mode="multiscale", scales=(1.0,)), whole, atol=1e-5
+    )
     multi = frame_logits(forward, image, mode="multiscale", scales=(0.5, 1.0, 1.5), flip=True)
     assert multi.shape == whole.shape and not np.allclose(multi, whole, atol=1e-3)
 
 
 def cityscapes_scripts_miou(gt_root, pred_dir, monkeypatch) -> float:
     """mIoU from cityscapesScripts itself, the prediction files found by its own name rule."""
-    from bench.reference_eval import evaluate_img_lists, reference_module
+    from bench.evaluation.reference import evaluate_img_lists, reference_module
 
     ev = reference_module()
     monkeypatch.setattr(ev.args, "predictionPath", str(pred_dir))
@@ -224,10 +280,25 @@ def cityscapes_scripts_miou(gt_root, pred_dir, monkeypatch) -> float:
     return evaluate_img_lists(predictions, gt)["averageScoreClasses"]
 
 
+@pytest.mark.slow
 def test_written_predictions_evaluate_with_cityscapes_scripts(root, trained, tmp_path, monkeypatch):
     out = tmp_path / "pred"
-    assert main(["predict", "--checkpoint", str(trained / "ckpt-000040.keras"), "--dataset", str(root),
-                 "--out", str(out), "--colorize", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(trained / "ckpt-000040.keras"),
+                "--dataset",
+                str(root),
+                "--out",
+                str(out),
+                "--colorize",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     samples = list_samples(root, "val")
     assert sorted(p.name for p in out.glob("*.png")) == [f"{s.key}_leftImg8bit.png" for s in samples]
     for sample in samples:
@@ -240,16 +311,35 @@ def test_written_predictions_evaluate_with_cityscapes_scripts(root, trained, tmp
     assert 0 < stats["latency_p50_ms"] <= stats["latency_p95_ms"] and stats["folded_bn"] is True
     miou = cityscapes_scripts_miou(root, out, monkeypatch)
     assert 0.3 < miou <= 1.0
-    from bench.evaluate import evaluate
+    from bench.evaluation import evaluate
 
     assert evaluate(root, "val", out, workers=1).miou == pytest.approx(miou, abs=1e-9)
 
 
-@pytest.mark.parametrize("mode_args", [["--mode", "slide", "--crop", "32x64"],
-                                       ["--mode", "multiscale", "--scales", "0.75,1.25", "--flip"]])
+@pytest.mark.parametrize(
+    "mode_args",
+    [["--mode", "slide", "--crop", "32x64"], ["--mode", "multiscale", "--scales", "0.75,1.25", "--flip"]],
+)
+@pytest.mark.slow
 def test_predict_modes_write_label_id_pngs(root, trained, tmp_path, mode_args):
-    assert main(["predict", "--checkpoint", str(trained), "--dataset", str(root), "--out", str(tmp_path),
-                 "--limit", "1", "--no-progress", *mode_args]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(trained),
+                "--dataset",
+                str(root),
+                "--out",
+                str(tmp_path),
+                "--limit",
+                "1",
+                "--no-progress",
+                *mode_args,
+            ]
+        )
+        == 0
+    )
     (png,) = tmp_path.glob("*.png")
     assert set(np.unique(np.asarray(Image.open(png))).tolist()) <= TRAIN_IDS_AS_LABEL_IDS
     assert json.loads((tmp_path / "predict_stats.json").read_text())["mode"] == mode_args[1]

@@ -16,8 +16,13 @@ from data.labels import name2label
 
 CLASSES = ("sky", "building", "road", "car", "unlabeled")
 LABEL_ID = {name: name2label[name].id for name in CLASSES}
-COLOR = {"sky": (70, 130, 180), "building": (120, 70, 60), "road": (128, 64, 128), "car": (20, 20, 160),
-         "unlabeled": (0, 0, 0)}
+COLOR = {
+    "sky": (70, 130, 180),
+    "building": (120, 70, 60),
+    "road": (128, 64, 128),
+    "car": (20, 20, 160),
+    "unlabeled": (0, 0, 0),
+}
 
 
 def scene(size: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -30,8 +35,8 @@ def scene(size: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, 
     names[:horizon] = "building"
     names[:roofline] = "sky"
     cy, cx = int(h * rng.uniform(0.55, 0.7)), int(w * rng.uniform(0.2, 0.6))
-    names[cy: cy + h // 5, cx: cx + w // 4] = "car"
-    names[h - max(2, h // 16):] = "unlabeled"   # ego-vehicle-like void strip at the bottom
+    names[cy : cy + h // 5, cx : cx + w // 4] = "car"
+    names[h - max(2, h // 16) :] = "unlabeled"  # ego-vehicle-like void strip at the bottom
     image = np.zeros((h, w, 3), dtype=np.float32)
     label = np.zeros((h, w), dtype=np.uint8)
     for name in CLASSES:
@@ -42,8 +47,15 @@ def scene(size: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, 
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
-def write_dataset(root: Path, *, train: int = 4, val: int = 2, size: tuple[int, int] = (64, 128),
-                  seed: int = 0, city: str = "testcity") -> Path:
+def write_dataset(
+    root: Path,
+    *,
+    train: int = 4,
+    val: int = 2,
+    size: tuple[int, int] = (64, 128),
+    seed: int = 0,
+    city: str = "testcity",
+) -> Path:
     """Write leftImg8bit RGB, gtFine labelIds (8-bit) and instanceIds (16-bit) PNGs; return the root."""
     rng = np.random.default_rng(seed)
     for split, count in (("train", train), ("val", val)):

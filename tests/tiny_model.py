@@ -9,8 +9,9 @@ from __future__ import annotations
 import keras
 
 
-def tiny(num_classes: int = 19, input_shape: tuple = (None, None, 3), *, aux_head: bool = False,
-         width: int = 16) -> keras.Model:
+def tiny(
+    num_classes: int = 19, input_shape: tuple = (None, None, 3), *, aux_head: bool = False, width: int = 16
+) -> keras.Model:
     """Three 3x3 conv + BN + ReLU blocks (dilation 1, 2, 4) and a 1x1 classifier; aux head on block 2.
 
     BatchNorm momentum 0.9 (PyTorch's 0.1): the moving statistics settle within a few dozen steps.
@@ -19,8 +20,9 @@ def tiny(num_classes: int = 19, input_shape: tuple = (None, None, 3), *, aux_hea
     x = inputs
     features = []
     for i, dilation in enumerate((1, 2, 4)):
-        x = keras.layers.Conv2D(width, 3, padding="same", dilation_rate=dilation, use_bias=False,
-                                name=f"block{i}_conv")(x)
+        x = keras.layers.Conv2D(
+            width, 3, padding="same", dilation_rate=dilation, use_bias=False, name=f"block{i}_conv"
+        )(x)
         x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{i}_bn")(x)
         x = keras.layers.ReLU(name=f"block{i}_relu")(x)
         features.append(x)

@@ -24,9 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import checkpoint as ckpt
-from bench.cli_types import size
-from bench.errors import UserError
+from bench.arguments import size
+from bench.engine import checkpoint as ckpt
+from data.errors import UserError
 
 AUX_WEIGHT = 0.4
 MOMENTUM = 0.9
@@ -43,7 +43,8 @@ def segmentation_loss(logits, labels):
     labels = tf.cast(labels, tf.int32)
     valid = tf.not_equal(labels, 255)
     per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.where(valid, labels, 0), logits=tf.cast(logits, tf.float32))
+        labels=tf.where(valid, labels, 0), logits=tf.cast(logits, tf.float32)
+    )
     weights = tf.cast(valid, tf.float32)
     return tf.reduce_sum(per_pixel * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
@@ -69,8 +70,9 @@ def make_optimizer(lr: float, steps: int, weight_decay: float = WEIGHT_DECAY):
     """SGD + momentum with a poly schedule; decay skips BatchNorm scales/offsets and biases."""
     import keras
 
-    schedule = keras.optimizers.schedules.PolynomialDecay(lr, decay_steps=steps, end_learning_rate=0.0,
-                                                          power=POLY_POWER)
+    schedule = keras.optimizers.schedules.PolynomialDecay(
+        lr, decay_steps=steps, end_learning_rate=0.0, power=POLY_POWER
+    )
     optimizer = keras.optimizers.SGD(schedule, momentum=MOMENTUM, weight_decay=weight_decay or None)
     if weight_decay:
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
@@ -92,8 +94,12 @@ def make_train_step(model, optimizer, aux_weight: float = AUX_WEIGHT, jit: bool 
                 total += tf.add_n([tf.cast(x, tf.float32) for x in model.losses])
         grads = tape.gradient(total, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return {"loss": total, "main_loss": main, "aux_loss": aux_loss,
-                "pixel_acc": pixel_accuracy(logits, labels)}
+        return {
+            "loss": total,
+            "main_loss": main,
+            "aux_loss": aux_loss,
+            "pixel_acc": pixel_accuracy(logits, labels),
+        }
 
     return step
 
@@ -123,8 +129,9 @@ class _Log:
         import tensorflow as tf
         from tensorflow.core.framework.summary_pb2 import Summary
 
-        summary = Summary(value=[Summary.Value(tag=key, simple_value=float(row[key]))
-                                 for key in LOG_COLUMNS[1:]])
+        summary = Summary(
+            value=[Summary.Value(tag=key, simple_value=float(row[key])) for key in LOG_COLUMNS[1:]]
+        )
         with self.tensorboard.as_default():
             tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=int(row["step"]))
         self.tensorboard.flush()
@@ -132,40 +139,65 @@ class _Log:
 
 def _check_args(steps: int, batch: int, crop: tuple[int, int], lr: float, checkpoint_every: int) -> None:
     if steps < 1 or batch < 1 or checkpoint_every < 1:
-        raise UserError(f"--steps ({steps}), --batch ({batch}) and --checkpoint-every ({checkpoint_every}) "
-                        f"must be at least 1")
+        raise UserError(
+            f"--steps ({steps}), --batch ({batch}) and --checkpoint-every ({checkpoint_every}) "
+            f"must be at least 1"
+        )
     if min(crop) < 1:
         raise UserError(f"--crop {crop} must be positive, e.g. 512x1024")
     if not (lr > 0 and math.isfinite(lr)):
         raise UserError(f"--lr {lr} must be a positive number, e.g. 0.01")
 
 
-def _resume_point(out: Path, model: str, preset: str | None, options: dict | None, resume: bool
-                  ) -> tuple[Path | None, dict]:
+def _resume_point(
+    out: Path, model: str, preset: str | None, options: dict | None, resume: bool
+) -> tuple[Path | None, dict]:
     """The checkpoint to continue from (None for a fresh run) and its metadata; refuses to clobber."""
     existing = ckpt.list_checkpoints(out)
     if not resume:
         if existing:
-            raise UserError(f"{out} already holds checkpoints ({existing[-1].name}): pass --resume to "
-                            f"continue that run or choose another --out")
+            raise UserError(
+                f"{out} already holds checkpoints ({existing[-1].name}): pass --resume to "
+                f"continue that run or choose another --out"
+            )
         return None, {}
     if not existing:
         raise UserError(f"--resume: {out} holds no ckpt-*.keras checkpoint; drop --resume to start a new run")
     meta = ckpt.read_metadata(existing[-1])
     recorded = (meta.get("model"), meta.get("preset"), meta.get("options") or {})
     # Compare as JSON sees them: tuples come back from the checkpoint as lists.
-    if model != recorded[0] or (preset is not None and preset != recorded[1]) or (
-            options and json.loads(json.dumps(options)) != recorded[2]):
-        raise UserError(f"--resume: {existing[-1]} was trained as model={recorded[0]} preset={recorded[1]} "
-                        f"options={recorded[2]}; resume with those or choose another --out")
+    if (
+        model != recorded[0]
+        or (preset is not None and preset != recorded[1])
+        or (options and json.loads(json.dumps(options)) != recorded[2])
+    ):
+        raise UserError(
+            f"--resume: {existing[-1]} was trained as model={recorded[0]} preset={recorded[1]} "
+            f"options={recorded[2]}; resume with those or choose another --out"
+        )
     return existing[-1], meta
 
 
-def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, int] = (512, 512),
-          lr: float = 0.01, preset: str | None = None, options: dict[str, Any] | None = None, seed: int = 0,
-          resume: bool = False, checkpoint_every: int = 500, weight_decay: float = WEIGHT_DECAY,
-          aux_weight: float = AUX_WEIGHT, log_every: int = 10, progress: bool = True,
-          accelerate: bool | None = None) -> Path:
+def train(
+    model: str,
+    dataset,
+    out,
+    *,
+    steps: int,
+    batch: int,
+    crop: tuple[int, int] = (512, 512),
+    lr: float = 0.01,
+    preset: str | None = None,
+    options: dict[str, Any] | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    weight_decay: float = WEIGHT_DECAY,
+    aux_weight: float = AUX_WEIGHT,
+    log_every: int = 10,
+    progress: bool = True,
+    accelerate: bool | None = None,
+) -> Path:
     """Train `model` (registry name or plugin path) on the train split of `dataset`; return the final
     checkpoint path. `steps` is the total to reach: a resumed run continues from the steps already done.
     `accelerate` (default: when a GPU is present) turns on mixed precision and XLA."""
@@ -206,12 +238,27 @@ def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, 
     seconds_before = float(previous.get("seconds", 0.0))
 
     def metadata(done: int, seconds: float) -> dict[str, Any]:
-        return {"model": model, "preset": preset, "options": options, "num_classes": 19, "steps": done,
-                "target_steps": steps, "batch": batch, "crop": list(crop), "lr": lr,
-                "weight_decay": weight_decay, "aux_weight": aux_weight, "seed": seed, "dataset": str(root),
-                "train_samples": len(samples), "seconds": round(seconds, 3), "accelerated": accelerate,
-                "tensorflow": tf.__version__, "keras": keras.__version__,
-                "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        return {
+            "model": model,
+            "preset": preset,
+            "options": options,
+            "num_classes": 19,
+            "steps": done,
+            "target_steps": steps,
+            "batch": batch,
+            "crop": list(crop),
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "aux_weight": aux_weight,
+            "seed": seed,
+            "dataset": str(root),
+            "train_samples": len(samples),
+            "seconds": round(seconds, 3),
+            "accelerated": accelerate,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
 
     def save(done: int, seconds: float) -> Path:
         path = ckpt.save(net, out / ckpt.checkpoint_name(done), metadata(done, seconds))
@@ -222,10 +269,12 @@ def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, 
         print(f"{resume_from} already has {start} of {steps} steps: nothing to train")
         return resume_from
 
-    print(f"training {model} (preset {preset}, options {options}) on {len(samples)} frames of {root}: "
-          f"steps {start}->{steps}, batch {batch}, crop {crop[0]}x{crop[1]}, lr {lr}, "
-          f"{'mixed bfloat16 + XLA' if accelerate else 'float32'}, "
-          f"{net.count_params():,} parameters")
+    print(
+        f"training {model} (preset {preset}, options {options}) on {len(samples)} frames of {root}: "
+        f"steps {start}->{steps}, batch {batch}, crop {crop[0]}x{crop[1]}, lr {lr}, "
+        f"{'mixed bfloat16 + XLA' if accelerate else 'float32'}, "
+        f"{net.count_params():,} parameters"
+    )
     log = _Log(out, start)
     step_fn = make_train_step(net, optimizer, aux_weight, jit=accelerate)
     batches = iter(train_dataset(samples, batch=batch, crop=crop, seed=seed, start_step=start))
@@ -238,8 +287,10 @@ def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, 
             images, labels = next(batches)
             values = {k: float(v) for k, v in step_fn(images, labels).items()}
             if not math.isfinite(values["loss"]):
-                raise UserError(f"the loss became {values['loss']} at step {done + 1}: training diverged; "
-                                f"lower --lr (now {lr}) and start again in a new --out")
+                raise UserError(
+                    f"the loss became {values['loss']} at step {done + 1}: training diverged; "
+                    f"lower --lr (now {lr}) and start again in a new --out"
+                )
             done += 1
             window_steps += 1
             for key, value in values.items():
@@ -250,8 +301,15 @@ def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, 
             bar.update(1)
             bar.set_postfix(loss=f"{values['loss']:.3f}", lr=f"{lr_now:.2e}", img_s=f"{rate:.1f}")
             if done % log_every == 0 or done == steps:
-                log.write({"step": done, **{k: v / window_steps for k, v in sums.items()}, "lr": lr_now,
-                           "images_per_s": rate, "seconds": seconds_before + now - began})
+                log.write(
+                    {
+                        "step": done,
+                        **{k: v / window_steps for k, v in sums.items()},
+                        "lr": lr_now,
+                        "images_per_s": rate,
+                        "seconds": seconds_before + now - began,
+                    }
+                )
                 sums, window_start, window_steps = {}, now, 0
             if done % checkpoint_every == 0 and done < steps:
                 save(done, seconds_before + now - began)
@@ -271,8 +329,13 @@ def train(model: str, dataset, out, *, steps: int, batch: int, crop: tuple[int, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registry name (see `bench models`) or pkg.mod:func")
     parser.add_argument("--preset", default=None, help="named option set of the model, e.g. cpu")
-    parser.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE",
-                        help="builder option (repeatable), e.g. --model-opt depth=101")
+    parser.add_argument(
+        "--model-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder option (repeatable), e.g. --model-opt depth=101",
+    )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--steps", type=int, required=True, help="total optimizer steps to reach")
     parser.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
@@ -280,8 +343,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=0.01, help="initial learning rate (default 0.01)")
     parser.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY, help="default 1e-4")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="K",
-                        help="save a checkpoint every K steps (and always at the end and on Ctrl-C)")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        metavar="K",
+        help="save a checkpoint every K steps (and always at the end and on Ctrl-C)",
+    )
     parser.add_argument("--log-every", type=int, default=10, metavar="K", help="CSV/TensorBoard row every K")
     parser.add_argument("--out", required=True, help="training folder for checkpoints and logs")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
@@ -293,8 +361,22 @@ def run(args: argparse.Namespace) -> int:
     from models.registry import parse_option
 
     options = dict(parse_option(o) for o in args.model_opt)
-    train(args.model, args.dataset, args.out, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
-          preset=args.preset, options=options or None, seed=args.seed, resume=args.resume,
-          checkpoint_every=args.checkpoint_every, weight_decay=args.weight_decay, log_every=args.log_every,
-          progress=not args.no_progress, accelerate=False if args.float32 else None)
+    train(
+        args.model,
+        args.dataset,
+        args.out,
+        steps=args.steps,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        preset=args.preset,
+        options=options or None,
+        seed=args.seed,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+        weight_decay=args.weight_decay,
+        log_every=args.log_every,
+        progress=not args.no_progress,
+        accelerate=False if args.float32 else None,
+    )
     return 0

@@ -14,22 +14,31 @@ DEFAULT_CASES = ("pspnet@512x1024", "pspnet:cpu@256x512", "fcn:cpu@256x512")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("cases", nargs="*", metavar="MODEL[:PRESET]@HxW",
-                        help=f"what to time (default: {' '.join(DEFAULT_CASES)})")
+    parser.add_argument(
+        "cases",
+        nargs="*",
+        metavar="MODEL[:PRESET]@HxW",
+        help=f"what to time (default: {' '.join(DEFAULT_CASES)})",
+    )
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass (1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed forward passes per case (3)")
     parser.add_argument("--matmul-size", type=int, default=4096, help="n of the n x n float32 matmul (4096)")
     parser.add_argument("--xla", action="store_true", help="compile the forward pass with XLA (jit_compile)")
-    parser.add_argument("--train-step", metavar="BxHxW",
-                        help="also time one training step (forward+backward+SGD) at this batch and crop, "
-                             "e.g. 8x256x256")
-    parser.add_argument("--fold-bn", action="store_true",
-                        help="fold BatchNorm into the preceding convolutions (inference graph)")
+    parser.add_argument(
+        "--train-step",
+        metavar="BxHxW",
+        help="also time one training step (forward+backward+SGD) at this batch and crop, e.g. 8x256x256",
+    )
+    parser.add_argument(
+        "--fold-bn",
+        action="store_true",
+        help="fold BatchNorm into the preceding convolutions (inference graph)",
+    )
 
 
 def parse_case(text: str) -> tuple[str, str | None, tuple[int, int]]:
-    """"pspnet:cpu@256x512" -> ("pspnet", "cpu", (256, 512)); a plugin "pkg.mod:func@HxW" has no preset."""
-    from bench.errors import UserError
+    """ "pspnet:cpu@256x512" -> ("pspnet", "cpu", (256, 512)); a plugin "pkg.mod:func@HxW" has no preset."""
+    from data.errors import UserError
     from models import registry
 
     model, _, size = text.partition("@")
@@ -39,13 +48,14 @@ def parse_case(text: str) -> tuple[str, str | None, tuple[int, int]]:
     try:
         height, width = (int(v) for v in size.lower().split("x"))
     except ValueError:
-        raise UserError(f"perf model case '{text}' is not MODEL[:PRESET]@HxW, "
-                        f"e.g. pspnet:cpu@256x512") from None
+        raise UserError(
+            f"perf model case '{text}' is not MODEL[:PRESET]@HxW, e.g. pspnet:cpu@256x512"
+        ) from None
     return name, preset or None, (height, width)
 
 
 def parse_train_step(text: str) -> tuple[int, int, int]:
-    from bench.errors import UserError
+    from data.errors import UserError
 
     try:
         batch, height, width = (int(v) for v in text.lower().split("x"))
@@ -106,8 +116,16 @@ def time_train_step(name: str, preset: str | None, batch: int, size: tuple[int, 
     return best
 
 
-def time_model(name: str, preset: str | None, size: tuple[int, int], *, batch: int, repeats: int,
-               xla: bool, fold_bn: bool) -> dict:
+def time_model(
+    name: str,
+    preset: str | None,
+    size: tuple[int, int],
+    *,
+    batch: int,
+    repeats: int,
+    xla: bool,
+    fold_bn: bool,
+) -> dict:
     import numpy as np
     import tensorflow as tf
 
@@ -123,8 +141,14 @@ def time_model(name: str, preset: str | None, size: tuple[int, int], *, batch: i
     images = tf.constant(np.random.default_rng(0).normal(size=(batch, *size, 3)).astype("float32"))
     forward = tf.function(lambda x: model(x, training=False), jit_compile=xla)
     best, median = best_seconds(lambda: forward(images).numpy(), repeats)
-    return {"params": model.count_params(), "gflop": flops / 1e9, "best_s": best, "median_s": median,
-            "images_per_s": batch / best, "gflops": flops * batch / best / 1e9}
+    return {
+        "params": model.count_params(),
+        "gflop": flops / 1e9,
+        "best_s": best,
+        "median_s": median,
+        "images_per_s": batch / best,
+        "gflops": flops * batch / best / 1e9,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,26 +157,36 @@ def run(args: argparse.Namespace) -> int:
     cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
     train_step = parse_train_step(args.train_step) if args.train_step else None
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
-    print(f"TensorFlow {tf.__version__}, intra-op threads {threads}, batch {args.batch}, xla {args.xla}, "
-          f"fold-bn {args.fold_bn}", flush=True)
+    print(
+        f"TensorFlow {tf.__version__}, intra-op threads {threads}, batch {args.batch}, xla {args.xla}, "
+        f"fold-bn {args.fold_bn}",
+        flush=True,
+    )
     peaks = [matmul_gflops(args.matmul_size)]
     print(f"float32 matmul {args.matmul_size}^3: {peaks[0]:.1f} GFLOP/s", flush=True)
     for name, preset, size in cases:
         label = f"{name}{':' + preset if preset else ''}@{size[0]}x{size[1]}"
-        r = time_model(name, preset, size, batch=args.batch, repeats=args.repeats, xla=args.xla,
-                       fold_bn=args.fold_bn)
+        r = time_model(
+            name, preset, size, batch=args.batch, repeats=args.repeats, xla=args.xla, fold_bn=args.fold_bn
+        )
         # the matmul again right after: on a shared machine the rate drifts; compare with the best seen
         peaks.append(matmul_gflops(args.matmul_size))
         peak = max(peaks)
-        print(f"{label:<24s} {r['params'] / 1e6:7.2f}M params {r['gflop']:8.2f} GFLOP/image  "
-              f"{r['images_per_s']:8.3f} images/s ({r['best_s'] * 1000:.0f} ms best, "
-              f"{r['median_s'] * 1000:.0f} ms median)  {r['gflops']:6.1f} GFLOP/s = "
-              f"{100 * r['gflops'] / peak:5.1f}% of the matmul's {peak:.1f} GFLOP/s "
-              f"(matmul after it: {peaks[-1]:.1f})", flush=True)
+        print(
+            f"{label:<24s} {r['params'] / 1e6:7.2f}M params {r['gflop']:8.2f} GFLOP/image  "
+            f"{r['images_per_s']:8.3f} images/s ({r['best_s'] * 1000:.0f} ms best, "
+            f"{r['median_s'] * 1000:.0f} ms median)  {r['gflops']:6.1f} GFLOP/s = "
+            f"{100 * r['gflops'] / peak:5.1f}% of the matmul's {peak:.1f} GFLOP/s "
+            f"(matmul after it: {peaks[-1]:.1f})",
+            flush=True,
+        )
         if train_step:
             batch, height, width = train_step
             seconds = time_train_step(name, preset, batch, (height, width), args.repeats)
-            print(f"{'':<24s} training step, batch {batch} of {height}x{width}: {seconds * 1000:.0f} ms "
-                  f"({3 * batch * r['gflop'] * height * width / size[0] / size[1] / seconds:.1f} "
-                  f"GFLOP/s counting backward as 2x forward)", flush=True)
+            print(
+                f"{'':<24s} training step, batch {batch} of {height}x{width}: {seconds * 1000:.0f} ms "
+                f"({3 * batch * r['gflop'] * height * width / size[0] / size[1] / seconds:.1f} "
+                f"GFLOP/s counting backward as 2x forward)",
+                flush=True,
+            )
     return 0

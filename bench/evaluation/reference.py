@@ -16,8 +16,16 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-SCORE_KEYS = ("classScores", "classInstScores", "categoryScores", "categoryInstScores", "averageScoreClasses",
-              "averageScoreInstClasses", "averageScoreCategories", "averageScoreInstCategories")
+SCORE_KEYS = (
+    "classScores",
+    "classInstScores",
+    "categoryScores",
+    "categoryInstScores",
+    "averageScoreClasses",
+    "averageScoreInstClasses",
+    "averageScoreCategories",
+    "averageScoreInstCategories",
+)
 
 
 class ReferenceEvaluationError(RuntimeError):
@@ -30,7 +38,8 @@ def _in1d_shim() -> Iterator[None]:
     had = hasattr(np, "in1d")
     if not had:
         np.in1d = lambda ar1, ar2, assume_unique=False, invert=False: np.isin(  # type: ignore[attr-defined]
-            ar1, ar2, assume_unique=assume_unique, invert=invert).ravel()
+            ar1, ar2, assume_unique=assume_unique, invert=invert
+        ).ravel()
     try:
         yield
     finally:
@@ -45,8 +54,10 @@ def reference_module():
     return evalPixelLevelSemanticLabeling
 
 
-def evaluate_img_lists(predictions: Sequence[str | os.PathLike], ground_truths: Sequence[str | os.PathLike],
-                       ) -> dict[str, object]:
+def evaluate_img_lists(
+    predictions: Sequence[str | os.PathLike],
+    ground_truths: Sequence[str | os.PathLike],
+) -> dict[str, object]:
     """cityscapesScripts' evaluateImgLists on these pairs; returns its result dict (with NaN floats)."""
     module = reference_module()
     args = copy.copy(module.args)
@@ -60,8 +71,9 @@ def evaluate_img_lists(predictions: Sequence[str | os.PathLike], ground_truths: 
     printed = io.StringIO()
     try:
         with _in1d_shim(), contextlib.redirect_stdout(printed):
-            return module.evaluateImgLists([str(p) for p in predictions], [str(g) for g in ground_truths],
-                                           args)
+            return module.evaluateImgLists(
+                [str(p) for p in predictions], [str(g) for g in ground_truths], args
+            )
     except SystemExit:
         raise ReferenceEvaluationError(printed.getvalue().strip() or "cityscapesScripts exited") from None
 

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from data.errors import UserError
 
 METADATA_ENTRY = "bench.json"
 FORMAT_VERSION = 1
@@ -56,8 +56,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 return {}
             return json.loads(archive.read(METADATA_ENTRY))
     except (zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise UserError(f"checkpoint {path} is not a readable .keras file ({exc}): re-save or re-train it"
-                        ) from exc
+        raise UserError(
+            f"checkpoint {path} is not a readable .keras file ({exc}): re-save or re-train it"
+        ) from exc
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -94,8 +95,13 @@ def rebuild(metadata: dict[str, Any], *, aux_head: bool = True):
 
     if "model" not in metadata:
         raise UserError("checkpoint metadata names no model: it was not written by `bench train`")
-    return build(metadata["model"], num_classes=int(metadata.get("num_classes", 19)),
-                 preset=metadata.get("preset"), aux_head=aux_head, **dict(metadata.get("options") or {}))
+    return build(
+        metadata["model"],
+        num_classes=int(metadata.get("num_classes", 19)),
+        preset=metadata.get("preset"),
+        aux_head=aux_head,
+        **dict(metadata.get("options") or {}),
+    )
 
 
 def load_weights(model, path: str | os.PathLike) -> None:
@@ -103,5 +109,7 @@ def load_weights(model, path: str | os.PathLike) -> None:
     try:
         model.load_weights(Path(path))
     except (ValueError, KeyError) as exc:
-        raise UserError(f"checkpoint {path} does not fit the model it names ({exc}): was the model's code "
-                        f"changed since it was trained?") from exc
+        raise UserError(
+            f"checkpoint {path} does not fit the model it names ({exc}): was the model's code "
+            f"changed since it was trained?"
+        ) from exc

@@ -18,19 +18,38 @@ from pathlib import Path
 from typing import Any
 
 from bench import atomic
-from bench.errors import UserError
+from bench.paths import PROJECT_ROOT
+from data.errors import UserError
 from data.labels import CLASS_NAMES
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_CSV = PROJECT_ROOT / "results" / "results.csv"
 
 CLASS_COLUMNS: tuple[str, ...] = tuple(CLASS_NAMES)
 """Per-class IoU in percent, one column per evaluated class, named as in cityscapesScripts' JSON."""
 
-RUN_COLUMNS = ("model", "preset", "options", "dataset", "dataset_kind", "split", "mode", "checkpoint",
-               "train_steps", "commit", "date")
-METRIC_COLUMNS = ("miou", "iiou", "category_miou", "category_iiou", "n_images", "images_per_s",
-                  "latency_p50_ms", "latency_p95_ms", "peak_memory_mb", "eval_seconds")
+RUN_COLUMNS = (
+    "model",
+    "preset",
+    "options",
+    "dataset",
+    "dataset_kind",
+    "split",
+    "mode",
+    "checkpoint",
+    "train_steps",
+    "commit",
+    "date",
+)
+METRIC_COLUMNS = (
+    "miou",
+    "iiou",
+    "category_miou",
+    "category_iiou",
+    "n_images",
+    "images_per_s",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "peak_memory_mb",
+    "eval_seconds",
+)
 TAIL_COLUMNS = ("run_dir", "notes")
 COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
@@ -63,8 +82,10 @@ def _read_table(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
         rows = []
         for n, row in enumerate(reader, start=2):
             if None in row:
-                raise UserError(f"{csv_path} line {n} has more fields than the header: fix or remove that "
-                                f"line (earlier rows are intact)")
+                raise UserError(
+                    f"{csv_path} line {n} has more fields than the header: fix or remove that "
+                    f"line (earlier rows are intact)"
+                )
             rows.append({k: (v if v is not None else "") for k, v in row.items()})
     return header, rows
 
@@ -103,7 +124,7 @@ def append_row(csv_path: str | os.PathLike, row: Mapping[str, Any], *, markdown:
         text = serialize(columns, rows)
         atomic.write_text(csv_path, text)
         if markdown:
-            from bench.report_tables import render_results_markdown
+            from bench.report.tables import render_results_markdown
 
             atomic.write_text(csv_path.with_suffix(".md"), render_results_markdown(read_rows(csv_path)))
     return csv_path
@@ -120,8 +141,10 @@ def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
     if not csv_path.is_file():
         if missing_ok:
             return pd.DataFrame(columns=list(COLUMNS))
-        raise UserError(f"results file {csv_path} does not exist: run `make bench` (or `python -m bench "
-                        f"run`) first, or pass the right path")
+        raise UserError(
+            f"results file {csv_path} does not exist: run `make bench` (or `python -m bench "
+            f"run`) first, or pass the right path"
+        )
     header, rows = _read_table(csv_path)
     columns = merged_columns(header, COLUMNS)
     frame = pd.DataFrame([{c: r.get(c, "") for c in columns} for r in rows], columns=columns, dtype=object)
@@ -138,16 +161,29 @@ def _percent(value: Any) -> float:
     return value * 100.0
 
 
-def row_from_result(result: Any, *, model: str, dataset: str, dataset_kind: str, split: str,
-                    mode: str = "whole", checkpoint: str | os.PathLike = "", preset: str | None = None,
-                    options: Mapping[str, Any] | str | None = None, train_steps: int | None = None,
-                    predict_stats: Mapping[str, Any] | None = None, run_dir: str | os.PathLike | None = None,
-                    notes: str = "", commit: str | None = None, date: str | None = None) -> dict[str, Any]:
+def row_from_result(
+    result: Any,
+    *,
+    model: str,
+    dataset: str,
+    dataset_kind: str,
+    split: str,
+    mode: str = "whole",
+    checkpoint: str | os.PathLike = "",
+    preset: str | None = None,
+    options: Mapping[str, Any] | str | None = None,
+    train_steps: int | None = None,
+    predict_stats: Mapping[str, Any] | None = None,
+    run_dir: str | os.PathLike | None = None,
+    notes: str = "",
+    commit: str | None = None,
+    date: str | None = None,
+) -> dict[str, Any]:
     """A results.csv row from an evaluation result (fractions in [0, 1]) plus the run's metadata.
 
     `result` needs `class_iou` (class name -> fraction, NaN when absent), `miou`, `iiou`, `category_miou`
     and `seconds`; `category_iiou_mean` and `n_images` are used when present. `predict_stats` is the dict
-    `bench.predict.predict` returns (images_per_s, latency_p50_ms, ...).
+    `bench.engine.predict.predict` returns (images_per_s, latency_p50_ms, ...).
     """
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
@@ -161,18 +197,27 @@ def row_from_result(result: Any, *, model: str, dataset: str, dataset_kind: str,
         options = ";".join(f"{k}={options[k]}" for k in sorted(options))
     stats = dict(predict_stats or {})
     row: dict[str, Any] = {
-        "model": model, "preset": preset or "", "options": options or "", "dataset": dataset,
-        "dataset_kind": dataset_kind, "split": split, "mode": mode, "checkpoint": str(checkpoint or ""),
+        "model": model,
+        "preset": preset or "",
+        "options": options or "",
+        "dataset": dataset,
+        "dataset_kind": dataset_kind,
+        "split": split,
+        "mode": mode,
+        "checkpoint": str(checkpoint or ""),
         "train_steps": "" if train_steps is None else int(train_steps),
         "commit": commit if commit is not None else git_commit(),
         "date": date or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     row.update({name: _percent(class_iou.get(name)) for name in CLASS_COLUMNS})
-    row.update({
-        "miou": _percent(result.miou), "iiou": _percent(getattr(result, "iiou", None)),
-        "category_miou": _percent(getattr(result, "category_miou", None)),
-        "category_iiou": _percent(getattr(result, "category_iiou_mean", None)),
-    })
+    row.update(
+        {
+            "miou": _percent(result.miou),
+            "iiou": _percent(getattr(result, "iiou", None)),
+            "category_miou": _percent(getattr(result, "category_miou", None)),
+            "category_iiou": _percent(getattr(result, "category_iiou_mean", None)),
+        }
+    )
     row["n_images"] = stats.get("n_images", getattr(result, "n_images", None))
     for key in _STATS_COLUMNS[1:]:
         row[key] = stats.get(key)
@@ -195,12 +240,18 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
     """Short hash of HEAD, with '+dirty' when tracked files differ from it; 'unknown' outside git."""
     cwd = Path(cwd) if cwd is not None else PROJECT_ROOT
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
-                              text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
         if head.returncode != 0:
             return "unknown"
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                capture_output=True, text=True, timeout=30)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     dirty = status.returncode == 0 and status.stdout.strip() != ""

@@ -20,10 +20,10 @@ from bench import atomic
 from data.labels import CLASS_NAMES, LABEL_TO_TRAIN, NUM_CLASSES, SHORT_NAMES, colorize
 
 DPI = 100
-BARS_SIZE = (12.0, 4.5)          # inches -> 1200 x 450 px
-CONFUSION_SIZE = (9.0, 8.0)      # -> 900 x 800 px
-GRID_CELL = (4.0, 2.0)           # one image cell; a grid of n rows is 1200 x (200 n + 40) px
-GRID_TITLE = 0.4                 # inches for the column titles
+BARS_SIZE = (12.0, 4.5)  # inches -> 1200 x 450 px
+CONFUSION_SIZE = (9.0, 8.0)  # -> 900 x 800 px
+GRID_CELL = (4.0, 2.0)  # one image cell; a grid of n rows is 1200 x (200 n + 40) px
+GRID_TITLE = 0.4  # inches for the column titles
 VOID = "void"
 
 
@@ -53,8 +53,14 @@ def _save(fig, out: str | os.PathLike) -> Path:
     return atomic.write_bytes(out, buf.getvalue())
 
 
-def iou_bars(ours: Mapping[str, Any], out: str | os.PathLike, *, reference: Mapping[str, Any] | None = None,
-             ours_label: str = "ours", reference_label: str = "reference") -> Path:
+def iou_bars(
+    ours: Mapping[str, Any],
+    out: str | os.PathLike,
+    *,
+    reference: Mapping[str, Any] | None = None,
+    ours_label: str = "ours",
+    reference_label: str = "reference",
+) -> Path:
     """Grouped bars per class (percent): ours beside the reference; mIoU of both in the legend.
 
     `ours` and `reference` map full class names and 'miou' to percentages; missing values draw no bar.
@@ -73,15 +79,25 @@ def iou_bars(ours: Mapping[str, Any], out: str | os.PathLike, *, reference: Mapp
     for i in np.flatnonzero(np.isnan(mine)):  # a class absent from our ground truth: say so, not a 0 bar
         ax.text(x[i] + offset, 1.5, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     if reference is not None:
-        ax.bar(x + width / 2, values(reference), width,
-               label=f"{reference_label} (mIoU {_fmt(reference.get('miou'))})", color="#bbbbbb")
+        ax.bar(
+            x + width / 2,
+            values(reference),
+            width,
+            label=f"{reference_label} (mIoU {_fmt(reference.get('miou'))})",
+            color="#bbbbbb",
+        )
     ax.set_xticks(x, SHORT_NAMES, rotation=45, ha="right")
     ax.set_ylim(0, 100)
     ax.set_ylabel("IoU (%)")
     ax.set_xlim(-0.6, NUM_CLASSES - 0.4)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.01), fontsize=8, frameon=False,
-              ncols=2 if reference is not None else 1)
+    ax.legend(
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.01),
+        fontsize=8,
+        frameon=False,
+        ncols=2 if reference is not None else 1,
+    )
     fig.text(0.5, 0.97, "Per-class IoU", ha="center", va="top", fontsize=10)
     return _save(fig, out)
 
@@ -110,8 +126,10 @@ def train_confusion(confusion: np.ndarray) -> np.ndarray:
         for gt_id in np.flatnonzero(train < NUM_CLASSES):
             np.add.at(out[train[gt_id]], col_index, m[gt_id])
     else:
-        raise ValueError(f"confusion matrix of shape {m.shape} is neither train-ID (19 or 20 wide) nor "
-                         f"label-ID (34 or more square)")
+        raise ValueError(
+            f"confusion matrix of shape {m.shape} is neither train-ID (19 or 20 wide) nor "
+            f"label-ID (34 or more square)"
+        )
     return out
 
 
@@ -133,8 +151,15 @@ def confusion_heatmap(confusion: np.ndarray, out: str | os.PathLike, *, title: s
     ax.set_ylabel("ground truth")
     for i in range(NUM_CLASSES):
         if not math.isnan(norm[i, i]):
-            ax.text(i, i, f"{norm[i, i] * 100:.0f}", ha="center", va="center", fontsize=6,
-                    color="black" if norm[i, i] > 0.5 else "white")
+            ax.text(
+                i,
+                i,
+                f"{norm[i, i] * 100:.0f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="black" if norm[i, i] > 0.5 else "white",
+            )
     ax.set_title(title or "Confusion matrix (rows normalised)", fontsize=10)
     cax = fig.add_axes((0.88, 0.14, 0.025, 0.78))
     fig.colorbar(image, cax=cax)
@@ -164,8 +189,12 @@ def _load_train_ids(path: str | os.PathLike, ids: str) -> np.ndarray:
     return to_train_ids(array)
 
 
-def sample_grid(samples: Sequence[tuple[str | os.PathLike, str | os.PathLike, str | os.PathLike]],
-                out: str | os.PathLike, *, pred_ids: str = "label") -> Path:
+def sample_grid(
+    samples: Sequence[tuple[str | os.PathLike, str | os.PathLike, str | os.PathLike]],
+    out: str | os.PathLike,
+    *,
+    pred_ids: str = "label",
+) -> Path:
     """A grid, one row per sample: image, ground truth, prediction, colourised in the Cityscapes palette.
 
     `samples` holds (image, GT labelIds, prediction) paths; predictions are label IDs unless
@@ -181,19 +210,29 @@ def sample_grid(samples: Sequence[tuple[str | os.PathLike, str | os.PathLike, st
     for r, (image_path, gt_path, pred_path) in enumerate(samples):
         with Image.open(image_path) as im:
             image = np.asarray(im.convert("RGB"))
-        panels = (image, colorize(_load_train_ids(gt_path, "label")),
-                  colorize(_load_train_ids(pred_path, pred_ids)))
+        panels = (
+            image,
+            colorize(_load_train_ids(gt_path, "label")),
+            colorize(_load_train_ids(pred_path, pred_ids)),
+        )
         for c, panel in enumerate(panels):
             pad = 0.04  # inches between panels
             left = (c * GRID_CELL[0] + pad) / width
             bottom = ((n - 1 - r) * GRID_CELL[1] + pad) / height
-            ax = fig.add_axes((left, bottom, (GRID_CELL[0] - 2 * pad) / width,
-                               (GRID_CELL[1] - 2 * pad) / height))
+            ax = fig.add_axes(
+                (left, bottom, (GRID_CELL[0] - 2 * pad) / width, (GRID_CELL[1] - 2 * pad) / height)
+            )
             ax.imshow(panel, interpolation="nearest")
             ax.set_axis_off()
     for c, title in enumerate(("image", "ground truth", "prediction")):
-        fig.text((c + 0.5) * GRID_CELL[0] / width, 1 - GRID_TITLE / 2 / height, title, ha="center",
-                 va="center", fontsize=10)
+        fig.text(
+            (c + 0.5) * GRID_CELL[0] / width,
+            1 - GRID_TITLE / 2 / height,
+            title,
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
     return _save(fig, out)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.results import CLASS_COLUMNS, PROJECT_ROOT
+from bench.paths import REFERENCE_DIR
+from bench.report.results import CLASS_COLUMNS
+from data.errors import UserError
 
-REFERENCE_DIR = PROJECT_ROOT / "results" / "reference"
 DEFAULT_REFERENCE = "pspnet-paper-test"
 """The seed document's row: PSPNet on the Cityscapes test set, mIoU 80.2."""
 
@@ -38,8 +38,10 @@ def load(name: str, reference_dir: str | os.PathLike = REFERENCE_DIR):
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise UserError(f"reference table {path} lacks column(s) {', '.join(missing)}: every reference row "
-                        f"needs per-class IoUs, miou, source, url, split, protocol and notes")
+        raise UserError(
+            f"reference table {path} lacks column(s) {', '.join(missing)}: every reference row "
+            f"needs per-class IoUs, miou, source, url, split, protocol and notes"
+        )
     if frame.empty:
         raise UserError(f"reference table {path} has no rows")
     for column in NUMERIC_COLUMNS:
@@ -53,8 +55,11 @@ def load_all(reference_dir: str | os.PathLike = REFERENCE_DIR):
     import pandas as pd
 
     frames = [load(name, reference_dir).assign(reference=name) for name in available(reference_dir)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*REQUIRED_COLUMNS,
-                                                                                       "reference"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*REQUIRED_COLUMNS, "reference"])
+    )
 
 
 def pick(frame, row: int = 0, name: str = "reference"):

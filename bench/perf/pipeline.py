@@ -15,10 +15,13 @@ import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bench.cli_types import size
+    from bench.arguments import size
 
-    parser.add_argument("--dataset", default=None,
-                        help="Cityscapes root (default: $CITYSCAPES_DATASET, else data/generated/synthetic)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="Cityscapes root (default: $CITYSCAPES_DATASET, else data/generated/synthetic)",
+    )
     parser.add_argument("--model", default="pspnet", help="registry name or package.module:function")
     parser.add_argument("--preset", default="cpu", help="model preset (default cpu; 'none' for none)")
     parser.add_argument("--batch", type=int, default=8)
@@ -30,16 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _dataset_root(dataset: str | None):
     import os
 
-    from bench.errors import UserError
-    from bench.results import PROJECT_ROOT
+    from bench.paths import SYNTHETIC_ROOT
     from data.cityscapes import resolve_root
+    from data.errors import UserError
 
     if dataset or os.environ.get("CITYSCAPES_DATASET"):
         return resolve_root(dataset)
-    synthetic = PROJECT_ROOT / "data" / "generated" / "synthetic"
+    synthetic = SYNTHETIC_ROOT
     if not synthetic.is_dir():
-        raise UserError(f"no dataset: pass --dataset, set CITYSCAPES_DATASET, or run `make data` to write "
-                        f"the synthetic set to {synthetic}")
+        raise UserError(
+            f"no dataset: pass --dataset, set CITYSCAPES_DATASET, or run `make data` to write "
+            f"the synthetic set to {synthetic}"
+        )
     return synthetic
 
 
@@ -48,14 +53,14 @@ def _rate(images: int, seconds: float) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.errors import UserError
+    from data.errors import UserError
 
     if min(args.batch, args.batches, args.steps) < 1:
         raise UserError("--batch, --batches and --steps must be at least 1")
     import keras
 
-    from bench import checkpoint as ckpt
-    from bench.train import make_optimizer, make_train_step
+    from bench.engine import checkpoint as ckpt
+    from bench.engine.train import make_optimizer, make_train_step
     from data.cityscapes import list_samples
     from data.pipeline import train_dataset
 
@@ -96,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     headroom = pipeline_rate / model_rate
     cost = 1.0 - fed_rate / model_rate
     verdict = "not the bottleneck" if headroom >= 1.5 and cost < 0.15 else "THE BOTTLENECK"
-    print(f"pipeline/training ratio {headroom:.1f}x; feeding from the pipeline costs {100 * cost:.0f}% of "
-          f"the training rate: the pipeline is {verdict}")
+    print(
+        f"pipeline/training ratio {headroom:.1f}x; feeding from the pipeline costs {100 * cost:.0f}% of "
+        f"the training rate: the pipeline is {verdict}"
+    )
     return 0

@@ -1,4 +1,5 @@
-"""Cityscapes pixel-level evaluation, identical to cityscapesScripts' `evaluateImgLists` and much faster.
+"""The scoring maths: per-image statistics, totals and scores, identical to cityscapesScripts.
+
 
 Why it is exact: the confusion matrix is the same (label ID x label ID, counts of every predicted id on
 every GT id), the scores use the same integer sums and the same float operations, and the weighted instance
@@ -15,23 +16,15 @@ No TensorFlow here: an evaluation-only user should not pay for it.
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import multiprocessing
 import os
-import re
-import sys
-import threading
-import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bench.errors import UserError
-from data.cityscapes import Sample, list_samples
+from data.errors import UserError
 from data.labels import (
     CLASS_NAMES,
     INSTANCE_CLASS_NAMES,
@@ -42,11 +35,7 @@ from data.labels import (
     labels,
 )
 
-__all__ = ["EvaluationResult", "ImageStats", "evaluate", "evaluate_pairs", "match_predictions", "read_png",
-           "score_image", "PRED_ID_MODES"]
-
 PRED_ID_MODES = ("label", "train")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # cityscapesScripts' table of average instance sizes (evalPixelLevelSemanticLabeling.args.avgClassSize); iIoU
 # weights each instance's pixels by avgClassSize / instance size. Copied, not imported: importing that module
@@ -99,46 +88,8 @@ _TRAIN_PRED_TO_LABEL = np.full(256, 255, dtype=np.uint8)
 _TRAIN_PRED_TO_LABEL[: len(CLASS_NAMES)] = TRAIN_TO_LABEL[: len(CLASS_NAMES)]
 _TRAIN_PRED_TO_LABEL[255] = 0
 
-_VOID_LOOKALIKE_IDS = np.array([i for i in range(len(CLASS_NAMES)) if _IGNORED[i]], dtype=np.intp)
+VOID_LOOKALIKE_IDS = np.array([i for i in range(len(CLASS_NAMES)) if _IGNORED[i]], dtype=np.intp)
 """Void label ids inside 0..18: train-ID predictions read as label IDs land here."""
-
-
-# --- decoding --------------------------------------------------------------------------------------------
-def read_png(path: str | os.PathLike, role: str = "image") -> np.ndarray:
-    """Decode a PNG to the array `np.array(PIL.Image.open(path))` gives, fast for plain grey PNGs.
-
-    8- and 16-bit greyscale (every label, instance and prediction file) goes through libpng, bit-exact with
-    Pillow; any other colour type (palette, RGB, ...) goes through Pillow, as cityscapesScripts reads it.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {role} {path}: {exc.strerror}; check the file exists and is readable") \
-            from None
-    if not data.startswith(PNG_MAGIC):
-        raise UserError(f"{role} {path} is not a PNG file: write it as a single-channel PNG")
-    bit_depth, color_type = (data[24], data[25]) if len(data) > 25 else (0, -1)
-    if color_type == 0 and bit_depth in (8, 16):
-        import imagecodecs
-
-        try:
-            array = imagecodecs.png_decode(data)
-        except Exception as exc:  # imagecodecs raises PngError or RuntimeError on bad streams
-            raise UserError(f"{role} {path} is truncated or corrupt ({exc}): write it again") from None
-        if array.ndim == 2:
-            return array
-    return _read_with_pillow(data, path, role)
-
-
-def _read_with_pillow(data: bytes, path: Path, role: str) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.array(image)
-    except Exception as exc:
-        raise UserError(f"{role} {path} is truncated or corrupt ({exc}): write it again") from None
 
 
 # --- per-image statistics --------------------------------------------------------------------------------
@@ -153,12 +104,14 @@ class ImageStats:
     category_hits: np.ndarray  # pixels predicted as any label of the instance's category
 
 
-def _to_label_ids(pred: np.ndarray, pred_ids: str, path: Path) -> np.ndarray:
+def to_label_ids(pred: np.ndarray, pred_ids: str, path: Path) -> np.ndarray:
     """The prediction as uint8 label ids; raises on values that are no label (or train) id."""
     if pred.ndim != 2:
         channels = pred.shape[-1] if pred.ndim == 3 else pred.ndim
-        raise UserError(f"prediction {path} has {channels} channels (a colour image?): write single-channel "
-                        f"PNGs of {pred_ids} IDs, not colourised maps")
+        raise UserError(
+            f"prediction {path} has {channels} channels (a colour image?): write single-channel "
+            f"PNGs of {pred_ids} IDs, not colourised maps"
+        )
     if pred.dtype != np.uint8:
         low, high = int(pred.min()), int(pred.max())
         if low < 0 or high > 255:
@@ -177,31 +130,54 @@ def _to_label_ids(pred: np.ndarray, pred_ids: str, path: Path) -> np.ndarray:
 
 def _bad_value_message(path: Path, value: int, pred_ids: str) -> str:
     if pred_ids == "train":
-        return (f"prediction {path} has value {value}, which is no train ID (0..18, 255 for void): "
-                f"write train IDs, or pass --pred-ids label for label-ID files")
-    fix = ("255 is the void value of train-ID files: pass --pred-ids train if these are train IDs"
-           if value == 255 else "write label IDs (data.labels.to_label_ids converts train IDs)")
-    return (f"prediction {path} has value {value}, which is no Cityscapes label ID "
-            f"(0..{NUM_LABEL_IDS - 1}): {fix}")
+        return (
+            f"prediction {path} has value {value}, which is no train ID (0..18, 255 for void): "
+            f"write train IDs, or pass --pred-ids label for label-ID files"
+        )
+    fix = (
+        "255 is the void value of train-ID files: pass --pred-ids train if these are train IDs"
+        if value == 255
+        else "write label IDs (data.labels.to_label_ids converts train IDs)"
+    )
+    return (
+        f"prediction {path} has value {value}, which is no Cityscapes label ID "
+        f"(0..{NUM_LABEL_IDS - 1}): {fix}"
+    )
 
 
-def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids: np.ndarray, *,
-                gt_path: Path | str = "ground truth", inst_path: Path | str = "instances",
-                pred_path: Path | str = "prediction", pred_ids: str = "label") -> ImageStats:
+def score_image(
+    gt_labels: np.ndarray,
+    gt_instances: np.ndarray,
+    pred_label_ids: np.ndarray,
+    *,
+    gt_path: Path | str = "ground truth",
+    inst_path: Path | str = "instances",
+    pred_path: Path | str = "prediction",
+    pred_ids: str = "label",
+) -> ImageStats:
     """Confusion counts and per-instance counts of one image (predictions already as uint8 label ids).
 
     The paths and pred_ids only name the files in error messages.
     """
     if gt_labels.dtype != np.uint8 or gt_labels.ndim != 2:
-        raise UserError(f"ground truth {gt_path} is not an 8-bit single-channel label-ID image: "
-                        f"use the *_gtFine_labelIds.png files")
+        raise UserError(
+            f"ground truth {gt_path} is not an 8-bit single-channel label-ID image: "
+            f"use the *_gtFine_labelIds.png files"
+        )
     if gt_instances.shape != gt_labels.shape:
-        raise UserError(f"instance file {inst_path} is {gt_instances.shape[1::-1]} but {gt_path} is "
-                        f"{gt_labels.shape[1::-1]}: use the matching *_gtFine_instanceIds.png")
-    if gt_instances.dtype != np.uint16 and gt_instances.size and (
-            int(gt_instances.min()) < 0 or int(gt_instances.max()) >= 65536):
-        raise UserError(f"instance file {inst_path} has ids outside 0..65535: use the "
-                        f"*_gtFine_instanceIds.png files of the dataset")
+        raise UserError(
+            f"instance file {inst_path} is {gt_instances.shape[1::-1]} but {gt_path} is "
+            f"{gt_labels.shape[1::-1]}: use the matching *_gtFine_instanceIds.png"
+        )
+    if (
+        gt_instances.dtype != np.uint16
+        and gt_instances.size
+        and (int(gt_instances.min()) < 0 or int(gt_instances.max()) >= 65536)
+    ):
+        raise UserError(
+            f"instance file {inst_path} has ids outside 0..65535: use the "
+            f"*_gtFine_instanceIds.png files of the dataset"
+        )
     starts, lengths = _runs(gt_instances, gt_labels, pred_label_ids)
     gt_runs = gt_labels.ravel()[starts]
     pred_runs = pred_label_ids.ravel()[starts]
@@ -210,8 +186,10 @@ def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids:
     counts = _weighted_counts(gt_runs.astype(np.intp) << 8 | pred_runs, lengths, 65536).reshape(256, 256)
     if counts[NUM_LABEL_IDS:].any():
         bad = int(np.flatnonzero(counts[NUM_LABEL_IDS:].sum(axis=1))[0]) + NUM_LABEL_IDS
-        raise UserError(f"ground truth {gt_path} has value {bad}, which is no label ID: "
-                        f"use the *_gtFine_labelIds.png files of the dataset")
+        raise UserError(
+            f"ground truth {gt_path} has value {bad}, which is no label ID: "
+            f"use the *_gtFine_labelIds.png files of the dataset"
+        )
     if counts[:, NUM_LABEL_IDS:].any():
         bad = int(np.flatnonzero(counts[:, NUM_LABEL_IDS:].sum(axis=0))[-1]) + NUM_LABEL_IDS
         raise UserError(_bad_value_message(Path(pred_path), bad, pred_ids))
@@ -231,12 +209,18 @@ def score_image(gt_labels: np.ndarray, gt_instances: np.ndarray, pred_label_ids:
     unknown = ~scored & ((label_of >= NUM_LABEL_IDS) | ~_IGNORED[np.minimum(label_of, NUM_LABEL_IDS - 1)])
     if unknown.any():
         bad = int(present[unknown][0])
-        raise UserError(f"instance file {inst_path} has instance id {bad}, but label {bad // 1000} has no "
-                        f"instances: use the *_gtFine_instanceIds.png files of the dataset")
+        raise UserError(
+            f"instance file {inst_path} has instance id {bad}, but label {bad // 1000} has no "
+            f"instances: use the *_gtFine_instanceIds.png files of the dataset"
+        )
     present = present[scored]
-    return ImageStats(confusion, present, sizes[present],
-                      _weighted_counts(ids[hits], lengths[hits], 65536)[present],
-                      _weighted_counts(ids[category_hits], lengths[category_hits], 65536)[present])
+    return ImageStats(
+        confusion,
+        present,
+        sizes[present],
+        _weighted_counts(ids[hits], lengths[hits], 65536)[present],
+        _weighted_counts(ids[category_hits], lengths[category_hits], 65536)[present],
+    )
 
 
 def _runs(*images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,78 +247,26 @@ def _weighted_counts(index: np.ndarray, weights: np.ndarray, size: int) -> np.nd
     return np.bincount(index, weights=weights, minlength=size).astype(np.int64)
 
 
-@dataclass(frozen=True)
-class _Task:
-    key: str
-    gt_labels: Path
-    gt_instances: Path
-    prediction: Path
-    pred_ids: str
-
-
-def _score_task(task: _Task) -> ImageStats:
-    gt = read_png(task.gt_labels, "ground truth")
-    inst = read_png(task.gt_instances, "instance ground truth")
-    pred = read_png(task.prediction, "prediction")
-    if pred.shape[:2] != gt.shape[:2]:
-        raise UserError(f"prediction {task.prediction} is {pred.shape[1]}x{pred.shape[0]} but its ground "
-                        f"truth {task.gt_labels} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution")
-    labels_ = _to_label_ids(pred, task.pred_ids, task.prediction)
-    return score_image(gt, inst, labels_, gt_path=task.gt_labels, inst_path=task.gt_instances,
-                       pred_path=task.prediction, pred_ids=task.pred_ids)
-
-
-# --- matching --------------------------------------------------------------------------------------------
-def match_predictions(samples: Sequence[Sample], pred_dir: str | os.PathLike) -> list[Path]:
-    """The prediction of each sample: the one PNG under pred_dir (recursive) named `{city}_{seq}_{frame}*`.
-
-    This is cityscapesScripts' getPrediction (fnmatch `{city}_{seq}_{frame}*.png`); every problem is found
-    before any decoding, and all missing files are counted in one message.
-    """
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise UserError(f"prediction folder {pred_dir} does not exist: pass --pred DIR with the PNGs")
-    wanted = {s.key: s for s in samples}
-    found: dict[str, list[Path]] = {}
-    stem = re.compile(r"^([a-z_]+_\d{6}_\d{6})")
-    for root, _dirs, files in os.walk(pred_dir):
-        for name in files:
-            if not name.endswith(".png"):
-                continue
-            # a key is a prefix of the name; names are `{city}_{6 digits}_{6 digits}...`
-            m = stem.match(name)
-            if m and m.group(1) in wanted:
-                found.setdefault(m.group(1), []).append(Path(root) / name)
-            elif not m:
-                for key in wanted:  # unusual names (city with digits...): fall back to prefix matching
-                    if name.startswith(key):
-                        found.setdefault(key, []).append(Path(root) / name)
-    missing = [s for s in samples if s.key not in found]
-    if missing:
-        raise UserError(f"{len(missing)} of {len(samples)} ground-truth images have no prediction, "
-                        f"e.g. {missing[0].label_ids}: expected a PNG named {missing[0].key}*.png "
-                        f"under {pred_dir}")
-    for s in samples:
-        if len(found[s.key]) > 1:
-            names = ", ".join(str(p) for p in sorted(found[s.key])[:3])
-            raise UserError(f"ground truth {s.label_ids} has {len(found[s.key])} predictions ({names}): keep "
-                            f"exactly one PNG named {s.key}*.png under {pred_dir}")
-    return [found[s.key][0] for s in samples]
-
-
 # --- totals and scores -----------------------------------------------------------------------------------
 @dataclass
-class _InstanceTotals:
+class InstanceTotals:
     """Weighted instance sums per class and per category, accumulated in cityscapesScripts' order."""
 
     classes: dict[str, list[float]] = field(
-        default_factory=lambda: {id2label[i].name: [0.0, 0.0] for i in sorted(_SCORED_INSTANCE_LABELS)})
+        default_factory=lambda: {id2label[i].name: [0.0, 0.0] for i in sorted(_SCORED_INSTANCE_LABELS)}
+    )
     categories: dict[str, list[float]] = field(
-        default_factory=lambda: {c: [0.0, 0.0] for c in INSTANCE_CATEGORIES})
+        default_factory=lambda: {c: [0.0, 0.0] for c in INSTANCE_CATEGORIES}
+    )
 
     def add(self, stats: ImageStats) -> None:
-        rows = zip(stats.instance_ids.tolist(), stats.instance_sizes.tolist(), stats.instance_hits.tolist(),
-                   stats.category_hits.tolist(), strict=True)
+        rows = zip(
+            stats.instance_ids.tolist(),
+            stats.instance_sizes.tolist(),
+            stats.instance_hits.tolist(),
+            stats.category_hits.tolist(),
+            strict=True,
+        )
         for inst_id, size, hit, cat_hit in rows:
             label = id2label[inst_id // 1000]
             weight = AVG_CLASS_SIZE[label.name] / float(size)
@@ -351,7 +283,7 @@ def _ratio(tp: float, denom: float) -> float:
     return float("nan") if denom == 0 else tp / denom
 
 
-def _class_scores(conf: np.ndarray, inst: _InstanceTotals) -> tuple[dict[str, float], dict[str, float]]:
+def class_scores(conf: np.ndarray, inst: InstanceTotals) -> tuple[dict[str, float], dict[str, float]]:
     iou, iiou = {}, {}
     for label_id in EVAL_LABEL_IDS:
         name = id2label[label_id].name
@@ -370,7 +302,7 @@ def _class_scores(conf: np.ndarray, inst: _InstanceTotals) -> tuple[dict[str, fl
     return iou, iiou
 
 
-def _category_scores(conf: np.ndarray, inst: _InstanceTotals) -> tuple[dict[str, float], dict[str, float]]:
+def category_scores(conf: np.ndarray, inst: InstanceTotals) -> tuple[dict[str, float], dict[str, float]]:
     iou, iiou = {}, {}
     for category, members in category2labels.items():
         ids = [lb.id for lb in members if not lb.ignoreInEval and lb.id >= 0]
@@ -428,8 +360,11 @@ class EvaluationResult:
     @property
     def category_iou(self) -> dict[str, float]:
         """IoU of the 7 categories that hold an evaluated class (void left out)."""
-        return {c: v for c, v in self.category_scores.items()
-                if any(not lb.ignoreInEval for lb in category2labels[c])}
+        return {
+            c: v
+            for c, v in self.category_scores.items()
+            if any(not lb.ignoreInEval for lb in category2labels[c])
+        }
 
     @property
     def category_iiou(self) -> dict[str, float]:
@@ -481,90 +416,3 @@ def _nan_to_none(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-# --- driver ----------------------------------------------------------------------------------------------
-_THREADED_RUNTIMES = ("tensorflow", "torch", "jax")
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """fork where it is safe (workers start in milliseconds), else spawn.
-
-    Forking a process that runs other threads (TensorFlow's thread pools after `bench run` predicted) can
-    leave a lock held in the child; such processes get freshly started workers instead.
-    """
-    threaded = threading.active_count() > 1 or any(name in sys.modules for name in _THREADED_RUNTIMES)
-    if "fork" in multiprocessing.get_all_start_methods() and not threaded:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
-def _keep_freed_memory() -> None:
-    """Worker initializer: let glibc keep freed image buffers instead of returning them to the kernel.
-
-    Every image allocates and frees the same few megabytes; with glibc's defaults a fresh worker gives them
-    back and faults them in again (about 3000 page faults an image, a quarter of the decode time). Raising
-    the trim and mmap thresholds keeps one image's working set mapped: memory stays flat, just not shrinking.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (glibc's maximum on 64-bit)
-    except (OSError, AttributeError):  # not glibc: defaults are fine, only slower
-        pass
-
-
-def map_images(func, items: Sequence, workers: int | None) -> Iterator:
-    """func over items in order, in `workers` processes (inline for one); results stream: flat memory."""
-    workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
-    if workers == 1:
-        yield from map(func, items)
-        return
-    with _pool_context().Pool(workers, initializer=_keep_freed_memory) as pool:
-        yield from pool.imap(func, items, chunksize=1)
-
-
-def evaluate_pairs(tasks: Sequence[_Task], *, workers: int | None = None, progress: bool = False,
-                   started: float | None = None) -> EvaluationResult:
-    """Score (GT, prediction) tasks; the totals are accumulated in task order."""
-    started = time.perf_counter() if started is None else started
-    conf = np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS), dtype=np.int64)
-    inst = _InstanceTotals()
-    stream = map_images(_score_task, tasks, workers)
-    if progress:
-        from tqdm import tqdm
-
-        stream = tqdm(stream, total=len(tasks), desc="evaluate", unit="img")
-    for stats in stream:
-        conf += stats.confusion
-        inst.add(stats)
-    class_iou, class_iiou = _class_scores(conf, inst)
-    cat_iou, cat_iiou = _category_scores(conf, inst)
-    warnings = [w for w in [_train_id_warning(conf)] if w and tasks and tasks[0].pred_ids == "label"]
-    return EvaluationResult(conf, class_iou, class_iiou, cat_iou, cat_iiou, len(tasks),
-                            time.perf_counter() - started, warnings)
-
-
-def _train_id_warning(conf: np.ndarray) -> str | None:
-    """Train-ID files read as label IDs put most valid pixels on void ids 0..18: say so loudly."""
-    valid = int(conf[VALID_IDS].sum())
-    on_void = int(conf[np.ix_(VALID_IDS, _VOID_LOOKALIKE_IDS)].sum())
-    if valid and on_void / valid > 0.25:
-        return (f"{100.0 * on_void / valid:.0f}% of the evaluated pixels are predicted as void label ids "
-                f"(0..18): these predictions look like train IDs; if so, pass --pred-ids train")
-    return None
-
-
-def evaluate(gt_root: str | os.PathLike | None, split: str, pred_dir: str | os.PathLike, *,
-             pred_ids: str = "label", workers: int | None = None, progress: bool = False) -> EvaluationResult:
-    """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET)."""
-    started = time.perf_counter()
-    if pred_ids not in PRED_ID_MODES:
-        raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
-    samples = list_samples(gt_root, split)
-    predictions = match_predictions(samples, pred_dir)
-    tasks = [_Task(s.key, s.label_ids, s.instance_ids, p, pred_ids)
-             for s, p in zip(samples, predictions, strict=True)]
-    return evaluate_pairs(tasks, workers=workers, progress=progress, started=started)

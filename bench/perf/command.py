@@ -1,6 +1,6 @@
 """`python -m bench perf TARGET`: speed benchmarks that print measured figures and ratios.
 
-Each target lives in its own module (`bench/perf_<target>.py`) with `add_arguments` and `run`; the
+Each target lives in its own module (`bench/perf/<target>.py`) with `add_arguments` and `run`; the
 modules import their heavy dependencies (TensorFlow, cityscapesScripts) inside `run`, so building the
 parser stays cheap.
 """
@@ -11,9 +11,9 @@ import argparse
 import importlib
 
 TARGETS = {
-    "eval": ("bench.perf_eval", "evaluator vs cityscapesScripts vs PNG decoding on full-size frames"),
-    "model": ("bench.perf_model", "forward images/s and GFLOP/s of a model vs a float32 matmul"),
-    "pipeline": ("bench.perf_pipeline", "input pipeline images/s vs one training step"),
+    "eval": ("bench.perf.eval", "evaluator vs cityscapesScripts vs PNG decoding on full-size frames"),
+    "model": ("bench.perf.model", "forward images/s and GFLOP/s of a model vs a float32 matmul"),
+    "pipeline": ("bench.perf.pipeline", "input pipeline images/s vs one training step"),
 }
 
 

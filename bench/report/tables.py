@@ -14,8 +14,10 @@ from typing import Any
 from data.labels import CLASS_NAMES, SHORT_NAMES
 
 MISSING = "-"
-SYNTHETIC_NOTE = ("Rows marked *synthetic* ran on the generated synthetic dataset: they check the harness "
-                  "end to end and are not comparable with numbers on real Cityscapes.")
+SYNTHETIC_NOTE = (
+    "Rows marked *synthetic* ran on the generated synthetic dataset: they check the harness "
+    "end to end and are not comparable with numbers on real Cityscapes."
+)
 
 
 def _round(value: float, digits: int) -> Decimal:
@@ -51,26 +53,30 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
-                   right: Iterable[int] = ()) -> str:
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[int] = ()) -> str:
     """A GitHub markdown table; columns whose index is in `right` are right-aligned."""
     right = set(right)
-    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |",
-             "|" + "|".join(" ---: " if i in right else " --- " for i in range(len(headers))) + "|"]
+    lines = [
+        "| " + " | ".join(_cell(h) for h in headers) + " |",
+        "|" + "|".join(" ---: " if i in right else " --- " for i in range(len(headers))) + "|",
+    ]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def seed_table(rows: Iterable[tuple[Sequence[str], Mapping[str, Any]]],
-               label_headers: Sequence[str] = ("Method",)) -> str:
+def seed_table(
+    rows: Iterable[tuple[Sequence[str], Mapping[str, Any]]], label_headers: Sequence[str] = ("Method",)
+) -> str:
     """Per-class table in the seed's layout: label columns, the 19 short class names, mIoU.
 
     Each row is (labels, values) with values keyed by full class name and 'miou', in percent.
     """
     headers = [*label_headers, *SHORT_NAMES, "mIoU"]
     first = len(label_headers)
-    body = [[*labels, *(pct(values.get(c)) for c in CLASS_NAMES), pct(values.get("miou"))]
-            for labels, values in rows]
+    body = [
+        [*labels, *(pct(values.get(c)) for c in CLASS_NAMES), pct(values.get("miou"))]
+        for labels, values in rows
+    ]
     return markdown_table(headers, body, right=range(first, len(headers)))
 
 
@@ -87,9 +93,11 @@ def method_label(model: str, preset: str = "") -> str:
 
 def render_results_markdown(frame) -> str:
     """`results/results.md`: every row of results.csv, per-class table then run details."""
-    parts = ["# Results\n",
-             "Generated from `results.csv` by `bench.results.append_row`; do not edit by hand. "
-             "IoU in percent (cityscapesScripts definitions).\n"]
+    parts = [
+        "# Results\n",
+        "Generated from `results.csv` by `bench.report.results.append_row`; do not edit by hand. "
+        "IoU in percent (cityscapesScripts definitions).\n",
+    ]
     if len(frame) == 0:
         parts.append("No results yet: run `make bench MODEL=pspnet`.\n")
         return "\n".join(parts)
@@ -97,18 +105,56 @@ def render_results_markdown(frame) -> str:
     if any(r.get("dataset_kind") == "synthetic" for r in records):
         parts.append(SYNTHETIC_NOTE + "\n")
     parts.append("## Per-class IoU (%)\n")
-    parts.append(seed_table(
-        (([str(i), method_label(r["model"], r.get("preset", "")),
-           dataset_label(r["dataset"], r.get("dataset_kind", "")), r.get("split", "")], r)
-         for i, r in enumerate(records)),
-        label_headers=("#", "Method", "dataset", "split")))
+    parts.append(
+        seed_table(
+            (
+                (
+                    [
+                        str(i),
+                        method_label(r["model"], r.get("preset", "")),
+                        dataset_label(r["dataset"], r.get("dataset_kind", "")),
+                        r.get("split", ""),
+                    ],
+                    r,
+                )
+                for i, r in enumerate(records)
+            ),
+            label_headers=("#", "Method", "dataset", "split"),
+        )
+    )
     parts.append("## Runs\n")
-    headers = ["#", "date", "model", "options", "mode", "train steps", "checkpoint", "commit", "mIoU",
-               "iIoU", "cat. mIoU", "images/s", "eval s"]
-    body = [[str(i), r.get("date", ""), method_label(r["model"], r.get("preset", "")),
-             r.get("options", "") or MISSING, r.get("mode", ""), number(r.get("train_steps"), ".0f"),
-             r.get("checkpoint", "") or MISSING, r.get("commit", ""), pct(r.get("miou")), pct(r.get("iiou")),
-             pct(r.get("category_miou")), number(r.get("images_per_s")), number(r.get("eval_seconds"))]
-            for i, r in enumerate(records)]
+    headers = [
+        "#",
+        "date",
+        "model",
+        "options",
+        "mode",
+        "train steps",
+        "checkpoint",
+        "commit",
+        "mIoU",
+        "iIoU",
+        "cat. mIoU",
+        "images/s",
+        "eval s",
+    ]
+    body = [
+        [
+            str(i),
+            r.get("date", ""),
+            method_label(r["model"], r.get("preset", "")),
+            r.get("options", "") or MISSING,
+            r.get("mode", ""),
+            number(r.get("train_steps"), ".0f"),
+            r.get("checkpoint", "") or MISSING,
+            r.get("commit", ""),
+            pct(r.get("miou")),
+            pct(r.get("iiou")),
+            pct(r.get("category_miou")),
+            number(r.get("images_per_s")),
+            number(r.get("eval_seconds")),
+        ]
+        for i, r in enumerate(records)
+    ]
     parts.append(markdown_table(headers, body, right=(0, 5, 8, 9, 10, 11, 12)))
     return "\n".join(parts)

@@ -30,9 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each timing is the best of its rounds")
     parser.add_argument("--out", default=None, help="keep the generated pairs here (default: a temp folder)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=None,
-                        help="use the first N frames of this Cityscapes-layout root (real Cityscapes, or a "
-                             "generated dataset) instead of generated frames; predictions come from its GT")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="use the first N frames of this Cityscapes-layout root (real Cityscapes, or a "
+        "generated dataset) instead of generated frames; predictions come from its GT",
+    )
     parser.add_argument("--split", default="val", help="split of --data (default val)")
 
 
@@ -44,10 +47,32 @@ def _scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nda
 
     from data.labels import name2label
 
-    ids = {n: name2label[n].id for n in ("sky", "building", "vegetation", "road", "sidewalk", "pole",
-                                         "traffic sign", "traffic light", "car", "person", "rider", "bicycle",
-                                         "truck", "bus", "ego vehicle", "rectification border", "terrain",
-                                         "fence", "static", "motorcycle", "parking")}
+    ids = {
+        n: name2label[n].id
+        for n in (
+            "sky",
+            "building",
+            "vegetation",
+            "road",
+            "sidewalk",
+            "pole",
+            "traffic sign",
+            "traffic light",
+            "car",
+            "person",
+            "rider",
+            "bicycle",
+            "truck",
+            "bus",
+            "ego vehicle",
+            "rectification border",
+            "terrain",
+            "fence",
+            "static",
+            "motorcycle",
+            "parking",
+        )
+    }
     lab = Image.new("L", (w, h), ids["sky"])
     inst = Image.new("I", (w, h), ids["sky"])
     dl, di = ImageDraw.Draw(lab), ImageDraw.Draw(inst)
@@ -76,13 +101,29 @@ def _scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nda
         xs = [0, int(w * 0.35), int(w * 0.3), 0] if side == 0 else [w, int(w * 0.65), int(w * 0.7), w]
         ys = [horizon + h // 20, horizon + h // 20, horizon + h // 20, int(h * rng.uniform(0.7, 0.9))]
         shape("polygon", list(zip(xs, ys, strict=True)), ids["sidewalk"])
-        shape("rectangle", [xs[0] if side == 0 else w - w // 12, horizon, xs[0] + w // 12 if side == 0 else w,
-                            horizon + h // 12], ids["terrain"])
+        shape(
+            "rectangle",
+            [
+                xs[0] if side == 0 else w - w // 12,
+                horizon,
+                xs[0] + w // 12 if side == 0 else w,
+                horizon + h // 12,
+            ],
+            ids["terrain"],
+        )
     shape("rectangle", [int(w * 0.4), horizon + h // 10, int(w * 0.5), horizon + h // 7], ids["parking"])
     for _ in range(rng.integers(8, 16)):  # poles, signs, lights, fences
         px = rng.integers(0, w)
-        shape("rectangle", [px, int(horizon * rng.uniform(0.3, 0.8)), px + rng.integers(4, 12),
-                            horizon + rng.integers(h // 20, h // 6)], ids["pole"])
+        shape(
+            "rectangle",
+            [
+                px,
+                int(horizon * rng.uniform(0.3, 0.8)),
+                px + rng.integers(4, 12),
+                horizon + rng.integers(h // 20, h // 6),
+            ],
+            ids["pole"],
+        )
         kind = "traffic sign" if rng.random() < 0.6 else "traffic light"
         box = [px - 10, int(horizon * 0.5), px + rng.integers(15, 40), int(horizon * 0.6)]
         shape("rectangle", box, ids[kind])
@@ -90,8 +131,15 @@ def _scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nda
     shape("rectangle", [fx, horizon, fx + w // 5, horizon + h // 25], ids["fence"])
 
     counters: dict[int, int] = {}
-    objects = [("car", 0.55), ("person", 0.2), ("rider", 0.05), ("bicycle", 0.08), ("truck", 0.04),
-               ("bus", 0.03), ("motorcycle", 0.05)]
+    objects = [
+        ("car", 0.55),
+        ("person", 0.2),
+        ("rider", 0.05),
+        ("bicycle", 0.08),
+        ("truck", 0.04),
+        ("bus", 0.03),
+        ("motorcycle", 0.05),
+    ]
     names, probs = zip(*objects, strict=True)
     n_objects = rng.integers(15, 40)
     for depth in sorted(rng.uniform(0.0, 1.0, n_objects)):  # far objects first, near ones drawn over them
@@ -112,8 +160,16 @@ def _scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nda
         inst_id = None if group else label * 1000 + k
         counters[label] = k if group else k + 1
         box = [cx - bw // 2, base - bh, cx + bw // 2, base]
-        shape("ellipse" if name in ("person", "rider") else "rounded_rectangle" if name != "bicycle"
-              else "ellipse", box, label, inst_id)
+        shape(
+            "ellipse"
+            if name in ("person", "rider")
+            else "rounded_rectangle"
+            if name != "bicycle"
+            else "ellipse",
+            box,
+            label,
+            inst_id,
+        )
     shape("ellipse", [-w // 10, int(h * 0.9), w + w // 10, h + h // 5], ids["ego vehicle"])
     shape("rectangle", [0, h - 4, w, h], ids["rectification border"])
     return np.asarray(lab, dtype=np.uint8), np.asarray(inst, dtype=np.int32).astype(np.uint16)
@@ -173,7 +229,7 @@ def link_dataset(root: str | os.PathLike, split: str, out: Path, n: int, seed: i
     """The first n GT frames of `root` linked under out/gt (split val), model-like predictions in out/pred."""
     from PIL import Image
 
-    from bench.evaluate import read_png
+    from bench.evaluation import read_png
     from data.cityscapes import list_samples
 
     rng = np.random.default_rng(seed)
@@ -186,14 +242,15 @@ def link_dataset(root: str | os.PathLike, split: str, out: Path, n: int, seed: i
                 link.symlink_to(path.resolve())
         (out / "pred").mkdir(parents=True, exist_ok=True)
         Image.fromarray(_prediction(rng, read_png(sample.label_ids))).save(
-            out / "pred" / f"{sample.key}_leftImg8bit.png")
+            out / "pred" / f"{sample.key}_leftImg8bit.png"
+        )
     (out / "gt" / "leftImg8bit" / "val").mkdir(parents=True, exist_ok=True)
     return out
 
 
 # --- timings ---------------------------------------------------------------------------------------------
 def _decode_frame(paths: tuple[Path, Path, Path]) -> int:
-    from bench.evaluate import read_png
+    from bench.evaluation import read_png
 
     return sum(read_png(p).size for p in paths)
 
@@ -240,10 +297,10 @@ def _max_difference(ours: dict, ref: dict) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.errors import UserError
-    from bench.evaluate import evaluate, map_images, match_predictions, read_png
-    from bench.reference_eval import evaluate_img_lists, score_dict
+    from bench.evaluation import evaluate, map_images, match_predictions, read_png
+    from bench.evaluation.reference import evaluate_img_lists, score_dict
     from data.cityscapes import list_samples
+    from data.errors import UserError
 
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
@@ -264,38 +321,62 @@ def run(args: argparse.Namespace) -> int:
         h, w = read_png(frames[0][0]).shape
         print(f"{len(frames)} frames of {w}x{h}, {mb:.2f} MB of PNG per frame, {workers} workers")
 
-        cli = [sys.executable, "-m", "bench", "evaluate", "--gt", str(gt), "--pred", str(pred),
-               "--workers", str(workers)]
-        timings = _best_interleaved({
-            "decode": lambda: list(map_images(_decode_frame, frames, workers)),
-            "ours": lambda: evaluate(gt, "val", pred, workers=workers),
-            "whole": lambda: subprocess.run(cli, check=True, capture_output=True),
-            "ref": lambda: evaluate_img_lists(preds, [s.label_ids for s in samples]),
-        }, args.repeat)
+        cli = [
+            sys.executable,
+            "-m",
+            "bench",
+            "evaluate",
+            "--gt",
+            str(gt),
+            "--pred",
+            str(pred),
+            "--workers",
+            str(workers),
+        ]
+        timings = _best_interleaved(
+            {
+                "decode": lambda: list(map_images(_decode_frame, frames, workers)),
+                "ours": lambda: evaluate(gt, "val", pred, workers=workers),
+                "whole": lambda: subprocess.run(cli, check=True, capture_output=True),
+                "ref": lambda: evaluate_img_lists(preds, [s.label_ids for s in samples]),
+            },
+            args.repeat,
+        )
         decode, ours, whole, ref = (timings[k] for k in ("decode", "ours", "whole", "ref"))
 
     diff = _max_difference(ours[2].to_cityscapes_dict(), score_dict(ref[2]))
     per = 1000.0 / len(frames)
     print(f"{'':36s}{'wall s':>8s}{'ms/frame':>10s}{'CPU s':>8s}")
-    for name, (wall, cpu, _) in (("cityscapesScripts evaluateImgLists", ref),
-                                 ("decode only (3 PNGs/frame)", decode), ("ours, evaluate()", ours),
-                                 ("ours, whole CLI process", whole)):
+    for name, (wall, cpu, _) in (
+        ("cityscapesScripts evaluateImgLists", ref),
+        ("decode only (3 PNGs/frame)", decode),
+        ("ours, evaluate()", ours),
+        ("ours, whole CLI process", whole),
+    ):
         print(f"{name:36s}{wall:8.3f}{wall * per:10.1f}{cpu:8.3f}")
-    print(f"speedup vs cityscapesScripts (wall): evaluate() {ref[0] / ours[0]:.1f}x, "
-          f"CLI {ref[0] / whole[0]:.1f}x (target >= {SPEEDUP_TARGET:g}x)")
-    print(f"ratio to decode-only (wall):         evaluate() {ours[0] / decode[0]:.2f}x, "
-          f"CLI {whole[0] / decode[0]:.2f}x (target <= {DECODE_RATIO_TARGET:g}x)")
-    print(f"same in CPU seconds:                 speedup {ref[1] / ours[1]:.1f}x (CPU for CPU), "
-          f"evaluate()/decode {ours[1] / decode[1]:.2f}x")
-    print(f"ceiling: decoding alone is {ref[0] / decode[0]:.1f}x (wall), {ref[1] / decode[1]:.1f}x (CPU) "
-          f"faster than cityscapesScripts: no evaluator that reads these PNGs can beat that")
+    print(
+        f"speedup vs cityscapesScripts (wall): evaluate() {ref[0] / ours[0]:.1f}x, "
+        f"CLI {ref[0] / whole[0]:.1f}x (target >= {SPEEDUP_TARGET:g}x)"
+    )
+    print(
+        f"ratio to decode-only (wall):         evaluate() {ours[0] / decode[0]:.2f}x, "
+        f"CLI {whole[0] / decode[0]:.2f}x (target <= {DECODE_RATIO_TARGET:g}x)"
+    )
+    print(
+        f"same in CPU seconds:                 speedup {ref[1] / ours[1]:.1f}x (CPU for CPU), "
+        f"evaluate()/decode {ours[1] / decode[1]:.2f}x"
+    )
+    print(
+        f"ceiling: decoding alone is {ref[0] / decode[0]:.1f}x (wall), {ref[1] / decode[1]:.1f}x (CPU) "
+        f"faster than cityscapesScripts: no evaluator that reads these PNGs can beat that"
+    )
     print(f"max |ours - cityscapesScripts| over all scores: {diff:.3g}")
     return 0 if diff <= 1e-9 else 1
 
 
 def main() -> int:
-    """`python -m bench.perf_eval`: the same benchmark without the perf dispatcher."""
-    parser = argparse.ArgumentParser(prog="python -m bench.perf_eval", description=__doc__)
+    """`python -m bench.perf.eval`: the same benchmark without the perf dispatcher."""
+    parser = argparse.ArgumentParser(prog="python -m bench.perf.eval", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args())
 

@@ -2,10 +2,10 @@
 
     python -m data.synthetic --out data/generated/synthetic [--train 100 --val 25 --size 256x512 --seed 0]
 
-Each frame is laid out as labelled polygons drawn back to front (`data.synthetic_scene`), written as
+Each frame is laid out as labelled polygons drawn back to front (`data.synthetic.scene`), written as
 `gtFine_polygons.json`, rasterised to `gtFine_labelIds.png` / `gtFine_instanceIds.png` by cityscapesScripts'
 own `createLabelImage` / `createInstanceImage` (so GT and polygons agree exactly, as in the real dataset),
-and rendered to `leftImg8bit.png` from the same polygons (`data.synthetic_render`). A frame depends only on
+and rendered to `leftImg8bit.png` from the same polygons (`data.synthetic.render`). A frame depends only on
 (seed, split, index), so frames are independent and generated in parallel without changing a byte.
 
 Every frame holds all 11 stuff classes and the common void labels; the first frame of each split also
@@ -33,10 +33,10 @@ from cityscapesscripts.preparation.json2instanceImg import createInstanceImage
 from cityscapesscripts.preparation.json2labelImg import createLabelImage
 from PIL import Image
 
-from bench.errors import UserError
+from data.errors import UserError
 from data.labels import CLASS_NAMES, INSTANCE_CLASS_NAMES, name2label
-from data.synthetic_render import render
-from data.synthetic_scene import SHOWCASE_LABELS, VOID_LABELS, SceneObject, closeup, layout
+from data.synthetic.render import render
+from data.synthetic.scene import SHOWCASE_LABELS, VOID_LABELS, SceneObject, closeup, layout
 
 VERSION = 1
 """Bump when the generator's output changes, so existing datasets are regenerated."""
@@ -344,7 +344,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(root)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -573,4 +573,3 @@ def closeup(label: str, slot: int, slots: int, band: int, h: int, w: int) -> Sce
     x1 = x0 + min(w * 0.8 / slots, w * 0.06)
     y0, y1 = h * (0.5 + 0.08 * band), h * (0.56 + 0.08 * band)
     return SceneObject(label, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)], {"scale": h / 256})
-

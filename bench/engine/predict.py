@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from bench import checkpoint as ckpt
+from bench.arguments import scales as parse_scales
+from bench.arguments import size
 from bench.atomic import write_bytes, write_text
-from bench.cli_types import scales as parse_scales
-from bench.cli_types import size
-from bench.errors import UserError
+from bench.engine import checkpoint as ckpt
+from data.errors import UserError
 
 MODES = ("whole", "slide", "multiscale")
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -79,8 +79,10 @@ def load_checkpoint(path: str | os.PathLike, *, fold_bn: bool = False):
         try:
             model, metadata["folded_bn"] = fold_batchnorm(model), True
         except Exception as exc:  # a plugin's layers may not round-trip through get_config
-            warnings.warn(f"{path}: BatchNorm not folded ({type(exc).__name__}: {exc}); predicting unfolded",
-                          stacklevel=2)
+            warnings.warn(
+                f"{path}: BatchNorm not folded ({type(exc).__name__}: {exc}); predicting unfolded",
+                stacklevel=2,
+            )
     return model, metadata
 
 
@@ -107,9 +109,16 @@ def slide_logits(forward: Callable, image, crop: tuple[int, int], stride: tuple[
     return total / count
 
 
-def frame_logits(forward: Callable, image, *, mode: str = "whole", scales: Sequence[float] = (1.0,),
-                 flip: bool = False, crop: tuple[int, int] | None = None,
-                 stride: tuple[int, int] | None = None) -> np.ndarray:
+def frame_logits(
+    forward: Callable,
+    image,
+    *,
+    mode: str = "whole",
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    crop: tuple[int, int] | None = None,
+    stride: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Averaged logits (H, W, C) of one normalised frame (1, H, W, 3) under the chosen mode."""
     import tensorflow as tf
 
@@ -169,10 +178,22 @@ def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
             raise UserError(f"{name} {value} must be positive, e.g. 713x713")
 
 
-def predict(checkpoint, dataset, split: str, out, *, mode: str = "whole", scales: Sequence[float] = (1.0,),
-            flip: bool = False, crop: tuple[int, int] | None = None, stride: tuple[int, int] | None = None,
-            colorize: bool = False, progress: bool = True, limit: int | None = None,
-            fold_bn: bool = True) -> dict[str, Any]:
+def predict(
+    checkpoint,
+    dataset,
+    split: str,
+    out,
+    *,
+    mode: str = "whole",
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    crop: tuple[int, int] | None = None,
+    stride: tuple[int, int] | None = None,
+    colorize: bool = False,
+    progress: bool = True,
+    limit: int | None = None,
+    fold_bn: bool = True,
+) -> dict[str, Any]:
     """Write label-ID PNGs of `split` into `out`; return (and write to `out/predict_stats.json`) the speed
     and memory figures of the run. `limit` predicts only the first frames (quick checks); `fold_bn` merges
     BatchNorm into the convolutions (see `load_checkpoint`)."""
@@ -216,34 +237,53 @@ def predict(checkpoint, dataset, split: str, out, *, mode: str = "whole", scales
             _write_png(palette(train_ids), color_dir / f"{sample.key}_color.png")
     seconds = time.perf_counter() - began
     latency_ms = np.asarray(latencies) * 1000.0
-    stats = {"n_images": len(samples), "seconds": round(seconds, 3),
-             "images_per_s": round(len(samples) / seconds, 3),
-             "latency_p50_ms": round(float(np.percentile(latency_ms, 50)), 2),
-             "latency_p95_ms": round(float(np.percentile(latency_ms, 95)), 2),
-             **_peak_memory(), "device": "GPU" if accelerated else "CPU", "split": split,
-             "checkpoint": metadata["checkpoint"], "model": metadata.get("model"),
-             "preset": metadata.get("preset"), "options": metadata.get("options"),
-             "train_steps": metadata.get("steps"), "folded_bn": metadata["folded_bn"], **settings}
+    stats = {
+        "n_images": len(samples),
+        "seconds": round(seconds, 3),
+        "images_per_s": round(len(samples) / seconds, 3),
+        "latency_p50_ms": round(float(np.percentile(latency_ms, 50)), 2),
+        "latency_p95_ms": round(float(np.percentile(latency_ms, 95)), 2),
+        **_peak_memory(),
+        "device": "GPU" if accelerated else "CPU",
+        "split": split,
+        "checkpoint": metadata["checkpoint"],
+        "model": metadata.get("model"),
+        "preset": metadata.get("preset"),
+        "options": metadata.get("options"),
+        "train_steps": metadata.get("steps"),
+        "folded_bn": metadata["folded_bn"],
+        **settings,
+    }
     write_text(out / STATS_NAME, json.dumps(stats, indent=2) + "\n")
     return stats
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help=".keras checkpoint, or a training --out folder "
-                                                            "(its latest checkpoint)")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help=".keras checkpoint, or a training --out folder (its latest checkpoint)",
+    )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split to predict (default val)")
     parser.add_argument("--out", required=True, help="folder for the label-ID PNGs")
     parser.add_argument("--mode", choices=MODES, default="whole", help="inference mode (default whole)")
-    parser.add_argument("--scales", type=parse_scales, default=None,
-                        help="multiscale: comma-separated scales (default 0.5,0.75,1.0,1.25,1.5,1.75)")
+    parser.add_argument(
+        "--scales",
+        type=parse_scales,
+        default=None,
+        help="multiscale: comma-separated scales (default 0.5,0.75,1.0,1.25,1.5,1.75)",
+    )
     parser.add_argument("--flip", action="store_true", help="also predict the mirrored frame and average")
     parser.add_argument("--crop", type=size, default=None, help="slide window HxW (default 713x713)")
     parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
     parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N frames")
-    parser.add_argument("--no-fold-bn", action="store_true",
-                        help="keep BatchNorm layers (default: fold them into the convolutions)")
+    parser.add_argument(
+        "--no-fold-bn",
+        action="store_true",
+        help="keep BatchNorm layers (default: fold them into the convolutions)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -251,10 +291,24 @@ def run(args: argparse.Namespace) -> int:
     if args.scales is not None and args.mode != "multiscale":
         raise UserError("--scales applies to --mode multiscale only")
     scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
-    stats = predict(args.checkpoint, args.dataset, args.split, args.out, mode=args.mode, scales=scales,
-                    flip=args.flip, crop=args.crop, stride=args.stride, colorize=args.colorize,
-                    progress=not args.no_progress, limit=args.limit, fold_bn=not args.no_fold_bn)
-    print(f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
-          f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
-          f"peak memory {stats['peak_memory_mb']:.0f} MB")
+    stats = predict(
+        args.checkpoint,
+        args.dataset,
+        args.split,
+        args.out,
+        mode=args.mode,
+        scales=scales,
+        flip=args.flip,
+        crop=args.crop,
+        stride=args.stride,
+        colorize=args.colorize,
+        progress=not args.no_progress,
+        limit=args.limit,
+        fold_bn=not args.no_fold_bn,
+    )
+    print(
+        f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
+        f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
+        f"peak memory {stats['peak_memory_mb']:.0f} MB"
+    )
     return 0

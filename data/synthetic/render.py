@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from data.synthetic_scene import SceneObject
+from data.synthetic.scene import SceneObject
 
 Texture = Callable[[np.random.Generator, int, int, dict], np.ndarray]
 

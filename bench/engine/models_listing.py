@@ -12,12 +12,22 @@ from models import registry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", metavar="MODEL",
-                        help="registry names or package.module:function plugins (default: all registered)")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="MODEL",
+        help="registry names or package.module:function plugins (default: all registered)",
+    )
     parser.add_argument("--no-params", action="store_true", help="do not build models to count parameters")
     parser.add_argument("--num-classes", type=int, default=19, help="classes of the built models (19)")
-    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="builder option applied to every variant, e.g. -o depth=101 (repeatable)")
+    parser.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder option applied to every variant, e.g. -o depth=101 (repeatable)",
+    )
     parser.add_argument("--flops", metavar="HxW", help="also count forward GFLOP per image at this size")
 
 
@@ -35,9 +45,10 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return height, width
 
 
-def measure(name: str, preset: str | None, num_classes: int, options: dict,
-            flops_at: tuple[int, int] | None) -> str:
-    """"N params" (and "G GFLOP") of one built variant."""
+def measure(
+    name: str, preset: str | None, num_classes: int, options: dict, flops_at: tuple[int, int] | None
+) -> str:
+    """ "N params" (and "G GFLOP") of one built variant."""
     import keras
 
     model = registry.build(name, num_classes=num_classes, preset=preset, **options)
@@ -51,8 +62,14 @@ def measure(name: str, preset: str | None, num_classes: int, options: dict,
     return text
 
 
-def describe(name: str, *, count: bool, num_classes: int, options: dict | None = None,
-             flops_at: tuple[int, int] | None = None) -> list[str]:
+def describe(
+    name: str,
+    *,
+    count: bool,
+    num_classes: int,
+    options: dict | None = None,
+    flops_at: tuple[int, int] | None = None,
+) -> list[str]:
     """Lines describing one entry: description, options, then one row per variant with its parameters."""
     entry = registry.get(name)
     options = options or {}
@@ -75,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     for i, name in enumerate(names):
         if i:
             print()
-        for line in describe(name, count=not args.no_params, num_classes=args.num_classes,
-                             options=options, flops_at=flops_at):
+        for line in describe(
+            name, count=not args.no_params, num_classes=args.num_classes, options=options, flops_at=flops_at
+        ):
             print(line, flush=True)
     return 0

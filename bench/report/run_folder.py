@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import atomic, plots, references
-from bench.results import PROJECT_ROOT, RESULTS_CSV, append_row, row_from_result
+from bench import atomic
+from bench.paths import RESULTS_CSV, RUNS_DIR
+from bench.report import plots, references
+from bench.report.results import append_row, row_from_result
 
-RUNS_DIR = PROJECT_ROOT / "results" / "runs"
 N_SAMPLES = 3
 
 
@@ -30,8 +31,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.") or "x"
 
 
-def new_run_dir(model: str, dataset: str, *, root: str | os.PathLike = RUNS_DIR,
-                when: datetime | None = None) -> Path:
+def new_run_dir(
+    model: str, dataset: str, *, root: str | os.PathLike = RUNS_DIR, when: datetime | None = None
+) -> Path:
     """Create and return `root/{date}_{model}_{dataset}/` (UTC); '-2', '-3', ... if it already exists."""
     when = when or datetime.now(timezone.utc)
     base = f"{when.strftime('%Y%m%dT%H%M%SZ')}_{slug(model)}_{slug(dataset)}"
@@ -47,8 +49,9 @@ def new_run_dir(model: str, dataset: str, *, root: str | os.PathLike = RUNS_DIR,
     raise FileExistsError(f"too many run folders named {base} under {root}")
 
 
-def pick_samples(gt_root: str | os.PathLike, split: str, pred_dir: str | os.PathLike,
-                 n: int = N_SAMPLES) -> list[tuple[Path, Path, Path]]:
+def pick_samples(
+    gt_root: str | os.PathLike, split: str, pred_dir: str | os.PathLike, n: int = N_SAMPLES
+) -> list[tuple[Path, Path, Path]]:
     """Up to `n` (image, GT labelIds, prediction) triples of the split, spread evenly, that all exist."""
     from data.cityscapes import list_samples
 
@@ -69,13 +72,16 @@ def cityscapes_dict(result: Any) -> dict[str, Any]:
     if hasattr(result, "to_cityscapes_dict"):
         data = result.to_cityscapes_dict()
     else:  # an EvaluationResult-like object without the method: the keys cityscapesScripts writes
-        data = {"classScores": dict(result.class_iou),
-                "classInstScores": dict(getattr(result, "class_iiou", {}) or {}),
-                "categoryScores": dict(getattr(result, "category_iou", {}) or {}),
-                "categoryInstScores": dict(getattr(result, "category_iiou", {}) or {}),
-                "averageScoreClasses": result.miou, "averageScoreInstClasses": getattr(result, "iiou", None),
-                "averageScoreCategories": getattr(result, "category_miou", None),
-                "averageScoreInstCategories": getattr(result, "category_iiou_mean", None)}
+        data = {
+            "classScores": dict(result.class_iou),
+            "classInstScores": dict(getattr(result, "class_iiou", {}) or {}),
+            "categoryScores": dict(getattr(result, "category_iou", {}) or {}),
+            "categoryInstScores": dict(getattr(result, "category_iiou", {}) or {}),
+            "averageScoreClasses": result.miou,
+            "averageScoreInstClasses": getattr(result, "iiou", None),
+            "averageScoreCategories": getattr(result, "category_miou", None),
+            "averageScoreInstCategories": getattr(result, "category_iiou_mean", None),
+        }
     return _nan_to_none(data)
 
 
@@ -93,14 +99,21 @@ def _nan_to_none(value: Any) -> Any:
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Pretty, key-sorted JSON without NaN (strict JSON), written atomically."""
-    return atomic.write_text(path, json.dumps(_nan_to_none(data), indent=2, sort_keys=True, allow_nan=False)
-                             + "\n")
+    return atomic.write_text(
+        path, json.dumps(_nan_to_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )
 
 
-def write_run_folder(run_dir: str | os.PathLike, result: Any, *, row: Mapping[str, Any] | None = None,
-                     reference: Mapping[str, Any] | None = None, reference_label: str = "reference",
-                     samples: Sequence[tuple[Any, Any, Any]] = (),
-                     pred_ids: str = "label") -> dict[str, Path]:
+def write_run_folder(
+    run_dir: str | os.PathLike,
+    result: Any,
+    *,
+    row: Mapping[str, Any] | None = None,
+    reference: Mapping[str, Any] | None = None,
+    reference_label: str = "reference",
+    samples: Sequence[tuple[Any, Any, Any]] = (),
+    pred_ids: str = "label",
+) -> dict[str, Path]:
     """Write a run's files into `run_dir` and return them by kind.
 
     result.json (cityscapesScripts keys), row.json (our results.csv row, if given), confusion.csv and
@@ -123,8 +136,9 @@ def write_run_folder(run_dir: str | os.PathLike, result: Any, *, row: Mapping[st
         files["confusion_csv"] = plots.confusion_csv(confusion, run_dir / "confusion.csv")
         files["confusion_png"] = plots.confusion_heatmap(confusion, run_dir / "confusion.png")
     label = str(ours.get("model", "ours"))
-    files["bars"] = plots.iou_bars(ours, run_dir / "iou_bars.png", reference=reference, ours_label=label,
-                                   reference_label=reference_label)
+    files["bars"] = plots.iou_bars(
+        ours, run_dir / "iou_bars.png", reference=reference, ours_label=label, reference_label=reference_label
+    )
     if samples:
         files["samples"] = plots.sample_grid(samples, run_dir / "samples.png", pred_ids=pred_ids)
     return files
@@ -157,31 +171,55 @@ class RunReport:
         return "\n".join(lines)
 
 
-def report_run(result: Any, *, model: str, dataset: str, dataset_kind: str, split: str,
-               gt_root: str | os.PathLike | None = None, pred_dir: str | os.PathLike | None = None,
-               results_csv: str | os.PathLike = RESULTS_CSV, runs_dir: str | os.PathLike = RUNS_DIR,
-               reference: str = references.DEFAULT_REFERENCE, readme: str | os.PathLike | None = None,
-               pred_ids: str = "label", **row_fields: Any) -> RunReport:
+def report_run(
+    result: Any,
+    *,
+    model: str,
+    dataset: str,
+    dataset_kind: str,
+    split: str,
+    gt_root: str | os.PathLike | None = None,
+    pred_dir: str | os.PathLike | None = None,
+    results_csv: str | os.PathLike = RESULTS_CSV,
+    runs_dir: str | os.PathLike = RUNS_DIR,
+    reference: str = references.DEFAULT_REFERENCE,
+    readme: str | os.PathLike | None = None,
+    pred_ids: str = "label",
+    **row_fields: Any,
+) -> RunReport:
     """After evaluation: run folder with JSON, confusion and plots; result row; README (unless `readme=None`).
 
-    `row_fields` go to `bench.results.row_from_result` (mode, checkpoint, preset, options, train_steps,
+    `row_fields` go to `bench.report.results.row_from_result` (mode, checkpoint, preset, options, train_steps,
     predict_stats, notes, ...). Samples for the grid come from `gt_root`/`pred_dir` when both are given.
     """
     when = datetime.now(timezone.utc)
     run_dir = new_run_dir(model, dataset, root=runs_dir, when=when)
     row_fields.setdefault("date", when.strftime("%Y-%m-%dT%H:%M:%SZ"))  # the row and its folder agree
-    row = row_from_result(result, model=model, dataset=dataset, dataset_kind=dataset_kind, split=split,
-                          run_dir=run_dir, **row_fields)
+    row = row_from_result(
+        result,
+        model=model,
+        dataset=dataset,
+        dataset_kind=dataset_kind,
+        split=split,
+        run_dir=run_dir,
+        **row_fields,
+    )
     ref_table = references.load(reference)
     ref_row = references.pick(ref_table, 0, reference).to_dict()
     samples = pick_samples(gt_root, split, pred_dir) if gt_root is not None and pred_dir is not None else []
-    files = write_run_folder(run_dir, result, row=row, reference=ref_row,
-                             reference_label=f"{ref_row['method']} ({ref_row['split']})", samples=samples,
-                             pred_ids=pred_ids)
+    files = write_run_folder(
+        run_dir,
+        result,
+        row=row,
+        reference=ref_row,
+        reference_label=f"{ref_row['method']} ({ref_row['split']})",
+        samples=samples,
+        pred_ids=pred_ids,
+    )
     append_row(results_csv, row)
     report = RunReport(run_dir=run_dir, row=row, files=files, results_csv=Path(results_csv))
     if readme is not None:
-        from bench.readme import update_readme
+        from bench.report.readme import update_readme
 
         report.readme = Path(readme)
         report.readme_changed = update_readme(readme, results_csv, reference=reference)

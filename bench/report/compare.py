@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench import references
-from bench.errors import UserError
-from bench.report_tables import MISSING, dataset_label, markdown_table, method_label, pct, signed
-from bench.results import CLASS_COLUMNS, read_rows
+from bench.report import references
+from bench.report.results import CLASS_COLUMNS, read_rows
+from bench.report.tables import MISSING, dataset_label, markdown_table, method_label, pct, signed
+from data.errors import UserError
 from data.labels import SHORT_NAMES
 
 SUMMARY_ROWS = (("miou", "mIoU"), ("iiou", "iIoU"), ("category_miou", "category mIoU"))
@@ -56,9 +56,11 @@ def _row_from_cityscapes_json(data: Mapping[str, Any], source: Path) -> dict[str
         return math.nan if v is None else float(v) * 100.0
 
     row = {name: percent(scores.get(name)) for name in CLASS_COLUMNS}
-    row.update(miou=percent(data.get("averageScoreClasses")),
-               iiou=percent(data.get("averageScoreInstClasses")),
-               category_miou=percent(data.get("averageScoreCategories")))
+    row.update(
+        miou=percent(data.get("averageScoreClasses")),
+        iiou=percent(data.get("averageScoreInstClasses")),
+        category_miou=percent(data.get("averageScoreCategories")),
+    )
     row.setdefault("model", source.parent.name)
     return row
 
@@ -67,8 +69,10 @@ def load_ours(path: str | os.PathLike, *, row: int | None = None, model: str | N
     """Our row from results.csv (by --row or the last row of --model), a run folder or a JSON file."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path} does not exist: pass a run folder under results/runs/, results/results.csv "
-                        f"or a result JSON")
+        raise UserError(
+            f"{path} does not exist: pass a run folder under results/runs/, results/results.csv "
+            f"or a result JSON"
+        )
     if path.is_dir():
         for name in ("row.json", "result.json"):
             if (path / name).is_file():
@@ -115,8 +119,10 @@ def _describe_ours(ours: Mapping[str, Any]) -> str:
 
 
 def _describe_reference(reference: Mapping[str, Any]) -> str:
-    return (f"{reference['method']} ({reference['split']}, {reference['protocol']}); "
-            f"source: {reference['source']} <{reference['url']}>")
+    return (
+        f"{reference['method']} ({reference['split']}, {reference['protocol']}); "
+        f"source: {reference['source']} <{reference['url']}>"
+    )
 
 
 def _warnings(ours: Mapping[str, Any], reference: Mapping[str, Any]) -> list[str]:
@@ -138,8 +144,9 @@ def format_text(table, ours: Mapping[str, Any], reference: Mapping[str, Any]) ->
     lines.append("")
     lines.append(f"{'class':<{width}}  {'ours':>7}  {'ref':>7}  {'delta':>7}")
     for _, r in table.iterrows():
-        lines.append(f"{r['name']:<{width}}  {pct(r['ours']):>7}  {pct(r['reference']):>7}  "
-                     f"{signed(r['delta']):>7}")
+        lines.append(
+            f"{r['name']:<{width}}  {pct(r['ours']):>7}  {pct(r['reference']):>7}  {signed(r['delta']):>7}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -150,14 +157,20 @@ def format_markdown(table, ours: Mapping[str, Any], reference: Mapping[str, Any]
     if lines[-1] != "":
         lines.append("")
     body = [[r["name"], pct(r["ours"]), pct(r["reference"]), signed(r["delta"])] for _, r in table.iterrows()]
-    return "\n".join(lines) + "\n" + markdown_table(["class", "ours", "reference", "delta (pp)"], body,
-                                                    right=(1, 2, 3))
+    return (
+        "\n".join(lines)
+        + "\n"
+        + markdown_table(["class", "ours", "reference", "delta (pp)"], body, right=(1, 2, 3))
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="run folder, results.csv, or a result/cityscapesScripts JSON file")
-    parser.add_argument("--reference", default=references.DEFAULT_REFERENCE,
-                        help=f"table name in results/reference/ (default {references.DEFAULT_REFERENCE})")
+    parser.add_argument(
+        "--reference",
+        default=references.DEFAULT_REFERENCE,
+        help=f"table name in results/reference/ (default {references.DEFAULT_REFERENCE})",
+    )
     parser.add_argument("--reference-row", type=int, default=0, help="row of the reference table (default 0)")
     parser.add_argument("--reference-dir", default=str(references.REFERENCE_DIR), help=argparse.SUPPRESS)
     which = parser.add_mutually_exclusive_group()

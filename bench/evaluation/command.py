@@ -1,0 +1,89 @@
+"""`python -m bench evaluate`: score prediction PNGs against Cityscapes GT and print the per-class table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gt", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
+    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument(
+        "--pred",
+        required=True,
+        help="folder of prediction PNGs, searched recursively; one "
+        "file named {city}_{seq}_{frame}*.png per GT image",
+    )
+    parser.add_argument(
+        "--pred-ids",
+        choices=PRED_ID_MODES,
+        default="label",
+        help="what the PNG values are: label IDs 0..33 (official format, default) or "
+        "train IDs 0..18 with 255 for void",
+    )
+    parser.add_argument("--json", default=None, help="write cityscapesScripts' score keys here (NaN as null)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help=f"decoding processes (default: all cores, {os.cpu_count()})"
+    )
+
+
+def format_result(result: EvaluationResult) -> str:
+    """The seed's per-class IoU table, then iIoU per instance class and category IoU/iIoU (percent)."""
+    from bench.report.tables import markdown_table, pct, seed_table
+
+    def percent(value: float) -> str:
+        return pct(value * 100)
+
+    row = {name: value * 100 for name, value in result.class_iou.items()}
+    row["miou"] = result.miou * 100
+    parts = [seed_table([(["IoU"], row)], label_headers=("",))]
+    iiou = result.class_iiou
+    parts.append(
+        markdown_table(
+            ["", *iiou, "iIoU"],
+            [["iIoU", *map(percent, iiou.values()), percent(result.iiou)]],
+            right=range(1, len(iiou) + 2),
+        )
+    )
+    cats = list(result.category_iou)
+    parts.append(
+        markdown_table(
+            ["category", *cats, "mean"],
+            [
+                ["IoU", *(percent(result.category_iou[c]) for c in cats), percent(result.category_miou)],
+                [
+                    "iIoU",
+                    *(percent(result.category_iiou.get(c, float("nan"))) for c in cats),
+                    percent(result.category_iiou_mean),
+                ],
+            ],
+            right=range(1, len(cats) + 2),
+        )
+    )
+    parts.append(f"{result.n_images} images, {result.seconds:.2f} s\n")
+    return "\n".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        from data.errors import UserError
+
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
+    result = evaluate(
+        args.gt,
+        args.split,
+        args.pred,
+        pred_ids=args.pred_ids,
+        workers=args.workers,
+        progress=sys.stderr.isatty(),
+    )
+    print(format_result(result), end="")
+    for warning in result.warnings:  # after the table, where the eye lands
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if args.json:
+        print(f"wrote {result.write_json(args.json)}")
+    return 0

@@ -1,0 +1,52 @@
+"""Matching prediction files to ground truth, as cityscapesScripts' getPrediction does."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from data.cityscapes import Sample
+from data.errors import UserError
+
+
+def match_predictions(samples: Sequence[Sample], pred_dir: str | os.PathLike) -> list[Path]:
+    """The prediction of each sample: the one PNG under pred_dir (recursive) named `{city}_{seq}_{frame}*`.
+
+    This is cityscapesScripts' getPrediction (fnmatch `{city}_{seq}_{frame}*.png`); every problem is found
+    before any decoding, and all missing files are counted in one message.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise UserError(f"prediction folder {pred_dir} does not exist: pass --pred DIR with the PNGs")
+    wanted = {s.key: s for s in samples}
+    found: dict[str, list[Path]] = {}
+    stem = re.compile(r"^([a-z_]+_\d{6}_\d{6})")
+    for root, _dirs, files in os.walk(pred_dir):
+        for name in files:
+            if not name.endswith(".png"):
+                continue
+            # a key is a prefix of the name; names are `{city}_{6 digits}_{6 digits}...`
+            m = stem.match(name)
+            if m and m.group(1) in wanted:
+                found.setdefault(m.group(1), []).append(Path(root) / name)
+            elif not m:
+                for key in wanted:  # unusual names (city with digits...): fall back to prefix matching
+                    if name.startswith(key):
+                        found.setdefault(key, []).append(Path(root) / name)
+    missing = [s for s in samples if s.key not in found]
+    if missing:
+        raise UserError(
+            f"{len(missing)} of {len(samples)} ground-truth images have no prediction, "
+            f"e.g. {missing[0].label_ids}: expected a PNG named {missing[0].key}*.png "
+            f"under {pred_dir}"
+        )
+    for s in samples:
+        if len(found[s.key]) > 1:
+            names = ", ".join(str(p) for p in sorted(found[s.key])[:3])
+            raise UserError(
+                f"ground truth {s.label_ids} has {len(found[s.key])} predictions ({names}): keep "
+                f"exactly one PNG named {s.key}*.png under {pred_dir}"
+            )
+    return [found[s.key][0] for s in samples]

@@ -1,0 +1,51 @@
+"""PNG decoding for the evaluator: libpng through imagecodecs, bit-exact with Pillow, and clear errors."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import UserError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def read_png(path: str | os.PathLike, role: str = "image") -> np.ndarray:
+    """Decode a PNG to the array `np.array(PIL.Image.open(path))` gives, fast for plain grey PNGs.
+
+    8- and 16-bit greyscale (every label, instance and prediction file) goes through libpng, bit-exact with
+    Pillow; any other colour type (palette, RGB, ...) goes through Pillow, as cityscapesScripts reads it.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(
+            f"cannot read {role} {path}: {exc.strerror}; check the file exists and is readable"
+        ) from None
+    if not data.startswith(PNG_MAGIC):
+        raise UserError(f"{role} {path} is not a PNG file: write it as a single-channel PNG")
+    bit_depth, color_type = (data[24], data[25]) if len(data) > 25 else (0, -1)
+    if color_type == 0 and bit_depth in (8, 16):
+        import imagecodecs
+
+        try:
+            array = imagecodecs.png_decode(data)
+        except Exception as exc:  # imagecodecs raises PngError or RuntimeError on bad streams
+            raise UserError(f"{role} {path} is truncated or corrupt ({exc}): write it again") from None
+        if array.ndim == 2:
+            return array
+    return _read_with_pillow(data, path, role)
+
+
+def _read_with_pillow(data: bytes, path: Path, role: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.array(image)
+    except Exception as exc:
+        raise UserError(f"{role} {path} is truncated or corrupt ({exc}): write it again") from None

@@ -1,0 +1,14 @@
+"""Where the project keeps things: each location defined once, relative to the checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+README = PROJECT_ROOT / "README.md"
+RESULTS_DIR = PROJECT_ROOT / "results"
+RESULTS_CSV = RESULTS_DIR / "results.csv"
+REFERENCE_DIR = RESULTS_DIR / "reference"
+RUNS_DIR = RESULTS_DIR / "runs"
+CHECKPOINT_ROOT = PROJECT_ROOT / "checkpoints"
+SYNTHETIC_ROOT = PROJECT_ROOT / "data" / "generated" / "synthetic"

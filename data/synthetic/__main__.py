@@ -1,0 +1,3 @@
+from data.synthetic.dataset import main
+
+raise SystemExit(main())
