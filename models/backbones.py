@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-BN_EPSILON = 1.001e-5  # keras.applications' value, kept so that transferred statistics behave the same
-BN_MOMENTUM = 0.9  # faster-settling moving averages than Keras' 0.99: short CPU runs evaluate sensibly
+from models.blocks import conv_bn
 
 BLOCKS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -58,40 +57,15 @@ def stage_plan(output_stride: int) -> tuple[tuple[int, int], ...]:
     return plans[output_stride]
 
 
-def conv(x, filters: int, kernel: int, name: str, *, stride: int = 1, dilation: int = 1, use_bias=True):
-    """Conv2D with symmetric zero padding when striding (PyTorch/Caffe geometry), "same" otherwise."""
-    if stride > 1 and kernel > 1:
-        x = layers.ZeroPadding2D(padding=(kernel - 1) // 2 * dilation, name=name + "_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"
-    return layers.Conv2D(
-        filters, kernel, strides=stride, dilation_rate=dilation, padding=padding, use_bias=use_bias, name=name
-    )(x)
-
-
-def batch_norm(x, name: str):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
-
-
-def conv_bn_relu(x, filters: int, kernel: int, name: str, *, stride: int = 1, dilation: int = 1):
-    """Conv + BN + ReLU with the keras.applications naming `<name>_conv`, `<name>_bn`, `<name>_relu`."""
-    x = conv(x, filters, kernel, name + "_conv", stride=stride, dilation=dilation)
-    x = batch_norm(x, name + "_bn")
-    return layers.Activation("relu", name=name + "_relu")(x)
-
-
 def bottleneck_block(x, filters: int, name: str, *, stride: int, dilation: int, shortcut: bool):
     """ResNet v1 bottleneck as in keras.applications (stride on the first 1x1), 3x3 dilated."""
     if shortcut:
-        skip = layers.Conv2D(4 * filters, 1, strides=stride, name=name + "_0_conv")(x)
-        skip = batch_norm(skip, name + "_0_bn")
+        skip = conv_bn(x, 4 * filters, 1, name + "_0", stride=stride, use_bias=True, activation=None)
     else:
         skip = x
-    x = conv_bn_relu(x, filters, 1, name + "_1", stride=stride)
-    x = conv_bn_relu(x, filters, 3, name + "_2", dilation=dilation)
-    x = layers.Conv2D(4 * filters, 1, name=name + "_3_conv")(x)
-    x = batch_norm(x, name + "_3_bn")
+    x = conv_bn(x, filters, 1, name + "_1", stride=stride, use_bias=True)
+    x = conv_bn(x, filters, 3, name + "_2", dilation=dilation, use_bias=True)
+    x = conv_bn(x, 4 * filters, 1, name + "_3", use_bias=True, activation=None)
     x = layers.Add(name=name + "_add")([skip, x])
     return layers.Activation("relu", name=name + "_out")(x)
 
@@ -99,13 +73,13 @@ def bottleneck_block(x, filters: int, name: str, *, stride: int, dilation: int, 
 def basic_block(x, filters: int, name: str, *, stride: int, dilation: int, shortcut: bool):
     """ResNet-18/34 basic block (two 3x3 convolutions), stride on the first, both dilated."""
     if shortcut:
-        skip = layers.Conv2D(filters, 1, strides=stride, name=name + "_0_conv")(x)
-        skip = batch_norm(skip, name + "_0_bn")
+        skip = conv_bn(x, filters, 1, name + "_0", stride=stride, use_bias=True, activation=None)
     else:
         skip = x
-    x = conv_bn_relu(x, filters, 3, name + "_1", stride=stride, dilation=1 if stride > 1 else dilation)
-    x = conv(x, filters, 3, name + "_2_conv", dilation=dilation)
-    x = batch_norm(x, name + "_2_bn")
+    x = conv_bn(
+        x, filters, 3, name + "_1", stride=stride, dilation=1 if stride > 1 else dilation, use_bias=True
+    )
+    x = conv_bn(x, filters, 3, name + "_2", dilation=dilation, use_bias=True, activation=None)
     x = layers.Add(name=name + "_add")([skip, x])
     return layers.Activation("relu", name=name + "_out")(x)
 
@@ -113,15 +87,12 @@ def basic_block(x, filters: int, name: str, *, stride: int, dilation: int, short
 def stem(x, kind: str, width: float, out_channels: int):
     """Classic 7x7/2 conv or deep stem (3x3/2, 3x3, 3x3), then 3x3/2 max pooling: stride 4 in all."""
     if kind == "classic":
-        x = layers.ZeroPadding2D(padding=3, name="conv1_pad")(x)
-        x = layers.Conv2D(scaled(64, width), 7, strides=2, name="conv1_conv")(x)
-        x = batch_norm(x, "conv1_bn")
-        x = layers.Activation("relu", name="conv1_relu")(x)
+        x = conv_bn(x, scaled(64, width), 7, "conv1", stride=2, use_bias=True)
     elif kind == "deep":
         half = max(8, out_channels // 2)
-        x = conv_bn_relu(x, half, 3, "stem1", stride=2)
-        x = conv_bn_relu(x, half, 3, "stem2")
-        x = conv_bn_relu(x, out_channels, 3, "stem3")
+        x = conv_bn(x, half, 3, "stem1", stride=2, use_bias=True)
+        x = conv_bn(x, half, 3, "stem2", use_bias=True)
+        x = conv_bn(x, out_channels, 3, "stem3", use_bias=True)
     else:
         raise ValueError(f"stem must be one of {STEMS}, got {kind!r}")
     x = layers.ZeroPadding2D(padding=1, name="pool1_pad")(x)

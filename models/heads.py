@@ -11,14 +11,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from models.backbones import BN_EPSILON, BN_MOMENTUM
+from models.blocks import conv_bn
 from models.layers import AdaptiveAveragePooling, resize_like
-
-
-def conv_bn_relu(x, filters: int, kernel: int, name: str):
-    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=name + "_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name + "_bn")(x)
-    return layers.Activation("relu", name=name + "_relu")(x)
 
 
 def pyramid_pooling(x, bins: Sequence[int] = (1, 2, 3, 6), channels: int | None = None, name: str = "ppm"):
@@ -30,7 +24,7 @@ def pyramid_pooling(x, bins: Sequence[int] = (1, 2, 3, 6), channels: int | None 
     branches = [x]
     for b in bins:
         y = AdaptiveAveragePooling(b, name=f"{name}_pool{b}")(x)
-        y = conv_bn_relu(y, channels, 1, f"{name}_bin{b}")
+        y = conv_bn(y, channels, 1, f"{name}_bin{b}")
         branches.append(resize_like(y, x, name=f"{name}_up{b}"))
     return layers.Concatenate(name=f"{name}_concat")(branches)
 
@@ -38,7 +32,7 @@ def pyramid_pooling(x, bins: Sequence[int] = (1, 2, 3, 6), channels: int | None 
 def classifier(x, num_classes: int, name: str, *, channels: int, dropout: float = 0.1, num_convs: int = 1):
     """`num_convs` 3x3 conv + BN + ReLU blocks, dropout, 1x1 conv to class logits (the FCN head)."""
     for i in range(num_convs):
-        x = conv_bn_relu(x, channels, 3, f"{name}_conv{i + 1}" if num_convs > 1 else name)
+        x = conv_bn(x, channels, 3, f"{name}_conv{i + 1}" if num_convs > 1 else name)
     if dropout:
         x = layers.Dropout(dropout, name=name + "_dropout")(x)
     return layers.Conv2D(num_classes, 1, name=name + "_classifier")(x)

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from models.backbones import BN_EPSILON, BN_MOMENTUM
+from models.blocks import conv_bn
 from models.heads import segmentation_model
 from models.layers import AdaptiveAveragePooling, resize_like
 from models.registry import register
@@ -51,18 +51,23 @@ def seed_block(x, filters: Sequence[int], name: str, *, dilation: int = 2, alpha
     """The seed's residual block: 1x1, dilated 3x3, 1x1, plus a 3x3 skip conv."""
     f1, f2, f3 = filters
 
-    def conv_bn(y, f, k, suffix, d=1):
-        y = layers.Conv2D(
-            f, k, padding="same", dilation_rate=d, kernel_initializer="he_normal", name=f"{name}_{suffix}"
-        )(y)
-        return layers.BatchNormalization(
-            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_{suffix}_bn"
-        )(y)
+    def conv_bn_(y, f, k, suffix, d=1, activation=None):
+        return conv_bn(
+            y,
+            f,
+            k,
+            f"{name}_{suffix}",
+            dilation=d,
+            use_bias=True,
+            activation=activation,
+            leaky_slope=alpha,
+            kernel_initializer="he_normal",
+        )
 
-    skip = conv_bn(x, f3, 3, "skip_conv")
-    x = layers.LeakyReLU(alpha, name=f"{name}_a_leaky")(conv_bn(x, f1, 1, "a"))
-    x = layers.LeakyReLU(alpha, name=f"{name}_b_leaky")(conv_bn(x, f2, 3, "b", dilation))
-    x = conv_bn(x, f3, 1, "c")
+    skip = conv_bn_(x, f3, 3, "skip")
+    x = conv_bn_(x, f1, 1, "a", activation="leaky")
+    x = conv_bn_(x, f2, 3, "b", dilation, activation="leaky")
+    x = conv_bn_(x, f3, 1, "c")
     x = layers.Add(name=f"{name}_add")([x, skip])
     return layers.ReLU(name=f"{name}_relu")(x)
 
