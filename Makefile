@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 REQUIREMENTS ?= requirements.txt
 STAMP = $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 TEST_STAMP = $(VENV)/.installed-requirements-test.txt
+# the parity oracle (mmsegmentation on torch CPU) lives in its own venv, never in .venv
+PARITY_VENV ?= .venv-parity
+PARITY_STAMP = $(PARITY_VENV)/.installed-requirements-parity.txt
 CODE := bench models data tests
 
 # Run settings (see `make help`).
@@ -20,7 +23,7 @@ SYNTHETIC ?= data/generated/synthetic
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast lint format data bench clean
+.PHONY: help venv venv-parity test test-fast lint format data bench clean
 
 help: ## List targets and variables
 	@echo "cityscapes-bench: Cityscapes segmentation benchmark harness"
@@ -47,6 +50,13 @@ $(TEST_STAMP): requirements-test.txt | $(STAMP)
 	@touch $@
 
 venv: $(STAMP) ## Create .venv and install the pinned dependencies
+
+$(PARITY_STAMP): requirements-parity.txt
+	@test -x $(PARITY_VENV)/bin/python || $(PYTHON) -m venv $(PARITY_VENV)
+	$(PARITY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-parity.txt
+	@touch $@
+
+venv-parity: $(PARITY_STAMP) ## Create .venv-parity: mmsegmentation's own PSPNet on torch CPU (parity oracle)
 
 test: $(STAMP) $(TEST_STAMP) ## Run the whole test suite (what CI runs)
 	$(PY) -m pytest -q

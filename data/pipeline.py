@@ -10,8 +10,8 @@ Determinism: every random draw is a stateless op seeded by (seed, global sample 
 is a stateless shuffle seeded by (seed, epoch), so a run is reproducible whatever the parallelism, and
 `start_step` resumes the exact stream an interrupted run would have seen next.
 
-Normalisation (ImageNet mean/std on 0..255 RGB) lives here, not in the models, and `normalize` is the one
-function both training and prediction use.
+Normalisation lives here, not in the models: `normalize` is the one function both training and prediction use,
+with the checkpoint's own `InputSpec` (data/normalization.py; ImageNet mean/std on 0..255 RGB by default).
 """
 
 from __future__ import annotations
@@ -23,15 +23,21 @@ import tensorflow as tf
 
 from data.cityscapes import Sample
 from data.labels import IGNORE_ID, LABEL_TO_TRAIN
+from data.normalization import IMAGENET_RGB, InputSpec
 
-MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
-STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
+MEAN_RGB = np.array(IMAGENET_RGB.mean, dtype=np.float32)
+STD_RGB = np.array(IMAGENET_RGB.std, dtype=np.float32)
 SCALE_RANGE = (0.5, 2.0)
 
 
-def normalize(image) -> tf.Tensor:
-    """0..255 RGB (any numeric dtype) -> float32 standardised with the ImageNet mean and std."""
-    return (tf.cast(image, tf.float32) - MEAN_RGB) / STD_RGB
+def normalize(image, spec: InputSpec = IMAGENET_RGB) -> tf.Tensor:
+    """0..255 RGB (any numeric dtype) -> float32 network input as `spec` says (default: ImageNet, RGB)."""
+    x = tf.cast(image, tf.float32)
+    if spec.value_range != 255.0:
+        x = x * (spec.value_range / 255.0)
+    if spec.channel_order == "BGR":
+        x = x[..., ::-1]
+    return (x - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
 
 
 def decode_image(path: tf.Tensor) -> tf.Tensor:
@@ -158,7 +164,11 @@ def train_dataset(
 
 
 def eval_dataset(
-    samples: Sequence[Sample], *, with_labels: bool = True, parallel: int | None = None
+    samples: Sequence[Sample],
+    *,
+    with_labels: bool = True,
+    parallel: int | None = None,
+    input_spec: InputSpec = IMAGENET_RGB,
 ) -> tf.data.Dataset:
     """Whole frames, one at a time and in sample order, without augmentation: `(image (1, H, W, 3)[, label])`.
 
@@ -169,11 +179,13 @@ def eval_dataset(
     if with_labels:
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
         ds = ds.map(
-            lambda i, lb: (normalize(decode_image(i)), decode_train_ids(lb)),
+            lambda i, lb: (normalize(decode_image(i), input_spec), decode_train_ids(lb)),
             num_parallel_calls=workers,
             deterministic=True,
         )
     else:
         ds = tf.data.Dataset.from_tensor_slices(images)
-        ds = ds.map(lambda i: normalize(decode_image(i)), num_parallel_calls=workers, deterministic=True)
+        ds = ds.map(
+            lambda i: normalize(decode_image(i), input_spec), num_parallel_calls=workers, deterministic=True
+        )
     return ds.batch(1).prefetch(tf.data.AUTOTUNE)

@@ -139,3 +139,16 @@ def test_stream_is_seeded_and_resumes_where_it_left_off(tiny_dataset):
     np.testing.assert_array_equal(np.stack(labels(1, 0, 5)), np.stack(straight))
     np.testing.assert_array_equal(np.stack(labels(1, 3, 2)), np.stack(straight[3:]))
     assert not np.array_equal(np.stack(labels(2, 0, 5)), np.stack(straight))
+
+
+def test_normalize_follows_the_input_spec_value_range_and_channel_order():
+    from data.normalization import IMAGENET_RGB, InputSpec
+
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 7
+    spec = InputSpec(mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 2.0), channel_order="BGR", value_range=1.0)
+    expected = (rgb[..., ::-1].astype(np.float32) / 255.0 - np.float32([0.1, 0.2, 0.3])) / np.float32(
+        [0.5, 0.25, 2]
+    )
+    np.testing.assert_allclose(pipeline.normalize(rgb, spec).numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert InputSpec.from_metadata({}) == IMAGENET_RGB  # checkpoints from before the spec was recorded
+    assert InputSpec.from_metadata({"input": spec.to_dict()}) == spec

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from tests.tiny_cityscapes import write_dataset
 
 tf = pytest.importorskip("tensorflow")
 from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.predict import frame_logits, load_checkpoint, slide_windows  # noqa: E402
+from bench.engine.predict import frame_logits, load_checkpoint, predict, slide_windows  # noqa: E402
 from bench.engine.train import train  # noqa: E402
 
 MODEL = "tests.tiny_model:tiny"
@@ -343,3 +344,34 @@ def test_predict_modes_write_label_id_pngs(root, trained, tmp_path, mode_args):
     (png,) = tmp_path.glob("*.png")
     assert set(np.unique(np.asarray(Image.open(png))).tolist()) <= TRAIN_IDS_AS_LABEL_IDS
     assert json.loads((tmp_path / "predict_stats.json").read_text())["mode"] == mode_args[1]
+
+
+def _with_input_spec(trained, out, spec) -> Path:
+    """A copy of the trained checkpoint whose metadata records another input normalisation."""
+    path = ckpt.resolve(trained)
+    metadata = ckpt.read_metadata(path)
+    net = ckpt.rebuild(metadata, aux_head=True)
+    ckpt.load_weights(net, path)
+    return ckpt.save(net, out / "ckpt.keras", {**metadata, "input": spec.to_dict()})
+
+
+@pytest.mark.slow
+def test_prediction_applies_the_checkpoints_own_input_normalisation(root, trained, tmp_path):
+    from data.normalization import IMAGENET_RGB, InputSpec
+
+    same = InputSpec(
+        mean=tuple(m / 255 for m in IMAGENET_RGB.mean),
+        std=tuple(s / 255 for s in IMAGENET_RGB.std),
+        value_range=1,
+    )
+    swapped = InputSpec(mean=IMAGENET_RGB.mean[::-1], std=IMAGENET_RGB.std[::-1], channel_order="BGR")
+    outputs = {}
+    for name, spec in [("default", None), ("same", same), ("swapped", swapped)]:
+        source = trained if spec is None else _with_input_spec(trained, tmp_path / f"ckpt_{name}", spec)
+        stats = predict(source, root, "val", tmp_path / name, progress=False, limit=2)
+        assert stats["input"] == (spec or IMAGENET_RGB).to_dict()
+        outputs[name] = [np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*.png"))]
+    # the same normalisation written another way predicts the same; swapped colour channels do not
+    agree = np.mean([np.mean(a == b) for a, b in zip(outputs["default"], outputs["same"], strict=True)])
+    differ = np.mean([np.mean(a != b) for a, b in zip(outputs["default"], outputs["swapped"], strict=True)])
+    assert agree > 0.999 and differ > 0.01

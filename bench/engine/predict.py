@@ -203,6 +203,7 @@ def predict(
     from data.cityscapes import list_samples
     from data.labels import colorize as palette
     from data.labels import to_label_ids
+    from data.normalization import InputSpec
     from data.pipeline import eval_dataset
 
     scales = tuple(float(s) for s in scales)
@@ -221,7 +222,7 @@ def predict(
     forward = tf.function(lambda x: model(x, training=False), jit_compile=accelerated)
     settings = {"mode": mode, "scales": scales, "flip": flip, "crop": crop, "stride": stride}
 
-    frames = eval_dataset(samples, with_labels=False)
+    frames = eval_dataset(samples, with_labels=False, input_spec=InputSpec.from_metadata(metadata))
     latencies: list[float] = []
     began = None
     bar = tqdm(zip(samples, frames, strict=True), total=len(samples), unit="img", disable=not progress)
@@ -252,6 +253,7 @@ def predict(
         "options": metadata.get("options"),
         "train_steps": metadata.get("steps"),
         "folded_bn": metadata["folded_bn"],
+        "input": InputSpec.from_metadata(metadata).to_dict(),
         **settings,
     }
     write_text(out / STATS_NAME, json.dumps(stats, indent=2) + "\n")

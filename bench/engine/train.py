@@ -27,6 +27,7 @@ from typing import Any
 from bench.arguments import size
 from bench.engine import checkpoint as ckpt
 from data.errors import UserError
+from data.normalization import IMAGENET_RGB
 
 AUX_WEIGHT = 0.4
 MOMENTUM = 0.9
@@ -251,6 +252,7 @@ def train(
             "weight_decay": weight_decay,
             "aux_weight": aux_weight,
             "seed": seed,
+            "input": IMAGENET_RGB.to_dict(),
             "dataset": str(root),
             "train_samples": len(samples),
             "seconds": round(seconds, 3),
