@@ -10,24 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.evaluation.accumulator import Accumulator
 from bench.evaluation.matching import match_predictions
 from bench.evaluation.png import read_png
 from bench.evaluation.pool import map_images
-from bench.evaluation.scoring import (
-    PRED_ID_MODES,
-    VALID_IDS,
-    VOID_LOOKALIKE_IDS,
-    EvaluationResult,
-    ImageStats,
-    InstanceTotals,
-    category_scores,
-    class_scores,
-    score_image,
-    to_label_ids,
-)
+from bench.evaluation.scoring import PRED_ID_MODES, EvaluationResult, ImageStats, score_image, to_label_ids
 from data.cityscapes import list_samples
 from data.errors import UserError
-from data.labels import NUM_LABEL_IDS
 
 
 @dataclass(frozen=True)
@@ -39,25 +28,32 @@ class _Task:
     pred_ids: str
 
 
-def _score_task(task: _Task) -> ImageStats:
-    gt = read_png(task.gt_labels, "ground truth")
-    inst = read_png(task.gt_instances, "instance ground truth")
-    pred = read_png(task.prediction, "prediction")
+def score_prediction(
+    gt_labels: Path, gt_instances: Path, pred: np.ndarray, pred_path: Path | str, pred_ids: str = "label"
+) -> ImageStats:
+    """Decode one frame's GT and score the prediction array against it (`pred_path` names it in errors)."""
+    gt = read_png(gt_labels, "ground truth")
+    inst = read_png(gt_instances, "instance ground truth")
     if pred.shape[:2] != gt.shape[:2]:
         raise UserError(
-            f"prediction {task.prediction} is {pred.shape[1]}x{pred.shape[0]} but its ground "
-            f"truth {task.gt_labels} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution"
+            f"prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]} but its ground "
+            f"truth {gt_labels} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution"
         )
-    labels_ = to_label_ids(pred, task.pred_ids, task.prediction)
+    labels_ = to_label_ids(pred, pred_ids, Path(pred_path))
     return score_image(
         gt,
         inst,
         labels_,
-        gt_path=task.gt_labels,
-        inst_path=task.gt_instances,
-        pred_path=task.prediction,
-        pred_ids=task.pred_ids,
+        gt_path=gt_labels,
+        inst_path=gt_instances,
+        pred_path=pred_path,
+        pred_ids=pred_ids,
     )
+
+
+def _score_task(task: _Task) -> ImageStats:
+    pred = read_png(task.prediction, "prediction")
+    return score_prediction(task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids)
 
 
 def evaluate_pairs(
@@ -68,35 +64,15 @@ def evaluate_pairs(
     started: float | None = None,
 ) -> EvaluationResult:
     """Score (GT, prediction) tasks; the totals are accumulated in task order."""
-    started = time.perf_counter() if started is None else started
-    conf = np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS), dtype=np.int64)
-    inst = InstanceTotals()
+    totals = Accumulator(pred_ids=tasks[0].pred_ids if tasks else "label", started=started)
     stream = map_images(_score_task, tasks, workers)
     if progress:
         from tqdm import tqdm
 
         stream = tqdm(stream, total=len(tasks), desc="evaluate", unit="img")
     for stats in stream:
-        conf += stats.confusion
-        inst.add(stats)
-    class_iou, class_iiou = class_scores(conf, inst)
-    cat_iou, cat_iiou = category_scores(conf, inst)
-    warnings = [w for w in [_train_id_warning(conf)] if w and tasks and tasks[0].pred_ids == "label"]
-    return EvaluationResult(
-        conf, class_iou, class_iiou, cat_iou, cat_iiou, len(tasks), time.perf_counter() - started, warnings
-    )
-
-
-def _train_id_warning(conf: np.ndarray) -> str | None:
-    """Train-ID files read as label IDs put most valid pixels on void ids 0..18: say so loudly."""
-    valid = int(conf[VALID_IDS].sum())
-    on_void = int(conf[np.ix_(VALID_IDS, VOID_LOOKALIKE_IDS)].sum())
-    if valid and on_void / valid > 0.25:
-        return (
-            f"{100.0 * on_void / valid:.0f}% of the evaluated pixels are predicted as void label ids "
-            f"(0..18): these predictions look like train IDs; if so, pass --pred-ids train"
-        )
-    return None
+        totals.add(stats)
+    return totals.result()
 
 
 def evaluate(

@@ -1,0 +1,97 @@
+"""Scoring inside the prediction loop: each frame is scored from the array just predicted, no PNG round trip.
+
+detectron2's evaluator pattern (`reset` / `process` / `evaluate`): the prediction loop hands every frame's
+label-ID array to `process`, a worker thread decodes that frame's ground truth and scores it while the model
+computes the next frame, and `evaluate` returns the same `EvaluationResult` that `bench evaluate` computes
+from the written files (the same `score_image`, summed in the same frame order by the same `Accumulator`).
+No TensorFlow here either: the loop that feeds it owns the model.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from bench.evaluation.accumulator import Accumulator
+from bench.evaluation.evaluator import score_prediction
+from bench.evaluation.scoring import PRED_ID_MODES, EvaluationResult, ImageStats
+from data.cityscapes import Sample
+from data.errors import UserError
+
+MAX_PENDING = 4
+"""Frames predicted but not yet scored: bounds the arrays held when scoring falls behind the model."""
+
+
+class StreamingEvaluator:
+    """Scores frames as they are predicted, in worker threads (`workers`, default one: the model needs the
+    cores); results are summed in the order of `process` whatever the thread count.
+
+    `process(sample, prediction)` takes the frame's prediction as a (H, W) uint8 array of label IDs (or
+    train IDs with `pred_ids="train"`); errors of a frame (bad GT, wrong size) surface at the next call.
+    `seconds` of the result is the scoring work itself (GT decoding and counting), overlapped with the model.
+    """
+
+    def __init__(self, *, pred_ids: str = "label", workers: int = 1, max_pending: int = MAX_PENDING) -> None:
+        if pred_ids not in PRED_ID_MODES:
+            raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
+        if workers < 1:
+            raise UserError(f"scoring needs at least 1 worker thread, not {workers}")
+        self.pred_ids = pred_ids
+        self.max_pending = max(int(workers), int(max_pending))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score")
+        self._pending: collections.deque[Future] = collections.deque()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every frame processed so far (frames still being scored are waited for and dropped)."""
+        for future in self._pending:
+            future.cancel()
+        for future in self._pending:
+            if not future.cancelled():
+                future.exception()  # wait; its outcome no longer matters
+        self._pending.clear()
+        self._totals = Accumulator(pred_ids=self.pred_ids)
+        self._busy = 0.0
+
+    def process(self, sample: Sample, prediction: np.ndarray) -> None:
+        """Queue one frame for scoring against `sample`'s ground truth."""
+        name = f"prediction of {sample.key}"
+        self._pending.append(
+            self._pool.submit(_score, sample.label_ids, sample.instance_ids, prediction, name, self.pred_ids)
+        )
+        while len(self._pending) > self.max_pending:
+            self._collect()
+
+    def evaluate(self) -> EvaluationResult:
+        """The scores of every frame processed since `reset` (waits for the frames still being scored)."""
+        while self._pending:
+            self._collect()
+        return self._totals.result(seconds=self._busy)
+
+    def close(self) -> None:
+        """Stop the worker thread (pending frames are dropped)."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> StreamingEvaluator:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _collect(self) -> None:
+        future = self._pending.popleft()
+        stats, seconds = future.result()  # re-raises a frame's UserError here, in the caller's thread
+        self._totals.add(stats)
+        self._busy += seconds
+
+
+def _score(gt_labels, gt_instances, prediction, name, pred_ids) -> tuple[ImageStats, float]:
+    began = time.perf_counter()
+    stats = score_prediction(gt_labels, gt_instances, prediction, name, pred_ids)
+    return stats, time.perf_counter() - began
