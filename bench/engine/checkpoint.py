@@ -89,19 +89,22 @@ def prune(directory: str | os.PathLike, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def rebuild(metadata: dict[str, Any], *, aux_head: bool = True):
-    """A fresh model of the architecture a checkpoint records (weights not loaded)."""
+def rebuild(metadata: dict[str, Any], *, aux_head: bool = True, precision: str = "fp32"):
+    """A fresh model of the architecture a checkpoint records (weights not loaded), computing in
+    `precision` ("fp32", or "bf16": float32 weights, so the checkpoint's weights load as they are)."""
+    from models.precision import precision_scope
     from models.registry import build
 
     if "model" not in metadata:
         raise UserError("checkpoint metadata names no model: it was not written by `bench train`")
-    return build(
-        metadata["model"],
-        num_classes=int(metadata.get("num_classes", 19)),
-        preset=metadata.get("preset"),
-        aux_head=aux_head,
-        **dict(metadata.get("options") or {}),
-    )
+    with precision_scope(precision):
+        return build(
+            metadata["model"],
+            num_classes=int(metadata.get("num_classes", 19)),
+            preset=metadata.get("preset"),
+            aux_head=aux_head,
+            **dict(metadata.get("options") or {}),
+        )
 
 
 def load_weights(model, path: str | os.PathLike) -> None:

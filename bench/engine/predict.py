@@ -16,7 +16,12 @@ Modes (logits are averaged, then the arg-max is taken):
 
 Stats (also written to `OUT/predict_stats.json`): images/s over the run (decode, inference and writing,
 after a warm-up frame that pays for tracing), per-frame latency p50/p95 (inference and arg-max, decoding
-and writing excluded), peak resident memory of the process (and GPU memory when there is one).
+and writing excluded), peak resident memory of the process (and GPU memory when there is one), and where
+it ran: device, threads, TensorFlow version, precision, batch and frame size.
+
+`--precision bf16` computes in bfloat16 (float32 weights, float32 logits and arg-max; models/precision.py).
+`--evaluate` scores each frame from the array just predicted, in a worker thread while the model computes
+the next one (bench/evaluation/streaming.py): the same numbers as `bench evaluate` on the written files.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ import json
 import math
 import os
 import resource
+import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ from bench.arguments import size
 from bench.atomic import write_bytes, write_text
 from bench.engine import checkpoint as ckpt
 from data.errors import UserError
+from models.precision import DEFAULT_PRECISION, PRECISIONS
 
 MODES = ("whole", "slide", "multiscale")
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -47,20 +54,28 @@ DEFAULT_CROP = (713, 713)
 STATS_NAME = "predict_stats.json"
 
 
-def load_checkpoint(path: str | os.PathLike, *, fold_bn: bool = False):
+def load_checkpoint(path: str | os.PathLike, *, fold_bn: bool = False, precision: str = "fp32"):
     """(inference model emitting logits (B, H, W, C), metadata) from a checkpoint file or training folder.
 
     Checkpoints of `bench train` are rebuilt from the registry and their weights loaded; a plain `.keras`
     file from elsewhere is loaded as saved (its custom layers must be importable and registered).
     `fold_bn` merges BatchNorm into the convolutions before it (same outputs to float rounding, faster);
-    a model that cannot be folded is returned as it is, with a warning.
+    a model that cannot be folded is returned as it is, with a warning. `precision` "bf16" rebuilds the
+    model under Keras' mixed_bfloat16 policy (models/precision.py); weights stay float32.
     """
     import keras
 
+    from models.precision import check_precision
+
     path = ckpt.resolve(path)
     metadata = ckpt.read_metadata(path)
+    if check_precision(precision) != "fp32" and not metadata.get("model"):
+        raise UserError(
+            f"{path} is a plain .keras file, saved with its own dtypes: --precision {precision} needs a "
+            f"checkpoint that names its registry model (written by `bench train`); use --precision fp32"
+        )
     if metadata.get("model"):
-        model = ckpt.rebuild(metadata, aux_head=True)
+        model = ckpt.rebuild(metadata, aux_head=True, precision=precision)
         ckpt.load_weights(model, path)
     else:
         try:
@@ -72,6 +87,7 @@ def load_checkpoint(path: str | os.PathLike, *, fold_bn: bool = False):
     if isinstance(output, dict):
         model = keras.Model(model.input, output["logits"], name=f"{model.name}_logits")
     metadata["checkpoint"] = str(path)
+    metadata["precision"] = precision
     metadata["folded_bn"] = False
     if fold_bn:
         from models.inference import fold_batchnorm
@@ -148,12 +164,17 @@ def frame_logits(
     return total / (len(run_scales) * (2 if flip else 1))
 
 
-def _write_png(array: np.ndarray, path: Path) -> None:
+def png_bytes(array: np.ndarray) -> bytes:
+    """A (H, W) uint8 array as the bytes of a single-channel 8-bit PNG."""
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
-    write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _write_png(array: np.ndarray, path: Path) -> None:
+    write_bytes(path, png_bytes(array))
 
 
 def _peak_memory() -> dict[str, float]:
@@ -178,6 +199,81 @@ def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
             raise UserError(f"{name} {value} must be positive, e.g. 713x713")
 
 
+def predict_samples(
+    checkpoint,
+    samples: Sequence,
+    on_frame: Callable[[Any, np.ndarray], None],
+    *,
+    mode: str = "whole",
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    crop: tuple[int, int] | None = None,
+    stride: tuple[int, int] | None = None,
+    progress: bool = True,
+    fold_bn: bool = True,
+    precision: str = "fp32",
+) -> dict[str, Any]:
+    """Predict every frame of `samples` (`data.cityscapes.Sample`s with an image) and hand each result to
+    `on_frame(sample, train_ids)` in order (train IDs (H, W) uint8); return the run's figures.
+
+    The caller decides what a frame becomes (PNG files, scores, a submission zip). The figures: images/s
+    over the run (decoding, inference and `on_frame`, after a warm-up frame that pays for tracing), latency
+    p50/p95 (inference and arg-max), peak memory, and where it ran (device, threads, TensorFlow, precision,
+    batch, frame size), with the checkpoint and the mode settings.
+    """
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from bench.engine.device import environment
+    from data.normalization import InputSpec
+    from data.pipeline import eval_dataset
+
+    scales = tuple(float(s) for s in scales)
+    _check_mode(mode, scales, crop, stride)
+    model, metadata = load_checkpoint(checkpoint, fold_bn=fold_bn, precision=precision)
+    accelerated = bool(tf.config.list_physical_devices("GPU"))
+    # logits float32 whatever the policy (registry models already end in a float32 resize; plugins may not)
+    forward = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), jit_compile=accelerated)
+    settings = {"mode": mode, "scales": scales, "flip": flip, "crop": crop, "stride": stride}
+
+    frames = eval_dataset(samples, with_labels=False, input_spec=InputSpec.from_metadata(metadata))
+    latencies: list[float] = []
+    sizes: set[tuple[int, int]] = set()
+    began = None
+    bar = tqdm(zip(samples, frames, strict=True), total=len(samples), unit="img", disable=not progress)
+    for sample, image in bar:
+        if began is None:  # warm-up: trace and compile on the first frame, outside the timings
+            frame_logits(forward, image, **settings)
+            began = time.perf_counter()
+        t0 = time.perf_counter()
+        train_ids = np.argmax(frame_logits(forward, image, **settings), axis=-1).astype(np.uint8)
+        latencies.append(time.perf_counter() - t0)
+        sizes.add(train_ids.shape)
+        on_frame(sample, train_ids)
+    seconds = time.perf_counter() - began
+    latency_ms = np.asarray(latencies) * 1000.0
+    return {
+        "n_images": len(samples),
+        "seconds": round(seconds, 3),
+        "images_per_s": round(len(samples) / seconds, 3),
+        "latency_p50_ms": round(float(np.percentile(latency_ms, 50)), 2),
+        "latency_p95_ms": round(float(np.percentile(latency_ms, 95)), 2),
+        **_peak_memory(),
+        **environment(),
+        "precision": precision,
+        "batch": 1,
+        "input_size": " ".join(f"{h}x{w}" for h, w in sorted(sizes)),
+        "checkpoint": metadata["checkpoint"],
+        "model": metadata.get("model"),
+        "preset": metadata.get("preset"),
+        "options": metadata.get("options"),
+        "train_steps": metadata.get("steps"),
+        "folded_bn": metadata["folded_bn"],
+        "input": InputSpec.from_metadata(metadata).to_dict(),
+        **settings,
+    }
+
+
 def predict(
     checkpoint,
     dataset,
@@ -193,69 +289,56 @@ def predict(
     progress: bool = True,
     limit: int | None = None,
     fold_bn: bool = True,
+    precision: str = "fp32",
+    evaluator=None,
+    write: bool | Collection[str] = True,
 ) -> dict[str, Any]:
     """Write label-ID PNGs of `split` into `out`; return (and write to `out/predict_stats.json`) the speed
     and memory figures of the run. `limit` predicts only the first frames (quick checks); `fold_bn` merges
-    BatchNorm into the convolutions (see `load_checkpoint`)."""
-    import tensorflow as tf
-    from tqdm import tqdm
+    BatchNorm into the convolutions and `precision` picks fp32 or bf16 (see `load_checkpoint`).
 
+    `evaluator` (a `bench.evaluation.streaming.StreamingEvaluator`) scores every frame from the array just
+    predicted, no PNG round trip; read its scores with `evaluator.evaluate()` afterwards. `write`: True
+    writes every frame's PNG, False none, a collection of frame keys (`{city}_{seq}_{frame}`) only those.
+    """
     from data.cityscapes import list_samples
     from data.labels import colorize as palette
     from data.labels import to_label_ids
-    from data.normalization import InputSpec
-    from data.pipeline import eval_dataset
 
-    scales = tuple(float(s) for s in scales)
-    _check_mode(mode, scales, crop, stride)
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit} must be at least 1")
+    _check_mode(mode, tuple(float(s) for s in scales), crop, stride)
     samples = list_samples(dataset, split, require_images=True)[:limit]
-    model, metadata = load_checkpoint(checkpoint, fold_bn=fold_bn)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     color_dir = out.with_name(f"{out.name}_color")
     if colorize:
         color_dir.mkdir(parents=True, exist_ok=True)
+    keys = None if isinstance(write, bool) else frozenset(write)
 
-    accelerated = bool(tf.config.list_physical_devices("GPU"))
-    forward = tf.function(lambda x: model(x, training=False), jit_compile=accelerated)
-    settings = {"mode": mode, "scales": scales, "flip": flip, "crop": crop, "stride": stride}
-
-    frames = eval_dataset(samples, with_labels=False, input_spec=InputSpec.from_metadata(metadata))
-    latencies: list[float] = []
-    began = None
-    bar = tqdm(zip(samples, frames, strict=True), total=len(samples), unit="img", disable=not progress)
-    for sample, image in bar:
-        if began is None:  # warm-up: trace and compile on the first frame, outside the timings
-            frame_logits(forward, image, **settings)
-            began = time.perf_counter()
-        t0 = time.perf_counter()
-        train_ids = np.argmax(frame_logits(forward, image, **settings), axis=-1).astype(np.uint8)
-        latencies.append(time.perf_counter() - t0)
-        _write_png(to_label_ids(train_ids), out / f"{sample.key}_leftImg8bit.png")
+    def on_frame(sample, train_ids: np.ndarray) -> None:
+        label_ids = to_label_ids(train_ids)
+        if evaluator is not None:
+            evaluator.process(sample, label_ids)
+        if write is True or (keys is not None and sample.key in keys):
+            _write_png(label_ids, out / f"{sample.key}_leftImg8bit.png")
         if colorize:
             _write_png(palette(train_ids), color_dir / f"{sample.key}_color.png")
-    seconds = time.perf_counter() - began
-    latency_ms = np.asarray(latencies) * 1000.0
-    stats = {
-        "n_images": len(samples),
-        "seconds": round(seconds, 3),
-        "images_per_s": round(len(samples) / seconds, 3),
-        "latency_p50_ms": round(float(np.percentile(latency_ms, 50)), 2),
-        "latency_p95_ms": round(float(np.percentile(latency_ms, 95)), 2),
-        **_peak_memory(),
-        "device": "GPU" if accelerated else "CPU",
-        "split": split,
-        "checkpoint": metadata["checkpoint"],
-        "model": metadata.get("model"),
-        "preset": metadata.get("preset"),
-        "options": metadata.get("options"),
-        "train_steps": metadata.get("steps"),
-        "folded_bn": metadata["folded_bn"],
-        "input": InputSpec.from_metadata(metadata).to_dict(),
-        **settings,
-    }
+
+    stats = predict_samples(
+        checkpoint,
+        samples,
+        on_frame,
+        mode=mode,
+        scales=scales,
+        flip=flip,
+        crop=crop,
+        stride=stride,
+        progress=progress,
+        fold_bn=fold_bn,
+        precision=precision,
+    )
+    stats = {**stats, "split": split}
     write_text(out / STATS_NAME, json.dumps(stats, indent=2) + "\n")
     return stats
 
@@ -286,13 +369,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep BatchNorm layers (default: fold them into the convolutions)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help=f"fp32, or bf16 compute with float32 weights and logits (default {DEFAULT_PRECISION})",
+    )
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="also score every frame against the split's GT as it is predicted and print the table",
+    )
+    parser.add_argument("--json", default=None, help="with --evaluate: write the scores here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json and not args.evaluate:
+        raise UserError("--json writes the scores of --evaluate: add --evaluate")
     if args.scales is not None and args.mode != "multiscale":
         raise UserError("--scales applies to --mode multiscale only")
     scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
+    evaluator = None
+    if args.evaluate:
+        from bench.evaluation.streaming import StreamingEvaluator
+
+        evaluator = StreamingEvaluator()
     stats = predict(
         args.checkpoint,
         args.dataset,
@@ -307,10 +409,23 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         limit=args.limit,
         fold_bn=not args.no_fold_bn,
+        precision=args.precision,
+        evaluator=evaluator,
     )
     print(
         f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
         f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
-        f"peak memory {stats['peak_memory_mb']:.0f} MB"
+        f"peak memory {stats['peak_memory_mb']:.0f} MB ({stats['device']}, {stats['threads']} threads, "
+        f"{stats['precision']})"
     )
+    if evaluator is not None:
+        from bench.evaluation.command import format_result
+
+        result = evaluator.evaluate()
+        evaluator.close()
+        print(format_result(result), end="")
+        for warning in result.warnings:
+            print(f"WARNING: {warning}", file=sys.stderr)
+        if args.json:
+            print(f"wrote {result.write_json(args.json)}")
     return 0

@@ -1,0 +1,51 @@
+"""Numeric precision of a model: float32, or bfloat16 compute with float32 weights (Keras mixed precision).
+
+`bf16` is Keras' `mixed_bfloat16` policy: variables stay float32 (so a float32 checkpoint loads as it is and
+BatchNorm folding works on float32 numbers), layers compute in bfloat16, and the builders' final resize is
+float32 (models/heads.py `segmentation_model`), so logits and their arg-max stay float32. bfloat16 keeps
+float32's exponent range, so no loss scaling is needed. It pays where the hardware multiplies bfloat16
+natively: GPUs from Ampere on, CPUs with AVX512-BF16 or AMX; elsewhere it is emulated and slower.
+
+A policy applies to the layers created while it is set: build the model inside `precision_scope`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from data.errors import UserError
+
+PRECISIONS = ("fp32", "bf16")
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+DEFAULT_PRECISION = "fp32"
+"""What predict, run, submit and the benchmarks use unless told otherwise (reasons in the README)."""
+
+
+def check_precision(precision: str) -> str:
+    """`precision` if it is one we know, else a UserError naming the choices."""
+    if precision not in POLICIES:
+        raise UserError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+@contextlib.contextmanager
+def precision_scope(precision: str) -> Iterator[None]:
+    """Build models under `precision`'s Keras dtype policy; the previous global policy is restored after."""
+    import keras
+
+    policy = POLICIES[check_precision(precision)]
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def model_precision(model) -> str:
+    """The precision a built model computes in: "bf16" when any layer computes in bfloat16, else "fp32"."""
+    for layer in model.layers:
+        if getattr(layer, "compute_dtype", "float32") == "bfloat16":
+            return "bf16"
+    return "fp32"
