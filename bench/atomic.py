@@ -34,6 +34,30 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to `path` for a writer that needs a file name (a zip archive, a library's
+    `save`): renamed over `path` when the block ends without error, deleted when it raises (Ctrl-C too).
+
+    A process killed outright leaves at most the hidden `.{name}.*.tmp` file, never a half-written `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, _mode_for(path))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """`write_bytes` for UTF-8 text with the newlines as given (no platform translation)."""
     return write_bytes(path, text.encode("utf-8"))

@@ -114,3 +114,39 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
 
 def _present_splits(root: Path) -> list[str]:
     return [s for s in SPLITS if any((root / "gtFine" / s).glob("*/*_gtFine_labelIds.png"))]
+
+
+def list_images(root: str | os.PathLike | None, split: str) -> list[Sample]:
+    """Frames of `split` that have an image, sorted like `list_samples`, whether or not they have GT.
+
+    What a test-server submission must cover: the test split's GT is a dummy and users may not have it.
+    The GT paths of each sample point where that frame's ground truth would be; they need not exist.
+    """
+    root = resolve_root(root)
+    img_dir = root / "leftImg8bit" / split
+    gt_dir = root / "gtFine" / split
+    frames = []
+    for path in sorted(img_dir.glob("*/*_leftImg8bit.png")):
+        m = _IMG_NAME.match(path.name)
+        if not m:
+            continue
+        stem = path.name[: -len("_leftImg8bit.png")]
+        gt = gt_dir / m["city"] / f"{stem}_gtFine_"
+        frames.append(
+            Sample(
+                m["city"],
+                m["seq"],
+                m["frame"],
+                path,
+                Path(f"{gt}labelIds.png"),
+                Path(f"{gt}instanceIds.png"),
+                Path(f"{gt}polygons.json"),
+            )
+        )
+    if not frames:
+        present = [s for s in SPLITS if any((root / "leftImg8bit" / s).glob("*/*_leftImg8bit.png"))]
+        raise DatasetError(
+            f"split '{split}' has no images: no *_leftImg8bit.png under {img_dir} "
+            f"(splits with images: {', '.join(present) or 'none'})"
+        )
+    return sorted(frames, key=lambda s: s.key)

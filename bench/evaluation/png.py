@@ -26,6 +26,11 @@ def read_png(path: str | os.PathLike, role: str = "image") -> np.ndarray:
         raise UserError(
             f"cannot read {role} {path}: {exc.strerror}; check the file exists and is readable"
         ) from None
+    return decode_png(data, path, role)
+
+
+def decode_png(data: bytes, path: str | os.PathLike, role: str = "image") -> np.ndarray:
+    """`read_png` for bytes already read (e.g. from a zip archive); `path` names them in errors."""
     if not data.startswith(PNG_MAGIC):
         raise UserError(f"{role} {path} is not a PNG file: write it as a single-channel PNG")
     bit_depth, color_type = (data[24], data[25]) if len(data) > 25 else (0, -1)
@@ -38,7 +43,16 @@ def read_png(path: str | os.PathLike, role: str = "image") -> np.ndarray:
             raise UserError(f"{role} {path} is truncated or corrupt ({exc}): write it again") from None
         if array.ndim == 2:
             return array
-    return _read_with_pillow(data, path, role)
+    return _read_with_pillow(data, Path(path), role)
+
+
+def png_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """(height, width, bit depth, colour type) from a PNG's IHDR chunk (its first 26 bytes), or None when
+    `data` does not start like a PNG. Colour types: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA."""
+    if len(data) < 26 or not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR":
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return height, width, data[24], data[25]
 
 
 def _read_with_pillow(data: bytes, path: Path, role: str) -> np.ndarray:

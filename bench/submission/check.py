@@ -1,0 +1,177 @@
+"""Validate a test-server submission zip against the frames of a split, before an upload is spent on it.
+
+What the Cityscapes server accepts: one PNG per image of the split (1525 for the real test set), named so
+that `{city}_{seq}_{frame}*` matches exactly one file, at the image's full resolution, single-channel 8-bit
+label IDs (0..33; not train IDs, not colour), and nothing else in the archive. Every problem is collected
+(not just the first), each naming the file inside the zip and the fix. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from bench.evaluation.png import decode_png, png_header
+from bench.evaluation.scoring import VOID_LOOKALIKE_IDS
+from data.errors import UserError
+from data.labels import CLASS_NAMES, NUM_LABEL_IDS
+
+_KEY = re.compile(r"^(?P<key>[a-z_]+_\d{6}_\d{6})")
+COLOUR_TYPES = {2: "an RGB image", 3: "a palette (colour) image", 4: "grey with alpha", 6: "an RGBA image"}
+TRAIN_ID_SHARE = 0.25
+"""A file with only values 0..18 and more than this share of pixels on void label ids holds train IDs."""
+MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    entry: str  # the file inside the zip, or the frame key for a missing frame
+    message: str  # what is wrong and the fix
+
+    def __str__(self) -> str:
+        return f"{self.entry}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """A zip that passed: how many frames it covers and at which sizes."""
+
+    path: Path
+    n_frames: int
+    sizes: tuple[tuple[int, int], ...]  # distinct (height, width)
+
+    def summary(self) -> str:
+        sizes = ", ".join(f"{w}x{h}" for h, w in self.sizes)
+        return (
+            f"{self.path}: {self.n_frames} frames, one single-channel 8-bit label-ID PNG each at full "
+            f"resolution ({sizes}), nothing else: ready to upload"
+        )
+
+
+def frame_key(name: str) -> str | None:
+    """`{city}_{seq}_{frame}` of a file name inside a zip (folders ignored), None when it has none."""
+    match = _KEY.match(PurePosixPath(name).name)
+    return match["key"] if match else None
+
+
+def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | None, split: str = "test"):
+    """The `CheckReport` of a valid zip; a UserError listing every problem (file and fix) otherwise."""
+    from data.cityscapes import list_images
+
+    zip_path = Path(zip_path)
+    frames = {s.key: s for s in list_images(dataset, split)}
+    if not zip_path.is_file():
+        raise UserError(f"submission {zip_path} does not exist: write it with `bench submit --out`")
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UserError(f"{zip_path} is not a readable zip archive ({exc}): write it again") from None
+    problems: list[Problem] = []
+    sizes: set[tuple[int, int]] = set()
+    with archive:
+        by_key: dict[str, list[str]] = {}
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            key = frame_key(info.filename)
+            if not info.filename.lower().endswith(".png"):
+                problems.append(Problem(info.filename, "is not a PNG: the archive must hold the PNGs alone"))
+            elif key not in frames:
+                problems.append(
+                    Problem(
+                        info.filename,
+                        f"matches no image of split '{split}' ({{city}}_{{seq}}_{{frame}}): remove it, "
+                        f"or check --split and --dataset",
+                    )
+                )
+            else:
+                by_key.setdefault(key, []).append(info.filename)
+        missing = [key for key in frames if key not in by_key]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            problems.append(
+                Problem(
+                    shown,
+                    f"{len(missing)} of the {len(frames)} frames of split '{split}' have no prediction: "
+                    f"predict every frame (`bench submit` does)",
+                )
+            )
+        for key, names in by_key.items():
+            if len(names) > 1:
+                problems.append(
+                    Problem(
+                        ", ".join(names),
+                        f"{len(names)} files match frame {key}: the server needs exactly one; keep one",
+                    )
+                )
+                continue
+            expected = _image_size(frames[key].image)
+            problem = _check_png(names[0], archive.read(names[0]), expected)
+            if problem:
+                problems.append(problem)
+            else:
+                sizes.add(expected)
+    if problems:
+        listed = "\n".join(f"  - {p}" for p in problems[:MAX_LISTED])
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise UserError(
+            f"{zip_path} would not be accepted ({len(problems)} problem(s)); fix them and check again:\n"
+            f"{listed}{more}"
+        )
+    return CheckReport(zip_path, len(frames), tuple(sorted(sizes)))
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    with open(path, "rb") as f:
+        header = png_header(f.read(26))
+    if header is None:
+        raise UserError(f"image {path} is not a PNG file: the dataset's leftImg8bit images must be PNGs")
+    return header[0], header[1]
+
+
+def _check_png(name: str, data: bytes, expected: tuple[int, int]) -> Problem | None:
+    """What is wrong with one prediction file, or None."""
+    header = png_header(data)
+    if header is None:
+        return Problem(name, "is not a PNG file: write single-channel 8-bit PNGs of label IDs")
+    height, width, bit_depth, colour_type = header
+    if colour_type in COLOUR_TYPES:
+        return Problem(
+            name,
+            f"is {COLOUR_TYPES[colour_type]}: write single-channel 8-bit label IDs "
+            f"(colourised predictions are for viewing only)",
+        )
+    if bit_depth != 8:
+        return Problem(name, f"is {bit_depth}-bit: write 8-bit single-channel PNGs of label IDs")
+    if (height, width) != expected:
+        return Problem(
+            name,
+            f"is {width}x{height} but its image is {expected[1]}x{expected[0]}: predict at full resolution "
+            f"(resize the logits, not the arg-max, back to the image)",
+        )
+    try:
+        labels = decode_png(data, name, "prediction")
+    except UserError as exc:
+        return Problem(name, str(exc))
+    high = int(labels.max())
+    if high >= NUM_LABEL_IDS:
+        fix = (
+            "255 is the void value of train-ID images: write label IDs (data.labels.to_label_ids converts)"
+            if high == 255
+            else "write Cityscapes label IDs 0..33"
+        )
+        return Problem(name, f"has value {high}, which is no label ID (0..{NUM_LABEL_IDS - 1}): {fix}")
+    if high < len(CLASS_NAMES):  # only values 0..18, where train IDs live
+        on_void = np.isin(labels, VOID_LOOKALIKE_IDS).mean()
+        if on_void > TRAIN_ID_SHARE:
+            return Problem(
+                name,
+                f"looks like train IDs ({100 * on_void:.0f}% of its pixels are void label ids 0..18): "
+                f"write label IDs (data.labels.to_label_ids converts train IDs)",
+            )
+    return None
