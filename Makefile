@@ -23,7 +23,7 @@ SYNTHETIC ?= data/generated/synthetic
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-parity test test-fast lint format data bench clean
+.PHONY: help venv venv-parity test test-fast lint format data bench perf-peer clean
 
 help: ## List targets and variables
 	@echo "cityscapes-bench: Cityscapes segmentation benchmark harness"
@@ -78,6 +78,9 @@ data: $(STAMP) ## Generate the embedded synthetic dataset
 bench: $(STAMP) ## Benchmark MODEL end to end: data, checkpoint, predict, evaluate, results, README
 	$(PY) -m bench run --model $(MODEL) --split $(SPLIT) --mode $(MODE) \
 		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
+
+perf-peer: $(STAMP) $(PARITY_STAMP) ## Time PSPNet-R50-D8 fp32/bf16 against mmsegmentation's own on torch (same input, threads)
+	$(PY) -m bench perf model pspnet@512x1024 --precision bf16 --fold-bn --peer mmseg
 
 clean: ## Remove caches and generated data (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache data/generated

@@ -14,6 +14,7 @@ TARGETS = {
     "eval": ("bench.perf.eval", "evaluator vs cityscapesScripts vs PNG decoding on full-size frames"),
     "model": ("bench.perf.model", "forward images/s and GFLOP/s of a model vs a float32 matmul"),
     "pipeline": ("bench.perf.pipeline", "input pipeline images/s vs one training step"),
+    "precision": ("bench.perf.precision", "bf16 vs fp32 on a checkpoint: arg-max agreement, mIoU, speed"),
 }
 
 

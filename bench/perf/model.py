@@ -1,16 +1,36 @@
 """`python -m bench perf model`: forward images/s of registry models and their GFLOP/s against a matmul.
 
-The ratio to a large float32 matmul measured in the same process says how close the network runs to what
-this machine's BLAS can do (target: at least 50% on CPU), independent of how loaded or fast the machine is.
+The ratio to a large matmul measured in the same process says how close the network runs to what this
+machine's BLAS can do (target: at least 50% on CPU), independent of how loaded or fast the machine is.
 Default cases: the paper's pspnet (ResNet-50) at 512x1024 and the CPU preset at the embedded resolution.
+
+`--precision bf16` times the float32 model too, pass for pass in turn with the bfloat16 one, and prints the
+speed ratio (target on an AVX512-BF16 CPU for PSPNet-R50-D8: at least 1.8x). `--peer mmseg` adds
+mmsegmentation's own PSPNet-R50-D8 on PyTorch (bench/perf/peer_mmseg.py, run by the parity venv) on the same
+input size and thread count, its passes interleaved with ours so that both see the same machine load, and
+prints our speed over its (target: ours in bf16 at least 2x mmseg in fp32).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.paths import PROJECT_ROOT
+from data.errors import UserError
+from models.precision import PRECISIONS
 
 DEFAULT_CASES = ("pspnet@512x1024", "pspnet:cpu@256x512", "fcn:cpu@256x512")
+PEERS = ("mmseg",)
+PARITY_PYTHON = PROJECT_ROOT / ".venv-parity" / "bin" / "python"
+PEER_SCRIPT = Path(__file__).with_name("peer_mmseg.py")
+BF16_SPEEDUP_TARGET = 1.8
+PEER_SPEEDUP_TARGET = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +53,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fold-bn",
         action="store_true",
         help="fold BatchNorm into the preceding convolutions (inference graph)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32, or bf16 (then fp32 is timed too, interleaved, and the speed ratio printed)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads, ours and the peer's (default: all cores)"
+    )
+    parser.add_argument(
+        "--peer",
+        choices=PEERS,
+        default=None,
+        help="also time mmsegmentation's own PSPNet-R50-D8 (PyTorch, .venv-parity) on the same input",
+    )
+    parser.add_argument(
+        "--peer-python",
+        default=str(PARITY_PYTHON),
+        help=f"interpreter with torch and mmsegmentation (default {PARITY_PYTHON.relative_to(PROJECT_ROOT)})",
     )
 
 
@@ -76,18 +116,57 @@ def best_seconds(fn, repeats: int) -> tuple[float, float]:
     return times[0], times[len(times) // 2]
 
 
-def matmul_gflops(n: int, repeats: int = 3) -> float:
-    """GFLOP/s of an n x n float32 matmul: the better of TensorFlow's and numpy's BLAS."""
+class RunnerUnavailable(Exception):
+    """A runner that cannot run here (e.g. bfloat16 autocast missing in the peer); the text says why."""
+
+
+def interleaved_seconds(
+    runners: dict[str, Callable[[], float]], repeats: int
+) -> tuple[dict[str, tuple[float, float]], dict[str, str]]:
+    """({name: (best, median) seconds}, {name: why it did not run}) of runners that each run one pass and
+    return its seconds. After a warm-up pass of each, the runners take turns pass by pass, so a change in
+    machine load touches all of them alike and their ratios stay fair."""
+    active, failed = dict(runners), {}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for round_ in range(max(1, repeats) + 1):  # round 0: warm-up (tracing, allocation), not timed
+        for name, fn in list(active.items()):
+            try:
+                seconds = fn()
+            except RunnerUnavailable as exc:
+                failed[name] = str(exc)
+                del active[name]
+                continue
+            if round_:
+                times[name].append(seconds)
+    timings = {name: (min(t), sorted(t)[len(t) // 2]) for name, t in times.items() if t}
+    return timings, failed
+
+
+def wall_seconds(fn: Callable[[], object]) -> Callable[[], float]:
+    """A runner for `interleaved_seconds`: `fn` timed by the wall clock."""
+
+    def run() -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    return run
+
+
+def matmul_gflops(n: int, repeats: int = 3, precision: str = "fp32") -> float:
+    """GFLOP/s of an n x n matmul: float32 (the better of TensorFlow's and numpy's BLAS) or bfloat16."""
     import numpy as np
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
     a, b = (rng.random((n, n), dtype=np.float32) for _ in range(2))
-    ta, tb = tf.constant(a), tf.constant(b)
+    dtype = tf.bfloat16 if precision == "bf16" else tf.float32
+    ta, tb = tf.cast(a, dtype), tf.cast(b, dtype)
     matmul = tf.function(lambda: tf.linalg.matmul(ta, tb))
-    tf_best, _ = best_seconds(lambda: matmul().numpy(), repeats)
-    np_best, _ = best_seconds(lambda: a @ b, repeats)
-    return 2.0 * n**3 / min(tf_best, np_best) / 1e9
+    best, _ = best_seconds(lambda: matmul().numpy(), repeats)
+    if precision == "fp32":
+        best = min(best, best_seconds(lambda: a @ b, repeats)[0])
+    return 2.0 * n**3 / best / 1e9
 
 
 def time_train_step(name: str, preset: str | None, batch: int, size: tuple[int, int], repeats: int) -> float:
@@ -116,6 +195,34 @@ def time_train_step(name: str, preset: str | None, batch: int, size: tuple[int, 
     return best
 
 
+def build_forward(
+    name: str,
+    preset: str | None,
+    size: tuple[int, int],
+    *,
+    batch: int,
+    xla: bool,
+    fold_bn: bool,
+    precision: str = "fp32",
+) -> tuple[Callable[[], object], object]:
+    """(a function running one forward pass on a fixed random batch, the model) of a registry model."""
+    import numpy as np
+    import tensorflow as tf
+
+    from models import registry
+    from models.precision import precision_scope
+
+    with precision_scope(precision):
+        model = registry.build(name, preset=preset)
+    if fold_bn:
+        from models.inference import fold_batchnorm
+
+        model = fold_batchnorm(model)
+    images = tf.constant(np.random.default_rng(0).normal(size=(batch, *size, 3)).astype("float32"))
+    forward = tf.function(lambda x: model(x, training=False), jit_compile=xla)
+    return (lambda: forward(images).numpy()), model
+
+
 def time_model(
     name: str,
     preset: str | None,
@@ -125,22 +232,15 @@ def time_model(
     repeats: int,
     xla: bool,
     fold_bn: bool,
+    precision: str = "fp32",
 ) -> dict:
-    import numpy as np
-    import tensorflow as tf
-
-    from models import registry
     from models.flops import count_flops
 
-    model = registry.build(name, preset=preset)
-    if fold_bn:
-        from models.inference import fold_batchnorm
-
-        model = fold_batchnorm(model)
+    run_once, model = build_forward(
+        name, preset, size, batch=batch, xla=xla, fold_bn=fold_bn, precision=precision
+    )
     flops = count_flops(model, *size)
-    images = tf.constant(np.random.default_rng(0).normal(size=(batch, *size, 3)).astype("float32"))
-    forward = tf.function(lambda x: model(x, training=False), jit_compile=xla)
-    best, median = best_seconds(lambda: forward(images).numpy(), repeats)
+    best, median = best_seconds(run_once, repeats)
     return {
         "params": model.count_params(),
         "gflop": flops / 1e9,
@@ -151,19 +251,115 @@ def time_model(
     }
 
 
+class PeerProcess:
+    """The peer benchmark child (bench/perf/peer_mmseg.py under the parity venv), one forward per request."""
+
+    def __init__(self, python: str, size: tuple[int, int], batch: int, threads: int) -> None:
+        if not Path(python).is_file():
+            raise UserError(
+                f"the peer needs the parity venv's interpreter {python}, which does not exist: run "
+                f"`make venv-parity` (torch CPU + mmsegmentation), or pass --peer-python"
+            )
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        command = [python, str(PEER_SCRIPT), "--size", f"{size[0]}x{size[1]}", "--batch", str(batch)]
+        command += ["--threads", str(threads)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+        )
+        self.facts = self._reply("ready")
+
+    def _reply(self, key: str) -> dict:
+        for line in self.process.stdout:
+            try:
+                reply = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a library printing to stdout
+            if isinstance(reply, dict) and key in reply:
+                return reply
+        self._stderr.seek(0)
+        tail = "".join(self._stderr.readlines()[-15:])
+        raise UserError(f"the peer benchmark {PEER_SCRIPT.name} stopped without an answer:\n{tail}")
+
+    def seconds(self, precision: str) -> float:
+        """Seconds of one forward pass by the child's own clock (no pipe round trip in it)."""
+        self.process.stdin.write(precision + "\n")
+        self.process.stdin.flush()
+        reply = self._reply("precision")
+        if "seconds" not in reply:
+            raise RunnerUnavailable(str(reply.get("error", "no answer")))
+        return float(reply["seconds"])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write("quit\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
+
+
+def compare_case(
+    name: str,
+    preset: str | None,
+    size: tuple[int, int],
+    *,
+    batch: int,
+    repeats: int,
+    xla: bool,
+    fold_bn: bool,
+    precisions: tuple[str, ...],
+    peer: PeerProcess | None,
+) -> tuple[dict[str, tuple[float, float]], dict[str, str]]:
+    """(best, median) seconds of ours in each precision and of the peer's, passes interleaved (speed does
+    not depend on the weights: each model keeps its random initialisation)."""
+    runners: dict[str, Callable[[], float]] = {}
+    for precision in precisions:
+        run_once, _ = build_forward(
+            name, preset, size, batch=batch, xla=xla, fold_bn=fold_bn, precision=precision
+        )
+        runners[f"ours {precision}"] = wall_seconds(run_once)
+        if peer is not None:
+            runners[f"mmseg {precision}"] = lambda p=precision: peer.seconds(p)
+    return interleaved_seconds(runners, repeats)
+
+
+def _speedup_line(timings: dict[str, tuple[float, float]], fast: str, slow: str, target: float | None) -> str:
+    if fast not in timings or slow not in timings:
+        return ""
+    ratio = timings[slow][0] / timings[fast][0]
+    verdict = "" if target is None else f" (target >= {target:g}x: {'met' if ratio >= target else 'NOT met'})"
+    return f"  speed {fast} / {slow}: {ratio:.2f}x{verdict}"
+
+
 def run(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
     train_step = parse_train_step(args.train_step) if args.train_step else None
-    threads = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1, not {args.threads}")
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)  # before TensorFlow runs an op
+    if args.peer and any((name, preset) != ("pspnet", None) for name, preset, _ in cases):
+        raise UserError(
+            "--peer mmseg times mmsegmentation's PSPNet-R50-D8: give cases of the default pspnet only, "
+            "e.g. pspnet@512x1024"
+        )
+    from bench.engine.device import environment
+
+    env = environment()
     print(
-        f"TensorFlow {tf.__version__}, intra-op threads {threads}, batch {args.batch}, xla {args.xla}, "
-        f"fold-bn {args.fold_bn}",
+        f"{env['device']}, TensorFlow {env['tensorflow']}, intra-op threads {env['threads']}, batch "
+        f"{args.batch}, xla {args.xla}, fold-bn {args.fold_bn}, precision {args.precision}",
         flush=True,
     )
     peaks = [matmul_gflops(args.matmul_size)]
     print(f"float32 matmul {args.matmul_size}^3: {peaks[0]:.1f} GFLOP/s", flush=True)
+    if args.precision != "fp32" or args.peer:
+        return _run_comparisons(args, cases, int(env["threads"]), peaks)
     for name, preset, size in cases:
         label = f"{name}{':' + preset if preset else ''}@{size[0]}x{size[1]}"
         r = time_model(
@@ -189,4 +385,64 @@ def run(args: argparse.Namespace) -> int:
                 f"GFLOP/s counting backward as 2x forward)",
                 flush=True,
             )
+    return 0
+
+
+def _run_comparisons(args: argparse.Namespace, cases, threads: int, peaks: list[float]) -> int:
+    """bf16 against fp32 and/or ours against the peer, case by case, with the ratios and their targets."""
+    from models import registry
+    from models.flops import count_flops
+
+    precisions = ("fp32", "bf16") if args.precision == "bf16" else ("fp32",)
+    if "bf16" in precisions:
+        bf16_peak = matmul_gflops(args.matmul_size, precision="bf16")
+        print(f"bfloat16 matmul {args.matmul_size}^3: {bf16_peak:.1f} GFLOP/s", flush=True)
+    for name, preset, size in cases:
+        label = f"{name}{':' + preset if preset else ''}@{size[0]}x{size[1]}"
+        reference = registry.build(name, preset=preset)
+        gflop = count_flops(reference, *size) / 1e9
+        print(f"{label}: {reference.count_params() / 1e6:.2f}M params, {gflop:.2f} GFLOP/image", flush=True)
+        del reference
+        peer = PeerProcess(args.peer_python, size, args.batch, threads) if args.peer else None
+        try:
+            if peer is not None:
+                f = peer.facts
+                print(
+                    f"  peer: mmsegmentation {f['mmseg']} PSPNet-R50-D8 on torch {f['torch']}, "
+                    f"{f['threads']} threads, {f['params_without_aux'] / 1e6:.2f}M params without the aux "
+                    f"head (ours {registry.build(name, preset=preset).count_params() / 1e6:.2f}M)",
+                    flush=True,
+                )
+            timings, failed = compare_case(
+                name,
+                preset,
+                size,
+                batch=args.batch,
+                repeats=args.repeats,
+                xla=args.xla,
+                fold_bn=args.fold_bn,
+                precisions=precisions,
+                peer=peer,
+            )
+        finally:
+            if peer is not None:
+                peer.close()
+        for runner, (best, median) in timings.items():
+            print(
+                f"  {runner:<11s} {best * 1000:8.0f} ms best ({median * 1000:.0f} median, {args.repeats} "
+                f"interleaved passes)  {args.batch / best:7.3f} images/s  {gflop * args.batch / best:6.1f} "
+                f"GFLOP/s",
+                flush=True,
+            )
+        for runner, why in failed.items():
+            print(f"  {runner:<11s} does not run here: {why}", flush=True)
+        targeted = (name, preset) == ("pspnet", None)  # the targets are set for PSPNet-R50-D8
+        lines = [
+            _speedup_line(timings, "ours bf16", "ours fp32", BF16_SPEEDUP_TARGET if targeted else None),
+            _speedup_line(timings, "ours fp32", "mmseg fp32", None),
+            _speedup_line(timings, "ours bf16", "mmseg fp32", PEER_SPEEDUP_TARGET),
+            _speedup_line(timings, "ours bf16", "mmseg bf16", None),
+            _speedup_line(timings, "mmseg bf16", "mmseg fp32", None),
+        ]
+        print("\n".join(line for line in lines if line), flush=True)
     return 0
