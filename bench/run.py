@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
+from models.precision import DEFAULT_PRECISION, PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,8 @@ def run_benchmark(
     flip: bool = False,
     seed: int = 0,
     workers: int | None = None,
+    precision: str = DEFAULT_PRECISION,
+    write_predictions: bool = False,
     reference: str | None = None,
     readme: Path | None = README,
     results_csv: Path | None = None,
@@ -138,11 +141,15 @@ def run_benchmark(
     checkpoint_root: Path = CHECKPOINT_ROOT,
     progress: bool = True,
 ):
-    """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files)."""
+    """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files).
+
+    Frames are scored from the arrays just predicted (bench/evaluation/streaming.py), never re-read from
+    PNGs; PNGs are written for the frames of the run folder's sample plot, or for all frames with
+    `write_predictions`. `workers`: scoring threads beside the model (default one)."""
     from bench.engine import checkpoint as ckpt
     from bench.engine.predict import predict
-    from bench.evaluation import evaluate
-    from bench.report.run_folder import report_run
+    from bench.evaluation.streaming import StreamingEvaluator
+    from bench.report.run_folder import N_SAMPLES, report_run
     from models import registry
 
     began = time.perf_counter()
@@ -166,13 +173,27 @@ def run_benchmark(
 
     pred_dir = checkpoint_path.parent / slug(f"pred-{data.name}-{split}-{mode}")
     shutil.rmtree(pred_dir, ignore_errors=True)  # a cache: stale frames must never be scored
-    print(f"predict: {split} split, mode {mode} -> {pred_dir}")
-    stats = predict(
-        checkpoint_path, data.root, split, pred_dir, mode=mode, scales=scales, flip=flip, progress=progress
+    written = "all frames" if write_predictions else f"the {N_SAMPLES} frames of the sample plot"
+    print(f"predict and evaluate: {split} split, mode {mode}, {precision}; PNGs of {written} -> {pred_dir}")
+    with StreamingEvaluator(workers=workers or 1) as evaluator:
+        stats = predict(
+            checkpoint_path,
+            data.root,
+            split,
+            pred_dir,
+            mode=mode,
+            scales=scales,
+            flip=flip,
+            progress=progress,
+            precision=precision,
+            evaluator=evaluator,
+            write=True if write_predictions else sample_keys(data.root, split),
+        )
+        result = evaluator.evaluate()
+    print(
+        f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
+        f"arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
     )
-    print("evaluate: ", end="", flush=True)
-    result = evaluate(data.root, split, pred_dir, workers=workers, progress=progress)
-    print(f"mIoU {100 * result.miou:.1f} on {result.n_images} images in {result.seconds:.1f} s")
 
     extra = {k: v for k, v in (("results_csv", results_csv), ("runs_dir", runs_dir)) if v is not None}
     if reference:
@@ -198,6 +219,14 @@ def run_benchmark(
     print(report.summary())
     print(f"done in {time.perf_counter() - began:.0f} s")
     return report
+
+
+def sample_keys(root: Path, split: str) -> list[str]:
+    """Frame keys of the run folder's sample plot (the frames `report_run` will show, spread evenly)."""
+    from bench.report.run_folder import spread
+    from data.cityscapes import list_samples
+
+    return spread([s.key for s in list_samples(root, split, require_images=True)])
 
 
 def _display_path(path: Path) -> str:
@@ -228,7 +257,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None, help="evaluation worker processes")
+    parser.add_argument("--workers", type=int, default=None, help="scoring threads (default 1)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help=f"fp32, or bf16 compute with float32 weights and logits (default {DEFAULT_PRECISION})",
+    )
+    parser.add_argument(
+        "--write-predictions",
+        action="store_true",
+        help="write every frame's label-ID PNG (default: only the frames of the sample plot)",
+    )
     parser.add_argument("--reference", default=None, help="reference table to compare with")
     parser.add_argument("--no-readme", action="store_true", help="do not regenerate the README section")
 
@@ -252,6 +292,8 @@ def run(args: argparse.Namespace) -> int:
         flip=args.flip,
         seed=args.seed,
         workers=args.workers,
+        precision=args.precision,
+        write_predictions=args.write_predictions,
         reference=args.reference,
         readme=None if args.no_readme else README,
     )

@@ -50,14 +50,17 @@ METRIC_COLUMNS = (
     "peak_memory_mb",
     "eval_seconds",
 )
+ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow")
+"""Where the speed figures were measured: without these an images/s cannot be trusted or compared."""
 TAIL_COLUMNS = ("run_dir", "notes")
-COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS
+COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + ENVIRONMENT_COLUMNS + TAIL_COLUMNS
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
 PERCENT_COLUMNS = frozenset(CLASS_COLUMNS + ("miou", "iiou", "category_miou", "category_iiou"))
 DATASET_KINDS = ("synthetic", "real")
 
 _STATS_COLUMNS = ("n_images", "images_per_s", "latency_p50_ms", "latency_p95_ms", "peak_memory_mb")
+_COUNT_COLUMNS = frozenset(("train_steps", "batch", "threads"))
 
 
 def format_value(value: Any) -> str:
@@ -149,7 +152,7 @@ def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
     columns = merged_columns(header, COLUMNS)
     frame = pd.DataFrame([{c: r.get(c, "") for c in columns} for r in rows], columns=columns, dtype=object)
     for column in columns:
-        if column in PERCENT_COLUMNS or column in METRIC_COLUMNS or column == "train_steps":
+        if column in PERCENT_COLUMNS or column in METRIC_COLUMNS or column in _COUNT_COLUMNS:
             frame[column] = pd.to_numeric(frame[column].replace("", None), errors="coerce").astype(float)
         else:
             frame[column] = frame[column].fillna("").astype(str)
@@ -183,7 +186,8 @@ def row_from_result(
 
     `result` needs `class_iou` (class name -> fraction, NaN when absent), `miou`, `iiou`, `category_miou`
     and `seconds`; `category_iiou_mean` and `n_images` are used when present. `predict_stats` is the dict
-    `bench.engine.predict.predict` returns (images_per_s, latency_p50_ms, ...).
+    `bench.engine.predict.predict` returns (images_per_s, latency_p50_ms, ..., and where it ran: device,
+    precision, batch, input_size, threads, tensorflow).
     """
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
@@ -222,6 +226,8 @@ def row_from_result(
     for key in _STATS_COLUMNS[1:]:
         row[key] = stats.get(key)
     row["eval_seconds"] = getattr(result, "seconds", None)
+    for key in ENVIRONMENT_COLUMNS:
+        row[key] = stats.get(key)
     row["run_dir"] = _relative(run_dir) if run_dir else ""
     row["notes"] = notes
     return row

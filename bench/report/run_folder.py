@@ -49,6 +49,14 @@ def new_run_dir(
     raise FileExistsError(f"too many run folders named {base} under {root}")
 
 
+def spread(items: Sequence, n: int = N_SAMPLES) -> list:
+    """Up to `n` of `items`, spread evenly (all of them when there are no more than `n`)."""
+    if len(items) <= n:
+        return list(items)
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
 def pick_samples(
     gt_root: str | os.PathLike, split: str, pred_dir: str | os.PathLike, n: int = N_SAMPLES
 ) -> list[tuple[Path, Path, Path]]:
@@ -61,10 +69,7 @@ def pick_samples(
         pred = pred_dir / f"{s.key}_leftImg8bit.png"
         if s.image is not None and pred.is_file():
             triples.append((s.image, s.label_ids, pred))
-    if len(triples) <= n:
-        return triples
-    step = len(triples) / n
-    return [triples[int(i * step)] for i in range(n)]
+    return spread(triples, n)
 
 
 def cityscapes_dict(result: Any) -> dict[str, Any]:

@@ -91,6 +91,27 @@ def method_label(model: str, preset: str = "") -> str:
     return f"{model} [{preset}]" if preset else model
 
 
+def where_it_ran(row: Mapping[str, Any]) -> str:
+    """The conditions of a row's images/s in one cell, e.g. 'CPU: AMD EPYC, 2 threads, bf16, batch 1,
+    256x512, TF 2.21.0'; '-' for rows written before these were recorded."""
+
+    def text(key: str) -> str:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    parts = [
+        text("device"),
+        f"{text('threads')} threads" if text("threads") else "",
+        text("precision"),
+        f"batch {text('batch')}" if text("batch") else "",
+        text("input_size"),
+        f"TF {text('tensorflow')}" if text("tensorflow") else "",
+    ]
+    return ", ".join(p for p in parts if p) or MISSING
+
+
 def render_results_markdown(frame) -> str:
     """`results/results.md`: every row of results.csv, per-class table then run details."""
     parts = [
@@ -136,6 +157,7 @@ def render_results_markdown(frame) -> str:
         "iIoU",
         "cat. mIoU",
         "images/s",
+        "ran on",
         "eval s",
     ]
     body = [
@@ -152,9 +174,10 @@ def render_results_markdown(frame) -> str:
             pct(r.get("iiou")),
             pct(r.get("category_miou")),
             number(r.get("images_per_s")),
+            where_it_ran(r),
             number(r.get("eval_seconds")),
         ]
         for i, r in enumerate(records)
     ]
-    parts.append(markdown_table(headers, body, right=(0, 5, 8, 9, 10, 11, 12)))
+    parts.append(markdown_table(headers, body, right=(0, 5, 8, 9, 10, 11, 13)))
     return "\n".join(parts)
