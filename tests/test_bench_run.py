@@ -56,6 +56,13 @@ def test_run_appends_a_row_with_scores_and_provenance(two_runs):
     assert int(row["n_images"]) == 3
     assert float(row["images_per_s"]) > 0
     assert (base / "results" / "results.md").read_text().count("pspnet") >= 2
+    # where the images/s was measured
+    assert row["device"].startswith(("CPU: ", "GPU: ")) and row["precision"] == "fp32"
+    assert row["batch"] == 1 and row["input_size"] == "64x128" and row["threads"] >= 1 and row["tensorflow"]
+    assert (
+        f"{row['threads']:.0f} threads, fp32, batch 1, 64x128"
+        in (base / "results" / "results.md").read_text()
+    )
 
 
 @pytest.mark.slow
@@ -102,6 +109,40 @@ def test_readme_section_is_regenerated_and_idempotent(two_runs):
     before = readme.read_bytes()
     assert update_readme(readme, base / "results" / "results.csv") is False
     assert readme.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_run_scores_the_predicted_arrays_and_never_rereads_its_own_pngs(two_runs, tiny_dataset, monkeypatch):
+    import bench.evaluation.evaluator as evaluator
+
+    base, *_ = two_runs
+    roles = []
+    read_png = evaluator.read_png
+
+    def spy(path, role="image"):
+        roles.append(role)
+        return read_png(path, role)
+
+    def no_file_evaluation(*args, **kwargs):
+        raise AssertionError("bench run evaluated prediction files")
+
+    monkeypatch.setattr(evaluator, "read_png", spy)
+    monkeypatch.setattr(evaluator, "evaluate", no_file_evaluation)
+    report = run_benchmark(
+        "pspnet",
+        dataset=str(tiny_dataset),
+        preset="tiny",
+        recipe=TINY_RECIPE,
+        readme=None,
+        results_csv=base / "bf16" / "results.csv",
+        runs_dir=base / "bf16" / "runs",
+        checkpoint_root=base / "checkpoints",  # the cached checkpoint of the runs above
+        precision="bf16",
+        progress=False,
+    )
+    assert sorted(set(roles)) == ["ground truth", "instance ground truth"] and len(roles) == 2 * 3
+    assert report.row["precision"] == "bf16" and 0 <= report.row["miou"] <= 100
+    assert (Path(report.run_dir) / "samples.png").is_file()  # its PNGs came from the arrays, written once
 
 
 def test_generated_dataset_is_labelled_synthetic_and_other_roots_real(tiny_dataset, tmp_path):

@@ -18,7 +18,7 @@ from data.errors import UserError
 from tests.report_fakes import fake_result
 
 
-def _row(i: int = 0, **extra) -> dict:
+def _row(i: int = 0, stats: dict | None = None, **extra) -> dict:
     row = results.row_from_result(
         fake_result(i),
         model="pspnet",
@@ -29,7 +29,7 @@ def _row(i: int = 0, **extra) -> dict:
         train_steps=10 + i,
         commit="abc1234",
         date=f"2026-01-01T00:00:{i:02d}Z",
-        predict_stats={"images_per_s": 2.5},
+        predict_stats={"images_per_s": 2.5, **(stats or {})},
     )
     row.update(extra)
     return row
@@ -209,3 +209,31 @@ def test_git_commit_is_short_hash_with_dirty_marker(tmp_path):
     assert results.git_commit(tmp_path) == head
     (tmp_path / "f.txt").write_text("b")
     assert results.git_commit(tmp_path) == head + "+dirty"
+
+
+WHERE = {
+    "device": "CPU: AMD EPYC 9654",
+    "precision": "bf16",
+    "batch": 1,
+    "input_size": "512x1024",
+    "threads": 2,
+    "tensorflow": "2.21.0",
+}
+
+
+def test_rows_say_where_they_ran_and_files_without_those_columns_keep_working(tmp_path):
+    path = tmp_path / "results.csv"
+    before = [c for c in COLUMNS if c not in results.ENVIRONMENT_COLUMNS]  # the schema before they existed
+    old_row = {k: results.format_value(v) for k, v in _row(0).items() if k in before}
+    path.write_text(results.serialize(before, [old_row]))
+    row = _row(1, stats=WHERE)
+    append_row(path, row)
+
+    old, new = _raw(path)
+    assert all(old[c] == "" for c in results.ENVIRONMENT_COLUMNS)
+    assert {c: new[c] for c in results.ENVIRONMENT_COLUMNS} == {k: str(v) for k, v in WHERE.items()}
+    frame = read_rows(path)
+    assert math.isnan(frame.loc[0, "batch"]) and frame.loc[1, "batch"] == 1 and frame.loc[1, "threads"] == 2
+    markdown = path.with_suffix(".md").read_text()
+    assert "| CPU: AMD EPYC 9654, 2 threads, bf16, batch 1, 512x1024, TF 2.21.0 |" in markdown
+    assert "| 2.50 | - |" in markdown  # the old row: images/s, and '-' where it ran

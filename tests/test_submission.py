@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -67,6 +69,17 @@ def test_a_valid_zip_passes_the_check(test_split, tmp_path, capsys):
     assert report.n_frames == len(KEYS) and report.sizes == ((H, W),)
     assert main(["submit", "--check", str(path), "--dataset", str(test_split)]) == 0
     assert "ready to upload" in capsys.readouterr().out
+
+
+def test_checking_a_zip_does_not_import_tensorflow(test_split, tmp_path):
+    path = write_zip(tmp_path / "ok.zip", valid_entries())
+    code = (
+        "import sys\nfrom bench.cli import main\n"
+        f"code = main(['submit', '--check', {str(path)!r}, '--dataset', {str(test_split)!r}])\n"
+        "print(code, 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 False"
 
 
 def test_files_inside_folders_count_as_their_frame(test_split, tmp_path):

@@ -375,3 +375,50 @@ def test_prediction_applies_the_checkpoints_own_input_normalisation(root, traine
     agree = np.mean([np.mean(a == b) for a, b in zip(outputs["default"], outputs["same"], strict=True)])
     differ = np.mean([np.mean(a != b) for a, b in zip(outputs["default"], outputs["swapped"], strict=True)])
     assert agree > 0.999 and differ > 0.01
+
+
+@pytest.mark.slow
+def test_predict_evaluate_scores_from_arrays_equal_bench_evaluate_on_the_written_files(
+    root, trained, tmp_path
+):
+    out = tmp_path / "pred"
+    args = ["--checkpoint", str(trained), "--dataset", str(root), "--out", str(out), "--no-progress"]
+    assert main(["predict", *args, "--evaluate", "--json", str(tmp_path / "streamed.json")]) == 0
+    files = tmp_path / "files.json"
+    assert main(["evaluate", "--gt", str(root), "--pred", str(out), "--json", str(files)]) == 0
+    streamed = json.loads((tmp_path / "streamed.json").read_text())
+    assert streamed == json.loads(files.read_text())
+    assert streamed["nImages"] == 2 and streamed["averageScoreClasses"] > 0.3
+    stats = json.loads((out / "predict_stats.json").read_text())
+    assert stats["precision"] == "fp32" and stats["batch"] == 1 and stats["input_size"] == "64x128"
+    assert stats["device"].startswith(("CPU: ", "GPU: ")) and stats["threads"] >= 1 and stats["tensorflow"]
+
+
+@pytest.mark.slow
+def test_bf16_prediction_computes_in_bfloat16_and_agrees_with_fp32(root, trained, tmp_path):
+    from models.precision import model_precision
+
+    image = first_frame(root)
+    fp32, meta32 = load_checkpoint(trained, fold_bn=True)
+    bf16, meta16 = load_checkpoint(trained, fold_bn=True, precision="bf16")
+    assert (meta32["precision"], meta16["precision"]) == ("fp32", "bf16")
+    assert model_precision(fp32) == "fp32" and model_precision(bf16) == "bf16"
+    assert all(w.dtype == "float32" for w in bf16.weights)  # the checkpoint's float32 weights, as they are
+    a, b = fp32(image).numpy(), bf16(image).numpy()
+    assert np.mean(a.argmax(-1) == b.argmax(-1)) > 0.99 and not np.array_equal(a, b)
+    stats = predict(trained, root, "val", tmp_path / "bf16", precision="bf16", progress=False)
+    assert stats["precision"] == "bf16"
+    (png, *_) = sorted((tmp_path / "bf16").glob("*.png"))
+    assert set(np.unique(np.asarray(Image.open(png))).tolist()) <= TRAIN_IDS_AS_LABEL_IDS
+
+
+def test_bf16_needs_a_checkpoint_that_names_its_model(root, tmp_path, capsys):
+    import keras
+
+    from tests.tiny_model import tiny
+
+    path = tmp_path / "plain.keras"
+    keras.Model.save(tiny(), path)
+    args = ["--checkpoint", str(path), "--dataset", str(root), "--out", str(tmp_path / "p")]
+    assert main(["predict", *args, "--precision", "bf16"]) == 2
+    assert "--precision bf16 needs a checkpoint that names its registry model" in capsys.readouterr().err
