@@ -80,7 +80,7 @@ bench: $(STAMP) ## Benchmark MODEL end to end: data, checkpoint, predict, evalua
 		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 
 perf-peer: $(STAMP) $(PARITY_STAMP) ## Time PSPNet-R50-D8 fp32/bf16 against mmsegmentation's own on torch (same input, threads)
-	$(PY) -m bench perf model pspnet@512x1024 --precision bf16 --fold-bn --peer mmseg
+	$(PY) -m bench perf model pspnet@512x1024 --precision bf16 --fold-bn --peer mmseg --repeats 5
 
 clean: ## Remove caches and generated data (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache data/generated

@@ -14,7 +14,7 @@ def test_runners_take_turns_after_a_warm_up_and_one_that_cannot_run_is_reported(
     def runner(name, seconds):
         def run():
             calls.append(name)
-            return seconds
+            return perf_model.Timing(seconds, 2 * seconds)
 
         return run
 
@@ -22,7 +22,7 @@ def test_runners_take_turns_after_a_warm_up_and_one_that_cannot_run_is_reported(
         calls.append("peer bf16")
         raise perf_model.RunnerUnavailable("autocast missing")
 
-    timings, failed = perf_model.interleaved_seconds(
+    timings, failed = perf_model.interleaved_passes(
         {
             "ours fp32": runner("ours fp32", 2.0),
             "peer bf16": unavailable,
@@ -32,7 +32,10 @@ def test_runners_take_turns_after_a_warm_up_and_one_that_cannot_run_is_reported(
     )
     # warm-up round, then two timed rounds, the runners alternating; the failed one is tried once
     assert calls == ["ours fp32", "peer bf16", "ours bf16"] + ["ours fp32", "ours bf16"] * 2
-    assert timings == {"ours fp32": (2.0, 2.0), "ours bf16": (1.0, 1.0)}
+    assert timings == {
+        "ours fp32": [perf_model.Timing(2.0, 4.0)] * 2,
+        "ours bf16": [perf_model.Timing(1.0, 2.0)] * 2,
+    }
     assert failed == {"peer bf16": "autocast missing"}
 
 
@@ -64,10 +67,10 @@ def test_the_mmseg_peer_answers_timed_passes_in_both_precisions():
     try:
         assert peer.facts["params_without_aux"] == 46_610_803  # mmseg's PSPNet-R50-D8 without the aux head
         assert peer.facts["threads"] == 1
-        assert peer.seconds("fp32") > 0
-        assert peer.seconds("bf16") > 0  # torch's CPU autocast to bfloat16
+        assert peer.timing("fp32").wall > 0 and peer.timing("fp32").cpu > 0
+        assert peer.timing("bf16").wall > 0  # torch's CPU autocast to bfloat16
         with pytest.raises(perf_model.RunnerUnavailable, match="unknown precision"):
-            peer.seconds("fp8")
+            peer.timing("fp8")
     finally:
         peer.close()
     assert peer.process.returncode == 0

@@ -9,7 +9,8 @@ Protocol (one JSON object per line, so the parent can interleave our passes with
 the same machine load): after building, the child prints {"ready": true, ...facts}; then for each line
 "fp32" or "bf16" on stdin it runs one timed forward pass (extract_feat + decode_head + bilinear resize to
 the input, `align_corners=False`, as mmseg's whole-image inference; bf16 through `torch.autocast`) and
-prints {"precision": ..., "seconds": ...} or {"precision": ..., "error": ...}; "quit" or EOF ends it.
+prints {"precision": ..., "seconds": wall, "cpu_seconds": this process's CPU time} or {"precision": ...,
+"error": ...}; "quit" or EOF ends it.
 """
 
 from __future__ import annotations
@@ -112,16 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             break
         reply: dict[str, object] = {"precision": precision}
         try:
-            if precision == "fp32":
-                began = time.perf_counter()
-                forward()
-            elif precision == "bf16":
-                began = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    forward()
-            else:
+            if precision not in ("fp32", "bf16"):
                 raise ValueError(f"unknown precision {precision!r}: fp32 or bf16")
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+            began, cpu = time.perf_counter(), time.process_time()
+            with autocast:
+                forward()
             reply["seconds"] = time.perf_counter() - began
+            reply["cpu_seconds"] = time.process_time() - cpu
         except Exception as exc:  # reported to the parent, which prints it beside the figures
             reply["error"] = f"{type(exc).__name__}: {exc}"
         print(json.dumps(reply), flush=True)
