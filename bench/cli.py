@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("bench.evaluation.command", "score prediction PNGs against Cityscapes ground truth"),
     "models": ("bench.engine.models_listing", "list the model registry with options and parameter counts"),
     "train": ("bench.engine.train", "train a registry model on a Cityscapes-format dataset"),
+    "recipes": ("bench.engine.recipes", "list the named training recipes and the results they should reach"),
     "predict": ("bench.engine.predict", "write prediction PNGs (label IDs) from a checkpoint"),
     "compare": ("bench.report.compare", "our result rows side by side with a published reference table"),
     "readme": ("bench.report.readme", "regenerate the README results section from results/results.csv"),

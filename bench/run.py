@@ -16,27 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.engine.recipes import Recipe, default_recipe
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
 
-
-@dataclass(frozen=True)
-class Recipe:
-    """A CPU-sized training budget: what the default checkpoint of a model is trained with."""
-
-    steps: int
-    batch: int
-    crop: tuple[int, int]
-    lr: float
-
-
-# Measured on a 2-core CPU (see README): the first `make bench` must fit in 20 minutes, set-up included.
-SYNTHETIC_RECIPE = Recipe(steps=800, batch=8, crop=(256, 256), lr=0.02)
-REAL_RECIPE = Recipe(steps=800, batch=4, crop=(512, 512), lr=0.01)
-# pspnet-seed keeps full-resolution features (16 GFLOP per 256x512 image even in its cpu preset, 9.6 s per
-# batch-8 step of 256x256 crops): smaller crops and batches keep its default run near the same minutes.
-SYNTHETIC_RECIPES = {"pspnet-seed": Recipe(steps=400, batch=4, crop=(128, 128), lr=0.02)}
 NOTES = "trained from scratch (no ImageNet weights offline)"
 
 
@@ -74,11 +58,6 @@ def default_preset(model: str) -> str | None:
     return "cpu" if "cpu" in registry.get(model).presets else None
 
 
-def default_recipe(model: str, kind: str) -> Recipe:
-    """The CPU training budget of `model`'s default checkpoint on a synthetic or real dataset."""
-    return SYNTHETIC_RECIPES.get(model, SYNTHETIC_RECIPE) if kind == "synthetic" else REAL_RECIPE
-
-
 def ensure_checkpoint(
     model: str,
     dataset: Dataset,
@@ -114,6 +93,13 @@ def ensure_checkpoint(
         seed=seed,
         resume=bool(done),
         progress=progress,
+        checkpoint_every=recipe.checkpoint_every,
+        weight_decay=recipe.weight_decay,
+        aux_weight=recipe.aux_weight,
+        scale_range=recipe.scale_range,
+        flip=recipe.flip,
+        sync_bn=recipe.sync_bn,
+        recipe=recipe.name or None,
     )
 
 
@@ -191,6 +177,7 @@ def run_benchmark(
         preset=meta.get("preset") or preset,
         options=meta.get("options") or None,
         train_steps=meta.get("steps"),
+        recipe=meta.get("recipe"),
         predict_stats=stats,
         notes=NOTES if not checkpoint else "",
         **extra,

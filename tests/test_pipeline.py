@@ -141,6 +141,32 @@ def test_stream_is_seeded_and_resumes_where_it_left_off(tiny_dataset):
     assert not np.array_equal(np.stack(labels(2, 0, 5)), np.stack(straight))
 
 
+def test_replica_slices_put_together_are_the_one_process_batches(tiny_dataset):
+    """Data-parallel reading: every worker's per-replica slices, put back in replica order, are the global
+    batches (same samples, same augmentation) that one process reads, also when resuming mid-stream."""
+    samples = list_samples(tiny_dataset, "train", require_images=True)
+    common = {"batch": 4, "crop": (32, 48), "seed": 5, "start_step": 2}
+    whole = [(i.numpy(), lab.numpy()) for i, lab in pipeline.train_dataset(samples, **common).take(3)]
+
+    def slices(replicas, num_replicas):
+        ds = pipeline.train_dataset(samples, replicas=replicas, num_replicas=num_replicas, **common)
+        return [(i.numpy(), lab.numpy()) for i, lab in ds.take(3 * len(replicas))]
+
+    two_workers = [slices([0], 2), slices([1], 2)]  # one replica each
+    two_by_two = [slices([0, 1], 4), slices([2, 3], 4)]  # two workers of two local replicas
+    for step, (image, label) in enumerate(whole):
+        parts = [two_workers[0][step], two_workers[1][step]]
+        assert parts[0][0].shape == (2, 32, 48, 3)
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), image)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), label)
+        quarters = [w[2 * step + r] for w in two_by_two for r in range(2)]
+        assert quarters[0][1].shape == (1, 32, 48)
+        np.testing.assert_array_equal(np.concatenate([q[0] for q in quarters]), image)
+        np.testing.assert_array_equal(np.concatenate([q[1] for q in quarters]), label)
+    with pytest.raises(ValueError, match="split evenly"):
+        pipeline.train_dataset(samples, batch=3, crop=(8, 8), replicas=[0], num_replicas=2)
+
+
 def test_normalize_follows_the_input_spec_value_range_and_channel_order():
     from data.normalization import IMAGENET_RGB, InputSpec
 

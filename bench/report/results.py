@@ -35,6 +35,7 @@ RUN_COLUMNS = (
     "mode",
     "checkpoint",
     "train_steps",
+    "recipe",
     "commit",
     "date",
 )
@@ -173,6 +174,7 @@ def row_from_result(
     preset: str | None = None,
     options: Mapping[str, Any] | str | None = None,
     train_steps: int | None = None,
+    recipe: str | None = None,
     predict_stats: Mapping[str, Any] | None = None,
     run_dir: str | os.PathLike | None = None,
     notes: str = "",
@@ -206,6 +208,7 @@ def row_from_result(
         "mode": mode,
         "checkpoint": str(checkpoint or ""),
         "train_steps": "" if train_steps is None else int(train_steps),
+        "recipe": recipe or "",
         "commit": commit if commit is not None else git_commit(),
         "date": date or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
