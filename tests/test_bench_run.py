@@ -14,7 +14,7 @@ from bench.report import results
 from bench.report.readme import update_readme
 from bench.run import Recipe, resolve_dataset, run_benchmark
 
-TINY_RECIPE = Recipe(steps=3, batch=2, crop=(64, 64), lr=0.01)
+TINY_RECIPE = Recipe(steps=3, batch=2, crop=(64, 64), lr=0.01, name="tiny-test")
 README_TEXT = "# demo\n\n<!-- results:begin -->\nnothing yet\n<!-- results:end -->\n"
 
 
@@ -52,6 +52,7 @@ def test_run_appends_a_row_with_scores_and_provenance(two_runs):
     assert row["dataset"] == "synthetic-v1-64x128" and row["dataset_kind"] == "synthetic"
     assert row["split"] == "val" and row["mode"] == "whole"
     assert int(row["train_steps"]) == TINY_RECIPE.steps
+    assert row["recipe"] == "tiny-test"  # the checkpoint named its recipe and the row repeats it
     assert 0.0 <= float(row["miou"]) <= 100.0
     assert int(row["n_images"]) == 3
     assert float(row["images_per_s"]) > 0

@@ -253,3 +253,22 @@ def test_mixed_precision_runs_under_mirrored_replicas_with_syncbn(tiny_dataset, 
     meta = ckpt.read_metadata(path)
     assert (meta["accelerated"], meta["xla"], meta["replicas"], meta["sync_bn"]) == (True, False, 2, True)
     assert all(np.isfinite(v).all() for _, v in state(path))
+
+
+@pytest.mark.slow
+def test_perf_train_prints_images_per_second_for_one_and_two_replicas_and_the_efficiency():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "perf", "train", "--crop", "32x48", "--steps", "1"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rates = [
+        float(line.split(": ")[1].split()[0]) for line in done.stdout.splitlines() if "replica(s)" in line
+    ]
+    assert len(rates) == 2 and min(rates) > 0
+    printed = float(done.stdout.split("scaling efficiency with 2 replicas: ")[1].split("%")[0])
+    assert printed == pytest.approx(100 * rates[1] / (2 * rates[0]), abs=1.0)  # from the unrounded rates

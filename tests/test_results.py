@@ -181,6 +181,25 @@ def test_options_are_written_sorted_and_compact():
     assert row["options"] == "depth=50;width=8"
 
 
+def test_row_names_its_recipe_and_old_files_read_with_an_empty_recipe(tmp_path):
+    old = {k: v for k, v in _row(0).items() if k != "recipe"}  # a row written before the column existed
+    path = append_row(tmp_path / "results.csv", old)
+    append_row(
+        path,
+        results.row_from_result(
+            fake_result(1),
+            model="m",
+            dataset="d",
+            dataset_kind="real",
+            split="val",
+            recipe="mmseg-80k",
+            commit="x",
+        ),
+    )
+    frame = read_rows(path)
+    assert list(frame["recipe"]) == ["", "mmseg-80k"]
+
+
 def test_read_rows_of_a_missing_file_names_it():
     with pytest.raises(UserError, match="nope.csv does not exist"):
         read_rows("/nonexistent/nope.csv")
