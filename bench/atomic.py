@@ -1,24 +1,91 @@
 """Atomic file writes and an exclusive lock, so a crash or a second process never leaves a half-written file.
 
 A write goes to a temporary file in the target's folder (same file system), is fsynced, then renamed over
-the target with `os.replace`: readers see the old bytes or the new bytes, never a mix.
+the target with `os.replace`: readers see the old bytes or the new bytes, never a mix. A write that the
+system refuses (no space, read-only, a file where a folder should be) is a `UserError` naming the path.
+`check_writable` finds most of those before a command starts its work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from data.errors import UserError
+
+_TMP_SUFFIX = ".tmp"
+_TMP_RANDOM = 8  # characters tempfile adds between prefix and suffix
+
+
+def check_writable(path: str | os.PathLike, what: str) -> Path:
+    """Fail before the work starts when `what` (e.g. "--json file") cannot be written at `path`.
+
+    Checks what a later atomic write needs: `path` is not a folder, every name on it fits the file system,
+    the nearest existing ancestor is a folder (not a file) in which a file can be created, and the file
+    system has space left. Creates nothing that stays. Returns the path; raises `UserError` naming it.
+    """
+    path = Path(path)
+    missing: list[str] = []  # names below the nearest existing ancestor, top first
+    folder = path
+    while True:
+        try:
+            info = folder.stat()
+            break
+        except FileNotFoundError:
+            if folder.is_symlink():
+                raise UserError(
+                    f"{what} {path} cannot be written: {folder} is a broken symbolic link"
+                ) from None
+        except NotADirectoryError:
+            pass  # a file further up: found below
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise UserError(f"{what} {path} cannot be written: {exc.strerror} ({folder})") from None
+        if folder == folder.parent:
+            raise UserError(f"{what} {path} cannot be written: none of its folders exists")
+        missing.insert(0, folder.name)
+        folder = folder.parent
+    if not missing:
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{what} {path} is a folder: give a file name")
+        folder, missing = path.parent, [path.name]
+        info = folder.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise UserError(f"{what} {path} cannot be written: {folder} is a file, not a folder")
+    limit = _name_max(folder)
+    for name in missing:
+        if len(os.fsencode(name)) > limit:
+            raise UserError(
+                f"{what} {path} cannot be written: the name {name[:32]}... is {len(os.fsencode(name))} "
+                f"bytes long, the file system allows {limit}"
+            )
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check-")
+        os.close(fd)
+        os.unlink(probe)
+        space = os.statvfs(folder)
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be written: {exc.strerror} ({folder})") from None
+    if space.f_bavail == 0 and (os.geteuid() != 0 or space.f_bfree == 0):  # root may use reserved blocks
+        raise UserError(f"{what} {path} cannot be written: no space left on the file system of {folder}")
+    return path
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Replace `path` with `data` atomically; the folder is created if needed. Returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=_TMP_SUFFIX)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     try:
         os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
@@ -26,12 +93,45 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _write_error(path: Path, exc: OSError) -> UserError:
+    """The OSError of a write as a UserError; a folder that failed is named, our temporary file is not."""
+    culprit = Path(exc.filename) if exc.filename else path
+    where = f" ({culprit})" if culprit.parent != path.parent and culprit != path else ""
+    return UserError(f"cannot write {path}: {exc.strerror or exc}{where}: choose another path or free space")
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _short_name(path: Path, extra: int) -> str:
+    """`path.name`, cut and given a hash when `extra` more bytes would pass the file system's name limit."""
+    name = path.name
+    limit = _name_max(path.parent)
+    if len(os.fsencode(name)) + extra <= limit:
+        return name
+    digest = "-" + hashlib.sha1(os.fsencode(name)).hexdigest()[:8]
+    while name and len(os.fsencode(name)) + len(digest) + extra > limit:
+        name = name[:-1]
+    return name + digest
+
+
+def _tmp_prefix(path: Path) -> str:
+    """`.{name}.` for the temporary file, short enough that prefix + random + suffix fit the name limit."""
+    return f".{_short_name(path, 2 + _TMP_RANDOM + len(_TMP_SUFFIX))}."
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -55,9 +155,13 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
     The lock lives in its own file because the data file itself is replaced (a new inode) on every write.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a+b") as lock:
+    lock_path = path.with_name(f".{_short_name(path, len('..lock'))}.lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(lock_path, "a+b")
+    except OSError as exc:
+        raise _write_error(lock_path, exc) from None
+    with lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             yield

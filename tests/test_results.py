@@ -78,7 +78,7 @@ def test_a_crash_mid_append_leaves_the_old_file_intact_and_no_temp_file(tmp_path
         raise OSError(f"simulated crash in {step}")
 
     monkeypatch.setattr(os, step, crash)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(UserError, match="simulated crash"):
         append_row(path, _row(1))
     monkeypatch.undo()
     assert path.read_bytes() == before
