@@ -24,42 +24,45 @@ _TMP_SUFFIX = ".tmp"
 _TMP_RANDOM = 8  # characters tempfile adds between prefix and suffix
 
 
-def check_writable(path: str | os.PathLike, what: str) -> Path:
+def check_writable(path: str | os.PathLike, what: str, *, folder: bool = False) -> Path:
     """Fail before the work starts when `what` (e.g. "--json file") cannot be written at `path`.
 
-    Checks what a later atomic write needs: `path` is not a folder, every name on it fits the file system,
-    the nearest existing ancestor is a folder (not a file) in which a file can be created, and the file
-    system has space left. Creates nothing that stays. Returns the path; raises `UserError` naming it.
+    Checks what a later atomic write needs: `path` is not a folder (with `folder=True`: not a file), every
+    name on it fits the file system, the nearest existing ancestor is a folder (not a file) in which a file
+    can be created, and the file system has space left. Creates nothing that stays. Returns the path;
+    raises `UserError` naming it.
     """
     path = Path(path)
     missing: list[str] = []  # names below the nearest existing ancestor, top first
-    folder = path
+    where = path
     while True:
         try:
-            info = folder.stat()
+            info = where.stat()
             break
         except FileNotFoundError:
-            if folder.is_symlink():
+            if where.is_symlink():
                 raise UserError(
-                    f"{what} {path} cannot be written: {folder} is a broken symbolic link"
+                    f"{what} {path} cannot be written: {where} is a broken symbolic link"
                 ) from None
         except NotADirectoryError:
             pass  # a file further up: found below
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
-                raise UserError(f"{what} {path} cannot be written: {exc.strerror} ({folder})") from None
-        if folder == folder.parent:
+                raise UserError(f"{what} {path} cannot be written: {exc.strerror} ({where})") from None
+        if where == where.parent:
             raise UserError(f"{what} {path} cannot be written: none of its folders exists")
-        missing.insert(0, folder.name)
-        folder = folder.parent
-    if not missing:
-        if stat.S_ISDIR(info.st_mode):
+        missing.insert(0, where.name)
+        where = where.parent
+    if not missing:  # the path itself exists
+        if stat.S_ISDIR(info.st_mode) and not folder:
             raise UserError(f"{what} {path} is a folder: give a file name")
-        folder, missing = path.parent, [path.name]
-        info = folder.stat()
+        if not stat.S_ISDIR(info.st_mode) and folder:
+            raise UserError(f"{what} {path} is a file, not a folder: give a folder")
+        if not folder:
+            where, info = path.parent, path.parent.stat()
     if not stat.S_ISDIR(info.st_mode):
-        raise UserError(f"{what} {path} cannot be written: {folder} is a file, not a folder")
-    limit = _name_max(folder)
+        raise UserError(f"{what} {path} cannot be written: {where} is a file, not a folder")
+    limit = _name_max(where)
     for name in missing:
         if len(os.fsencode(name)) > limit:
             raise UserError(
@@ -67,14 +70,14 @@ def check_writable(path: str | os.PathLike, what: str) -> Path:
                 f"bytes long, the file system allows {limit}"
             )
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check-")
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".write-check-")
         os.close(fd)
         os.unlink(probe)
-        space = os.statvfs(folder)
+        space = os.statvfs(where)
     except OSError as exc:
-        raise UserError(f"{what} {path} cannot be written: {exc.strerror} ({folder})") from None
+        raise UserError(f"{what} {path} cannot be written: {exc.strerror} ({where})") from None
     if space.f_bavail == 0 and (os.geteuid() != 0 or space.f_bfree == 0):  # root may use reserved blocks
-        raise UserError(f"{what} {path} cannot be written: no space left on the file system of {folder}")
+        raise UserError(f"{what} {path} cannot be written: no space left on the file system of {where}")
     return path
 
 

@@ -126,3 +126,15 @@ def test_write_refused_midway_raises_user_error_and_leaves_no_file(tmp_path):
     assert done.returncode == 2, done.stderr
     assert f"cannot write {target}: File too large" in done.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_folders_may_exist_or_be_new_but_not_be_files(tmp_path):
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "afile").write_text("x")
+    assert atomic.check_writable(tmp_path / "existing", "--out folder", folder=True) == tmp_path / "existing"
+    atomic.check_writable(tmp_path / "new" / "deeper", "--out folder", folder=True)
+    with pytest.raises(UserError, match="afile is a file, not a folder"):
+        atomic.check_writable(tmp_path / "afile", "--out folder", folder=True)
+    with pytest.raises(UserError, match="afile is a file, not a folder"):
+        atomic.check_writable(tmp_path / "afile" / "sub", "--out folder", folder=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "existing"]
