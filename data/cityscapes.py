@@ -58,7 +58,8 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
             raise DatasetError(f"no dataset root given: pass a path or set {ENV_VAR}=/path/to/cityscapes")
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise DatasetError(f"dataset root {path} does not exist: check the path (or {ENV_VAR})")
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DatasetError(f"dataset root {path} {what}: check the path (or {ENV_VAR})")
     return path
 
 
@@ -95,6 +96,7 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
             )
     gt_dir, img_dir = root / "gtFine" / split, root / "leftImg8bit" / split
 
+    _check_listable(gt_dir)
     samples: dict[str, Sample] = {}
     for path in _glob(gt_dir, GT_SEARCH):
         city, seq, frame = parse_name(path, GT_SUFFIX)
@@ -135,6 +137,22 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
                 f"{missing[0]}: expected it under {img_dir}"
             )
     return [samples[k] for k in sorted(samples)]
+
+
+def _check_listable(split_dir: Path) -> None:
+    """A split or city folder that cannot be listed would silently drop its frames: name it instead."""
+    if not split_dir.is_dir():
+        return
+    folders = (
+        [split_dir, *(p for p in split_dir.iterdir() if p.is_dir())]
+        if os.access(split_dir, os.R_OK | os.X_OK)
+        else [split_dir]
+    )
+    for folder in folders:
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise DatasetError(
+                f"cannot read the folder {folder} (permission denied): its frames would be left out"
+            )
 
 
 def _present_splits(root: Path) -> list[str]:

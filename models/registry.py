@@ -126,13 +126,19 @@ def build(
     **options: Any,
 ):
     """Build a registered (or plugin) model: `build("pspnet", preset="cpu", aux_head=True)`."""
+    options = check_options(name, preset, **options)
+    return get(name).builder(num_classes=num_classes, input_shape=input_shape, **options)
+
+
+def check_options(name: str, preset: str | None = None, **options: Any) -> dict[str, Any]:
+    """The preset's options overridden by `options`, checked against the builder's signature (no build)."""
     entry = get(name)
     options = resolve_options(name, preset, **options)
     try:
-        inspect.signature(entry.builder).bind(num_classes=num_classes, input_shape=input_shape, **options)
+        inspect.signature(entry.builder).bind(num_classes=19, input_shape=(None, None, 3), **options)
     except TypeError as exc:
         raise RegistryError(f"model '{name}' does not take these options {sorted(options)}: {exc}") from exc
-    return entry.builder(num_classes=num_classes, input_shape=input_shape, **options)
+    return options
 
 
 def parse_option(text: str) -> tuple[str, Any]:

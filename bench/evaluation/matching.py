@@ -24,7 +24,7 @@ def match_predictions(samples: Sequence[Sample], pred_dir: str | os.PathLike) ->
     wanted = {s.key for s in samples}
     lengths = sorted({len(k) for k in wanted})
     found: dict[str, list[Path]] = {}
-    for root, _dirs, files in os.walk(pred_dir):
+    for root, _dirs, files in os.walk(pred_dir, onerror=_unreadable):
         for name in files:
             if not name.endswith(".png"):
                 continue
@@ -46,3 +46,8 @@ def match_predictions(samples: Sequence[Sample], pred_dir: str | os.PathLike) ->
                 f"exactly one PNG named {s.key}*.png under {pred_dir}"
             )
     return [found[s.key][0] for s in samples]
+
+
+def _unreadable(exc: OSError) -> None:
+    """os.walk skips a folder it cannot list; its predictions would be reported missing: name it instead."""
+    raise UserError(f"cannot read the prediction folder {exc.filename}: {exc.strerror}")

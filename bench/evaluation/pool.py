@@ -63,9 +63,28 @@ def _start_pool(workers: int) -> multiprocessing.pool.Pool:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers and `taskset` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cap_workers(requested: int | None) -> tuple[int, str | None]:
+    """(processes to use, a note when `requested` was more than the cores): more only adds overhead."""
+    cores = available_cores()
+    if requested is None:
+        return cores, None
+    if requested > cores:
+        return cores, f"--workers {requested} capped at {cores}, the number of available cores"
+    return requested, None
+
+
 def map_images(func, items: Sequence, workers: int | None) -> Iterator:
-    """func over items in order, in `workers` processes (inline for one); results stream: flat memory."""
-    workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
+    """func over items in order, in `workers` processes (inline for one; never more than the cores);
+    results stream: flat memory."""
+    workers = max(1, min(cap_workers(workers)[0], len(items)))
     if workers == 1:
         yield from map(func, items)
         return

@@ -19,13 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import arguments
+
+MIN_SIZE = (64, 128)  # smaller frames leave no room for the scene's buildings and objects
 SPEEDUP_TARGET = 10.0
 DECODE_RATIO_TARGET = 1.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=20, help="number of frames (default 20)")
-    parser.add_argument("--size", default="1024x2048", help="HxW of the frames (default 1024x2048)")
+    parser.add_argument(
+        "--size", type=arguments.size, default=(1024, 2048), help="HxW of the frames (default 1024x2048)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each timing is the best of its rounds")
     parser.add_argument("--out", default=None, help="keep the generated pairs here (default: a temp folder)")
@@ -297,16 +302,28 @@ def _max_difference(ours: dict, ref: dict) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.atomic import check_writable
     from bench.evaluation import evaluate, map_images, match_predictions, read_png
     from bench.evaluation.reference import evaluate_img_lists, score_dict
     from data.cityscapes import list_samples
     from data.errors import UserError
 
-    try:
-        h, w = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {args.size!r} is not HxW (e.g. 1024x2048)") from None
-    workers = args.workers or os.cpu_count() or 1
+    h, w = args.size
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1 frame, not {args.n}")
+    if h < MIN_SIZE[0] or w < MIN_SIZE[1]:
+        raise UserError(
+            f"--size {h}x{w} is too small for street scenes: at least {MIN_SIZE[0]}x{MIN_SIZE[1]}"
+        )
+    if args.out:
+        check_writable(args.out, "--out folder", folder=True)
+    from bench.evaluation.pool import cap_workers
+
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
+    workers, note = cap_workers(args.workers)
+    if note:
+        print(f"note: {note}")
     with tempfile.TemporaryDirectory(prefix="perf-eval-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         if args.data:

@@ -1,4 +1,4 @@
-"""Ctrl-C during `bench evaluate` with worker processes: exit 130 every time, never a hang.
+"""The evaluation worker pool: Ctrl-C exits 130 every time, never a hang; never more workers than cores.
 
 A terminal's Ctrl-C is SIGINT to the whole process group, workers included; a worker that died of it while
 holding a queue lock used to leave the main process waiting forever (about 1 try in 10).
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cli import main
+from bench.evaluation.pool import available_cores, map_images
 from tests.evaluate_data import write_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,3 +81,21 @@ def test_ctrl_c_with_two_workers_exits_130_every_time(tmp_path):
     assert [code for code, _ in outcomes] == [130] * TRIES, [err[-300:] for _, err in outcomes]
     for _, err in outcomes:
         assert err.strip() == "interrupted", err  # no worker tracebacks
+
+
+def _pid(_: int) -> int:
+    time.sleep(0.01)  # long enough that every worker gets tasks
+    return os.getpid()
+
+
+def test_more_workers_than_cores_are_capped_at_the_cores():
+    pids = set(map_images(_pid, range(4 * available_cores() + 40), 40))
+    assert len(pids) <= available_cores()
+
+
+def test_evaluate_says_when_it_caps_the_workers(tmp_path, capsys):
+    gt, pred = many_frames(tmp_path, 4)
+    assert main(["evaluate", "--gt", str(gt), "--pred", str(pred), "--workers", "40"]) == 0
+    captured = capsys.readouterr()
+    assert f"note: --workers 40 capped at {available_cores()}, the number of available cores" in captured.err
+    assert "4 images" in captured.out
