@@ -280,6 +280,12 @@ def _extra_gt(folder: Path, folder_name: str, key: str) -> None:
     write_png(gt / f"{key}_gtFine_instanceIds.png", instances)
 
 
+def _env_points_nowhere(folder: Path) -> list[str]:
+    """$CITYSCAPES_DATASET names a folder that is gone (check_case's monkeypatch restores the variable)."""
+    os.environ["CITYSCAPES_DATASET"] = str(folder / "gone")
+    return ["evaluate", "--pred", str(folder)]
+
+
 def _scores(expected_images: int):
     def check(folder: Path) -> None:
         data = json.loads((folder / "r.json").read_text())
@@ -293,7 +299,7 @@ GT_CASES = [
     Case("gt-root-is-a-file", _ev(lambda f: (f / "afile").write_text("x"), "--gt", "afile"), r"afile is not a folder"),
     Case("gt-root-empty-folder", _ev(lambda f: (f / "empty").mkdir(), "--gt", "empty"), r"empty has no gtFine/"),
     Case("gt-no-root-no-env", lambda f: ["evaluate", "--pred", str(f)], r"CITYSCAPES_DATASET"),
-    Case("gt-env-points-nowhere", lambda f: os.environ.__setitem__("CITYSCAPES_DATASET", str(f / "gone")) or ["evaluate", "--pred", str(f)], r"gone does not exist"),
+    Case("gt-env-points-nowhere", _env_points_nowhere, r"gone does not exist.*CITYSCAPES_DATASET"),
     Case("gt-split-empty", _ev(lambda f: None, "--split", "train"), r"split 'train' is empty.*splits present: val"),
     Case("gt-split-bogus", _ev(lambda f: None, "--split", "vall"), r"split 'vall' is empty"),
     Case("gt-split-blank", _ev(lambda f: None, "--split", ""), r"split '' is not a folder name"),
