@@ -41,7 +41,9 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise registry.RegistryError(f"--flops wants HxW like 512x1024, got '{text}'") from None
+        height = width = 0
+    if min(height, width) < 1:
+        raise registry.RegistryError(f"--flops wants a positive HxW like 512x1024, got '{text}'")
     return height, width
 
 
@@ -49,6 +51,9 @@ def measure(
     name: str, preset: str | None, num_classes: int, options: dict, flops_at: tuple[int, int] | None
 ) -> str:
     """ "N params" (and "G GFLOP") of one built variant."""
+    from bench.engine.tensorflow_import import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     model = registry.build(name, num_classes=num_classes, preset=preset, **options)

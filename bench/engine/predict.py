@@ -17,11 +17,19 @@ Modes (logits are averaged, then the arg-max is taken):
 Stats (also written to `OUT/predict_stats.json`): images/s over the run (decode, inference and writing,
 after a warm-up frame that pays for tracing), per-frame latency p50/p95 (inference and arg-max, decoding
 and writing excluded), peak resident memory of the process (and GPU memory when there is one).
+
+OUT holds exactly one run's frames: they are written to a hidden sibling folder that replaces OUT only when
+the run has finished, so a stale frame of an earlier run is never scored with the new ones and a crash or
+Ctrl-C leaves OUT as it was. `predict_stats.json` marks a folder as written by us; a non-empty folder
+without it (someone else's files) is refused, never deleted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import functools
 import io
 import json
 import math
@@ -35,10 +43,12 @@ from typing import Any
 
 import numpy as np
 
+from bench.arguments import MAX_SCALE, size
 from bench.arguments import scales as parse_scales
-from bench.arguments import size
-from bench.atomic import write_bytes, write_text
+from bench.atomic import check_writable, replaced_folder, write_bytes, write_text
 from bench.engine import checkpoint as ckpt
+from bench.engine.progress import progress_bar
+from bench.engine.tensorflow_import import import_tensorflow
 from data.errors import UserError
 
 MODES = ("whole", "slide", "multiscale")
@@ -171,13 +181,57 @@ def _peak_memory() -> dict[str, float]:
 def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
     if mode not in MODES:
         raise UserError(f"--mode {mode}: choose one of {', '.join(MODES)}")
-    if not scales or min(scales) <= 0:
-        raise UserError(f"--scales {scales}: give positive scales, e.g. 0.75,1.0,1.25")
+    if not scales or not all(0 < s <= MAX_SCALE for s in scales):  # NaN fails both comparisons
+        raise UserError(f"--scales {scales}: give scales between 0 and {MAX_SCALE:g}, e.g. 0.75,1.0,1.25")
     for name, value in (("--crop", crop), ("--stride", stride)):
         if value is not None and min(value) < 1:
             raise UserError(f"{name} {value} must be positive, e.g. 713x713")
 
 
+def _check_replaceable(folder: Path, option: str, ours: Callable[[Path], bool]) -> None:
+    """Refuse (before any work) an output folder that cannot be written or holds files not ours to delete."""
+    check_writable(folder, option, folder=True)
+    if folder.is_dir() and any(folder.iterdir()) and not ours(folder):
+        raise UserError(
+            f"{option} {folder} already holds files that `bench predict` did not write: choose a new or "
+            f"empty folder (predictions must be alone in theirs: every PNG in it is scored)"
+        )
+
+
+def _fresh_output_folders(predict_fn):
+    """Run `predict_fn` writing into hidden sibling folders that replace OUT (and OUT_color) at the end."""
+
+    @functools.wraps(predict_fn)
+    def wrapper(checkpoint, dataset, split: str, out, *args: Any, colorize: bool = False, **kwargs: Any):
+        out = Path(os.path.abspath(out))  # `.` and `x/..` have a name to rename
+        color_dir = out.with_name(f"{out.name}_color")
+        _check_replaceable(out, "--out", lambda f: (f / STATS_NAME).is_file())
+        if colorize:
+            _check_replaceable(
+                color_dir,
+                "--colorize folder",
+                lambda f: all(p.name.endswith("_color.png") for p in f.iterdir()),
+            )
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(replaced_folder(out))
+            tmp_color = stack.enter_context(replaced_folder(color_dir)) if colorize else None
+            try:
+                return predict_fn(
+                    checkpoint, dataset, split, tmp, *args, colorize=colorize, color_out=tmp_color, **kwargs
+                )
+            except OSError as exc:
+                written = exc.filename and Path(str(exc.filename)).parent in (tmp, tmp_color)
+                if written or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG):
+                    raise UserError(
+                        f"cannot write predictions under {out.parent} ({exc.strerror or exc}): free space "
+                        f"or choose another --out"
+                    ) from exc
+                raise
+
+    return wrapper
+
+
+@_fresh_output_folders
 def predict(
     checkpoint,
     dataset,
@@ -193,12 +247,13 @@ def predict(
     progress: bool = True,
     limit: int | None = None,
     fold_bn: bool = True,
+    color_out=None,
 ) -> dict[str, Any]:
     """Write label-ID PNGs of `split` into `out`; return (and write to `out/predict_stats.json`) the speed
     and memory figures of the run. `limit` predicts only the first frames (quick checks); `fold_bn` merges
-    BatchNorm into the convolutions (see `load_checkpoint`)."""
-    import tensorflow as tf
-    from tqdm import tqdm
+    BatchNorm into the convolutions (see `load_checkpoint`). OUT and OUT_color (`color_out`) are replaced
+    whole at the end (see the module docstring)."""
+    tf = import_tensorflow()
 
     from data.cityscapes import list_samples
     from data.labels import colorize as palette
@@ -214,7 +269,7 @@ def predict(
     model, metadata = load_checkpoint(checkpoint, fold_bn=fold_bn)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    color_dir = out.with_name(f"{out.name}_color")
+    color_dir = Path(color_out) if color_out is not None else out.with_name(f"{out.name}_color")
     if colorize:
         color_dir.mkdir(parents=True, exist_ok=True)
 
@@ -225,8 +280,8 @@ def predict(
     frames = eval_dataset(samples, with_labels=False, input_spec=InputSpec.from_metadata(metadata))
     latencies: list[float] = []
     began = None
-    bar = tqdm(zip(samples, frames, strict=True), total=len(samples), unit="img", disable=not progress)
-    for sample, image in bar:
+    bar = progress_bar(len(samples), desc="predict", unit="img", enabled=progress)
+    for sample, image in zip(samples, frames, strict=True):
         if began is None:  # warm-up: trace and compile on the first frame, outside the timings
             frame_logits(forward, image, **settings)
             began = time.perf_counter()
@@ -236,6 +291,8 @@ def predict(
         _write_png(to_label_ids(train_ids), out / f"{sample.key}_leftImg8bit.png")
         if colorize:
             _write_png(palette(train_ids), color_dir / f"{sample.key}_color.png")
+        bar.update(1)
+    bar.close()
     seconds = time.perf_counter() - began
     latency_ms = np.asarray(latencies) * 1000.0
     stats = {

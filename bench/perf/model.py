@@ -48,9 +48,13 @@ def parse_case(text: str) -> tuple[str, str | None, tuple[int, int]]:
     try:
         height, width = (int(v) for v in size.lower().split("x"))
     except ValueError:
+        height = width = 0
+    if min(height, width) < 1:
         raise UserError(
-            f"perf model case '{text}' is not MODEL[:PRESET]@HxW, e.g. pspnet:cpu@256x512"
-        ) from None
+            f"perf model case '{text}' is not MODEL[:PRESET]@HxW with a positive size, "
+            f"e.g. pspnet:cpu@256x512"
+        )
+    registry.resolve_options(name, preset or None)  # an unknown model or preset fails before any timing
     return name, preset or None, (height, width)
 
 
@@ -60,7 +64,9 @@ def parse_train_step(text: str) -> tuple[int, int, int]:
     try:
         batch, height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UserError(f"--train-step wants BxHxW like 8x256x256, got '{text}'") from None
+        batch = height = width = 0
+    if min(batch, height, width) < 1:
+        raise UserError(f"--train-step wants a positive BxHxW like 8x256x256, got '{text}'")
     return batch, height, width
 
 
@@ -152,8 +158,17 @@ def time_model(
 
 
 def run(args: argparse.Namespace) -> int:
-    import tensorflow as tf
+    from bench.engine.tensorflow_import import import_tensorflow
+    from data.errors import UserError
 
+    for option, value in (
+        ("--batch", args.batch),
+        ("--repeats", args.repeats),
+        ("--matmul-size", args.matmul_size),
+    ):
+        if value < 1:
+            raise UserError(f"{option} {value} must be at least 1")
+    tf = import_tensorflow()
     cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
     train_step = parse_train_step(args.train_step) if args.train_step else None
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "auto"

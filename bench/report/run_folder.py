@@ -185,15 +185,18 @@ def report_run(
     reference: str = references.DEFAULT_REFERENCE,
     readme: str | os.PathLike | None = None,
     pred_ids: str = "label",
+    run_dir: str | os.PathLike | None = None,
+    when: datetime | None = None,
     **row_fields: Any,
 ) -> RunReport:
     """After evaluation: run folder with JSON, confusion and plots; result row; README (unless `readme=None`).
 
     `row_fields` go to `bench.report.results.row_from_result` (mode, checkpoint, preset, options, train_steps,
     predict_stats, notes, ...). Samples for the grid come from `gt_root`/`pred_dir` when both are given.
+    `run_dir` (made by `new_run_dir` at `when`) is a folder the run already writes into, e.g. its predictions.
     """
-    when = datetime.now(timezone.utc)
-    run_dir = new_run_dir(model, dataset, root=runs_dir, when=when)
+    when = when or datetime.now(timezone.utc)
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(model, dataset, root=runs_dir, when=when)
     row_fields.setdefault("date", when.strftime("%Y-%m-%dT%H:%M:%SZ"))  # the row and its folder agree
     row = row_from_result(
         result,
