@@ -73,7 +73,7 @@ def _check_metadata(path: Path, metadata: Any) -> None:
     for key, kind in expected.items() if problem is None else ():
         value = metadata.get(key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-            problem = f"'{key}' is {value!r}, not a {kind.__name__}"
+            problem = f"'{key}' is {value!r}, expected {kind.__name__}"
             break
     if problem is None and isinstance(metadata.get("num_classes"), int) and metadata["num_classes"] < 1:
         problem = f"'num_classes' is {metadata['num_classes']}"
