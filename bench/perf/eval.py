@@ -19,13 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.arguments import size
+
 SPEEDUP_TARGET = 10.0
 DECODE_RATIO_TARGET = 1.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=20, help="number of frames (default 20)")
-    parser.add_argument("--size", default="1024x2048", help="HxW of the frames (default 1024x2048)")
+    parser.add_argument(
+        "--size", default=(1024, 2048), type=size, help="HxW of the frames (default 1024x2048)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each timing is the best of its rounds")
     parser.add_argument("--out", default=None, help="keep the generated pairs here (default: a temp folder)")
@@ -300,12 +304,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.evaluation import evaluate, map_images, match_predictions, read_png
     from bench.evaluation.reference import evaluate_img_lists, score_dict
     from data.cityscapes import list_samples
-    from data.errors import UserError
 
-    try:
-        h, w = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {args.size!r} is not HxW (e.g. 1024x2048)") from None
+    h, w = args.size
     workers = args.workers or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="perf-eval-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from data.sizes import parse_dims, parse_size
+
 DEFAULT_CASES = ("pspnet@512x1024", "pspnet:cpu@256x512", "fcn:cpu@256x512")
 
 
@@ -46,22 +48,20 @@ def parse_case(text: str) -> tuple[str, str | None, tuple[int, int]]:
     if name not in registry.available():
         name, preset = model, ""
     try:
-        height, width = (int(v) for v in size.lower().split("x"))
+        return name, preset or None, parse_size(size)
     except ValueError:
         raise UserError(
             f"perf model case '{text}' is not MODEL[:PRESET]@HxW, e.g. pspnet:cpu@256x512"
         ) from None
-    return name, preset or None, (height, width)
 
 
 def parse_train_step(text: str) -> tuple[int, int, int]:
     from data.errors import UserError
 
     try:
-        batch, height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--train-step wants BxHxW like 8x256x256, got '{text}'") from None
-    return batch, height, width
+        return parse_dims(text, 3, "8x256x256")
+    except ValueError as exc:
+        raise UserError(f"--train-step: {exc} (batch x height x width)") from None
 
 
 def best_seconds(fn, repeats: int) -> tuple[float, float]:

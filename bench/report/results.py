@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import atomic
+from bench.numbers import to_float
 from bench.paths import PROJECT_ROOT
 from data.errors import UserError
 from data.labels import CLASS_NAMES
@@ -157,8 +158,7 @@ def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
 
 
 def _percent(value: Any) -> float:
-    value = float("nan") if value is None else float(value)
-    return value * 100.0
+    return to_float(value) * 100.0
 
 
 def row_from_result(

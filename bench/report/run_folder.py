@@ -8,7 +8,6 @@ and regenerates the README section. The pieces are separate functions for reuse 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import atomic
+from bench.numbers import nan_to_none
 from bench.paths import RESULTS_CSV, RUNS_DIR
 from bench.report import plots, references
 from bench.report.results import append_row, row_from_result
@@ -82,25 +82,13 @@ def cityscapes_dict(result: Any) -> dict[str, Any]:
             "averageScoreCategories": getattr(result, "category_miou", None),
             "averageScoreInstCategories": getattr(result, "category_iiou_mean", None),
         }
-    return _nan_to_none(data)
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
-        return _nan_to_none(value.item())
-    return value
+    return nan_to_none(data)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Pretty, key-sorted JSON without NaN (strict JSON), written atomically."""
     return atomic.write_text(
-        path, json.dumps(_nan_to_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+        path, json.dumps(nan_to_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from bench.numbers import to_float
 from data.labels import CLASS_NAMES, SHORT_NAMES
 
 MISSING = "-"
@@ -27,25 +28,22 @@ def _round(value: float, digits: int) -> Decimal:
 
 def pct(value: Any, digits: int = 1) -> str:
     """A percentage with `digits` decimals (half up); '-' when missing or NaN."""
-    if value is None or value == "":
-        return MISSING
-    value = float(value)
+    value = to_float(value)
     return MISSING if math.isnan(value) else f"{_round(value, digits):f}"
 
 
 def signed(value: Any, digits: int = 1) -> str:
     """A delta in percentage points with its sign ('+1.2', '-0.4', '+0.0'); '-' when missing."""
-    if value is None or value == "" or math.isnan(float(value)):
+    value = to_float(value)
+    if math.isnan(value):
         return MISSING
-    rounded = _round(float(value), digits)
+    rounded = _round(value, digits)
     return f"{'-' if rounded < 0 else '+'}{abs(rounded):f}"
 
 
 def number(value: Any, fmt: str = ".2f") -> str:
     """Any other float (images/s, seconds); '-' when missing."""
-    if value is None or value == "":
-        return MISSING
-    value = float(value)
+    value = to_float(value)
     return MISSING if math.isnan(value) else format(value, fmt)
 
 

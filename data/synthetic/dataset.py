@@ -35,6 +35,7 @@ from PIL import Image
 
 from data.errors import UserError
 from data.labels import CLASS_NAMES, INSTANCE_CLASS_NAMES, name2label
+from data.sizes import size_argument
 from data.synthetic.render import render
 from data.synthetic.scene import SHOWCASE_LABELS, VOID_LABELS, SceneObject, closeup, layout
 
@@ -279,14 +280,6 @@ def _run(jobs: list, progress: bool, workers: int | None) -> None:
 # ---------------------------------------------------------------- command line
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HxW, e.g. 256x512, got {text!r}") from None
-    return h, w
-
-
 def _count(text: str) -> int:
     try:
         n = int(text)
@@ -315,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--size",
-        type=_size,
+        type=size_argument,
         default=DEFAULT_SIZE,
         metavar="HxW",
         help=f"frame size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, Cityscapes' 1:2)",
