@@ -13,7 +13,7 @@ from PIL import Image
 from bench.cli import main
 from data.cityscapes import list_samples
 from data.labels import LABEL_TO_TRAIN, TRAIN_TO_LABEL
-from tests.tiny_cityscapes import write_dataset
+from tests.cityscapes_files import write_dataset
 
 tf = pytest.importorskip("tensorflow")
 from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
