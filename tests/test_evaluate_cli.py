@@ -1,4 +1,4 @@
-"""`python -m bench evaluate` prints the seed's per-class table and writes cityscapesScripts' JSON keys."""
+"""`python -m bench evaluate` prints the per-class table and writes cityscapesScripts' JSON keys."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 The ratio to a large float32 matmul measured in the same process says how close the network runs to what
 this machine's BLAS can do (target: at least 50% on CPU), independent of how loaded or fast the machine is.
-Default cases: the paper's pspnet (ResNet-50) at 512x1024 and the CPU preset at the embedded resolution.
+Default cases (`DEFAULT_CASES`): the paper's pspnet (ResNet-50) at 512x1024, and the pspnet and fcn CPU
+presets at the embedded dataset's resolution.
 """
 
 from __future__ import annotations

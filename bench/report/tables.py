@@ -1,4 +1,4 @@
-"""Markdown tables for results: the seed's per-class format (short class names, percent, one decimal).
+"""Markdown tables for results in the seed document's per-class format (short names, percent, one decimal).
 
 Shared by `results/results.md`, the README section and `bench compare --markdown`, so all three read alike.
 Pure text formatting: no file I/O, no heavy imports.
@@ -62,10 +62,10 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right:
     return "\n".join(lines) + "\n"
 
 
-def seed_table(
+def per_class_table(
     rows: Iterable[tuple[Sequence[str], Mapping[str, Any]]], label_headers: Sequence[str] = ("Method",)
 ) -> str:
-    """Per-class table in the seed's layout: label columns, the 19 short class names, mIoU.
+    """Per-class table in the seed document's layout: label columns, the 19 short class names, mIoU.
 
     Each row is (labels, values) with values keyed by full class name and 'miou', in percent.
     """
@@ -85,7 +85,7 @@ def dataset_label(dataset: str, kind: str) -> str:
 
 
 def method_label(model: str, preset: str = "") -> str:
-    """Model name with its preset, e.g. 'pspnet [cpu-small]'."""
+    """Model name with its preset, e.g. 'pspnet [cpu]'."""
     return f"{model} [{preset}]" if preset else model
 
 
@@ -104,7 +104,7 @@ def render_results_markdown(frame) -> str:
         parts.append(SYNTHETIC_NOTE + "\n")
     parts.append("## Per-class IoU (%)\n")
     parts.append(
-        seed_table(
+        per_class_table(
             (
                 (
                     [
