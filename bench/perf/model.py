@@ -92,28 +92,18 @@ def matmul_gflops(n: int, repeats: int = 3) -> float:
 
 
 def time_train_step(name: str, preset: str | None, batch: int, size: tuple[int, int], repeats: int) -> float:
-    """Best seconds of one SGD step (forward, backward with the auxiliary loss, update)."""
-    import keras
+    """Best seconds of one step of the trainer's own train step (forward, backward with the auxiliary
+    loss, SGD update with weight decay): what `bench train` runs, not a copy of it."""
     import tensorflow as tf
 
+    from bench.engine.train import make_optimizer, make_train_step
     from models import registry
 
     model = registry.build(name, preset=preset, aux_head=True)
-    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    step = make_train_step(model, make_optimizer(0.01, steps=1000))
     images = tf.random.normal([batch, *size, 3])
     labels = tf.random.uniform([batch, *size], 0, 19, tf.int32)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            out = model(images, training=True)
-            value = loss(labels, out["logits"]) + (0.4 * loss(labels, out["aux"]) if "aux" in out else 0.0)
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return value
-
-    best, _ = best_seconds(lambda: step().numpy(), repeats)
+    best, _ = best_seconds(lambda: step(images, labels)["loss"].numpy(), repeats)
     return best
 
 
