@@ -141,9 +141,10 @@ def _cityscapes_annotation(doc: dict) -> Annotation:
 
 
 def build_frame(
-    seed: int, split: str, index: int, size: tuple[int, int]
-) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """(polygons document, labelIds uint8, instanceIds uint16, RGB uint8) of one frame."""
+    seed: int, split: str, index: int, size: tuple[int, int], *, image: bool = True
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(polygons document, labelIds uint8, instanceIds uint16, RGB uint8) of one frame; the RGB image is
+    None with `image=False` (ground truth alone, e.g. for the evaluator benchmark)."""
     h, w = size
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     layout_rng, render_rng = rng.spawn(2)
@@ -166,6 +167,8 @@ def build_frame(
     else:
         raise RuntimeError(f"frame {split}/{index}: labels {missing} could not be placed")
     instance_ids = np.asarray(createInstanceImage(ann, "ids"), dtype=np.int64).astype(np.uint16)
+    if not image:
+        return doc, label_ids, instance_ids, None
     rgb = render(render_rng, objects, [[tuple(p) for p in o["polygon"]] for o in doc["objects"]], h, w)
     return doc, label_ids, instance_ids, rgb
 
