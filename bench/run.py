@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.arguments import scales as parse_scales
+from bench.arguments import scales as scales_argument
 from bench.atomic import check_writable
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
+from models.inference_modes import DEFAULT_SCALES, MODES
 
 
 @dataclass(frozen=True)
@@ -249,12 +250,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=".keras checkpoint (default: train the model's CPU preset once and cache it)",
     )
-    parser.add_argument("--mode", default="whole", choices=("whole", "slide", "multiscale"))
+    parser.add_argument("--mode", default="whole", choices=MODES)
     parser.add_argument(
         "--scales",
-        type=parse_scales,
-        default="0.5,0.75,1.0,1.25,1.5,1.75",
-        help="comma-separated scales for --mode multiscale",
+        type=scales_argument,
+        default=None,
+        help=f"comma-separated scales for --mode multiscale (default {','.join(map(str, DEFAULT_SCALES))})",
     )
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped inputs")
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
@@ -266,7 +267,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    scales = args.scales if args.mode == "multiscale" else (1.0,)
+    if args.scales is not None and args.mode != "multiscale":
+        raise UserError("--scales applies to --mode multiscale only")
+    scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
     run_benchmark(
         args.model,
         dataset=args.dataset,

@@ -23,7 +23,7 @@ from typing import Any
 
 from data.errors import UserError
 
-BUILTIN_MODULES = ("models.pspnet", "models.pspnet_seed", "models.fcn")
+BUILTIN_MODULES = ("models.pspnet", "models.lightweight_pspnet", "models.fcn")
 
 
 class RegistryError(UserError):

@@ -27,7 +27,7 @@ from bench.cli import main
 from bench.engine import progress as progress_module
 from bench.engine.tensorflow_import import filter_lines
 from data.errors import UserError
-from tests.tiny_cityscapes import write_dataset
+from tests.cityscapes_files import write_dataset
 
 MODEL = "tests.tiny_model:tiny"
 UNWRITABLE = Path("/sys/kernel/bench-test")  # refused even to root: sysfs takes no new files
@@ -348,13 +348,13 @@ CASES = [
     Case("models-option-depth-7", "models pspnet -o depth=7", ("model 'pspnet'", "depth=7", "depth must be")),
     Case("models-num-classes-0", "models pspnet --num-classes 0", ("num_classes", "at least 1")),
     Case("models-option-not-kv", "models pspnet -o depth", ("not key=value",)),
-    Case("models-flops-zero", "models pspnet --flops 0x0", ("--flops", "positive")),
+    Case("models-flops-zero", "models pspnet --flops 0x0", ("--flops", "HEIGHTxWIDTH")),
     Case("models-flops-words", "models pspnet --flops big", ("--flops",)),
     Case("models-plugin-raises", "models bad_plugin_runtime:build", ("RuntimeError", "fix the plugin")),
     Case("models-plugin-valueerror", "models bad_plugin_builders:rejects -o width=3", ("width=3",)),
     # perf model / perf pipeline
     Case("perf-model-preset-unknown", "perf model pspnet:huge@64x64", ("no preset 'huge'",)),
-    Case("perf-model-size-zero", "perf model pspnet@0x64", ("positive size",)),
+    Case("perf-model-size-zero", "perf model pspnet@0x64", ("MODEL[:PRESET]@HxW",)),
     Case("perf-model-size-words", "perf model pspnet@big", ("MODEL[:PRESET]@HxW",)),
     Case("perf-model-unknown", "perf model nosuchnet@64x64", ("unknown model",)),
     Case("perf-model-batch-0", "perf model pspnet:tiny@64x64 --batch 0", ("--batch 0",)),

@@ -20,7 +20,7 @@ from bench.evaluation.reference import (
 )
 from data.cityscapes import list_samples
 from data.labels import CLASS_NAMES, to_train_ids
-from tests.evaluate_data import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
+from tests.cityscapes_files import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
 
 KEY = "aachen_000000_000019"
 

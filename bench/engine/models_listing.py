@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench.arguments import size
 from models import registry
 
 
@@ -28,23 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="builder option applied to every variant, e.g. -o depth=101 (repeatable)",
     )
-    parser.add_argument("--flops", metavar="HxW", help="also count forward GFLOP per image at this size")
+    parser.add_argument(
+        "--flops", metavar="HxW", type=size, help="also count forward GFLOP per image at this size"
+    )
 
 
 def format_options(options: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in options.items())
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        height = width = 0
-    if min(height, width) < 1:
-        raise registry.RegistryError(f"--flops wants a positive HxW like 512x1024, got '{text}'")
-    return height, width
 
 
 def measure(
@@ -93,7 +84,7 @@ def describe(
 def run(args: argparse.Namespace) -> int:
     names = args.names or registry.available()
     options = dict(registry.parse_option(text) for text in args.option)
-    flops_at = parse_size(args.flops)
+    flops_at = args.flops
     for i, name in enumerate(names):
         if i:
             print()

@@ -32,7 +32,6 @@ import errno
 import functools
 import io
 import json
-import math
 import os
 import resource
 import time
@@ -50,10 +49,8 @@ from bench.engine import checkpoint as ckpt
 from bench.engine.progress import progress_bar
 from bench.engine.tensorflow_import import import_tensorflow
 from data.errors import UserError
+from models.inference_modes import DEFAULT_SCALES, MODES, frame_logits
 
-MODES = ("whole", "slide", "multiscale")
-DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-DEFAULT_CROP = (713, 713)
 STATS_NAME = "predict_stats.json"
 
 
@@ -94,68 +91,6 @@ def load_checkpoint(path: str | os.PathLike, *, fold_bn: bool = False):
                 stacklevel=2,
             )
     return model, metadata
-
-
-def slide_windows(length: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) windows covering 0..length; the last one flush with the end, all clipped to length."""
-    if length <= window:
-        return [(0, length)]
-    count = math.ceil((length - window) / stride) + 1
-    starts = [min(i * stride, length - window) for i in range(count)]
-    return [(s, s + window) for s in starts]
-
-
-def slide_logits(forward: Callable, image, crop: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-    """Logits (H, W, C) of a (1, H, W, 3) image from overlapping windows, averaged where they overlap."""
-    height, width = int(image.shape[1]), int(image.shape[2])
-    total, count = None, np.zeros((height, width, 1), np.float32)
-    for y0, y1 in slide_windows(height, crop[0], stride[0]):
-        for x0, x1 in slide_windows(width, crop[1], stride[1]):
-            logits = np.asarray(forward(image[:, y0:y1, x0:x1, :]))[0]
-            if total is None:
-                total = np.zeros((height, width, logits.shape[-1]), np.float32)
-            total[y0:y1, x0:x1] += logits
-            count[y0:y1, x0:x1] += 1.0
-    return total / count
-
-
-def frame_logits(
-    forward: Callable,
-    image,
-    *,
-    mode: str = "whole",
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    crop: tuple[int, int] | None = None,
-    stride: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """Averaged logits (H, W, C) of one normalised frame (1, H, W, 3) under the chosen mode."""
-    import tensorflow as tf
-
-    height, width = int(image.shape[1]), int(image.shape[2])
-    sliding = mode == "slide" or (mode == "multiscale" and crop is not None)
-    crop = crop or DEFAULT_CROP
-    stride = stride or (max(1, math.ceil(crop[0] * 2 / 3)), max(1, math.ceil(crop[1] * 2 / 3)))
-    run_scales = scales if mode == "multiscale" else (1.0,)
-
-    def predict_one(x) -> np.ndarray:
-        if sliding:
-            return slide_logits(forward, x, crop, stride)
-        return np.asarray(forward(x))[0]
-
-    total = None
-    for scale in run_scales:
-        target = (max(1, round(height * scale)), max(1, round(width * scale)))
-        scaled = image if target == (height, width) else tf.image.resize(image, target, method="bilinear")
-        for mirrored in (False, True) if flip else (False,):
-            x = tf.reverse(scaled, [2]) if mirrored else scaled
-            logits = predict_one(x)
-            if mirrored:
-                logits = logits[:, ::-1]
-            if target != (height, width):
-                logits = tf.image.resize(logits[None], (height, width), method="bilinear")[0].numpy()
-            total = logits if total is None else total + logits
-    return total / (len(run_scales) * (2 if flip else 1))
 
 
 def _write_png(array: np.ndarray, path: Path) -> None:
@@ -331,10 +266,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scales",
         type=parse_scales,
         default=None,
-        help="multiscale: comma-separated scales (default 0.5,0.75,1.0,1.25,1.5,1.75)",
+        help=f"multiscale: comma-separated scales (default {','.join(map(str, DEFAULT_SCALES))})",
     )
     parser.add_argument("--flip", action="store_true", help="also predict the mirrored frame and average")
-    parser.add_argument("--crop", type=size, default=None, help="slide window HxW (default 713x713)")
+    parser.add_argument(
+        "--crop", type=size, default=None, help="slide window HxW (default 713x713, PSPNet's)"
+    )
     parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
     parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N frames")
