@@ -154,6 +154,7 @@ def run_benchmark(
     from models import registry
 
     began = time.perf_counter()
+    import_tensorflow()  # first, so that its start-up lines are filtered (the models import Keras)
     registry.get(model)  # an unknown model or bad plugin path fails before any work
     if steps is not None and steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
@@ -162,7 +163,6 @@ def run_benchmark(
     runs_dir = Path(runs_dir) if runs_dir is not None else RUNS_DIR
     check_writable(runs_dir, "run folder root", folder=True)
     checkpoint_path = ckpt.resolve(checkpoint) if checkpoint else None
-    import_tensorflow()  # its start-up lines filtered, before anything else imports it
     data = resolve_dataset(dataset, progress=progress)
     if checkpoint_path is None:
         preset = preset if preset is not None else default_preset(model)

@@ -42,9 +42,6 @@ def measure(
     name: str, preset: str | None, num_classes: int, options: dict, flops_at: tuple[int, int] | None
 ) -> str:
     """ "N params" (and "G GFLOP") of one built variant."""
-    from bench.engine.tensorflow_import import import_tensorflow
-
-    import_tensorflow()
     import keras
 
     model = registry.build(name, num_classes=num_classes, preset=preset, **options)
@@ -82,6 +79,10 @@ def describe(
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.no_params:  # before the built-in models import Keras: TensorFlow without its start-up lines
+        from bench.engine.tensorflow_import import import_tensorflow
+
+        import_tensorflow()
     names = args.names or registry.available()
     options = dict(registry.parse_option(text) for text in args.option)
     flops_at = args.flops

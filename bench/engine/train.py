@@ -7,6 +7,7 @@ the auxiliary head. A plain training loop (one `tf.function` step) keeps Ctrl-C,
 - `OUT/ckpt-{step}.keras` every `checkpoint_every` steps, on Ctrl-C and at the end (the newest 3 are kept);
 - `--resume` restores weights, optimizer state (momentum, iteration count) and the input stream position;
 - `OUT/train_log.csv` and TensorBoard scalars (`OUT/tensorboard/`) every `log_every` steps;
+- `OUT/.train.lock` held while training: a second run into the same folder is refused, naming the first;
 - with a GPU: mixed precision (bfloat16 compute, float32 weights, no loss scaling needed) and XLA.
 
 Reproducibility: weights, dropout and augmentation are seeded; on CPU runs repeat to float rounding
