@@ -65,7 +65,9 @@ def resolve_dataset(dataset: str | None, *, progress: bool = True) -> Dataset:
     else:
         root = SYNTHETIC_ROOT
         print(f"dataset: embedded synthetic set at {root} (set CITYSCAPES_DATASET for real data)")
-        synthetic.generate(root, progress=progress)
+        from bench.engine.progress import is_terminal
+
+        synthetic.generate(root, progress=progress and is_terminal())  # no bar in a log
     manifest = synthetic.read_manifest(root)
     if manifest is None:
         return Dataset(root, "cityscapes", "real")

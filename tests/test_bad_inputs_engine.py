@@ -299,7 +299,9 @@ CASES = [
     ),
     Case("predict-metadata-model", _predict("", checkpoint="{bad_meta_model}"), ("unknown model 'no-such",)),
     Case(
-        "predict-foreign-weights", _predict("", checkpoint="{bad_meta_options}"), ("does not fit the model",)
+        "predict-foreign-weights",
+        _predict("", checkpoint="{bad_meta_options}"),
+        ("does not fit the model", "value.shape=(3, 3, 3, 16))"),
     ),
     # predict: numbers and modes (defect 12: nan/inf passed the <= 0 check)
     Case("predict-scales-nan", _predict("--mode multiscale --scales nan"), ("--scales", "'nan'")),

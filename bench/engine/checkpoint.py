@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -128,16 +129,31 @@ def rebuild(metadata: dict[str, Any], *, aux_head: bool = True):
 
 
 def load_weights(model, path: str | os.PathLike) -> None:
-    """Load a checkpoint's weights (and optimizer state, if `model` is compiled) into a rebuilt model."""
-    try:
-        model.load_weights(Path(path))
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # OSError: h5py on a damaged file
-        raise UserError(
-            f"checkpoint {path} is damaged: its weights cannot be read ({type(exc).__name__}: {exc}); "
-            f"use an earlier checkpoint of its folder or re-train"
-        ) from exc
-    except (ValueError, KeyError) as exc:
-        raise UserError(
-            f"checkpoint {path} does not fit the model it names ({exc}): was the model's code "
-            f"changed since it was trained?"
-        ) from exc
+    """Load a checkpoint's weights (and optimizer state, if `model` is compiled) into a rebuilt model.
+
+    On a mismatch Keras warns once per layer before it raises; the error names the file, the warnings
+    are dropped. The warnings of a load that works are passed on.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            model.load_weights(Path(path))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # OSError: h5py, damaged file
+            raise UserError(
+                f"checkpoint {path} is damaged: its weights cannot be read ({type(exc).__name__}: {exc}); "
+                f"use an earlier checkpoint of its folder or re-train"
+            ) from exc
+        except (ValueError, KeyError) as exc:
+            raise UserError(
+                f"checkpoint {path} does not fit the model it names ({_first_lines(exc)}): was the model's "
+                f"code or the checkpoint's bench.json changed since it was trained?"
+            ) from exc
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def _first_lines(exc: Exception) -> str:
+    """Keras's mismatch message without the variable values it dumps: its first line and the shapes."""
+    text = str(exc)
+    first = (text.strip().splitlines()[0] if text.strip() else type(exc).__name__).rstrip(":")
+    shapes = re.search(r"variable\.shape=\([^)]*\), Received: value\.shape=\([^)]*\)", text)
+    return f"{first}: {shapes[0]}" if shapes else first

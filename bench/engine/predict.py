@@ -126,6 +126,8 @@ def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
 def _check_replaceable(folder: Path, option: str, ours: Callable[[Path], bool]) -> None:
     """Refuse (before any work) an output folder that cannot be written or holds files not ours to delete."""
     check_writable(folder, option, folder=True)
+    if folder.exists():  # it is replaced by a rename in its parent folder
+        check_writable(folder.parent, f"{option} {folder}: its parent folder", folder=True)
     if folder.is_dir() and any(folder.iterdir()) and not ours(folder):
         raise UserError(
             f"{option} {folder} already holds files that `bench predict` did not write: choose a new or "
