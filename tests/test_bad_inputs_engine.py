@@ -500,6 +500,13 @@ def test_runs_sharing_a_checkpoint_folder_keep_their_own_predictions(ctx, tmp_pa
     assert "\r" not in err and "predict: img 2/2 (100%)" in err
 
 
+def test_run_refuses_an_unwritable_results_folder_before_any_work(ctx, tmp_path):
+    from bench.run import run_benchmark
+
+    with pytest.raises(UserError, match="run folder root /sys/kernel/bench-test/runs: cannot write in"):
+        run_benchmark(MODEL, dataset=str(ctx.ds), checkpoint=str(ctx.ckpt), runs_dir=UNWRITABLE / "runs")
+
+
 def test_a_failed_run_leaves_no_run_folder(ctx, tmp_path, monkeypatch):
     from bench.run import run_benchmark
 
