@@ -173,7 +173,7 @@ def _check_args(
         raise UserError(f"--lr {lr} must be a positive number, e.g. 0.01")
     for option, value in (("--weight-decay", weight_decay), ("aux_weight", aux_weight)):
         if not (value >= 0 and math.isfinite(value)):
-            raise UserError(f"{option} {value} must be a number of at least 0, e.g. {WEIGHT_DECAY}")
+            raise UserError(f"{option} {value} must be a finite number of at least 0")
     if not 0 <= seed < 2**32:
         raise UserError(f"--seed {seed} must be between 0 and 2**32 - 1")
 
@@ -183,9 +183,9 @@ def _is_chief() -> bool:
     try:
         config = json.loads(os.environ.get("TF_CONFIG") or "{}")
         task, cluster = config.get("task") or {}, config.get("cluster") or {}
-    except (ValueError, AttributeError):
+        kind, index = task.get("type"), int(task.get("index", 0) or 0)
+    except (ValueError, TypeError, AttributeError):
         return True  # a malformed TF_CONFIG is TensorFlow's to report
-    kind, index = task.get("type"), int(task.get("index", 0) or 0)
     return kind is None or kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
 
 
