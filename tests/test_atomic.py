@@ -70,7 +70,7 @@ def test_existing_file_may_be_replaced(tmp_path):
 def test_unwritable_paths_are_named(tmp_path, make, needle):
     target = make(tmp_path)
     with pytest.raises(UserError, match=needle) as info:
-        atomic.check_writable(target, "--json file")
+        atomic.check_writable(target, "--json file", folder=False)
     assert str(target) in str(info.value) and "--json file" in str(info.value)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.cli import main
 from bench.evaluation.pool import available_cores, map_images
-from tests.evaluate_data import write_png
+from tests.cityscapes_files import write_png
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = 3000  # ~5 s of evaluation with 2 workers: every interrupt lands mid-run

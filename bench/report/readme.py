@@ -15,7 +15,7 @@ from bench import atomic
 from bench.paths import README, RESULTS_CSV
 from bench.report import references
 from bench.report.results import read_rows
-from bench.report.tables import SYNTHETIC_NOTE, dataset_label, method_label, seed_table
+from bench.report.tables import SYNTHETIC_NOTE, dataset_label, method_label, per_class_table
 from data.errors import UserError
 
 BEGIN = "<!-- results:begin -->"
@@ -55,7 +55,7 @@ def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> 
             "cityscapesScripts definitions):\n"
         )
         parts.append(
-            seed_table(
+            per_class_table(
                 (
                     (
                         [
@@ -82,7 +82,7 @@ def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> 
             "Published reference rows (`results/reference/`; `-` where the source gives no number):\n"
         )
         parts.append(
-            seed_table(
+            per_class_table(
                 (([r["method"], r["reference"], r["split"], r["protocol"]], r) for r in records),
                 label_headers=("Reference", "table", "split", "protocol"),
             )
@@ -140,9 +140,9 @@ def update_readme(
     refs = references.load_all(reference_dir)
     references.load(reference, reference_dir)  # the bar plot's table: an unknown name fails now
     plot_path = Path(plot) if plot is not None else results_csv.parent / PLOT_NAME
-    atomic.check_writable(readme, "README")
+    atomic.check_writable(readme, "README", folder=False)
     if not frame.empty:
-        atomic.check_writable(plot_path, "bar plot")
+        atomic.check_writable(plot_path, "bar plot", folder=False)
     changed = False
     plot_link = None
     if not frame.empty:
