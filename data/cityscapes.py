@@ -87,7 +87,7 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
     root = resolve_root(root)
     if not split or split in (".", "..") or "/" in split or os.sep in split:
         raise DatasetError(f"split {split!r} is not a folder name under gtFine/: use train, val or test")
-    needed = ("gtFine", "leftImg8bit") if require_images else ("gtFine",)
+    needed = ("leftImg8bit", "gtFine") if require_images else ("gtFine",)
     for sub in needed:
         if not (root / sub).is_dir():
             raise DatasetError(
