@@ -14,13 +14,12 @@ with `aux_head=True` a dict {"logits", "aux"}, both at input resolution.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import keras
-
-from models import heads
-from models.backbones import resnet_features
-from models.imagenet import initialise_backbone
 from models.registry import register
+
+if TYPE_CHECKING:
+    import keras
 
 PRESETS = {
     # CPU training on 2 cores (batch 8 of 256x256 in ~0.7 s a step): ResNet-18 basic blocks at quarter
@@ -66,6 +65,12 @@ def build(
     weights: None (from scratch), "imagenet" or a keras.applications ResNet .h5 file (needs
     stem="classic", width=1.0 and depth 50 or 101).
     """
+    import keras  # here, not at the top: listing the registry must not import TensorFlow
+
+    from models import heads
+    from models.backbones import resnet_features
+    from models.imagenet import initialise_backbone
+
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     features, _ = resnet_features(
         inputs, depth=depth, width=width, stem_type=stem, output_stride=output_stride

@@ -10,6 +10,7 @@ A plain training loop (one `tf.function` step) keeps Ctrl-C, resume and logging 
 - `OUT/train_log.csv` and TensorBoard scalars (`OUT/tensorboard/`) every `log_every` steps;
 - `--val-every K`: the val split scored every K steps with the exact evaluator (`OUT/val_log.csv`,
   TensorBoard, the curve `OUT/val_miou.png`), the best checkpoint by val mIoU kept as `OUT/best.keras`;
+- `OUT/.train.lock` held while training: a second run into the same folder is refused, naming the first;
 - with a GPU: mixed precision (bfloat16 compute, float32 weights, no loss scaling needed) and XLA.
 
 Scale-out is TensorFlow's own (`bench/engine/strategy.py`): `--strategy mirrored` over local GPUs,
@@ -29,18 +30,23 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench.arguments import size
+from bench.atomic import check_writable, exclusive
 from bench.engine import checkpoint as ckpt
 from bench.engine import recipes
+from bench.engine.progress import progress_bar
 from bench.engine.recipes import AUX_WEIGHT, WEIGHT_DECAY
-from bench.engine.strategy import STRATEGIES
+from bench.engine.strategy import STRATEGIES, chief_of, read_tf_config
+from bench.engine.tensorflow_import import import_tensorflow
 from data.errors import UserError
 from data.normalization import IMAGENET_RGB
 
@@ -216,19 +222,75 @@ class _Log:
 
 
 def _check_args(
-    steps: int, batch: int, crop: tuple[int, int], lr: float, checkpoint_every: int, val_every: int = 0
+    steps: int,
+    batch: int,
+    crop: tuple[int, int],
+    lr: float,
+    checkpoint_every: int,
+    *,
+    log_every: int = 10,
+    weight_decay: float = WEIGHT_DECAY,
+    aux_weight: float = AUX_WEIGHT,
+    seed: int = 0,
+    val_every: int = 0,
 ) -> None:
-    if steps < 1 or batch < 1 or checkpoint_every < 1:
-        raise UserError(
-            f"--steps ({steps}), --batch ({batch}) and --checkpoint-every ({checkpoint_every}) "
-            f"must be at least 1"
-        )
+    """Every number checked before any work: a bad one would otherwise fail steps later, or never."""
+    counts = {
+        "--steps": steps,
+        "--batch": batch,
+        "--checkpoint-every": checkpoint_every,
+        "--log-every": log_every,
+    }
+    for option, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{option} {value} must be a whole number of at least 1")
+    if isinstance(val_every, bool) or not isinstance(val_every, int) or val_every < 0:
+        raise UserError(f"--val-every {val_every} must be 0 (no validation) or a whole number of steps")
     if min(crop) < 1:
         raise UserError(f"--crop {crop} must be positive, e.g. 512x1024")
     if not (lr > 0 and math.isfinite(lr)):
         raise UserError(f"--lr {lr} must be a positive number, e.g. 0.01")
-    if val_every < 0:
-        raise UserError(f"--val-every {val_every} must be 0 (no validation) or a number of steps")
+    for option, value in (("--weight-decay", weight_decay), ("aux_weight", aux_weight)):
+        if not (value >= 0 and math.isfinite(value)):
+            raise UserError(f"{option} {value} must be a finite number of at least 0")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed {seed} must be between 0 and 2**32 - 1")
+
+
+def _is_chief() -> bool:
+    """Whether this process is the one that writes (the only one without `TF_CONFIG`, else chief/worker 0)."""
+    try:
+        return chief_of(read_tf_config())
+    except UserError:
+        return True  # a malformed TF_CONFIG is reported when the strategy is made
+
+
+def _one_run_per_folder(train_fn):
+    """Run `train_fn` holding the training folder's lock (`OUT/.train.lock`, the holder's pid inside).
+
+    Two runs into one folder would interleave their checkpoints and log rows; the second one is refused at
+    once, naming the first. `--out` is checked to be writable before anything else, and a folder this call
+    created is removed again when the run fails before writing anything into it. Workers other than the
+    chief write nothing into `--out`: no check, no lock.
+    """
+
+    @functools.wraps(train_fn)
+    def wrapper(model: str, dataset, out, *args: Any, **kwargs: Any) -> Path:
+        out = Path(out)
+        if not _is_chief():
+            return train_fn(model, dataset, out, *args, **kwargs)
+        check_writable(out, "--out", folder=True)
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        with exclusive(out / "train", f"training folder {out}"):  # refused: nothing here is ours
+            try:
+                return train_fn(model, dataset, out, *args, **kwargs)
+            except BaseException:
+                if created and all(p.name == ".train.lock" for p in out.iterdir()):
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+
+    return wrapper
 
 
 def _resume_point(
@@ -280,6 +342,7 @@ def _worker_lost(exc: Exception, done: int, out: Path) -> UserError:
     )
 
 
+@_one_run_per_folder
 def train(
     model: str,
     dataset,
@@ -316,7 +379,18 @@ def train(
     from data.cityscapes import list_samples, resolve_root
 
     crop = (int(crop[0]), int(crop[1]))
-    _check_args(steps, batch, crop, lr, checkpoint_every, val_every)
+    _check_args(
+        steps,
+        batch,
+        crop,
+        lr,
+        checkpoint_every,
+        log_every=log_every,
+        weight_decay=weight_decay,
+        aux_weight=aux_weight,
+        seed=seed,
+        val_every=val_every,
+    )
     out = Path(out)
     root = resolve_root(dataset)
     samples = list_samples(root, "train", require_images=True)
@@ -325,6 +399,7 @@ def train(
     # devices are fixed when the runtime starts).
     from bench.engine.strategy import make_distribution, synchronize_batch_norm
 
+    tf = import_tensorflow()
     dist = make_distribution(strategy, cpu_replicas=cpu_replicas)
     if batch % dist.replicas:
         raise UserError(
@@ -332,8 +407,6 @@ def train(
             f"replicas of the {dist.kind} strategy: use a multiple of {dist.replicas}"
         )
     import keras
-    import tensorflow as tf
-    from tqdm import tqdm
 
     from data import pipeline
 
@@ -409,7 +482,13 @@ def train(
     def save(done: int, seconds: float) -> Path | None:
         if not dist.is_chief:  # the other workers write nothing into --out
             return None
-        path = ckpt.save(net, out / ckpt.checkpoint_name(done), metadata(done, seconds))
+        try:
+            path = ckpt.save(net, out / ckpt.checkpoint_name(done), metadata(done, seconds))
+        except OSError as exc:
+            raise UserError(
+                f"cannot save checkpoint {out / ckpt.checkpoint_name(done)} ({exc.strerror or exc}): "
+                f"free space or choose another --out, then --resume"
+            ) from exc
         ckpt.prune(out, KEEP_CHECKPOINTS)
         return path
 
@@ -478,11 +557,11 @@ def train(
             meta = {**metadata(done, seconds), "val_miou": miou, "val_step": done}
             ckpt.save(net, out / BEST_CHECKPOINT, meta)
             note = f", best so far: saved {out / BEST_CHECKPOINT}"
-        bar.write(f"step {done}: val mIoU {100 * miou:.2f} on {result.n_images} frames{note}")
+        say(f"step {done}: val mIoU {100 * miou:.2f} on {result.n_images} frames{note}")
 
-    bar = tqdm(
-        total=steps, initial=start, unit="step", disable=not (progress and dist.is_chief), dynamic_ncols=True
-    )
+    bar = progress_bar(steps, initial=start, desc="train", unit="step", enabled=progress and dist.is_chief)
+    say = getattr(bar, "write", print)  # a tqdm bar prints lines above itself
+
     began = time.perf_counter()
     done, sums, window_start, window_steps, rate = start, {}, time.perf_counter(), 0, 0.0
     path = None
@@ -643,7 +722,7 @@ def resolve_recipe(args: argparse.Namespace) -> recipes.Recipe:
     )
     if not recipe.model:
         raise UserError("give --model (a registry name, see `bench models`) or a --recipe that names one")
-    if recipe.steps < 1:
+    if args.steps is None and base is recipes.CLI_DEFAULTS:
         raise UserError("give --steps (the total number of optimizer steps) or a --recipe")
     return recipe
 

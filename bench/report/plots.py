@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bench import atomic
+from bench.numbers import to_float
 from data.labels import CLASS_NAMES, LABEL_TO_TRAIN, NUM_CLASSES, SHORT_NAMES, colorize
 
 DPI = 100
@@ -73,7 +74,7 @@ def iou_bars(
     x = np.arange(NUM_CLASSES)
 
     def values(row: Mapping[str, Any]) -> np.ndarray:
-        return np.array([_num(row.get(c)) for c in CLASS_NAMES])
+        return np.array([to_float(row.get(c)) for c in CLASS_NAMES])
 
     width = 0.4 if reference is not None else 0.7
     mine = values(ours)
@@ -116,7 +117,7 @@ def miou_curve(
     """Validation mIoU (percent) against training step, with the recipe's published target if any."""
     fig = _figure(CURVE_SIZE)
     ax = fig.add_axes((0.09, 0.13, 0.88, 0.75))
-    values = np.array([_num(v) for v in miou])
+    values = np.array([to_float(v) for v in miou])
     ax.plot(list(steps), values, marker="o", color="#1f77b4", label="val mIoU")
     if len(values) and np.isfinite(values).any():
         best = int(np.nanargmax(values))
@@ -277,12 +278,6 @@ def sample_grid(
     return _save(fig, out)
 
 
-def _num(value: Any) -> float:
-    if value is None or value == "":
-        return math.nan
-    return float(value)
-
-
 def _fmt(value: Any) -> str:
-    v = _num(value)
+    v = to_float(value)
     return "-" if math.isnan(v) else f"{v:.1f}"
