@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.arguments import scales as scales_argument
 from bench.atomic import check_writable
 from bench.engine.recipes import Recipe, default_recipe
+from bench.engine.recipes import label as recipe_label
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
@@ -208,7 +209,7 @@ def run_benchmark(
             preset=meta.get("preset") or preset,
             options=meta.get("options") or None,
             train_steps=meta.get("steps"),
-            recipe=meta.get("recipe"),
+            recipe=recipe_label(meta),
             predict_stats=stats,
             notes=NOTES if not checkpoint else "",
             **extra,

@@ -142,3 +142,19 @@ def test_malformed_tf_config_names_the_variable_and_the_fix(text, monkeypatch):
         strategy.read_tf_config()
     monkeypatch.setenv("TF_CONFIG", "  ")
     assert strategy.read_tf_config() is None
+
+
+def test_a_row_names_the_recipe_and_what_was_changed_from_it():
+    r = recipes.get("mmseg-80k")
+    meta = {"recipe": "mmseg-80k", "model": "pspnet", "preset": "mmseg", "target_steps": r.steps, "batch": 8}
+    meta |= {
+        "crop": [512, 1024],
+        "lr": 0.01,
+        "weight_decay": 5e-4,
+        "aux_weight": 0.4,
+        "scale_range": [0.5, 2.0],
+    }
+    assert recipes.label(meta) == "mmseg-80k"
+    assert recipes.label(meta | {"target_steps": 10, "crop": [64, 128]}) == "mmseg-80k (changed: steps, crop)"
+    assert recipes.label({"recipe": "cpu-synthetic", "target_steps": 800, "model": "fcn"}) == "cpu-synthetic"
+    assert recipes.label({}) == "" and recipes.label({"recipe": "someone-elses"}) == "someone-elses"

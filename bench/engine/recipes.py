@@ -162,6 +162,29 @@ def with_overrides(recipe: Recipe, **overrides) -> Recipe:
     return dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def label(metadata: dict) -> str:
+    """The recipe a checkpoint was trained with, as a result row names it: its name, plus the settings
+    that were changed from it ("mmseg-80k (changed: steps, crop)"); '' when it names none."""
+    name = metadata.get("recipe") or ""
+    if name not in RECIPES:
+        return name
+    r = RECIPES[name]
+    used = {
+        "steps": metadata.get("target_steps", metadata.get("steps")),
+        "batch": metadata.get("batch"),
+        "crop": tuple(metadata["crop"]) if metadata.get("crop") else None,
+        "lr": metadata.get("lr"),
+        "weight_decay": metadata.get("weight_decay"),
+        "aux_weight": metadata.get("aux_weight"),
+        "scale_range": tuple(metadata["scale_range"]) if metadata.get("scale_range") else None,
+        "flip": metadata.get("flip"),
+    }
+    if r.model:
+        used |= {"model": metadata.get("model"), "preset": metadata.get("preset")}
+    changed = [k for k, v in used.items() if v is not None and v != getattr(r, k)]
+    return f"{name} (changed: {', '.join(changed)})" if changed else name
+
+
 def table() -> str:
     """The recipes as an aligned text table (what `bench recipes` prints)."""
     header = ("recipe", "model", "steps", "batch", "crop", "lr", "wd", "scale", "flip", "syncBN", "aux")
