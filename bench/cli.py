@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("bench.engine.models_listing", "list the model registry with options and parameter counts"),
     "train": ("bench.engine.train", "train a registry model on a Cityscapes-format dataset"),
     "predict": ("bench.engine.predict", "write prediction PNGs (label IDs) from a checkpoint"),
+    "convert": ("bench.engine.convert.command", "convert a published PyTorch checkpoint (mmseg PSPNet)"),
     "compare": ("bench.report.compare", "our result rows side by side with a published reference table"),
     "readme": ("bench.report.readme", "regenerate the README results section from results/results.csv"),
     "perf": ("bench.perf.command", "speed benchmarks: evaluator, model forward, input pipeline"),
