@@ -140,6 +140,7 @@ def run_benchmark(
 ):
     """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files)."""
     from bench.engine import checkpoint as ckpt
+    from bench.engine.convert.published import reference_for
     from bench.engine.predict import predict
     from bench.evaluation import evaluate
     from bench.report.run_folder import report_run
@@ -147,7 +148,7 @@ def run_benchmark(
 
     began = time.perf_counter()
     registry.get(model)  # an unknown model or bad plugin path fails before any work
-    checkpoint_path = ckpt.resolve(checkpoint) if checkpoint else None
+    checkpoint_path = _resolve_checkpoint(checkpoint, checkpoint_root) if checkpoint else None
     data = resolve_dataset(dataset, progress=progress)
     if checkpoint_path is None:
         preset = preset if preset is not None else default_preset(model)
@@ -175,6 +176,14 @@ def run_benchmark(
     print(f"mIoU {100 * result.miou:.1f} on {result.n_images} images in {result.seconds:.1f} s")
 
     extra = {k: v for k, v in (("results_csv", results_csv), ("runs_dir", runs_dir)) if v is not None}
+    notes = NOTES if not checkpoint else ""
+    published_ref = reference_for(meta, mode=mode, flip=flip, scales=scales)
+    if published_ref is not None:  # a recognised published checkpoint: its row names what it should score
+        entry, extra["reference_id"] = published_ref
+        reference = reference or extra["reference_id"]
+        notes = f"published checkpoint {entry.file_name}"
+    elif isinstance(meta.get("source"), dict):
+        notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
     if reference:
         extra["reference"] = reference
     report = report_run(
@@ -192,12 +201,22 @@ def run_benchmark(
         options=meta.get("options") or None,
         train_steps=meta.get("steps"),
         predict_stats=stats,
-        notes=NOTES if not checkpoint else "",
+        notes=notes,
         **extra,
     )
     print(report.summary())
     print(f"done in {time.perf_counter() - began:.0f} s")
     return report
+
+
+def _resolve_checkpoint(checkpoint: str, checkpoint_root: Path) -> Path:
+    """A checkpoint of ours; a PyTorch file is converted once (cached by content under ROOT/converted/)."""
+    from bench.engine import checkpoint as ckpt
+    from bench.engine.convert.command import converted, is_torch_checkpoint
+
+    if is_torch_checkpoint(checkpoint) and Path(checkpoint).is_file():
+        return converted(checkpoint, root=Path(checkpoint_root) / "converted")
+    return ckpt.resolve(checkpoint)
 
 
 def _display_path(path: Path) -> str:
@@ -229,7 +248,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="evaluation worker processes")
-    parser.add_argument("--reference", default=None, help="reference table to compare with")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="reference table or row id to compare with (default: the one a "
+        "published checkpoint names, else the seed table)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not regenerate the README section")
 
 

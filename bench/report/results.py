@@ -50,7 +50,7 @@ METRIC_COLUMNS = (
     "peak_memory_mb",
     "eval_seconds",
 )
-TAIL_COLUMNS = ("run_dir", "notes")
+TAIL_COLUMNS = ("run_dir", "reference", "notes")  # reference: the row id a published checkpoint should match
 COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
@@ -176,6 +176,7 @@ def row_from_result(
     predict_stats: Mapping[str, Any] | None = None,
     run_dir: str | os.PathLike | None = None,
     notes: str = "",
+    reference_id: str = "",
     commit: str | None = None,
     date: str | None = None,
 ) -> dict[str, Any]:
@@ -183,7 +184,8 @@ def row_from_result(
 
     `result` needs `class_iou` (class name -> fraction, NaN when absent), `miou`, `iiou`, `category_miou`
     and `seconds`; `category_iiou_mean` and `n_images` are used when present. `predict_stats` is the dict
-    `bench.engine.predict.predict` returns (images_per_s, latency_p50_ms, ...).
+    `bench.engine.predict.predict` returns (images_per_s, latency_p50_ms, ...). `reference_id` (column
+    "reference"): the reference row this run should reproduce (a recognised published checkpoint).
     """
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
@@ -223,6 +225,7 @@ def row_from_result(
         row[key] = stats.get(key)
     row["eval_seconds"] = getattr(result, "seconds", None)
     row["run_dir"] = _relative(run_dir) if run_dir else ""
+    row["reference"] = reference_id
     row["notes"] = notes
     return row
 

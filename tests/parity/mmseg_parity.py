@@ -235,7 +235,11 @@ def run_parity(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             model = build_model(model_config(depth), seed=depth, calibration=calibration)
             expected = {key: mmseg_logits(model, image) for key, image in frames}
-            meta = {"mmseg_version": mmseg.__version__, "torch_version": str(torch.__version__), "parity": True}
+            meta = {
+                "mmseg_version": mmseg.__version__,
+                "torch_version": str(torch.__version__),
+                "parity": True,
+            }
             paths = save_both(model, work, f"pspnet_r{depth}-d8_parity", meta)
             t_torch = time.perf_counter() - t0
             for fmt in args.formats:
@@ -318,6 +322,7 @@ def write_fixtures(args: argparse.Namespace) -> int:
         paths = save_both(model, out, "pspnet_r18-d8-w8", meta)
         Image.fromarray(image).save(out / "frame_leftImg8bit.png")
         np.save(out / "expected_logits.npy", logits.astype(np.float32))
+        dtype_files = write_dtype_fixtures(out)
         stats = compare(logits, logits)
         manifest = {
             "made_by": "make parity-fixtures (tests/parity/mmseg_parity.py --write-fixtures)",
@@ -328,6 +333,7 @@ def write_fixtures(args: argparse.Namespace) -> int:
             "frame": f"{key} of the synthetic generator (seed 0), {FIXTURE_SIZE[0]}x{FIXTURE_SIZE[1]}",
             "checkpoints": {fmt: p.name for fmt, p in paths.items()},
             "expected": "expected_logits.npy: mmseg's whole-image logits (H, W, 19) float32",
+            "dtypes": f"{', '.join(dtype_files)}: every storage type and views, as torch writes them",
             "classes_predicted": stats["classes"],
             "median_top2_margin": round(stats["margin"], 4),
         }
@@ -337,6 +343,43 @@ def write_fixtures(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def write_dtype_fixtures(out: Path) -> list[str]:
+    """Tiny files of every storage type the reader maps (and views) as torch writes them, with the values."""
+    import collections
+
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    base = torch.randn(6, 5, generator=generator)
+    state = collections.OrderedDict(
+        float32=torch.randn(3, 4, 2, 2, generator=generator),
+        float64=torch.randn(3, generator=generator, dtype=torch.float64),
+        float16=torch.randn(5, generator=generator).half(),
+        bfloat16=torch.randn(5, generator=generator).bfloat16(),
+        int64=torch.tensor([-(2**40), 7]),
+        int32=torch.arange(6, dtype=torch.int32).reshape(2, 3),
+        int16=torch.tensor([-3, 300], dtype=torch.int16),
+        int8=torch.tensor([-5, 5], dtype=torch.int8),
+        uint8=torch.arange(4, dtype=torch.uint8),
+        bool=torch.tensor([True, False, True]),
+        transposed=base.t(),  # a non-contiguous view
+        rows=base[2:4],  # a view at an offset into a storage another tensor shares
+        scalar=torch.tensor(42),
+        empty=torch.zeros(0, 3),
+        parameter=torch.nn.Parameter(torch.randn(2, 2, generator=generator)),
+    )
+    obj = {"meta": {"CLASSES": ("road", "sidewalk"), "PALETTE": [[128, 64, 128]], "iter": 80000},
+           "state_dict": state}  # fmt: skip
+    torch.save(obj, out / "dtypes_zip.pth")
+    torch.save(obj, out / "dtypes_legacy.pth", _use_new_zipfile_serialization=False)
+    # bfloat16 has no numpy dtype: the reader widens it to float32, exactly as torch's .float() does
+    expected = {
+        k: (v.detach().float() if v.dtype == torch.bfloat16 else v.detach()).numpy() for k, v in state.items()
+    }
+    np.savez(out / "dtypes_expected.npz", **expected)
+    return ["dtypes_zip.pth", "dtypes_legacy.pth", "dtypes_expected.npz"]
 
 
 def size(text: str) -> tuple[int, int]:
@@ -359,6 +402,7 @@ def main() -> int:
         "--write-fixtures", default=None, metavar="DIR", help="write the test fixtures instead"
     )
     args = parser.parse_args()
+    args.python = args.python.absolute()  # not resolve(): a venv python is a symlink that must stay one
     args.depths = [int(d) for d in args.depths.split(",")]
     args.formats = [f for f in args.formats.split(",") if f]
     unknown = [d for d in args.depths if d not in CONFIGS] + [f for f in args.formats if f not in FORMATS]

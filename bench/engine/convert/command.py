@@ -101,15 +101,13 @@ def _preset_of(options: Mapping[str, Any]) -> str | None:
     return None
 
 
-def convert(
-    src: str | os.PathLike, out: str | os.PathLike, *, source: str | None = None, digest: str | None = None
-) -> dict[str, Any]:
-    """Convert `src` into the checkpoint `out` (written atomically); returns its metadata."""
-    from bench.engine import checkpoint as ckpt
+def build_converted(
+    state: Mapping[str, np.ndarray], src: str | os.PathLike, *, source: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """(model with every weight set from `state`, checkpoint metadata) for the state dict of file `src`."""
     from models import registry
 
     src = Path(src)
-    state, meta = torch_reader.read_state_dict(src)
     layout = detect_source(state, src, source)
     options, num_classes, has_aux = layout.architecture(state, file_name=src.name)
     try:
@@ -117,8 +115,6 @@ def convert(
     except ValueError as exc:
         raise UserError(f"{src}: the architecture read from its tensors cannot be built ({exc})") from exc
     used = assign_weights(model, state, layout.modules(options, has_aux=has_aux), src)
-    digest = digest or published.sha256(src)
-    known = published.recognise(src.name, digest)
     metadata = {
         "model": "pspnet",
         "preset": _preset_of(options),
@@ -128,23 +124,36 @@ def convert(
         "steps": None,
         "input": layout.INPUT.to_dict(),
         "protocol": layout.PROTOCOL,
-        "source": {
-            "format": layout.NAME,
-            "file": src.name,
-            "sha256": digest,
-            "tensors": used,
-            "meta": {k: str(v) for k, v in meta.items() if k in ("mmseg_version", "mmcv_version", "time")},
-        },
+        "source": {"format": layout.NAME, "file": src.name, "tensors": used},
     }
+    return model, metadata
+
+
+def convert(
+    src: str | os.PathLike, out: str | os.PathLike, *, source: str | None = None, digest: str | None = None
+) -> dict[str, Any]:
+    """Convert `src` into the checkpoint `out` (written atomically); returns its metadata."""
+    from bench.engine import checkpoint as ckpt
+
+    src = Path(src)
+    state, meta = torch_reader.read_state_dict(src)
+    model, metadata = build_converted(state, src, source=source)
+    metadata["source"]["sha256"] = digest or published.sha256(src)
+    metadata["source"]["meta"] = {
+        k: str(v) for k, v in meta.items() if k in ("mmseg_version", "mmcv_version", "time")
+    }
+    known = published.recognise(src.name, metadata["source"]["sha256"])
     if known is not None:
         metadata["published"] = {"file": known.file_name, "url": known.url, "config": known.config}
     ckpt.save(model, out, metadata)
     return metadata
 
 
-def converted(path: str | os.PathLike, root: str | os.PathLike = CONVERTED_ROOT) -> Path:
-    """The checkpoint of ours converted from the PyTorch file `path`, made once per file content."""
+def converted(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """The checkpoint of ours converted from the PyTorch file `path`, made once per file content
+    (under `root`, default checkpoints/converted/)."""
     path = Path(path)
+    root = CONVERTED_ROOT if root is None else root
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     digest = published.sha256(path)
