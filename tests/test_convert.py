@@ -81,6 +81,25 @@ def test_bench_convert_refuses_a_hostile_file_with_exit_2(tmp_path, capsys):
     assert not marker.exists() and not out.exists()
 
 
+def test_pickle_cannot_modify_the_allowed_globals(tmp_path):
+    """BUILD on an allowed global would set attributes on our functions for every later load."""
+    from bench.engine.convert.torch_reader import ALLOWED_GLOBALS
+
+    defaults = torch_reader._rebuild_tensor_v2.__defaults__
+    payloads = {  # GLOBAL, then BUILD with (no dict state, slot state {...})
+        "torch._utils._rebuild_tensor_v2": b"ctorch._utils\n_rebuild_tensor_v2\n"
+        b"(N}X\x0c\x00\x00\x00__defaults__(K\x01tstb.",
+        "torch.FloatStorage": b"ctorch\nFloatStorage\n}X\x04\x00\x00\x00nameX\x03\x00\x00\x00Badsb.",
+    }
+    for name, payload in payloads.items():
+        path = tmp_path / "build.pth"
+        path.write_bytes(b"\x80\x02" + payload)
+        with pytest.raises(UnsafeCheckpointError, match=f"modifies {name}"):
+            torch_reader.load(path)
+    assert torch_reader._rebuild_tensor_v2.__defaults__ == defaults
+    assert ALLOWED_GLOBALS[("torch", "FloatStorage")].name == "FloatStorage"
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_reader_gives_every_storage_type_and_view_as_torch_wrote_it(fmt):
     state, meta = torch_reader.read_state_dict(FIXTURES / f"dtypes_{fmt}.pth")

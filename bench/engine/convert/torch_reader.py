@@ -70,6 +70,9 @@ class StorageType:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise UserError(f"the checkpoint calls torch.{self.name}(...) directly, which no torch.save does")
 
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafeCheckpointError(f"the checkpoint modifies torch.{self.name} (pickle BUILD on a global)")
+
 
 @dataclass(frozen=True)
 class StorageRef:
@@ -118,11 +121,36 @@ def _torch_size(values=()):
     return tuple(int(v) for v in values)
 
 
+class _Global:
+    """An allowed callable as the unpickler hands it out: it can be called, never modified (a pickle's
+    BUILD opcode on a global would otherwise set attributes on our functions for later loads)."""
+
+    __slots__ = ("_function", "_name")
+
+    def __init__(self, name: str, function: Callable[..., Any]):
+        self._name = name
+        self._function = function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._function(*args, **kwargs)
+
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafeCheckpointError(f"the checkpoint modifies {self._name} (pickle BUILD on a global)")
+
+    def __repr__(self) -> str:
+        return self._name
+
+
 class _NdarrayClass:
     """Stands for `numpy.ndarray` as the argument of `_reconstruct`; calling it builds nothing."""
 
+    __slots__ = ()
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise UnsafeCheckpointError("the checkpoint calls numpy.ndarray(...) directly")
+
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafeCheckpointError("the checkpoint modifies numpy.ndarray (pickle BUILD on a global)")
 
 
 _NDARRAY = _NdarrayClass()
@@ -158,7 +186,7 @@ def _codecs_encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
-ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+_FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {
     ("collections", "OrderedDict"): OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -166,15 +194,19 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch", "Size"): _torch_size,
     ("_codecs", "encode"): _codecs_encode,
-    ("torch.storage", "UntypedStorage"): StorageType("UntypedStorage"),
-    **{("torch", name): StorageType(name) for name in STORAGE_DTYPES},
     # numbers and arrays in meta dicts (mmengine writes numpy scalars): plain dtypes only, no objects
-    ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _numpy_dtype,
     ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+}
+
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    **{key: _Global(".".join(key), function) for key, function in _FUNCTIONS.items()},
+    ("numpy", "ndarray"): _NDARRAY,
+    ("torch.storage", "UntypedStorage"): StorageType("UntypedStorage"),
+    **{("torch", name): StorageType(name) for name in STORAGE_DTYPES},
 }
 """(module, name) -> what the unpickler hands out for it; every other global is refused unread."""
 
@@ -204,8 +236,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _unpickle(stream: BinaryIO, source: str, persistent: Callable[[Any], Any] | None = None) -> Any:
     try:
         return _RestrictedUnpickler(stream, source, persistent).load()
-    except UserError:
-        raise
+    except UserError as exc:
+        if source in str(exc):
+            raise
+        raise type(exc)(f"{source}: {exc}") from None
     except (
         pickle.UnpicklingError,
         EOFError,
