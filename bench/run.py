@@ -4,6 +4,8 @@ dataset (given, `$CITYSCAPES_DATASET`, else the embedded synthetic set, generate
 (given, else the model's CPU preset trained once and cached under `checkpoints/`) -> predictions ->
 evaluation -> result row, run folder with plots, comparison with the reference table, README section.
 Every cached step resumes where it stopped: an interrupted training run continues from its last checkpoint.
+Predictions belong to the run: they go to `predictions/` in its own folder under `results/runs/`, never
+beside the checkpoint (which may be read-only, or shared by other runs); a run that fails leaves no folder.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, SYNTHETIC_ROOT
+from bench.arguments import scales as scales_argument
+from bench.atomic import check_writable
+from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
+from models.inference_modes import DEFAULT_SCALES, MODES
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,9 @@ def resolve_dataset(dataset: str | None, *, progress: bool = True) -> Dataset:
     else:
         root = SYNTHETIC_ROOT
         print(f"dataset: embedded synthetic set at {root} (set CITYSCAPES_DATASET for real data)")
-        synthetic.generate(root, progress=progress)
+        from bench.engine.progress import is_terminal
+
+        synthetic.generate(root, progress=progress and is_terminal())  # no bar in a log
     manifest = synthetic.read_manifest(root)
     if manifest is None:
         return Dataset(root, "cityscapes", "real")
@@ -142,12 +150,21 @@ def run_benchmark(
     from bench.engine import checkpoint as ckpt
     from bench.engine.convert.published import reference_for
     from bench.engine.predict import predict
+    from bench.engine.progress import is_terminal
+    from bench.engine.tensorflow_import import import_tensorflow
     from bench.evaluation import evaluate
-    from bench.report.run_folder import report_run
+    from bench.report.run_folder import new_run_dir, report_run
     from models import registry
 
     began = time.perf_counter()
+    import_tensorflow()  # first, so that its start-up lines are filtered (the models import Keras)
     registry.get(model)  # an unknown model or bad plugin path fails before any work
+    if steps is not None and steps < 1:
+        raise UserError(f"--steps {steps} must be at least 1")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers {workers} must be at least 1")
+    runs_dir = Path(runs_dir) if runs_dir is not None else RUNS_DIR
+    check_writable(runs_dir, "run folder root", folder=True)
     checkpoint_path = _resolve_checkpoint(checkpoint, checkpoint_root) if checkpoint else None
     data = resolve_dataset(dataset, progress=progress)
     if checkpoint_path is None:
@@ -165,45 +182,60 @@ def run_benchmark(
             f"pass MODEL={meta['model']} or another CHECKPOINT"
         )
 
-    pred_dir = checkpoint_path.parent / slug(f"pred-{data.name}-{split}-{mode}")
-    shutil.rmtree(pred_dir, ignore_errors=True)  # a cache: stale frames must never be scored
-    print(f"predict: {split} split, mode {mode} -> {pred_dir}")
-    stats = predict(
-        checkpoint_path, data.root, split, pred_dir, mode=mode, scales=scales, flip=flip, progress=progress
-    )
-    print("evaluate: ", end="", flush=True)
-    result = evaluate(data.root, split, pred_dir, workers=workers, progress=progress)
-    print(f"mIoU {100 * result.miou:.1f} on {result.n_images} images in {result.seconds:.1f} s")
+    when = datetime.now(timezone.utc)
+    run_dir = new_run_dir(model, data.name, root=runs_dir, when=when)
+    try:
+        pred_dir = run_dir / "predictions"
+        print(f"predict: {split} split, mode {mode} -> {pred_dir}")
+        stats = predict(
+            checkpoint_path,
+            data.root,
+            split,
+            pred_dir,
+            mode=mode,
+            scales=scales,
+            flip=flip,
+            progress=progress,
+        )
+        print("evaluate: ", end="", flush=True)
+        # a bar in a log is noise: the line printed after it says what it would
+        result = evaluate(data.root, split, pred_dir, workers=workers, progress=progress and is_terminal())
+        print(f"mIoU {100 * result.miou:.1f} on {result.n_images} images in {result.seconds:.1f} s")
 
-    extra = {k: v for k, v in (("results_csv", results_csv), ("runs_dir", runs_dir)) if v is not None}
-    notes = NOTES if not checkpoint else ""
-    published_ref = reference_for(meta, mode=mode, flip=flip, scales=scales)
-    if published_ref is not None:  # a recognised published checkpoint: its row names what it should score
-        entry, extra["reference_id"] = published_ref
-        reference = reference or extra["reference_id"]
-        notes = f"published checkpoint {entry.file_name}"
-    elif isinstance(meta.get("source"), dict):
-        notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
-    if reference:
-        extra["reference"] = reference
-    report = report_run(
-        result,
-        model=model,
-        dataset=data.name,
-        dataset_kind=data.kind,
-        split=split,
-        gt_root=data.root,
-        pred_dir=pred_dir,
-        readme=readme,
-        mode=mode,
-        checkpoint=_display_path(checkpoint_path),
-        preset=meta.get("preset") or preset,
-        options=meta.get("options") or None,
-        train_steps=meta.get("steps"),
-        predict_stats=stats,
-        notes=notes,
-        **extra,
-    )
+        extra = {k: v for k, v in (("results_csv", results_csv),) if v is not None}
+        notes = NOTES if not checkpoint else ""
+        published_ref = reference_for(meta, mode=mode, flip=flip, scales=scales)
+        if published_ref is not None:  # a recognised published checkpoint: its row names what it should score
+            entry, extra["reference_id"] = published_ref
+            reference = reference or extra["reference_id"]
+            notes = f"published checkpoint {entry.file_name}"
+        elif isinstance(meta.get("source"), dict):
+            notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
+        if reference:
+            extra["reference"] = reference
+        report = report_run(
+            result,
+            model=model,
+            dataset=data.name,
+            dataset_kind=data.kind,
+            split=split,
+            gt_root=data.root,
+            pred_dir=pred_dir,
+            readme=readme,
+            run_dir=run_dir,
+            when=when,
+            mode=mode,
+            checkpoint=_display_path(checkpoint_path),
+            preset=meta.get("preset") or preset,
+            options=meta.get("options") or None,
+            train_steps=meta.get("steps"),
+            predict_stats=stats,
+            notes=notes,
+            **extra,
+        )
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # no row was written: a half run folder is litter
+        raise
     print(report.summary())
     print(f"done in {time.perf_counter() - began:.0f} s")
     return report
@@ -239,9 +271,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=".keras checkpoint (default: train the model's CPU preset once and cache it)",
     )
-    parser.add_argument("--mode", default="whole", choices=("whole", "slide", "multiscale"))
+    parser.add_argument("--mode", default="whole", choices=MODES)
     parser.add_argument(
-        "--scales", default="0.5,0.75,1.0,1.25,1.5,1.75", help="comma-separated scales for --mode multiscale"
+        "--scales",
+        type=scales_argument,
+        default=None,
+        help=f"comma-separated scales for --mode multiscale (default {','.join(map(str, DEFAULT_SCALES))})",
     )
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped inputs")
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
@@ -258,12 +293,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    scales = (1.0,)
-    if args.mode == "multiscale":
-        try:
-            scales = tuple(float(s) for s in args.scales.split(","))
-        except ValueError as exc:
-            raise UserError(f"--scales {args.scales!r} is not a comma-separated list of numbers") from exc
+    if args.scales is not None and args.mode != "multiscale":
+        raise UserError("--scales applies to --mode multiscale only")
+    scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
     run_benchmark(
         args.model,
         dataset=args.dataset,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 
 import pytest
@@ -12,9 +11,8 @@ from bench.cli import main
 from bench.report import references
 from bench.report.compare import compare_rows, load_ours
 from bench.report.results import CLASS_COLUMNS, append_row, row_from_result
-from bench.report.run_folder import cityscapes_dict
 from data.errors import UserError
-from tests.report_fakes import fake_result
+from tests.cityscapes_files import evaluation_result
 
 SEED_ROW = [
     98.6,
@@ -51,7 +49,7 @@ def _results(tmp_path, *models: str):
         append_row(
             path,
             row_from_result(
-                fake_result(i),
+                evaluation_result(i),
                 model=model,
                 dataset="synthetic-v1",
                 dataset_kind="synthetic",
@@ -139,10 +137,9 @@ def test_compare_picks_rows_by_model_or_index(tmp_path):
 
 
 def test_compare_reads_a_run_folder_with_only_cityscapes_json(tmp_path):
-    result = fake_result(5)
+    result = evaluation_result(5)
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "result.json").write_text(json.dumps(cityscapes_dict(result)))
+    result.write_json(run / "result.json")
     ours = load_ours(run)
     assert ours["road"] == pytest.approx(result.class_iou["road"] * 100)
     assert ours["miou"] == pytest.approx(result.miou * 100)

@@ -324,7 +324,7 @@ def test_row_naming_a_reference_is_compared_and_shown_beside_it(tmp_path, capsys
     from bench.report import references
     from bench.report.readme import update_readme
     from bench.report.results import append_row, row_from_result
-    from tests.report_fakes import fake_result
+    from tests.cityscapes_files import evaluation_result
 
     reference = "pspnet_r101-d8_4xb2-40k_cityscapes-512x1024/ss"
     assert references.select(reference)["miou"] == 78.34
@@ -333,7 +333,7 @@ def test_row_naming_a_reference_is_compared_and_shown_beside_it(tmp_path, capsys
     csv_path = tmp_path / "results.csv"
     common = dict(model="pspnet", dataset="cityscapes", dataset_kind="real", split="val", commit="x")
     append_row(
-        csv_path, row_from_result(fake_result(1), preset="mmseg-r101", reference_id=reference, **common)
+        csv_path, row_from_result(evaluation_result(1), preset="mmseg-r101", reference_id=reference, **common)
     )
     assert main(["compare", str(csv_path)]) == 0
     out = capsys.readouterr().out

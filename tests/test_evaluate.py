@@ -20,7 +20,7 @@ from bench.evaluation.reference import (
 )
 from data.cityscapes import list_samples
 from data.labels import CLASS_NAMES, to_train_ids
-from tests.evaluate_data import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
+from tests.cityscapes_files import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
 
 KEY = "aachen_000000_000019"
 
@@ -287,3 +287,31 @@ def test_synthetic_dataset_with_model_like_predictions_matches_cityscapesscripts
         write_pred(tmp_path / "pred", sample.key, noisy_prediction(rng, labels, 0.2))
     result = assert_same_as_cityscapesscripts(tiny_dataset, tmp_path / "pred", workers=2)
     assert result.n_images == 3 and not math.isnan(result.iiou)
+
+
+def test_accumulator_fed_from_arrays_equals_the_file_evaluator_and_resets(tmp_path):
+    """Scoring arrays in memory (validation during training, predict --evaluate) gives `bench evaluate`'s
+    numbers bit for bit; result() can be read mid-way and reset() starts over."""
+    from bench.evaluation import Accumulator, score_image
+
+    rng = np.random.default_rng(5)
+    scenes = []
+    for i in range(4):
+        labels, instances = random_scene(rng, n_instances=40)
+        pred = noisy_prediction(rng, labels)
+        key = f"ulm_{i:06d}_000019"
+        write_gt(tmp_path / "gt", key, labels, instances)
+        write_pred(tmp_path / "pred", key, pred)
+        scenes.append((key, labels, instances, pred))
+    from_files = evaluate(tmp_path / "gt", "val", tmp_path / "pred", workers=1)
+
+    totals = Accumulator()
+    first = None
+    for _key, labels, instances, pred in sorted(scenes, key=lambda s: s[0]):  # sample order of the split
+        totals.add(score_image(labels, instances, pred))
+        first = first or totals.result()
+    assert first.n_images == 1 and first.miou != from_files.miou
+    assert repr(totals.result().to_cityscapes_dict()) == repr(from_files.to_cityscapes_dict())
+    assert totals.result().n_images == 4 and np.array_equal(totals.result().confusion, from_files.confusion)
+    totals.reset()
+    assert totals.result().n_images == 0 and int(totals.result().confusion.sum()) == 0

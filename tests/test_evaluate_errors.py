@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
-from tests.evaluate_data import H, W, lid, write_gt, write_pred
+from tests.cityscapes_files import H, W, lid, write_gt, write_pred
 
 KEYS = ("aachen_000000_000019", "bochum_000000_000020")
 

@@ -21,7 +21,7 @@ from data.labels import (
     to_train_ids,
 )
 
-SEED_TABLE_COLUMNS = [
+PER_CLASS_TABLE_COLUMNS = [
     "road",
     "swalk",
     "build.",
@@ -73,8 +73,8 @@ def test_class_names_are_the_19_evaluated_classes_in_train_id_order():
     assert CLASS_NAMES == tuple(cs_labels.trainId2label[t].name for t in range(19))
 
 
-def test_short_names_equal_the_seed_table_columns():
-    assert list(SHORT_NAMES) == SEED_TABLE_COLUMNS
+def test_short_names_equal_the_per_class_table_columns():
+    assert list(SHORT_NAMES) == PER_CLASS_TABLE_COLUMNS
 
 
 # ---------------------------------------------------------------- discovery

@@ -70,7 +70,7 @@ def test_aux_head_gives_a_dict_of_main_and_auxiliary_logits(name):
     assert tuple(out["logits"].shape) == tuple(out["aux"].shape) == (2, 40, 72, 19)
 
 
-def test_seed_model_with_aux_head_returns_logits_alone():
+def test_lightweight_pspnet_with_aux_head_returns_logits_alone():
     out = registry.build("pspnet-seed", preset="tiny", aux_head=True)(images(24, 40))
     assert set(out) == {"logits"} and tuple(out["logits"].shape) == (1, 24, 40, 19)
 

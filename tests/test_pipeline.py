@@ -8,6 +8,7 @@ from PIL import Image
 
 from data.cityscapes import list_samples
 from data.labels import LABEL_TO_TRAIN, name2label
+from tests.cityscapes_files import write_frame
 
 tf = pytest.importorskip("tensorflow")
 from data import pipeline  # noqa: E402  (after the TensorFlow check)
@@ -19,9 +20,6 @@ QUADRANTS = {"sky": (70, 130, 180), "building": (250, 170, 30), "road": (128, 64
 def quadrant_samples(tmp_path_factory):
     """One frame whose four quadrants are four classes: any flip, shift or scale mismatch shows."""
     root = tmp_path_factory.mktemp("quadrants")
-    img_dir, gt_dir = root / "leftImg8bit/train/aachen", root / "gtFine/train/aachen"
-    img_dir.mkdir(parents=True)
-    gt_dir.mkdir(parents=True)
     h, w = 48, 96
     image = np.zeros((h, w, 3), np.uint8)
     label = np.zeros((h, w), np.uint8)
@@ -31,9 +29,7 @@ def quadrant_samples(tmp_path_factory):
     for (rows, cols), name in zip(quadrants, QUADRANTS, strict=True):
         image[rows, cols] = QUADRANTS[name]
         label[rows, cols] = name2label[name].id
-    Image.fromarray(image).save(img_dir / "aachen_000000_000019_leftImg8bit.png")
-    Image.fromarray(label).save(gt_dir / "aachen_000000_000019_gtFine_labelIds.png")
-    Image.fromarray(label.astype(np.uint16)).save(gt_dir / "aachen_000000_000019_gtFine_instanceIds.png")
+    write_frame(root, "aachen_000000_000019", label, image=image, split="train")
     return list_samples(root, "train", require_images=True)
 
 

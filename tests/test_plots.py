@@ -8,7 +8,7 @@ from PIL import Image
 
 from bench.report import plots
 from data.labels import CLASS_NAMES, name2label
-from tests.report_fakes import tiny_cityscapes
+from tests.cityscapes_files import tiny_cityscapes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

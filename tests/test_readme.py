@@ -8,7 +8,7 @@ from bench.cli import main
 from bench.report import readme as readme_mod
 from bench.report.results import append_row, row_from_result
 from data.errors import UserError
-from tests.report_fakes import fake_result
+from tests.cityscapes_files import evaluation_result
 
 README = """# project
 
@@ -30,7 +30,7 @@ def _add(path, seed, *, model="pspnet", dataset="synthetic-v1", kind="synthetic"
     append_row(
         path,
         row_from_result(
-            fake_result(seed),
+            evaluation_result(seed),
             model=model,
             dataset=dataset,
             dataset_kind=kind,
@@ -84,7 +84,7 @@ def test_latest_row_per_combination_labelled_with_its_dataset(project):
     assert len(ours) == 2
     assert ours[0].startswith("| pspnet | synthetic-v1 (*synthetic*) | val | whole |")
     assert ours[1].startswith("| fcn | cityscapes | val | whole |")
-    expected_miou = f"{fake_result(2).miou * 100:.1f}"
+    expected_miou = f"{evaluation_result(2).miou * 100:.1f}"
     assert ours[0].endswith(f"| {expected_miou} |")
     assert "not comparable with numbers on real Cityscapes" in section
 

@@ -15,12 +15,12 @@ from bench import atomic
 from bench.report import results
 from bench.report.results import CLASS_COLUMNS, COLUMNS, append_row, read_rows
 from data.errors import UserError
-from tests.report_fakes import fake_result
+from tests.cityscapes_files import evaluation_result
 
 
 def _row(i: int = 0, **extra) -> dict:
     row = results.row_from_result(
-        fake_result(i),
+        evaluation_result(i),
         model="pspnet",
         dataset="synthetic-v1",
         dataset_kind="synthetic",
@@ -153,24 +153,27 @@ def test_a_row_with_an_unknown_key_adds_a_column_at_the_end(tmp_path):
 
 
 def test_row_from_result_is_percent_with_nan_as_empty():
-    result = fake_result(3)
+    result = evaluation_result(3)
     row = _row(3)
     assert row["road"] == pytest.approx(result.class_iou["road"] * 100, abs=1e-12)
     assert row["miou"] == pytest.approx(result.miou * 100, abs=1e-12)
-    assert row["iiou"] == pytest.approx(25.0) and row["category_iiou"] == pytest.approx(40.0)
-    assert row["eval_seconds"] == 1.25 and row["n_images"] == 2 and row["images_per_s"] == 2.5
+    assert row["iiou"] == pytest.approx(result.iiou * 100, abs=1e-12)
+    assert row["category_iiou"] == pytest.approx(result.category_iiou_mean * 100, abs=1e-12)
+    assert row["eval_seconds"] > 0 and row["n_images"] == 2 and row["images_per_s"] == 2.5
     assert math.isnan(row["train"]) and results.format_value(row["train"]) == ""
     assert list(row)[: len(COLUMNS)] == list(COLUMNS)
 
 
 def test_row_from_result_rejects_an_unknown_dataset_kind():
     with pytest.raises(UserError, match="dataset_kind"):
-        results.row_from_result(fake_result(), model="m", dataset="d", dataset_kind="cityscapes", split="val")
+        results.row_from_result(
+            evaluation_result(), model="m", dataset="d", dataset_kind="cityscapes", split="val"
+        )
 
 
 def test_options_are_written_sorted_and_compact():
     row = results.row_from_result(
-        fake_result(),
+        evaluation_result(),
         model="m",
         dataset="d",
         dataset_kind="real",

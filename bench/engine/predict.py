@@ -17,14 +17,21 @@ Modes (logits are averaged, then the arg-max is taken):
 Stats (also written to `OUT/predict_stats.json`): images/s over the run (decode, inference and writing,
 after a warm-up frame that pays for tracing), per-frame latency p50/p95 (inference and arg-max, decoding
 and writing excluded), peak resident memory of the process (and GPU memory when there is one).
+
+OUT holds exactly one run's frames: they are written to a hidden sibling folder that replaces OUT only when
+the run has finished, so a stale frame of an earlier run is never scored with the new ones and a crash or
+Ctrl-C leaves OUT as it was. `predict_stats.json` marks a folder as written by us; a non-empty folder
+without it (someone else's files) is refused, never deleted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import functools
 import io
 import json
-import math
 import os
 import resource
 import time
@@ -35,15 +42,15 @@ from typing import Any
 
 import numpy as np
 
+from bench.arguments import MAX_SCALE, size
 from bench.arguments import scales as parse_scales
-from bench.arguments import size
-from bench.atomic import write_bytes, write_text
+from bench.atomic import check_writable, replaced_folder, write_bytes, write_text
 from bench.engine import checkpoint as ckpt
+from bench.engine.progress import progress_bar
+from bench.engine.tensorflow_import import import_tensorflow
 from data.errors import UserError
+from models.inference_modes import DEFAULT_SCALES, MODES, frame_logits
 
-MODES = ("whole", "slide", "multiscale")
-DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-DEFAULT_CROP = (713, 713)
 STATS_NAME = "predict_stats.json"
 
 
@@ -86,68 +93,6 @@ def load_checkpoint(path: str | os.PathLike, *, fold_bn: bool = False):
     return model, metadata
 
 
-def slide_windows(length: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) windows covering 0..length; the last one flush with the end, all clipped to length."""
-    if length <= window:
-        return [(0, length)]
-    count = math.ceil((length - window) / stride) + 1
-    starts = [min(i * stride, length - window) for i in range(count)]
-    return [(s, s + window) for s in starts]
-
-
-def slide_logits(forward: Callable, image, crop: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-    """Logits (H, W, C) of a (1, H, W, 3) image from overlapping windows, averaged where they overlap."""
-    height, width = int(image.shape[1]), int(image.shape[2])
-    total, count = None, np.zeros((height, width, 1), np.float32)
-    for y0, y1 in slide_windows(height, crop[0], stride[0]):
-        for x0, x1 in slide_windows(width, crop[1], stride[1]):
-            logits = np.asarray(forward(image[:, y0:y1, x0:x1, :]))[0]
-            if total is None:
-                total = np.zeros((height, width, logits.shape[-1]), np.float32)
-            total[y0:y1, x0:x1] += logits
-            count[y0:y1, x0:x1] += 1.0
-    return total / count
-
-
-def frame_logits(
-    forward: Callable,
-    image,
-    *,
-    mode: str = "whole",
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    crop: tuple[int, int] | None = None,
-    stride: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """Averaged logits (H, W, C) of one normalised frame (1, H, W, 3) under the chosen mode."""
-    import tensorflow as tf
-
-    height, width = int(image.shape[1]), int(image.shape[2])
-    sliding = mode == "slide" or (mode == "multiscale" and crop is not None)
-    crop = crop or DEFAULT_CROP
-    stride = stride or (max(1, math.ceil(crop[0] * 2 / 3)), max(1, math.ceil(crop[1] * 2 / 3)))
-    run_scales = scales if mode == "multiscale" else (1.0,)
-
-    def predict_one(x) -> np.ndarray:
-        if sliding:
-            return slide_logits(forward, x, crop, stride)
-        return np.asarray(forward(x))[0]
-
-    total = None
-    for scale in run_scales:
-        target = (max(1, round(height * scale)), max(1, round(width * scale)))
-        scaled = image if target == (height, width) else tf.image.resize(image, target, method="bilinear")
-        for mirrored in (False, True) if flip else (False,):
-            x = tf.reverse(scaled, [2]) if mirrored else scaled
-            logits = predict_one(x)
-            if mirrored:
-                logits = logits[:, ::-1]
-            if target != (height, width):
-                logits = tf.image.resize(logits[None], (height, width), method="bilinear")[0].numpy()
-            total = logits if total is None else total + logits
-    return total / (len(run_scales) * (2 if flip else 1))
-
-
 def _write_png(array: np.ndarray, path: Path) -> None:
     from PIL import Image
 
@@ -171,13 +116,59 @@ def _peak_memory() -> dict[str, float]:
 def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
     if mode not in MODES:
         raise UserError(f"--mode {mode}: choose one of {', '.join(MODES)}")
-    if not scales or min(scales) <= 0:
-        raise UserError(f"--scales {scales}: give positive scales, e.g. 0.75,1.0,1.25")
+    if not scales or not all(0 < s <= MAX_SCALE for s in scales):  # NaN fails both comparisons
+        raise UserError(f"--scales {scales}: give scales between 0 and {MAX_SCALE:g}, e.g. 0.75,1.0,1.25")
     for name, value in (("--crop", crop), ("--stride", stride)):
         if value is not None and min(value) < 1:
             raise UserError(f"{name} {value} must be positive, e.g. 713x713")
 
 
+def _check_replaceable(folder: Path, option: str, ours: Callable[[Path], bool]) -> None:
+    """Refuse (before any work) an output folder that cannot be written or holds files not ours to delete."""
+    check_writable(folder, option, folder=True)
+    if folder.exists():  # it is replaced by a rename in its parent folder
+        check_writable(folder.parent, f"{option} {folder}: its parent folder", folder=True)
+    if folder.is_dir() and any(folder.iterdir()) and not ours(folder):
+        raise UserError(
+            f"{option} {folder} already holds files that `bench predict` did not write: choose a new or "
+            f"empty folder (predictions must be alone in theirs: every PNG in it is scored)"
+        )
+
+
+def _fresh_output_folders(predict_fn):
+    """Run `predict_fn` writing into hidden sibling folders that replace OUT (and OUT_color) at the end."""
+
+    @functools.wraps(predict_fn)
+    def wrapper(checkpoint, dataset, split: str, out, *args: Any, colorize: bool = False, **kwargs: Any):
+        out = Path(os.path.abspath(out))  # `.` and `x/..` have a name to rename
+        color_dir = out.with_name(f"{out.name}_color")
+        _check_replaceable(out, "--out", lambda f: (f / STATS_NAME).is_file())
+        if colorize:
+            _check_replaceable(
+                color_dir,
+                "--colorize folder",
+                lambda f: all(p.name.endswith("_color.png") for p in f.iterdir()),
+            )
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(replaced_folder(out))
+            tmp_color = stack.enter_context(replaced_folder(color_dir)) if colorize else None
+            try:
+                return predict_fn(
+                    checkpoint, dataset, split, tmp, *args, colorize=colorize, color_out=tmp_color, **kwargs
+                )
+            except OSError as exc:
+                written = exc.filename and Path(str(exc.filename)).parent in (tmp, tmp_color)
+                if written or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG):
+                    raise UserError(
+                        f"cannot write predictions under {out.parent} ({exc.strerror or exc}): free space "
+                        f"or choose another --out"
+                    ) from exc
+                raise
+
+    return wrapper
+
+
+@_fresh_output_folders
 def predict(
     checkpoint,
     dataset,
@@ -193,14 +184,15 @@ def predict(
     progress: bool = True,
     limit: int | None = None,
     fold_bn: bool = True,
+    color_out=None,
     save_logits: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Write label-ID PNGs of `split` into `out`; return (and write to `out/predict_stats.json`) the speed
     and memory figures of the run. `limit` predicts only the first frames (quick checks); `fold_bn` merges
-    BatchNorm into the convolutions (see `load_checkpoint`); `save_logits` also writes each frame's float32
-    logits (H, W, classes in train-ID order) as `{key}_logits.npy` there (parity checks, ensembling)."""
-    import tensorflow as tf
-    from tqdm import tqdm
+    BatchNorm into the convolutions (see `load_checkpoint`). OUT and OUT_color (`color_out`) are replaced
+    whole at the end (see the module docstring). `save_logits` also writes each frame's float32 logits
+    (H, W, classes in train-ID order) as `{key}_logits.npy` there (parity checks, ensembling)."""
+    tf = import_tensorflow()
 
     from data.cityscapes import list_samples
     from data.labels import colorize as palette
@@ -216,7 +208,7 @@ def predict(
     model, metadata = load_checkpoint(checkpoint, fold_bn=fold_bn)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    color_dir = out.with_name(f"{out.name}_color")
+    color_dir = Path(color_out) if color_out is not None else out.with_name(f"{out.name}_color")
     if colorize:
         color_dir.mkdir(parents=True, exist_ok=True)
     if save_logits is not None:
@@ -229,8 +221,8 @@ def predict(
     frames = eval_dataset(samples, with_labels=False, input_spec=InputSpec.from_metadata(metadata))
     latencies: list[float] = []
     began = None
-    bar = tqdm(zip(samples, frames, strict=True), total=len(samples), unit="img", disable=not progress)
-    for sample, image in bar:
+    bar = progress_bar(len(samples), desc="predict", unit="img", enabled=progress)
+    for sample, image in zip(samples, frames, strict=True):
         if began is None:  # warm-up: trace and compile on the first frame, outside the timings
             frame_logits(forward, image, **settings)
             began = time.perf_counter()
@@ -245,6 +237,8 @@ def predict(
         _write_png(to_label_ids(train_ids), out / f"{sample.key}_leftImg8bit.png")
         if colorize:
             _write_png(palette(train_ids), color_dir / f"{sample.key}_color.png")
+        bar.update(1)
+    bar.close()
     seconds = time.perf_counter() - began
     latency_ms = np.asarray(latencies) * 1000.0
     stats = {
@@ -283,10 +277,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scales",
         type=parse_scales,
         default=None,
-        help="multiscale: comma-separated scales (default 0.5,0.75,1.0,1.25,1.5,1.75)",
+        help=f"multiscale: comma-separated scales (default {','.join(map(str, DEFAULT_SCALES))})",
     )
     parser.add_argument("--flip", action="store_true", help="also predict the mirrored frame and average")
-    parser.add_argument("--crop", type=size, default=None, help="slide window HxW (default 713x713)")
+    parser.add_argument(
+        "--crop", type=size, default=None, help="slide window HxW (default 713x713, PSPNet's)"
+    )
     parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
     parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
     parser.add_argument(

@@ -7,6 +7,7 @@ the auxiliary head. A plain training loop (one `tf.function` step) keeps Ctrl-C,
 - `OUT/ckpt-{step}.keras` every `checkpoint_every` steps, on Ctrl-C and at the end (the newest 3 are kept);
 - `--resume` restores weights, optimizer state (momentum, iteration count) and the input stream position;
 - `OUT/train_log.csv` and TensorBoard scalars (`OUT/tensorboard/`) every `log_every` steps;
+- `OUT/.train.lock` held while training: a second run into the same folder is refused, naming the first;
 - with a GPU: mixed precision (bfloat16 compute, float32 weights, no loss scaling needed) and XLA.
 
 Reproducibility: weights, dropout and augmentation are seeded; on CPU runs repeat to float rounding
@@ -17,15 +18,21 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
+import os
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench.arguments import size
+from bench.atomic import check_writable, exclusive
 from bench.engine import checkpoint as ckpt
+from bench.engine.progress import progress_bar
+from bench.engine.tensorflow_import import import_tensorflow
 from data.errors import UserError
 from data.normalization import IMAGENET_RGB
 
@@ -138,16 +145,75 @@ class _Log:
         self.tensorboard.flush()
 
 
-def _check_args(steps: int, batch: int, crop: tuple[int, int], lr: float, checkpoint_every: int) -> None:
-    if steps < 1 or batch < 1 or checkpoint_every < 1:
-        raise UserError(
-            f"--steps ({steps}), --batch ({batch}) and --checkpoint-every ({checkpoint_every}) "
-            f"must be at least 1"
-        )
+def _check_args(
+    steps: int,
+    batch: int,
+    crop: tuple[int, int],
+    lr: float,
+    checkpoint_every: int,
+    *,
+    log_every: int = 10,
+    weight_decay: float = WEIGHT_DECAY,
+    aux_weight: float = AUX_WEIGHT,
+    seed: int = 0,
+) -> None:
+    """Every number checked before any work: a bad one would otherwise fail steps later, or never."""
+    counts = {
+        "--steps": steps,
+        "--batch": batch,
+        "--checkpoint-every": checkpoint_every,
+        "--log-every": log_every,
+    }
+    for option, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{option} {value} must be a whole number of at least 1")
     if min(crop) < 1:
         raise UserError(f"--crop {crop} must be positive, e.g. 512x1024")
     if not (lr > 0 and math.isfinite(lr)):
         raise UserError(f"--lr {lr} must be a positive number, e.g. 0.01")
+    for option, value in (("--weight-decay", weight_decay), ("aux_weight", aux_weight)):
+        if not (value >= 0 and math.isfinite(value)):
+            raise UserError(f"{option} {value} must be a finite number of at least 0")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed {seed} must be between 0 and 2**32 - 1")
+
+
+def _is_chief() -> bool:
+    """Whether this process is the one that writes (the only one without `TF_CONFIG`, else chief/worker 0)."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+        kind, index = task.get("type"), int(task.get("index", 0) or 0)
+    except (ValueError, TypeError, AttributeError):
+        return True  # a malformed TF_CONFIG is TensorFlow's to report
+    return kind is None or kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+
+
+def _one_run_per_folder(train_fn):
+    """Run `train_fn` holding the training folder's lock (`OUT/.train.lock`, the holder's pid inside).
+
+    Two runs into one folder would interleave their checkpoints and log rows; the second one is refused at
+    once, naming the first. `--out` is checked to be writable before anything else, and a folder this call
+    created is removed again when the run fails before writing anything into it.
+    """
+
+    @functools.wraps(train_fn)
+    def wrapper(model: str, dataset, out, *args: Any, **kwargs: Any) -> Path:
+        out = Path(out)
+        check_writable(out, "--out", folder=True)
+        if not _is_chief():
+            return train_fn(model, dataset, out, *args, **kwargs)
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        with exclusive(out / "train", f"training folder {out}"):  # refused: nothing here is ours
+            try:
+                return train_fn(model, dataset, out, *args, **kwargs)
+            except BaseException:
+                if created and all(p.name == ".train.lock" for p in out.iterdir()):
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+
+    return wrapper
 
 
 def _resume_point(
@@ -179,6 +245,7 @@ def _resume_point(
     return existing[-1], meta
 
 
+@_one_run_per_folder
 def train(
     model: str,
     dataset,
@@ -202,15 +269,24 @@ def train(
     """Train `model` (registry name or plugin path) on the train split of `dataset`; return the final
     checkpoint path. `steps` is the total to reach: a resumed run continues from the steps already done.
     `accelerate` (default: when a GPU is present) turns on mixed precision and XLA."""
+    crop = (int(crop[0]), int(crop[1]))
+    _check_args(
+        steps,
+        batch,
+        crop,
+        lr,
+        checkpoint_every,
+        log_every=log_every,
+        weight_decay=weight_decay,
+        aux_weight=aux_weight,
+        seed=seed,
+    )
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
-    from tqdm import tqdm
 
     from data.cityscapes import list_samples, resolve_root
     from data.pipeline import train_dataset
 
-    crop = (int(crop[0]), int(crop[1]))
-    _check_args(steps, batch, crop, lr, checkpoint_every)
     out = Path(out)
     root = resolve_root(dataset)
     samples = list_samples(root, "train", require_images=True)
@@ -263,7 +339,13 @@ def train(
         }
 
     def save(done: int, seconds: float) -> Path:
-        path = ckpt.save(net, out / ckpt.checkpoint_name(done), metadata(done, seconds))
+        try:
+            path = ckpt.save(net, out / ckpt.checkpoint_name(done), metadata(done, seconds))
+        except OSError as exc:
+            raise UserError(
+                f"cannot save checkpoint {out / ckpt.checkpoint_name(done)} ({exc.strerror or exc}): "
+                f"free space or choose another --out, then --resume"
+            ) from exc
         ckpt.prune(out, KEEP_CHECKPOINTS)
         return path
 
@@ -280,7 +362,7 @@ def train(
     log = _Log(out, start)
     step_fn = make_train_step(net, optimizer, aux_weight, jit=accelerate)
     batches = iter(train_dataset(samples, batch=batch, crop=crop, seed=seed, start_step=start))
-    bar = tqdm(total=steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(steps, initial=start, desc="train", unit="step", enabled=progress)
     began = time.perf_counter()
     done, sums, window_start, window_steps, rate = start, {}, time.perf_counter(), 0, 0.0
     path = None

@@ -33,14 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_result(result: EvaluationResult) -> str:
     """The seed's per-class IoU table, then iIoU per instance class and category IoU/iIoU (percent)."""
-    from bench.report.tables import markdown_table, pct, seed_table
+    from bench.report.tables import markdown_table, pct, per_class_table
 
     def percent(value: float) -> str:
         return pct(value * 100)
 
     row = {name: value * 100 for name, value in result.class_iou.items()}
     row["miou"] = result.miou * 100
-    parts = [seed_table([(["IoU"], row)], label_headers=("",))]
+    parts = [per_class_table([(["IoU"], row)], label_headers=("",))]
     iiou = result.class_iiou
     parts.append(
         markdown_table(

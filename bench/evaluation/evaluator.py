@@ -8,26 +8,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from bench.evaluation.accumulator import Accumulator
 from bench.evaluation.matching import match_predictions
 from bench.evaluation.png import read_png
 from bench.evaluation.pool import map_images
 from bench.evaluation.scoring import (
     PRED_ID_MODES,
-    VALID_IDS,
-    VOID_LOOKALIKE_IDS,
     EvaluationResult,
     ImageStats,
-    InstanceTotals,
-    category_scores,
-    class_scores,
     score_image,
     to_label_ids,
 )
 from data.cityscapes import list_samples
 from data.errors import UserError
-from data.labels import NUM_LABEL_IDS
 
 
 @dataclass(frozen=True)
@@ -68,35 +61,15 @@ def evaluate_pairs(
     started: float | None = None,
 ) -> EvaluationResult:
     """Score (GT, prediction) tasks; the totals are accumulated in task order."""
-    started = time.perf_counter() if started is None else started
-    conf = np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS), dtype=np.int64)
-    inst = InstanceTotals()
+    totals = Accumulator(pred_ids=tasks[0].pred_ids if tasks else "label", started=started)
     stream = map_images(_score_task, tasks, workers)
     if progress:
         from tqdm import tqdm
 
         stream = tqdm(stream, total=len(tasks), desc="evaluate", unit="img")
     for stats in stream:
-        conf += stats.confusion
-        inst.add(stats)
-    class_iou, class_iiou = class_scores(conf, inst)
-    cat_iou, cat_iiou = category_scores(conf, inst)
-    warnings = [w for w in [_train_id_warning(conf)] if w and tasks and tasks[0].pred_ids == "label"]
-    return EvaluationResult(
-        conf, class_iou, class_iiou, cat_iou, cat_iiou, len(tasks), time.perf_counter() - started, warnings
-    )
-
-
-def _train_id_warning(conf: np.ndarray) -> str | None:
-    """Train-ID files read as label IDs put most valid pixels on void ids 0..18: say so loudly."""
-    valid = int(conf[VALID_IDS].sum())
-    on_void = int(conf[np.ix_(VALID_IDS, VOID_LOOKALIKE_IDS)].sum())
-    if valid and on_void / valid > 0.25:
-        return (
-            f"{100.0 * on_void / valid:.0f}% of the evaluated pixels are predicted as void label ids "
-            f"(0..18): these predictions look like train IDs; if so, pass --pred-ids train"
-        )
-    return None
+        totals.add(stats)
+    return totals.result()
 
 
 def evaluate(

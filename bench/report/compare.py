@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.numbers import to_float
 from bench.report import references
 from bench.report.results import CLASS_COLUMNS, read_rows
 from bench.report.tables import MISSING, dataset_label, markdown_table, method_label, pct, signed
@@ -21,12 +22,6 @@ from data.errors import UserError
 from data.labels import SHORT_NAMES
 
 SUMMARY_ROWS = (("miou", "mIoU"), ("iiou", "iIoU"), ("category_miou", "category mIoU"))
-
-
-def _float(value: Any) -> float:
-    if value is None or value == "":
-        return math.nan
-    return float(value)
 
 
 def compare_rows(ours: Mapping[str, Any], reference: Mapping[str, Any]):
@@ -39,8 +34,8 @@ def compare_rows(ours: Mapping[str, Any], reference: Mapping[str, Any]):
 
     keys = [*CLASS_COLUMNS, *(k for k, _ in SUMMARY_ROWS)]
     names = [*SHORT_NAMES, *(label for _, label in SUMMARY_ROWS)]
-    mine = [_float(ours.get(k)) for k in keys]
-    theirs = [_float(reference.get(k)) for k in keys]
+    mine = [to_float(ours.get(k)) for k in keys]
+    theirs = [to_float(reference.get(k)) for k in keys]
     frame = pd.DataFrame({"name": names, "ours": mine, "reference": theirs}, index=keys)
     frame["delta"] = frame["ours"] - frame["reference"]
     return frame

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bench import atomic
+from bench.numbers import to_float
 from data.labels import CLASS_NAMES, LABEL_TO_TRAIN, NUM_CLASSES, SHORT_NAMES, colorize
 
 DPI = 100
@@ -70,7 +71,7 @@ def iou_bars(
     x = np.arange(NUM_CLASSES)
 
     def values(row: Mapping[str, Any]) -> np.ndarray:
-        return np.array([_num(row.get(c)) for c in CLASS_NAMES])
+        return np.array([to_float(row.get(c)) for c in CLASS_NAMES])
 
     width = 0.4 if reference is not None else 0.7
     mine = values(ours)
@@ -236,12 +237,6 @@ def sample_grid(
     return _save(fig, out)
 
 
-def _num(value: Any) -> float:
-    if value is None or value == "":
-        return math.nan
-    return float(value)
-
-
 def _fmt(value: Any) -> str:
-    v = _num(value)
+    v = to_float(value)
     return "-" if math.isnan(v) else f"{v:.1f}"

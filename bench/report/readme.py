@@ -21,7 +21,7 @@ from bench.report.tables import (
     markdown_table,
     method_label,
     pct,
-    seed_table,
+    per_class_table,
     signed,
 )
 from data.errors import UserError
@@ -93,7 +93,7 @@ def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> 
             "cityscapesScripts definitions):\n"
         )
         parts.append(
-            seed_table(
+            per_class_table(
                 (
                     (
                         [
@@ -123,7 +123,7 @@ def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> 
             "Published reference rows (`results/reference/`; `-` where the source gives no number):\n"
         )
         parts.append(
-            seed_table(
+            per_class_table(
                 (([r["method"], r["reference"], r["split"], r["protocol"]], r) for r in records),
                 label_headers=("Reference", "table", "split", "protocol"),
             )

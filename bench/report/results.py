@@ -15,12 +15,16 @@ import subprocess
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import atomic
+from bench.numbers import to_float
 from bench.paths import PROJECT_ROOT
 from data.errors import UserError
 from data.labels import CLASS_NAMES
+
+if TYPE_CHECKING:
+    from bench.evaluation import EvaluationResult
 
 CLASS_COLUMNS: tuple[str, ...] = tuple(CLASS_NAMES)
 """Per-class IoU in percent, one column per evaluated class, named as in cityscapesScripts' JSON."""
@@ -157,12 +161,11 @@ def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
 
 
 def _percent(value: Any) -> float:
-    value = float("nan") if value is None else float(value)
-    return value * 100.0
+    return to_float(value) * 100.0
 
 
 def row_from_result(
-    result: Any,
+    result: EvaluationResult,
     *,
     model: str,
     dataset: str,
@@ -180,21 +183,13 @@ def row_from_result(
     commit: str | None = None,
     date: str | None = None,
 ) -> dict[str, Any]:
-    """A results.csv row from an evaluation result (fractions in [0, 1]) plus the run's metadata.
-
-    `result` needs `class_iou` (class name -> fraction, NaN when absent), `miou`, `iiou`, `category_miou`
-    and `seconds`; `category_iiou_mean` and `n_images` are used when present. `predict_stats` is the dict
-    `bench.engine.predict.predict` returns (images_per_s, latency_p50_ms, ...). `reference_id` (column
-    "reference"): the reference row this run should reproduce (a recognised published checkpoint).
-    """
+    """A results.csv row from an evaluation result (fractions in [0, 1], shown in percent) plus the run's
+    metadata. `predict_stats` is the dict `bench.engine.predict.predict` returns (images_per_s, ...).
+    `reference_id` (column "reference"): the reference row this run should reproduce (a recognised
+    published checkpoint)."""
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
-    class_iou = getattr(result, "class_iou", None)
-    if not isinstance(class_iou, Mapping):
-        raise UserError(f"evaluation result {type(result).__name__} has no class_iou mapping")
-    unknown = sorted(set(class_iou) - set(CLASS_COLUMNS))
-    if unknown:
-        raise UserError(f"evaluation result names classes that are not Cityscapes train classes: {unknown}")
+    class_iou = result.class_iou
     if isinstance(options, Mapping):
         options = ";".join(f"{k}={options[k]}" for k in sorted(options))
     stats = dict(predict_stats or {})
@@ -215,15 +210,15 @@ def row_from_result(
     row.update(
         {
             "miou": _percent(result.miou),
-            "iiou": _percent(getattr(result, "iiou", None)),
-            "category_miou": _percent(getattr(result, "category_miou", None)),
-            "category_iiou": _percent(getattr(result, "category_iiou_mean", None)),
+            "iiou": _percent(result.iiou),
+            "category_miou": _percent(result.category_miou),
+            "category_iiou": _percent(result.category_iiou_mean),
         }
     )
-    row["n_images"] = stats.get("n_images", getattr(result, "n_images", None))
+    row["n_images"] = stats.get("n_images", result.n_images)
     for key in _STATS_COLUMNS[1:]:
         row[key] = stats.get(key)
-    row["eval_seconds"] = getattr(result, "seconds", None)
+    row["eval_seconds"] = result.seconds
     row["run_dir"] = _relative(run_dir) if run_dir else ""
     row["reference"] = reference_id
     row["notes"] = notes

@@ -35,6 +35,7 @@ from PIL import Image
 
 from data.errors import UserError
 from data.labels import CLASS_NAMES, INSTANCE_CLASS_NAMES, name2label
+from data.sizes import size_argument
 from data.synthetic.render import render
 from data.synthetic.scene import SHOWCASE_LABELS, VOID_LABELS, SceneObject, closeup, layout
 
@@ -140,9 +141,10 @@ def _cityscapes_annotation(doc: dict) -> Annotation:
 
 
 def build_frame(
-    seed: int, split: str, index: int, size: tuple[int, int]
-) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """(polygons document, labelIds uint8, instanceIds uint16, RGB uint8) of one frame."""
+    seed: int, split: str, index: int, size: tuple[int, int], *, image: bool = True
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(polygons document, labelIds uint8, instanceIds uint16, RGB uint8) of one frame; the RGB image is
+    None with `image=False` (ground truth alone, e.g. for the evaluator benchmark)."""
     h, w = size
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     layout_rng, render_rng = rng.spawn(2)
@@ -165,6 +167,8 @@ def build_frame(
     else:
         raise RuntimeError(f"frame {split}/{index}: labels {missing} could not be placed")
     instance_ids = np.asarray(createInstanceImage(ann, "ids"), dtype=np.int64).astype(np.uint16)
+    if not image:
+        return doc, label_ids, instance_ids, None
     rgb = render(render_rng, objects, [[tuple(p) for p in o["polygon"]] for o in doc["objects"]], h, w)
     return doc, label_ids, instance_ids, rgb
 
@@ -279,14 +283,6 @@ def _run(jobs: list, progress: bool, workers: int | None) -> None:
 # ---------------------------------------------------------------- command line
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HxW, e.g. 256x512, got {text!r}") from None
-    return h, w
-
-
 def _count(text: str) -> int:
     try:
         n = int(text)
@@ -315,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--size",
-        type=_size,
+        type=size_argument,
         default=DEFAULT_SIZE,
         metavar="HxW",
         help=f"frame size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, Cityscapes' 1:2)",
