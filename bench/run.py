@@ -269,7 +269,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help=".keras checkpoint (default: train the model's CPU preset once and cache it)",
+        help=".keras checkpoint or a PyTorch .pth (converted once, cached by content) (default: train "
+        "the model's CPU preset once and cache it)",
     )
     parser.add_argument("--mode", default="whole", choices=MODES)
     parser.add_argument(

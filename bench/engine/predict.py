@@ -267,7 +267,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help=".keras checkpoint, or a training --out folder (its latest checkpoint)",
+        help=".keras checkpoint, a training --out folder (its latest checkpoint) or a PyTorch .pth "
+        "(converted once, cached)",
     )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split to predict (default val)")
