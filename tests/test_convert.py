@@ -344,3 +344,21 @@ def test_row_naming_a_reference_is_compared_and_shown_beside_it(tmp_path, capsys
     text = readme.read_text()
     assert "beside the reference row they reproduce" in text
     assert "PSPNet R-101-D8 (mmseg, 512x1024, 40k iters), single-scale; trained on fine | 78.34 |" in text
+
+
+# Trainable parameters of mmsegmentation 1.2.2's own PSPNet (MODELS.build of its Cityscapes configs,
+# auxiliary head included), counted in .venv-parity; BatchNorm statistics are buffers there, not counted.
+@pytest.mark.parametrize(
+    "preset, count",
+    [
+        ("mmseg-r18", 12_790_086),
+        pytest.param("mmseg", 48_975_494, marks=pytest.mark.slow),
+        pytest.param("mmseg-r101", 67_967_622, marks=pytest.mark.slow),
+    ],
+)
+def test_mmseg_presets_have_the_parameter_count_of_mmsegmentations_model(preset, count):
+    pytest.importorskip("tensorflow")
+    from models import registry
+
+    model = registry.build("pspnet", preset=preset, aux_head=True)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == count
