@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.arguments import scales as scales_argument
 from bench.atomic import check_writable
-from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RUNS_DIR, SYNTHETIC_ROOT
+from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
 from models.inference_modes import DEFAULT_SCALES, MODES
@@ -153,6 +153,7 @@ def run_benchmark(
     from bench.engine.progress import is_terminal
     from bench.engine.tensorflow_import import import_tensorflow
     from bench.evaluation import evaluate
+    from bench.report.results import check_results_file
     from bench.report.run_folder import new_run_dir, report_run
     from models import registry
 
@@ -165,6 +166,7 @@ def run_benchmark(
         raise UserError(f"--workers {workers} must be at least 1")
     runs_dir = Path(runs_dir) if runs_dir is not None else RUNS_DIR
     check_writable(runs_dir, "run folder root", folder=True)
+    check_results_file(results_csv if results_csv is not None else RESULTS_CSV)  # read and written at the end
     checkpoint_path = _resolve_checkpoint(checkpoint, checkpoint_root) if checkpoint else None
     data = resolve_dataset(dataset, progress=progress)
     if checkpoint_path is None:

@@ -19,10 +19,9 @@ def parse_dims(text: str, count: int, example: str) -> tuple[int, ...]:
 def parse_size(text: str) -> tuple[int, int]:
     """`512x1024` (height x width) or `512` (square) -> (512, 1024); ValueError naming the form otherwise."""
     text = str(text)
-    if "x" not in text.lower():
-        text = f"{text}x{text}"
+    dims = text if "x" in text.lower() else f"{text}x{text}"
     try:
-        height, width = parse_dims(text, 2, "512x1024")
+        height, width = parse_dims(dims, 2, "512x1024")
     except ValueError:
         raise ValueError(f"'{text}' is not a size: write HEIGHTxWIDTH, e.g. 512x1024") from None
     return height, width

@@ -28,14 +28,12 @@ input resolution; it is "lightweight" in parameters, not in FLOPs).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import keras
-from keras import layers
-
-from models.blocks import conv_bn
-from models.heads import segmentation_model
-from models.layers import AdaptiveAveragePooling, resize_like
 from models.registry import register
+
+if TYPE_CHECKING:
+    import keras
 
 FULL_FILTERS = ((32, 32, 64), (64, 64, 128), (128, 128, 256))
 
@@ -49,6 +47,10 @@ PRESETS = {
 
 def residual_block(x, filters: Sequence[int], name: str, *, dilation: int = 2, alpha: float = 0.2):
     """The seed document's residual block: 1x1, dilated 3x3, 1x1, plus a 3x3 skip conv."""
+    from keras import layers
+
+    from models.blocks import conv_bn
+
     f1, f2, f3 = filters
 
     def conv_bn_(y, f, k, suffix, d=1, activation=None):
@@ -90,6 +92,12 @@ def build(
     channels per pyramid branch; dilation: of the blocks' 3x3 convs; alpha: LeakyReLU slope.
     aux_head is accepted for the registry contract; the seed has no auxiliary head.
     """
+    import keras  # here, not at the top: listing the registry must not import TensorFlow
+    from keras import layers
+
+    from models.heads import segmentation_model
+    from models.layers import AdaptiveAveragePooling, resize_like
+
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for i, block_filters in enumerate(filters):

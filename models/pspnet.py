@@ -14,14 +14,12 @@ with `aux_head=True` a dict {"logits", "aux"}, both at input resolution.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import keras
-
-from models import heads
-from models.backbones import BlockStyle, resnet_features
-from models.blocks import BN_EPSILON
-from models.imagenet import initialise_backbone
 from models.registry import register
+
+if TYPE_CHECKING:
+    import keras
 
 MMSEG_LAYOUT = {
     "depth": 50,
@@ -81,7 +79,7 @@ def build(
     stem_channels: int | None = None,
     stride_on: str = "1x1",
     conv_bias: bool = True,
-    bn_epsilon: float = BN_EPSILON,
+    bn_epsilon: float | None = None,
     contract_dilation: bool = False,
     basic_dilation: str = "both",
     align_corners: bool = False,
@@ -96,11 +94,20 @@ def build(
     stem="classic", width=1.0 and depth 50 or 101).
     Layout (defaults: keras.applications' conventions; preset "mmseg" selects mmsegmentation's):
     stem_channels: the stem's output channels (see backbones.resnet_features); stride_on: "1x1" or "3x3"
-    of a bottleneck; conv_bias: bias on backbone convolutions; bn_epsilon: every BatchNorm's epsilon;
+    of a bottleneck; conv_bias: bias on backbone convolutions; bn_epsilon: every BatchNorm's epsilon
+    (default models.blocks.BN_EPSILON, keras.applications' 1.001e-5);
     contract_dilation: first block of a dilated stage at half the dilation; basic_dilation: "both" 3x3s
     of a basic block dilated or the "first" only; align_corners: of the pyramid's and the final bilinear
     resizes; the pyramid's concat order follows `bins`.
     """
+    import keras  # here, not at the top: listing the registry must not import TensorFlow
+
+    from models import heads
+    from models.backbones import BlockStyle, resnet_features
+    from models.blocks import BN_EPSILON
+    from models.imagenet import initialise_backbone
+
+    bn_epsilon = BN_EPSILON if bn_epsilon is None else bn_epsilon
     style = BlockStyle(
         stride_on=stride_on, conv_bias=conv_bias, bn_epsilon=bn_epsilon, basic_dilation=basic_dilation
     )

@@ -132,15 +132,11 @@ def build(
 ):
     """Build a registered (or plugin) model: `build("pspnet", preset="cpu", aux_head=True)`."""
     entry = get(name)
-    options = resolve_options(name, preset, **options)
+    options = check_options(name, preset, **options)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise RegistryError(
             f"model '{name}': num_classes must be a whole number of at least 1, not {num_classes!r}"
         )
-    try:
-        inspect.signature(entry.builder).bind(num_classes=num_classes, input_shape=input_shape, **options)
-    except TypeError as exc:
-        raise RegistryError(f"model '{name}' does not take these options {sorted(options)}: {exc}") from exc
     try:
         model = entry.builder(num_classes=num_classes, input_shape=input_shape, **options)
     except (ValueError, TypeError) as exc:  # an option value the builder rejects (depth=7, width=-1, ...)
@@ -154,6 +150,17 @@ def build(
     if not isinstance(model, keras.Model):
         raise RegistryError(f"model '{name}': the builder returned {type(model).__name__}, not a keras.Model")
     return model
+
+
+def check_options(name: str, preset: str | None = None, **options: Any) -> dict[str, Any]:
+    """The preset's options overridden by `options`, checked against the builder's signature (no build)."""
+    entry = get(name)
+    options = resolve_options(name, preset, **options)
+    try:
+        inspect.signature(entry.builder).bind(num_classes=19, input_shape=(None, None, 3), **options)
+    except TypeError as exc:
+        raise RegistryError(f"model '{name}' does not take these options {sorted(options)}: {exc}") from exc
+    return options
 
 
 def parse_option(text: str) -> tuple[str, Any]:

@@ -13,6 +13,7 @@ from PIL import Image
 from bench.report import results
 from bench.report.readme import update_readme
 from bench.run import Recipe, resolve_dataset, run_benchmark
+from data.errors import UserError
 
 TINY_RECIPE = Recipe(steps=3, batch=2, crop=(64, 64), lr=0.01)
 README_TEXT = "# demo\n\n<!-- results:begin -->\nnothing yet\n<!-- results:end -->\n"
@@ -126,3 +127,21 @@ def test_cli_rejects_a_missing_checkpoint_before_any_work(tmp_path, capsys):
     missing = tmp_path / "nope.keras"
     assert main(["run", "--model", "pspnet", "--checkpoint", str(missing), "--no-readme"]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"model,miou\npspnet,\xff\n", "is not UTF-8 text"),
+        (b"model,miou\npspnet,high\n", "column miou is 'high'"),
+    ],
+)
+def test_run_refuses_a_broken_results_file_before_any_work(tmp_path, content, needle):
+    """The row is appended at the end: a results file that cannot take it stops the run before predicting."""
+    broken = tmp_path / "results.csv"
+    broken.write_bytes(content)
+    with pytest.raises(UserError, match=needle):
+        run_benchmark(
+            "pspnet", dataset=str(tmp_path / "no-dataset"), results_csv=broken, runs_dir=tmp_path / "runs"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]

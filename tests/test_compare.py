@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -155,3 +156,28 @@ def test_empty_results_and_missing_files_are_clear_errors(tmp_path, capsys):
     assert "missing.csv does not exist" in capsys.readouterr().err
     assert main(["compare", str(empty), "--reference", "nope"]) == 2
     assert "unknown reference 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ([{"classScores": {"road": 0.9}}], "holds a JSON list, not an object"),
+        ("results", "holds a JSON str, not an object"),
+        ({"classScores": {"road": "0.9"}}, "classScores.road is '0.9', not a number in 0..1 or null"),
+        ({"classScores": {}, "averageScoreClasses": "high"}, "averageScoreClasses is 'high'"),
+        ({"model": "pspnet", "miou": "high"}, "miou is 'high', not a number in 0..100"),
+    ],
+)
+def test_json_that_is_not_a_score_object_is_a_clear_error(tmp_path, capsys, data, needle):
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    assert main(["compare", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}" in err and needle in err and "Traceback" not in err
+
+
+def test_null_and_missing_json_scores_stay_missing(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"classScores": {"road": None, "sky": 0.5}, "averageScoreClasses": 0.5}))
+    ours = load_ours(path)
+    assert math.isnan(ours["road"]) and ours["sky"] == 50.0 and math.isnan(ours["iiou"])

@@ -15,6 +15,8 @@ from bench.evaluation import AVG_CLASS_SIZE, evaluate, read_png
 from bench.evaluation.reference import (
     ReferenceEvaluationError,
     evaluate_img_lists,
+    find_predictions,
+    ground_truth_files,
     reference_module,
     score_dict,
 )
@@ -33,12 +35,12 @@ def assert_same_as_cityscapesscripts(
     reference_preds: Path | None = None,
     workers: int = 1,
 ):
-    """Run both evaluators; every score key equal within 1e-9, NaN in the same places. Returns ours."""
+    """Run both evaluators, each finding its own files; every score key equal within 1e-9, NaN in the same
+    places. Returns ours."""
     ours = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers)
-    samples = list_samples(root, "val")
-    ref_dir = reference_preds or pred_dir
-    preds = [next(ref_dir.rglob(f"{s.key}*.png")) for s in samples]
-    ref = score_dict(evaluate_img_lists(preds, [s.label_ids for s in samples]))
+    gts = ground_truth_files(root, "val")
+    assert sorted(str(s.label_ids) for s in list_samples(root, "val")) == gts
+    ref = score_dict(evaluate_img_lists(find_predictions(gts, reference_preds or pred_dir), gts))
     mine = ours.to_cityscapes_dict()
     assert list(mine) == list(ref)
     for key, value in ref.items():
@@ -269,6 +271,29 @@ def test_reference_wrapper_turns_cityscapesscripts_exit_into_an_exception(tmp_pa
     gt, pred = single_image(tmp_path, full("road"), full("road"))
     with pytest.raises(ReferenceEvaluationError, match="not of equal size"):
         evaluate_img_lists([], list(gt.rglob("*_labelIds.png")))
+
+
+def test_ground_truth_only_root_with_any_city_names_scores_as_cityscapesscripts(tmp_path, capsys):
+    """No leftImg8bit/, city names that are not [a-z_]+: every frame is scored, as cityscapesScripts does."""
+    rng = np.random.default_rng(11)
+    keys = [
+        "lindau2_000000_000019",
+        "Köln_000001_000019",
+        "frankfurt_000000_000019",
+        "new-york_000002_000003",
+    ]
+    for key in keys:
+        labels, instances = random_scene(rng, n_instances=20)
+        write_gt(tmp_path / "gt", key, labels, instances)
+        write_pred(tmp_path / "pred" / key[:3], key, noisy_prediction(rng, labels))
+    (tmp_path / "gt" / "leftImg8bit" / "val").rmdir()
+    (tmp_path / "gt" / "leftImg8bit").rmdir()
+    result = assert_same_as_cityscapesscripts(tmp_path / "gt", tmp_path / "pred", workers=2)
+    assert result.n_images == 4
+    from bench.cli import main
+
+    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred")]) == 0
+    assert "4 images" in capsys.readouterr().out
 
 
 def test_reference_wrapper_leaves_numpy_and_global_args_untouched(tmp_path):

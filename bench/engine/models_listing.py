@@ -66,6 +66,7 @@ def describe(
     """Lines describing one entry: description, options, then one row per variant with its parameters."""
     entry = registry.get(name)
     options = options or {}
+    registry.check_options(name, **options)  # an unknown option is an error, also without building
     lines = [f"{name}: {entry.description}", f"  options: {format_options(entry.options())}"]
     if options:
         lines.append(f"  with: {format_options(options)}")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from bench.atomic import check_writable
 from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
+from bench.evaluation.pool import available_cores, cap_workers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", default=None, help="write cityscapesScripts' score keys here (NaN as null)")
     parser.add_argument(
-        "--workers", type=int, default=None, help=f"decoding processes (default: all cores, {os.cpu_count()})"
+        "--workers",
+        type=int,
+        default=None,
+        help=f"decoding processes (default and most: the cores, {available_cores()})",
     )
 
 
@@ -73,12 +77,17 @@ def run(args: argparse.Namespace) -> int:
         from data.errors import UserError
 
         raise UserError(f"--workers must be at least 1, not {args.workers}")
+    if args.json:
+        check_writable(args.json, "--json file", folder=False)  # before the work, not after it
+    workers, note = cap_workers(args.workers)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     result = evaluate(
         args.gt,
         args.split,
         args.pred,
         pred_ids=args.pred_ids,
-        workers=args.workers,
+        workers=workers,
         progress=sys.stderr.isatty(),
     )
     print(format_result(result), end="")

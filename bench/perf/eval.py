@@ -170,12 +170,26 @@ def _max_difference(ours: dict, ref: dict) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.atomic import check_writable
     from bench.evaluation import evaluate, map_images, match_predictions, read_png
+    from bench.evaluation.pool import cap_workers
     from bench.evaluation.reference import evaluate_img_lists, score_dict
     from data.cityscapes import list_samples
+    from data.errors import UserError
+    from data.synthetic.dataset import MIN_SIZE
 
     h, w = args.size
-    workers = args.workers or os.cpu_count() or 1
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1 frame, not {args.n}")
+    if not args.data and (h < MIN_SIZE[0] or w < MIN_SIZE[1]):
+        raise UserError(f"--size {h}x{w} is too small for the scenes: at least {MIN_SIZE[0]}x{MIN_SIZE[1]}")
+    if args.out:
+        check_writable(args.out, "--out folder", folder=True)
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
+    workers, note = cap_workers(args.workers)
+    if note:
+        print(f"note: {note}")
     with tempfile.TemporaryDirectory(prefix="perf-eval-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         if args.data:

@@ -41,22 +41,42 @@ def compare_rows(ours: Mapping[str, Any], reference: Mapping[str, Any]):
     return frame
 
 
+def _number(value: Any, where: str, source: Path, high: float) -> float:
+    """A score from a JSON file: a number in 0..high or null (NaN); anything else names the key and file."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+        raise UserError(f"{source}: {where} is {value!r}, not a number in 0..{high:g} or null: fix the file")
+    return float(value)
+
+
 def _row_from_cityscapes_json(data: Mapping[str, Any], source: Path) -> dict[str, Any]:
     """Our row from cityscapesScripts-keyed JSON (fractions in [0, 1], null for NaN)."""
     scores = data.get("classScores")
     if not isinstance(scores, Mapping):
         raise UserError(f"{source} is neither a result row nor cityscapesScripts JSON (no classScores)")
 
-    def percent(v: Any) -> float:
-        return math.nan if v is None else float(v) * 100.0
+    def percent(v: Any, where: str) -> float:
+        return _number(v, where, source, 1.0) * 100.0
 
-    row = {name: percent(scores.get(name)) for name in CLASS_COLUMNS}
-    row.update(
-        miou=percent(data.get("averageScoreClasses")),
-        iiou=percent(data.get("averageScoreInstClasses")),
-        category_miou=percent(data.get("averageScoreCategories")),
-    )
+    row: dict[str, Any] = {name: percent(scores.get(name), f"classScores.{name}") for name in CLASS_COLUMNS}
+    for column, key in (
+        ("miou", "averageScoreClasses"),
+        ("iiou", "averageScoreInstClasses"),
+        ("category_miou", "averageScoreCategories"),
+    ):
+        row[column] = percent(data.get(key), key)
     row.setdefault("model", source.parent.name)
+    return row
+
+
+def _checked_row(data: Mapping[str, Any], source: Path) -> dict[str, Any]:
+    """A result row from JSON (`row.json`): its scores must be percentages or null."""
+    row = dict(data)
+    for column in (*CLASS_COLUMNS, *(k for k, _ in SUMMARY_ROWS)):
+        if row.get(column) == "":
+            row[column] = None
+        row[column] = _number(row.get(column), column, source, 100.0)
     return row
 
 
@@ -75,11 +95,16 @@ def load_ours(path: str | os.PathLike, *, row: int | None = None, model: str | N
         raise UserError(f"run folder {path} has neither row.json nor result.json: is it a run folder?")
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read {path} as JSON: {exc}") from exc
-        if isinstance(data, Mapping) and "model" in data and "miou" in data:
-            return dict(data)
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise UserError(f"cannot read {path} as JSON: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise UserError(
+                f"{path} holds a JSON {type(data).__name__}, not an object: pass a result row or the "
+                f"JSON `bench evaluate --json` writes"
+            )
+        if "model" in data and "miou" in data:
+            return _checked_row(data, path)
         return _row_from_cityscapes_json(data, path)
     frame = read_rows(path)
     if frame.empty:

@@ -158,16 +158,32 @@ def update_readme(
     reference: str = references.DEFAULT_REFERENCE,
     reference_dir: str | os.PathLike = references.REFERENCE_DIR,
     plot: str | os.PathLike | None = None,
+    missing_ok: bool = True,
 ) -> bool:
-    """Rewrite the README results section (and the bar plot of the latest row); True if anything changed."""
+    """Rewrite the README results section (and the bar plot of the latest row); True if anything changed.
+
+    Every input is read and every output checked writable before anything is written. A missing results
+    file means "no results yet" only with `missing_ok` (the project's default file); a path the user gave
+    must exist, so a typo never replaces the README's results.
+    """
     readme, results_csv = Path(readme), Path(results_csv)
     if not readme.is_file():
-        raise UserError(f"README {readme} does not exist: pass --readme PATH")
-    text = readme.read_text(encoding="utf-8")
+        what = "is not a file" if readme.exists() else "does not exist"
+        raise UserError(f"README {readme} {what}: pass --readme PATH")
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"README {readme} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read README {readme}: {exc.strerror}") from None
     splice(text, "", readme)  # check the markers before any other work
-    frame = read_rows(results_csv, missing_ok=True)
+    frame = read_rows(results_csv, missing_ok=missing_ok)
     refs = references.load_all(reference_dir)
+    references.load(reference, reference_dir)  # the bar plot's table: an unknown name fails now
     plot_path = Path(plot) if plot is not None else results_csv.parent / PLOT_NAME
+    atomic.check_writable(readme, "README", folder=False)
+    if not frame.empty:
+        atomic.check_writable(plot_path, "bar plot", folder=False)
     changed = False
     plot_link = None
     if not frame.empty:
@@ -201,7 +217,11 @@ def _draw_latest(row: dict, reference: str, reference_dir: str | os.PathLike, ou
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readme", default=str(README), help="README to update (default: the project's)")
-    parser.add_argument("--results", default=str(RESULTS_CSV), help="results CSV (default: the project's)")
+    parser.add_argument(
+        "--results",
+        default=None,
+        help=f"results CSV (default: the project's, {RESULTS_CSV.name}; a path given must exist)",
+    )
     parser.add_argument(
         "--reference",
         default=references.DEFAULT_REFERENCE,
@@ -211,6 +231,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    changed = update_readme(args.readme, args.results, reference=args.reference, plot=args.plot)
+    changed = update_readme(
+        args.readme,
+        args.results or RESULTS_CSV,
+        reference=args.reference,
+        plot=args.plot,
+        missing_ok=args.results is None,
+    )
     print(f"{args.readme}: {'updated' if changed else 'unchanged'}")
     return 0

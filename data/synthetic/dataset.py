@@ -238,19 +238,40 @@ def generate(
     _check_args(train, val, test, size, seed)
     out = Path(out)
     wanted = _manifest(train, val, test, size, seed)
+    try:
+        return _generate(out, wanted, (train, val, test), size, seed, progress, workers)
+    except OSError as exc:  # a full disk, a read-only folder, a name too long: in a worker or here
+        raise UserError(
+            f"cannot write the dataset to {out}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+            + ": choose another --out"
+        ) from None
+
+
+def _generate(
+    out: Path,
+    wanted: dict,
+    counts: tuple[int, int, int],
+    size: tuple[int, int],
+    seed: int,
+    progress: bool,
+    workers: int | None,
+) -> Path:
     if read_manifest(out) == wanted:
         return out
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and read_manifest(out) is None)):
         raise UserError(
             f"{out} exists and is not a synthetic dataset (no {MANIFEST}): choose another --out or remove it"
         )
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"cannot write the dataset to {out}: {blocker} is a file, not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    # the name is cut so that the temporary sibling's name stays within the file-system limit
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:200]}.tmp-", dir=out.parent))
     try:
         jobs = [
-            (tmp, seed, split, i, size)
-            for split, n in zip(SPLITS, (train, val, test), strict=True)
-            for i in range(n)
+            (tmp, seed, split, i, size) for split, n in zip(SPLITS, counts, strict=True) for i in range(n)
         ]
         _run(jobs, progress, workers)
         (tmp / MANIFEST).write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
@@ -338,5 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the half-made dataset lives in a temporary folder, already removed
+        print("interrupted", file=sys.stderr)
+        return 130
     print(root)
     return 0
