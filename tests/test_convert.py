@@ -328,7 +328,7 @@ def test_row_naming_a_reference_is_compared_and_shown_beside_it(tmp_path, capsys
 
     reference = "pspnet_r101-d8_4xb2-40k_cityscapes-512x1024/ss"
     assert references.select(reference)["miou"] == 78.34
-    with pytest.raises(UserError, match="neither a table"):
+    with pytest.raises(UserError, match="no row with that id"):
         references.select("pspnet_r101-d8/nope")
     csv_path = tmp_path / "results.csv"
     common = dict(model="pspnet", dataset="cityscapes", dataset_kind="real", split="val", commit="x")

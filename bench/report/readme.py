@@ -179,7 +179,7 @@ def update_readme(
     splice(text, "", readme)  # check the markers before any other work
     frame = read_rows(results_csv, missing_ok=missing_ok)
     refs = references.load_all(reference_dir)
-    references.load(reference, reference_dir)  # the bar plot's table: an unknown name fails now
+    references.select(reference, 0, reference_dir)  # the bar plot's reference: an unknown name fails now
     plot_path = Path(plot) if plot is not None else results_csv.parent / PLOT_NAME
     atomic.check_writable(readme, "README", folder=False)
     if not frame.empty:

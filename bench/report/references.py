@@ -111,8 +111,11 @@ def select(name: str, row: int = 0, reference_dir: str | os.PathLike = REFERENCE
         found = frame[frame["id"] == name]
         if len(found) == 1:
             return found.iloc[0].to_dict()
-    tables = ", ".join(available(reference_dir)) or "none"
-    raise UserError(f"unknown reference {name!r}: neither a table ({tables}) nor a row id in {reference_dir}")
+    names = ", ".join(available(reference_dir)) or "none"
+    raise UserError(
+        f"unknown reference {name!r}: no table {reference_dir / (name + '.csv')} and no row with that id; "
+        f"available: {names}"
+    )
 
 
 def pick(frame, row: int = 0, name: str = "reference"):
