@@ -13,7 +13,7 @@ from PIL import Image
 
 from bench.evaluation import AVG_CLASS_SIZE, evaluate, read_png
 from bench.evaluation.reference import (
-from bench.evaluation.reference import SCORE_KEYS
+    SCORE_KEYS,
     ReferenceEvaluationError,
     evaluate_img_lists,
     find_predictions,
