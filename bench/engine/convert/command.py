@@ -174,9 +174,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.engine.tensorflow_import import import_tensorflow
+
     out = Path(args.out)
     if out.suffix != ".keras":
         raise UserError(f"--out {out}: give a .keras file name (Keras saves only that format)")
+    import_tensorflow()
     metadata = convert(args.src, out, source=args.source)
     options = metadata["options"]
     print(
