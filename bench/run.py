@@ -135,6 +135,7 @@ def run_benchmark(
 ):
     """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files)."""
     from bench.engine import checkpoint as ckpt
+    from bench.engine.convert.published import reference_for
     from bench.engine.predict import predict
     from bench.engine.progress import is_terminal
     from bench.engine.tensorflow_import import import_tensorflow
@@ -153,7 +154,7 @@ def run_benchmark(
     runs_dir = Path(runs_dir) if runs_dir is not None else RUNS_DIR
     check_writable(runs_dir, "run folder root", folder=True)
     check_results_file(results_csv if results_csv is not None else RESULTS_CSV)  # read and written at the end
-    checkpoint_path = ckpt.resolve(checkpoint) if checkpoint else None
+    checkpoint_path = _resolve_checkpoint(checkpoint, checkpoint_root) if checkpoint else None
     data = resolve_dataset(dataset, progress=progress)
     if checkpoint_path is None:
         preset = preset if preset is not None else default_preset(model)
@@ -191,6 +192,14 @@ def run_benchmark(
         print(f"mIoU {100 * result.miou:.1f} on {result.n_images} images in {result.seconds:.1f} s")
 
         extra = {k: v for k, v in (("results_csv", results_csv),) if v is not None}
+        notes = NOTES if not checkpoint else ""
+        published_ref = reference_for(meta, mode=mode, flip=flip, scales=scales)
+        if published_ref is not None:  # a recognised published checkpoint: its row names what it should score
+            entry, extra["reference_id"] = published_ref
+            reference = reference or extra["reference_id"]
+            notes = f"published checkpoint {entry.file_name}"
+        elif isinstance(meta.get("source"), dict):
+            notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
         if reference:
             extra["reference"] = reference
         report = report_run(
@@ -211,7 +220,7 @@ def run_benchmark(
             train_steps=meta.get("steps"),
             recipe=recipe_label(meta),
             predict_stats=stats,
-            notes=NOTES if not checkpoint else "",
+            notes=notes,
             **extra,
         )
     except BaseException:
@@ -220,6 +229,16 @@ def run_benchmark(
     print(report.summary())
     print(f"done in {time.perf_counter() - began:.0f} s")
     return report
+
+
+def _resolve_checkpoint(checkpoint: str, checkpoint_root: Path) -> Path:
+    """A checkpoint of ours; a PyTorch file is converted once (cached by content under ROOT/converted/)."""
+    from bench.engine import checkpoint as ckpt
+    from bench.engine.convert.command import converted, is_torch_checkpoint
+
+    if is_torch_checkpoint(checkpoint) and Path(checkpoint).is_file():
+        return converted(checkpoint, root=Path(checkpoint_root) / "converted")
+    return ckpt.resolve(checkpoint)
 
 
 def _display_path(path: Path) -> str:
@@ -240,7 +259,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help=".keras checkpoint (default: train the model's CPU preset once and cache it)",
+        help=".keras checkpoint or a PyTorch .pth (converted once, cached by content) (default: train "
+        "the model's CPU preset once and cache it)",
     )
     parser.add_argument("--mode", default="whole", choices=MODES)
     parser.add_argument(
@@ -254,7 +274,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="evaluation worker processes")
-    parser.add_argument("--reference", default=None, help="reference table to compare with")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="reference table or row id to compare with (default: the one a "
+        "published checkpoint names, else the seed table)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not regenerate the README section")
 
 

@@ -95,8 +95,13 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or the latest checkpoint of a training folder."""
+    """A checkpoint file, the latest checkpoint of a training folder, or a PyTorch file converted (cached)."""
     path = Path(path)
+    if path.is_file():
+        from bench.engine.convert.command import converted, is_torch_checkpoint
+
+        if is_torch_checkpoint(path):
+            return converted(path)
     if path.is_dir():
         found = list_checkpoints(path)
         if not found:
@@ -123,7 +128,7 @@ def rebuild(metadata: dict[str, Any], *, aux_head: bool = True):
         metadata["model"],
         num_classes=int(metadata.get("num_classes", 19)),
         preset=metadata.get("preset"),
-        aux_head=aux_head,
+        aux_head=aux_head and bool(metadata.get("aux_head", True)),  # converted ones may have none
         **dict(metadata.get("options") or {}),
     )
 

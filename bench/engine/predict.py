@@ -185,11 +185,13 @@ def predict(
     limit: int | None = None,
     fold_bn: bool = True,
     color_out=None,
+    save_logits: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Write label-ID PNGs of `split` into `out`; return (and write to `out/predict_stats.json`) the speed
     and memory figures of the run. `limit` predicts only the first frames (quick checks); `fold_bn` merges
     BatchNorm into the convolutions (see `load_checkpoint`). OUT and OUT_color (`color_out`) are replaced
-    whole at the end (see the module docstring)."""
+    whole at the end (see the module docstring). `save_logits` also writes each frame's float32 logits
+    (H, W, classes in train-ID order) as `{key}_logits.npy` there (parity checks, ensembling)."""
     tf = import_tensorflow()
 
     from data.cityscapes import list_samples
@@ -209,6 +211,8 @@ def predict(
     color_dir = Path(color_out) if color_out is not None else out.with_name(f"{out.name}_color")
     if colorize:
         color_dir.mkdir(parents=True, exist_ok=True)
+    if save_logits is not None:
+        Path(save_logits).mkdir(parents=True, exist_ok=True)
 
     accelerated = bool(tf.config.list_physical_devices("GPU"))
     forward = tf.function(lambda x: model(x, training=False), jit_compile=accelerated)
@@ -223,8 +227,13 @@ def predict(
             frame_logits(forward, image, **settings)
             began = time.perf_counter()
         t0 = time.perf_counter()
-        train_ids = np.argmax(frame_logits(forward, image, **settings), axis=-1).astype(np.uint8)
+        logits = frame_logits(forward, image, **settings)
+        train_ids = np.argmax(logits, axis=-1).astype(np.uint8)
         latencies.append(time.perf_counter() - t0)
+        if save_logits is not None:
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(logits, np.float32))
+            write_bytes(Path(save_logits) / f"{sample.key}_logits.npy", buffer.getvalue())
         _write_png(to_label_ids(train_ids), out / f"{sample.key}_leftImg8bit.png")
         if colorize:
             _write_png(palette(train_ids), color_dir / f"{sample.key}_color.png")
@@ -258,7 +267,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help=".keras checkpoint, or a training --out folder (its latest checkpoint)",
+        help=".keras checkpoint, a training --out folder (its latest checkpoint) or a PyTorch .pth "
+        "(converted once, cached)",
     )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split to predict (default val)")
@@ -276,6 +286,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
     parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
+    parser.add_argument(
+        "--save-logits",
+        default=None,
+        metavar="DIR",
+        help="also write float32 logits as DIR/{frame}_logits.npy",
+    )
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N frames")
     parser.add_argument(
         "--no-fold-bn",
@@ -303,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         limit=args.limit,
         fold_bn=not args.no_fold_bn,
+        save_logits=args.save_logits,
     )
     print(
         f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "

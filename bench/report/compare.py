@@ -188,8 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="run folder, results.csv, or a result/cityscapesScripts JSON file")
     parser.add_argument(
         "--reference",
-        default=references.DEFAULT_REFERENCE,
-        help=f"table name in results/reference/ (default {references.DEFAULT_REFERENCE})",
+        default=None,
+        help="table name in results/reference/ or a reference row id (default: the one our row names, "
+        f"else {references.DEFAULT_REFERENCE})",
     )
     parser.add_argument("--reference-row", type=int, default=0, help="row of the reference table (default 0)")
     parser.add_argument("--reference-dir", default=str(references.REFERENCE_DIR), help=argparse.SUPPRESS)
@@ -200,9 +201,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    table_ref = references.load(args.reference, args.reference_dir)
-    reference = references.pick(table_ref, args.reference_row, args.reference).to_dict()
+    if args.reference:  # checked before our row, so a typo is reported first
+        reference = references.select(args.reference, args.reference_row, args.reference_dir)
     ours = load_ours(args.source, row=args.row, model=args.model)
+    if not args.reference:  # the reference our row names (a published checkpoint's), else the seed table
+        name = str(ours.get("reference") or "") or references.DEFAULT_REFERENCE
+        reference = references.select(name, args.reference_row, args.reference_dir)
     table = compare_rows(ours, reference)
     text = format_markdown if args.markdown else format_text
     print(text(table, ours, reference), end="")

@@ -15,7 +15,15 @@ from bench import atomic
 from bench.paths import README, RESULTS_CSV
 from bench.report import references
 from bench.report.results import read_rows
-from bench.report.tables import SYNTHETIC_NOTE, dataset_label, method_label, per_class_table
+from bench.report.tables import (
+    SYNTHETIC_NOTE,
+    dataset_label,
+    markdown_table,
+    method_label,
+    pct,
+    per_class_table,
+    signed,
+)
 from data.errors import UserError
 
 BEGIN = "<!-- results:begin -->"
@@ -37,6 +45,36 @@ def latest_rows(frame):
 
 def _link(target: Path, base: Path) -> str:
     return Path(os.path.relpath(target, base)).as_posix()
+
+
+def published_beside(records: list[dict], refs) -> str:
+    """Rows of published checkpoints next to the reference row each names (mIoU); '' when there are none."""
+    if "id" not in getattr(refs, "columns", ()):
+        return ""
+    by_id = {str(r["id"]): r for r in refs.to_dict("records") if isinstance(r.get("id"), str) and r["id"]}
+    body = []
+    for r in records:
+        ref = by_id.get(str(r.get("reference") or ""))
+        if ref is None:
+            continue
+        body.append(
+            [
+                method_label(r["model"], r.get("preset", "")),
+                dataset_label(r["dataset"], r.get("dataset_kind", "")),
+                r["mode"],
+                pct(r.get("miou"), 2),
+                f"{ref['method']}, {ref['protocol']}",
+                pct(ref.get("miou"), 2),
+                signed(float(r["miou"]) - float(ref["miou"]), 2),
+            ]
+        )
+    if not body:
+        return ""
+    headers = ["Method", "dataset", "mode", "mIoU", "published checkpoint should score", "mIoU", "delta"]
+    return (
+        "Rows of published checkpoints beside the reference row they reproduce (mIoU in percent):\n\n"
+        + markdown_table(headers, body, right=(3, 5, 6))
+    )
 
 
 def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> str:
@@ -73,6 +111,9 @@ def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> 
         )
         if any(r.get("dataset_kind") == "synthetic" for r in records):
             parts.append(f"> {SYNTHETIC_NOTE}\n")
+        beside = published_beside(records, refs)
+        if beside:
+            parts.append(beside)
         parts.append(
             f"Every run, with commit, checkpoint and speed: [{results_md_link}]({results_md_link}).\n"
         )
@@ -138,7 +179,7 @@ def update_readme(
     splice(text, "", readme)  # check the markers before any other work
     frame = read_rows(results_csv, missing_ok=missing_ok)
     refs = references.load_all(reference_dir)
-    references.load(reference, reference_dir)  # the bar plot's table: an unknown name fails now
+    references.select(reference, 0, reference_dir)  # the bar plot's reference: an unknown name fails now
     plot_path = Path(plot) if plot is not None else results_csv.parent / PLOT_NAME
     atomic.check_writable(readme, "README", folder=False)
     if not frame.empty:
@@ -159,7 +200,7 @@ def _draw_latest(row: dict, reference: str, reference_dir: str | os.PathLike, ou
 
     from bench.report import plots
 
-    ref = references.pick(references.load(reference, reference_dir), 0, reference).to_dict()
+    ref = references.select(reference, 0, reference_dir)
     label = f"{method_label(row['model'], row.get('preset', ''))} on {row['dataset']}"
     if row.get("dataset_kind") == "synthetic":
         label += " (synthetic)"

@@ -100,6 +100,24 @@ def load_all(reference_dir: str | os.PathLike = REFERENCE_DIR):
     )
 
 
+def select(name: str, row: int = 0, reference_dir: str | os.PathLike = REFERENCE_DIR) -> dict:
+    """One reference row: the `row`-th of table `name`, or the row whose `id` is `name` (tables of
+    published checkpoints give each row an id, which result rows of those checkpoints name)."""
+    reference_dir = Path(reference_dir)
+    if (reference_dir / f"{name}.csv").is_file():
+        return pick(load(name, reference_dir), row, name).to_dict() | {"reference": name}
+    frame = load_all(reference_dir)
+    if "id" in frame.columns:
+        found = frame[frame["id"] == name]
+        if len(found) == 1:
+            return found.iloc[0].to_dict()
+    names = ", ".join(available(reference_dir)) or "none"
+    raise UserError(
+        f"unknown reference {name!r}: no table {reference_dir / (name + '.csv')} and no row with that id; "
+        f"available: {names}"
+    )
+
+
 def pick(frame, row: int = 0, name: str = "reference"):
     """One row of a reference table by position, with a clear error when out of range."""
     if not -len(frame) <= row < len(frame):

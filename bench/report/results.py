@@ -55,7 +55,7 @@ METRIC_COLUMNS = (
     "peak_memory_mb",
     "eval_seconds",
 )
-TAIL_COLUMNS = ("run_dir", "notes")
+TAIL_COLUMNS = ("run_dir", "reference", "notes")  # reference: the row id a published checkpoint should match
 COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
@@ -252,11 +252,14 @@ def row_from_result(
     predict_stats: Mapping[str, Any] | None = None,
     run_dir: str | os.PathLike | None = None,
     notes: str = "",
+    reference_id: str = "",
     commit: str | None = None,
     date: str | None = None,
 ) -> dict[str, Any]:
     """A results.csv row from an evaluation result (fractions in [0, 1], shown in percent) plus the run's
-    metadata. `predict_stats` is the dict `bench.engine.predict.predict` returns (images_per_s, ...)."""
+    metadata. `predict_stats` is the dict `bench.engine.predict.predict` returns (images_per_s, ...).
+    `reference_id` (column "reference"): the reference row this run should reproduce (a recognised
+    published checkpoint)."""
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
     class_iou = result.class_iou
@@ -291,6 +294,7 @@ def row_from_result(
         row[key] = stats.get(key)
     row["eval_seconds"] = result.seconds
     row["run_dir"] = _relative(run_dir) if run_dir else ""
+    row["reference"] = reference_id
     row["notes"] = notes
     return row
 

@@ -158,6 +158,8 @@ def report_run(
 ) -> RunReport:
     """After evaluation: run folder with JSON, confusion and plots; result row; README (unless `readme=None`).
 
+    `reference`: a table name (its first row) or a reference row id, drawn beside our row in the plots.
+
     `row_fields` go to `bench.report.results.row_from_result` (mode, checkpoint, preset, options, train_steps,
     predict_stats, notes, ...). Samples for the grid come from `gt_root`/`pred_dir` when both are given.
     `run_dir` (made by `new_run_dir` at `when`) is a folder the run already writes into, e.g. its predictions.
@@ -174,8 +176,7 @@ def report_run(
         run_dir=run_dir,
         **row_fields,
     )
-    ref_table = references.load(reference)
-    ref_row = references.pick(ref_table, 0, reference).to_dict()
+    ref_row = references.select(reference)
     samples = pick_samples(gt_root, split, pred_dir) if gt_root is not None and pred_dir is not None else []
     files = write_run_folder(
         run_dir,
