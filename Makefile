@@ -19,11 +19,12 @@ SPLIT ?= val
 CHECKPOINT ?=
 MODE ?= whole
 SYNTHETIC ?= data/generated/synthetic
+PARITY_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-parity test test-fast lint format data bench perf-peer clean
+.PHONY: help venv venv-parity test test-fast lint format data bench parity parity-fixtures perf-peer clean
 
 help: ## List targets and variables
 	@echo "cityscapes-bench: Cityscapes segmentation benchmark harness"
@@ -35,9 +36,10 @@ help: ## List targets and variables
 	@echo "  MODEL=$(MODEL)        registry name or package.module:function"
 	@echo "  DATASET=...          Cityscapes root (default: \$$CITYSCAPES_DATASET, else the synthetic set)"
 	@echo "  SPLIT=$(SPLIT)          split to evaluate"
-	@echo "  CHECKPOINT=...       .keras checkpoint to evaluate (default: train the CPU preset once)"
+	@echo "  CHECKPOINT=...       .keras checkpoint, or a PyTorch .pth converted on the fly (default: train the CPU preset once)"
 	@echo "  MODE=$(MODE)         inference mode: whole | slide | multiscale"
 	@echo "  SYNTHETIC=$(SYNTHETIC)  where 'make data' writes the synthetic dataset"
+	@echo "  PARITY_ARGS=...      extra options of tests/parity/mmseg_parity.py, e.g. --depths 18 --size 512x1024"
 	@echo "  REQUIREMENTS=$(REQUIREMENTS)  pinned dependencies; for CUDA: VENV=.venv-gpu REQUIREMENTS=requirements-gpu.txt"
 
 $(STAMP): $(REQUIREMENTS) requirements-common.txt
@@ -78,6 +80,12 @@ data: $(STAMP) ## Generate the embedded synthetic dataset
 bench: $(STAMP) ## Benchmark MODEL end to end: data, checkpoint, predict, evaluate, results, README
 	$(PY) -m bench run --model $(MODEL) --split $(SPLIT) --mode $(MODE) \
 		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
+
+parity: $(STAMP) $(PARITY_STAMP) ## Parity of `bench convert` with mmsegmentation's own PSPNet R-18/50/101-D8 (~10 min)
+	$(PARITY_VENV)/bin/python tests/parity/mmseg_parity.py --python $(PY) $(PARITY_ARGS)
+
+parity-fixtures: $(STAMP) $(PARITY_STAMP) ## Rewrite tests/fixtures/mmseg/ (what make test checks) with mmsegmentation
+	$(PARITY_VENV)/bin/python tests/parity/mmseg_parity.py --python $(PY) --write-fixtures tests/fixtures/mmseg
 
 perf-peer: $(STAMP) $(PARITY_STAMP) ## Time PSPNet-R50-D8 fp32/bf16 against mmsegmentation's own on torch (same input, threads)
 	$(PY) -m bench perf model pspnet@512x1024 --precision bf16 --fold-bn --peer mmseg --repeats 5

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import argparse
 
+from data.sizes import size_argument as size
 
-def size(text: str) -> tuple[int, int]:
-    """`512x1024` (height x width) or `512` (square) -> (512, 1024)."""
-    parts = text.lower().split("x")
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a size: write HEIGHTxWIDTH, e.g. 512x1024")
-    return values
+__all__ = ["MAX_SCALE", "scales", "size"]
+
+
+MAX_SCALE = 8.0  # a 1024x2048 frame at 8x is 8192x16384: past that a scale is a typo, not a protocol
 
 
 def scales(text: str) -> tuple[float, ...]:
-    """`0.5,0.75,1.0` -> (0.5, 0.75, 1.0); every scale positive."""
+    """`0.5,0.75,1.0` -> (0.5, 0.75, 1.0); every scale finite, above 0 and at most `MAX_SCALE`."""
     try:
         values = tuple(float(p) for p in text.split(",") if p.strip())
     except ValueError:
         values = ()
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a list of positive scales, e.g. 0.75,1.0,1.25")
+    # written so that NaN fails too (every comparison with NaN is false)
+    if not values or not all(0 < v <= MAX_SCALE for v in values):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a list of scales above 0 and at most {MAX_SCALE:g}, e.g. 0.75,1.0,1.25"
+        )
     return values

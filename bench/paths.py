@@ -12,3 +12,4 @@ REFERENCE_DIR = RESULTS_DIR / "reference"
 RUNS_DIR = RESULTS_DIR / "runs"
 CHECKPOINT_ROOT = PROJECT_ROOT / "checkpoints"
 SYNTHETIC_ROOT = PROJECT_ROOT / "data" / "generated" / "synthetic"
+CONVERTED_ROOT = CHECKPOINT_ROOT / "converted"  # `bench run --checkpoint X.pth`: conversions by content hash

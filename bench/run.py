@@ -4,6 +4,8 @@ dataset (given, `$CITYSCAPES_DATASET`, else the embedded synthetic set, generate
 (given, else the model's CPU preset trained once and cached under `checkpoints/`) -> predictions ->
 evaluation -> result row, run folder with plots, comparison with the reference table, README section.
 Every cached step resumes where it stopped: an interrupted training run continues from its last checkpoint.
+Predictions belong to the run: they go to `predictions/` in its own folder under `results/runs/`, never
+beside the checkpoint (which may be read-only, or shared by other runs); a run that fails leaves no folder.
 """
 
 from __future__ import annotations
@@ -14,30 +16,19 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, SYNTHETIC_ROOT
+from bench.arguments import scales as scales_argument
+from bench.atomic import check_writable
+from bench.engine.recipes import Recipe, default_recipe
+from bench.engine.recipes import label as recipe_label
+from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
+from models.inference_modes import DEFAULT_SCALES, MODES
 from models.precision import DEFAULT_PRECISION, PRECISIONS
 
-
-@dataclass(frozen=True)
-class Recipe:
-    """A CPU-sized training budget: what the default checkpoint of a model is trained with."""
-
-    steps: int
-    batch: int
-    crop: tuple[int, int]
-    lr: float
-
-
-# Measured on a 2-core CPU (see README): the first `make bench` must fit in 20 minutes, set-up included.
-SYNTHETIC_RECIPE = Recipe(steps=800, batch=8, crop=(256, 256), lr=0.02)
-REAL_RECIPE = Recipe(steps=800, batch=4, crop=(512, 512), lr=0.01)
-# pspnet-seed keeps full-resolution features (16 GFLOP per 256x512 image even in its cpu preset, 9.6 s per
-# batch-8 step of 256x256 crops): smaller crops and batches keep its default run near the same minutes.
-SYNTHETIC_RECIPES = {"pspnet-seed": Recipe(steps=400, batch=4, crop=(128, 128), lr=0.02)}
 NOTES = "trained from scratch (no ImageNet weights offline)"
 
 
@@ -60,7 +51,9 @@ def resolve_dataset(dataset: str | None, *, progress: bool = True) -> Dataset:
     else:
         root = SYNTHETIC_ROOT
         print(f"dataset: embedded synthetic set at {root} (set CITYSCAPES_DATASET for real data)")
-        synthetic.generate(root, progress=progress)
+        from bench.engine.progress import is_terminal
+
+        synthetic.generate(root, progress=progress and is_terminal())  # no bar in a log
     manifest = synthetic.read_manifest(root)
     if manifest is None:
         return Dataset(root, "cityscapes", "real")
@@ -73,11 +66,6 @@ def default_preset(model: str) -> str | None:
     from models import registry
 
     return "cpu" if "cpu" in registry.get(model).presets else None
-
-
-def default_recipe(model: str, kind: str) -> Recipe:
-    """The CPU training budget of `model`'s default checkpoint on a synthetic or real dataset."""
-    return SYNTHETIC_RECIPES.get(model, SYNTHETIC_RECIPE) if kind == "synthetic" else REAL_RECIPE
 
 
 def ensure_checkpoint(
@@ -115,6 +103,13 @@ def ensure_checkpoint(
         seed=seed,
         resume=bool(done),
         progress=progress,
+        checkpoint_every=recipe.checkpoint_every,
+        weight_decay=recipe.weight_decay,
+        aux_weight=recipe.aux_weight,
+        scale_range=recipe.scale_range,
+        flip=recipe.flip,
+        sync_bn=recipe.sync_bn,
+        recipe=recipe.name or None,
     )
 
 
@@ -147,14 +142,25 @@ def run_benchmark(
     PNGs; PNGs are written for the frames of the run folder's sample plot, or for all frames with
     `write_predictions`. `workers`: scoring threads beside the model (default one)."""
     from bench.engine import checkpoint as ckpt
+    from bench.engine.convert.published import reference_for
     from bench.engine.predict import predict
+    from bench.engine.tensorflow_import import import_tensorflow
     from bench.evaluation.streaming import StreamingEvaluator
-    from bench.report.run_folder import N_SAMPLES, report_run
+    from bench.report.results import check_results_file
+    from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
     from models import registry
 
     began = time.perf_counter()
+    import_tensorflow()  # first, so that its start-up lines are filtered (the models import Keras)
     registry.get(model)  # an unknown model or bad plugin path fails before any work
-    checkpoint_path = ckpt.resolve(checkpoint) if checkpoint else None
+    if steps is not None and steps < 1:
+        raise UserError(f"--steps {steps} must be at least 1")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers {workers} must be at least 1")
+    runs_dir = Path(runs_dir) if runs_dir is not None else RUNS_DIR
+    check_writable(runs_dir, "run folder root", folder=True)
+    check_results_file(results_csv if results_csv is not None else RESULTS_CSV)  # read and written at the end
+    checkpoint_path = _resolve_checkpoint(checkpoint, checkpoint_root) if checkpoint else None
     data = resolve_dataset(dataset, progress=progress)
     if checkpoint_path is None:
         preset = preset if preset is not None else default_preset(model)
@@ -171,51 +177,67 @@ def run_benchmark(
             f"pass MODEL={meta['model']} or another CHECKPOINT"
         )
 
-    pred_dir = checkpoint_path.parent / slug(f"pred-{data.name}-{split}-{mode}")
-    shutil.rmtree(pred_dir, ignore_errors=True)  # a cache: stale frames must never be scored
-    written = "all frames" if write_predictions else f"the {N_SAMPLES} frames of the sample plot"
-    print(f"predict and evaluate: {split} split, mode {mode}, {precision}; PNGs of {written} -> {pred_dir}")
-    with StreamingEvaluator(workers=workers or 1) as evaluator:
-        stats = predict(
-            checkpoint_path,
-            data.root,
-            split,
-            pred_dir,
-            mode=mode,
-            scales=scales,
-            flip=flip,
-            progress=progress,
-            precision=precision,
-            evaluator=evaluator,
-            write=True if write_predictions else sample_keys(data.root, split),
+    when = datetime.now(timezone.utc)
+    run_dir = new_run_dir(model, data.name, root=runs_dir, when=when)
+    try:
+        pred_dir = run_dir / "predictions"
+        written = "all frames" if write_predictions else f"the {N_SAMPLES} frames of the sample plot"
+        print(f"predict and evaluate: {split} split, mode {mode}, {precision}; PNGs of {written}: {pred_dir}")
+        with StreamingEvaluator(workers=workers or 1) as evaluator:
+            stats = predict(
+                checkpoint_path,
+                data.root,
+                split,
+                pred_dir,
+                mode=mode,
+                scales=scales,
+                flip=flip,
+                progress=progress,
+                precision=precision,
+                evaluator=evaluator,
+                write=True if write_predictions else sample_keys(data.root, split),
+            )
+            result = evaluator.evaluate()
+        print(
+            f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
+            f"arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
         )
-        result = evaluator.evaluate()
-    print(
-        f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
-        f"arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
-    )
 
-    extra = {k: v for k, v in (("results_csv", results_csv), ("runs_dir", runs_dir)) if v is not None}
-    if reference:
-        extra["reference"] = reference
-    report = report_run(
-        result,
-        model=model,
-        dataset=data.name,
-        dataset_kind=data.kind,
-        split=split,
-        gt_root=data.root,
-        pred_dir=pred_dir,
-        readme=readme,
-        mode=mode,
-        checkpoint=_display_path(checkpoint_path),
-        preset=meta.get("preset") or preset,
-        options=meta.get("options") or None,
-        train_steps=meta.get("steps"),
-        predict_stats=stats,
-        notes=NOTES if not checkpoint else "",
-        **extra,
-    )
+        extra = {k: v for k, v in (("results_csv", results_csv),) if v is not None}
+        notes = NOTES if not checkpoint else ""
+        published_ref = reference_for(meta, mode=mode, flip=flip, scales=scales)
+        if published_ref is not None:  # a recognised published checkpoint: its row names what it should score
+            entry, extra["reference_id"] = published_ref
+            reference = reference or extra["reference_id"]
+            notes = f"published checkpoint {entry.file_name}"
+        elif isinstance(meta.get("source"), dict):
+            notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
+        if reference:
+            extra["reference"] = reference
+        report = report_run(
+            result,
+            model=model,
+            dataset=data.name,
+            dataset_kind=data.kind,
+            split=split,
+            gt_root=data.root,
+            pred_dir=pred_dir,
+            readme=readme,
+            run_dir=run_dir,
+            when=when,
+            mode=mode,
+            checkpoint=_display_path(checkpoint_path),
+            preset=meta.get("preset") or preset,
+            options=meta.get("options") or None,
+            train_steps=meta.get("steps"),
+            recipe=recipe_label(meta),
+            predict_stats=stats,
+            notes=notes,
+            **extra,
+        )
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # no row was written: a half run folder is litter
+        raise
     print(report.summary())
     print(f"done in {time.perf_counter() - began:.0f} s")
     return report
@@ -227,6 +249,16 @@ def sample_keys(root: Path, split: str) -> list[str]:
     from data.cityscapes import list_samples
 
     return spread([s.key for s in list_samples(root, split, require_images=True)])
+
+
+def _resolve_checkpoint(checkpoint: str, checkpoint_root: Path) -> Path:
+    """A checkpoint of ours; a PyTorch file is converted once (cached by content under ROOT/converted/)."""
+    from bench.engine import checkpoint as ckpt
+    from bench.engine.convert.command import converted, is_torch_checkpoint
+
+    if is_torch_checkpoint(checkpoint) and Path(checkpoint).is_file():
+        return converted(checkpoint, root=Path(checkpoint_root) / "converted")
+    return ckpt.resolve(checkpoint)
 
 
 def _display_path(path: Path) -> str:
@@ -247,11 +279,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help=".keras checkpoint (default: train the model's CPU preset once and cache it)",
+        help=".keras checkpoint or a PyTorch .pth (converted once, cached by content) (default: train "
+        "the model's CPU preset once and cache it)",
     )
-    parser.add_argument("--mode", default="whole", choices=("whole", "slide", "multiscale"))
+    parser.add_argument("--mode", default="whole", choices=MODES)
     parser.add_argument(
-        "--scales", default="0.5,0.75,1.0,1.25,1.5,1.75", help="comma-separated scales for --mode multiscale"
+        "--scales",
+        type=scales_argument,
+        default=None,
+        help=f"comma-separated scales for --mode multiscale (default {','.join(map(str, DEFAULT_SCALES))})",
     )
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped inputs")
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
@@ -269,17 +305,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write every frame's label-ID PNG (default: only the frames of the sample plot)",
     )
-    parser.add_argument("--reference", default=None, help="reference table to compare with")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="reference table or row id to compare with (default: the one a "
+        "published checkpoint names, else the seed table)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not regenerate the README section")
 
 
 def run(args: argparse.Namespace) -> int:
-    scales = (1.0,)
-    if args.mode == "multiscale":
-        try:
-            scales = tuple(float(s) for s in args.scales.split(","))
-        except ValueError as exc:
-            raise UserError(f"--scales {args.scales!r} is not a comma-separated list of numbers") from exc
+    if args.scales is not None and args.mode != "multiscale":
+        raise UserError("--scales applies to --mode multiscale only")
+    scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
     run_benchmark(
         args.model,
         dataset=args.dataset,

@@ -135,15 +135,38 @@ def train_dataset(
     scale_range: tuple[float, float] = SCALE_RANGE,
     flip: bool = True,
     parallel: int | None = None,
+    replicas: Sequence[int] = (0,),
+    num_replicas: int = 1,
 ) -> tf.data.Dataset:
     """Endless augmented batches `(image float32 (B, h, w, 3), label uint8 (B, h, w))`.
 
     Each epoch visits every sample once in a seeded order; batch k of the stream is the same whether it is
     reached by training from step 0 or by resuming with `start_step=k`.
+
+    Data-parallel training: `batch` stays the global batch; replica r of `num_replicas` takes the r-th
+    slice of `batch // num_replicas` samples of every global batch. A worker passes the global ids of its
+    own `replicas` and gets, per step, one slice per replica in that order, so all workers together read
+    each global batch once, every sample with the seed (and so the augmentation) one process would use.
     """
     images, labels = _paths(samples)
     n = len(samples)
     crop = (int(crop[0]), int(crop[1]))
+    replica_ids = [int(r) for r in replicas]
+    if num_replicas < 1 or batch % num_replicas or not replica_ids:
+        raise ValueError(f"batch {batch} must split evenly over {num_replicas} replicas")
+    if min(replica_ids) < 0 or max(replica_ids) >= num_replicas:
+        raise ValueError(f"replica ids {replica_ids} must lie in 0..{num_replicas - 1}")
+    per_replica = batch // num_replicas
+    local = tf.constant(replica_ids, tf.int64)
+
+    def global_index(q: tf.Tensor) -> tf.Tensor:
+        # q counts this worker's samples: slice p = q // per_replica belongs to step
+        # start + p // len(replicas) and to replica replicas[p % len(replicas)]; the sample is that slice's
+        # (q % per_replica)-th.
+        p = q // per_replica
+        step = int(start_step) + p // len(replica_ids)
+        replica = tf.gather(local, p % len(replica_ids))
+        return step * batch + replica * per_replica + q % per_replica
 
     def pick(k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=[seed, k // n])
@@ -156,10 +179,10 @@ def train_dataset(
         return scale_crop_flip(image, label, crop, element_seed, scale_range, flip)
 
     workers = parallel or tf.data.AUTOTUNE
-    ds = tf.data.Dataset.counter(start=int(start_step) * int(batch), dtype=tf.int64)
-    ds = ds.map(pick)
+    ds = tf.data.Dataset.counter(dtype=tf.int64)
+    ds = ds.map(lambda q: pick(global_index(q)))
     ds = ds.map(load, num_parallel_calls=workers, deterministic=True)
-    ds = ds.batch(batch, drop_remainder=True)
+    ds = ds.batch(per_replica, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

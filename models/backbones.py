@@ -9,6 +9,9 @@ What the segmentation variant changes (PSPNet, Zhao et al. 2017; DeepLab): the l
 but dilate their 3x3 convolutions (stage 4 by 2, stage 5 by 4 at output stride 8), which keeps kernel shapes
 and so keeps the ImageNet weights usable; optionally a "deep" stem of three 3x3 convolutions as in the
 PSPNet paper's ResNet. Small variants for CPUs: basic-block ResNet-18/34 and a width multiplier.
+
+The same layer names also carry PyTorch layouts (`BlockStyle`, `stem_channels`, `contract_dilation`):
+mmsegmentation's ResNetV1c, whose published weights bench/engine/convert/ loads.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from models.blocks import conv_bn
+from models.blocks import BN_EPSILON, conv_bn
 
 BLOCKS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -28,6 +31,8 @@ BLOCKS = {
 }
 STAGE_WIDTHS = (64, 128, 256, 512)  # bottleneck blocks output 4x these
 STEMS = ("classic", "deep")
+STRIDE_ON = ("1x1", "3x3")
+BASIC_DILATION = ("both", "first")
 
 
 @dataclass(frozen=True)
@@ -57,42 +62,89 @@ def stage_plan(output_stride: int) -> tuple[tuple[int, int], ...]:
     return plans[output_stride]
 
 
-def bottleneck_block(x, filters: int, name: str, *, stride: int, dilation: int, shortcut: bool):
-    """ResNet v1 bottleneck as in keras.applications (stride on the first 1x1), 3x3 dilated."""
+@dataclass(frozen=True)
+class BlockStyle:
+    """How the convolutions of a residual block are laid out: the conventions differ between frameworks.
+
+    keras.applications (the default, so ImageNet weights transfer): stride on the first 1x1 of a
+    bottleneck, a bias on every convolution, BatchNorm epsilon 1.001e-5. PyTorch ResNets (torchvision
+    v1.5, mmsegmentation's ResNetV1c, semseg): stride on the 3x3, no bias before BatchNorm, epsilon 1e-5;
+    mmsegmentation's basic block dilates only its first 3x3 ("first"), ours both ("both").
+    """
+
+    stride_on: str = "1x1"  # bottleneck: "1x1" (keras.applications, Caffe) or "3x3" (PyTorch)
+    conv_bias: bool = True
+    bn_epsilon: float = BN_EPSILON
+    basic_dilation: str = "both"  # basic block: dilate "both" 3x3 convs or the "first" only (mmseg)
+
+    def __post_init__(self) -> None:
+        if self.stride_on not in STRIDE_ON:
+            raise ValueError(f"stride_on must be one of {STRIDE_ON}, got {self.stride_on!r}")
+        if self.basic_dilation not in BASIC_DILATION:
+            raise ValueError(f"basic_dilation must be one of {BASIC_DILATION}, got {self.basic_dilation!r}")
+
+    def conv_bn(self, x, filters: int, kernel: int, name: str, **kwargs):
+        return conv_bn(
+            x, filters, kernel, name, use_bias=self.conv_bias, bn_epsilon=self.bn_epsilon, **kwargs
+        )
+
+
+def bottleneck_block(
+    x,
+    filters: int,
+    name: str,
+    *,
+    stride: int,
+    dilation: int,
+    shortcut: bool,
+    style: BlockStyle = BlockStyle(),
+):
+    """ResNet v1 bottleneck (1x1, 3x3 dilated, 1x1), stride on the first 1x1 or on the 3x3 (`style`)."""
     if shortcut:
-        skip = conv_bn(x, 4 * filters, 1, name + "_0", stride=stride, use_bias=True, activation=None)
+        skip = style.conv_bn(x, 4 * filters, 1, name + "_0", stride=stride, activation=None)
     else:
         skip = x
-    x = conv_bn(x, filters, 1, name + "_1", stride=stride, use_bias=True)
-    x = conv_bn(x, filters, 3, name + "_2", dilation=dilation, use_bias=True)
-    x = conv_bn(x, 4 * filters, 1, name + "_3", use_bias=True, activation=None)
+    on_3x3 = style.stride_on == "3x3"
+    x = style.conv_bn(x, filters, 1, name + "_1", stride=1 if on_3x3 else stride)
+    x = style.conv_bn(x, filters, 3, name + "_2", stride=stride if on_3x3 else 1, dilation=dilation)
+    x = style.conv_bn(x, 4 * filters, 1, name + "_3", activation=None)
     x = layers.Add(name=name + "_add")([skip, x])
     return layers.Activation("relu", name=name + "_out")(x)
 
 
-def basic_block(x, filters: int, name: str, *, stride: int, dilation: int, shortcut: bool):
-    """ResNet-18/34 basic block (two 3x3 convolutions), stride on the first, both dilated."""
+def basic_block(
+    x,
+    filters: int,
+    name: str,
+    *,
+    stride: int,
+    dilation: int,
+    shortcut: bool,
+    style: BlockStyle = BlockStyle(),
+):
+    """ResNet-18/34 basic block (two 3x3 convolutions), stride on the first; dilated as `style` says."""
     if shortcut:
-        skip = conv_bn(x, filters, 1, name + "_0", stride=stride, use_bias=True, activation=None)
+        skip = style.conv_bn(x, filters, 1, name + "_0", stride=stride, activation=None)
     else:
         skip = x
-    x = conv_bn(
-        x, filters, 3, name + "_1", stride=stride, dilation=1 if stride > 1 else dilation, use_bias=True
-    )
-    x = conv_bn(x, filters, 3, name + "_2", dilation=dilation, use_bias=True, activation=None)
+    x = style.conv_bn(x, filters, 3, name + "_1", stride=stride, dilation=1 if stride > 1 else dilation)
+    second = dilation if style.basic_dilation == "both" else 1
+    x = style.conv_bn(x, filters, 3, name + "_2", dilation=second, activation=None)
     x = layers.Add(name=name + "_add")([skip, x])
     return layers.Activation("relu", name=name + "_out")(x)
 
 
-def stem(x, kind: str, width: float, out_channels: int):
-    """Classic 7x7/2 conv or deep stem (3x3/2, 3x3, 3x3), then 3x3/2 max pooling: stride 4 in all."""
+def stem(x, kind: str, out_channels: int, style: BlockStyle = BlockStyle()):
+    """Classic 7x7/2 conv or deep stem (3x3/2, 3x3, 3x3 to out_channels/2, /2, out_channels), then 3x3/2
+    max pooling: stride 4 in all. (Zero padding before the max pooling equals PyTorch's -inf padding: the
+    input is a ReLU output.)"""
     if kind == "classic":
-        x = conv_bn(x, scaled(64, width), 7, "conv1", stride=2, use_bias=True)
+        x = style.conv_bn(x, out_channels, 7, "conv1", stride=2)
     elif kind == "deep":
         half = max(8, out_channels // 2)
-        x = conv_bn(x, half, 3, "stem1", stride=2, use_bias=True)
-        x = conv_bn(x, half, 3, "stem2", use_bias=True)
-        x = conv_bn(x, out_channels, 3, "stem3", use_bias=True)
+        x = style.conv_bn(x, half, 3, "stem1", stride=2)
+        x = style.conv_bn(x, half, 3, "stem2")
+        x = style.conv_bn(x, out_channels, 3, "stem3")
     else:
         raise ValueError(f"stem must be one of {STEMS}, got {kind!r}")
     x = layers.ZeroPadding2D(padding=1, name="pool1_pad")(x)
@@ -100,12 +152,24 @@ def stem(x, kind: str, width: float, out_channels: int):
 
 
 def resnet_features(
-    inputs, *, depth: int = 50, width: float = 1.0, stem_type: str = "deep", output_stride: int = 8
+    inputs,
+    *,
+    depth: int = 50,
+    width: float = 1.0,
+    stem_type: str = "deep",
+    output_stride: int = 8,
+    stem_channels: int | None = None,
+    contract_dilation: bool = False,
+    style: BlockStyle = BlockStyle(),
 ) -> tuple[dict, BackboneSpec]:
     """Apply a dilated ResNet to `inputs`; return the stage endpoints and their description.
 
     Endpoints: "stem" (stride 4), "stage1".."stage4" (= keras.applications' conv2..conv5). The PSPNet
-    head reads "stage4", its auxiliary head "stage3".
+    head reads "stage4", its auxiliary head "stage3". stem_channels: the stem's output (default: 64 x width
+    for the classic stem; for the deep stem the PSPNet paper's 128 x width with bottleneck blocks, 64 x width
+    with basic ones; mmsegmentation's ResNetV1c uses 64 for every depth). contract_dilation: the first block
+    of a dilated stage uses half its dilation (mmsegmentation: stage 3 block 1 dilation 1, stage 4 block 1
+    dilation 2).
     """
     if depth not in BLOCKS:
         raise ValueError(f"depth must be one of {sorted(BLOCKS)}, got {depth}")
@@ -114,9 +178,9 @@ def resnet_features(
     kind, counts = BLOCKS[depth]
     block = bottleneck_block if kind == "bottleneck" else basic_block
     expansion = 4 if kind == "bottleneck" else 1
-    # the PSPNet deep stem ends in 128 channels for bottleneck ResNets (conv1_3), 64 for basic ones
-    stem_out = scaled(128 if kind == "bottleneck" else 64, width)
-    x = stem(inputs, stem_type, width, stem_out)
+    if stem_channels is None:
+        stem_channels = scaled(128 if kind == "bottleneck" and stem_type == "deep" else 64, width)
+    x = stem(inputs, stem_type, stem_channels, style)
     endpoints = {"stem": x}
     channels, strides, dilations = {"stem": x.shape[-1]}, {"stem": 4}, {"stem": 1}
     current_stride = 4
@@ -134,8 +198,9 @@ def resnet_features(
                 filters,
                 name,
                 stride=stride if first else 1,
-                dilation=dilation,
+                dilation=dilation // 2 if first and contract_dilation and dilation > 1 else dilation,
                 shortcut=needs_shortcut or (first and kind == "bottleneck"),
+                style=style,
             )
             in_channels = filters * expansion
         current_stride *= stride

@@ -41,8 +41,8 @@ def conv(
     )(x)
 
 
-def batch_norm(x, name: str):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
+def batch_norm(x, name: str, *, epsilon: float = BN_EPSILON):
+    return layers.BatchNormalization(epsilon=epsilon, momentum=BN_MOMENTUM, name=name)(x)
 
 
 def conv_bn(
@@ -57,11 +57,13 @@ def conv_bn(
     activation: str | None = "relu",
     leaky_slope: float = 0.2,
     kernel_initializer: str = "glorot_uniform",
+    bn_epsilon: float = BN_EPSILON,
 ):
     """Conv (`<name>_conv`) + BatchNorm (`<name>_bn`) + optional activation (`<name>_relu` / `_leaky`).
 
     activation: "relu", "leaky" (LeakyReLU with `leaky_slope`) or None. use_bias: a bias before BatchNorm is
     redundant (BN's beta replaces it) but keras.applications' ResNets have one, so the backbone keeps it.
+    bn_epsilon: BatchNorm's epsilon (PyTorch models, e.g. converted mmsegmentation weights, use 1e-5).
     """
     x = conv(
         x,
@@ -73,7 +75,7 @@ def conv_bn(
         use_bias=use_bias,
         kernel_initializer=kernel_initializer,
     )
-    x = batch_norm(x, name + "_bn")
+    x = batch_norm(x, name + "_bn", epsilon=bn_epsilon)
     if activation == "relu":
         return layers.Activation("relu", name=name + "_relu")(x)
     if activation == "leaky":

@@ -6,12 +6,12 @@ pooling module adds (the PSPNet paper's ablation against its dilated-FCN baselin
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
 
-from models import heads
-from models.backbones import resnet_features
-from models.imagenet import initialise_backbone
 from models.registry import register
+
+if TYPE_CHECKING:
+    import keras
 
 PRESETS = {  # as pspnet's presets (see models/pspnet.py for the reasoning)
     "cpu": {"depth": 18, "width": 0.25, "output_stride": 16, "head_channels": 64, "aux_channels": 32},
@@ -41,6 +41,12 @@ def build(
     Options as for pspnet; num_convs: 3x3 conv + BN + ReLU blocks of `head_channels` in the head
     (2, as mmsegmentation's FCNHead).
     """
+    import keras  # here, not at the top: listing the registry must not import TensorFlow
+
+    from models import heads
+    from models.backbones import resnet_features
+    from models.imagenet import initialise_backbone
+
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     features, _ = resnet_features(
         inputs, depth=depth, width=width, stem_type=stem, output_stride=output_stride

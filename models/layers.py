@@ -64,26 +64,38 @@ class AdaptiveAveragePooling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ResizeLike(keras.layers.Layer):
-    """Bilinear resize of the first input to the spatial size of the second (half-pixel centres).
+    """Bilinear resize of the first input to the spatial size of the second.
 
     `call([x, reference])`; the size is read at run time, so it works for None sizes. Half-pixel centres
-    are what Keras' "bilinear" and PyTorch's align_corners=False do; the original Caffe PSPNet aligned
-    corners, a sub-pixel difference that training absorbs.
+    by default (Keras' "bilinear", PyTorch's align_corners=False, mmsegmentation); `align_corners=True`
+    maps corner pixel centres onto each other, as the Caffe PSPNet and semseg do. A sub-pixel difference
+    that training absorbs, but converted weights need the one they were trained with.
     """
+
+    def __init__(self, align_corners: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.align_corners = bool(align_corners)
 
     def call(self, inputs):
         x, reference = inputs
         size = ops.shape(reference)[1:3]
         if isinstance(size[0], int) and isinstance(size[1], int) and tuple(x.shape[1:3]) == tuple(size):
             return x
-        out = tf.image.resize(x, tf.stack([size[0], size[1]]), method="bilinear")
+        size = tf.stack([size[0], size[1]])
+        if self.align_corners:
+            out = tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=True, half_pixel_centers=False)
+        else:
+            out = tf.image.resize(x, size, method="bilinear")
         return ops.cast(out, x.dtype)
 
     def compute_output_shape(self, input_shapes):
         x, reference = input_shapes
         return (x[0], reference[1], reference[2], x[3])
 
+    def get_config(self):
+        return {**super().get_config(), "align_corners": self.align_corners}
 
-def resize_like(x, reference, name: str, **kwargs):
+
+def resize_like(x, reference, name: str, *, align_corners: bool = False, **kwargs):
     """Functional-API helper: `x` resized bilinearly to `reference`'s height and width."""
-    return ResizeLike(name=name, **kwargs)([x, reference])
+    return ResizeLike(align_corners=align_corners, name=name, **kwargs)([x, reference])

@@ -23,7 +23,7 @@ from typing import Any
 
 from data.errors import UserError
 
-BUILTIN_MODULES = ("models.pspnet", "models.pspnet_seed", "models.fcn")
+BUILTIN_MODULES = ("models.pspnet", "models.lightweight_pspnet", "models.fcn")
 
 
 class RegistryError(UserError):
@@ -90,6 +90,11 @@ def get(name: str) -> Entry:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise RegistryError(f"cannot import plugin module '{module_name}' of '{name}': {exc}") from exc
+        except Exception as exc:  # the plugin's own code failed while importing: name it, not our stack
+            raise RegistryError(
+                f"plugin module '{module_name}' of '{name}' failed while importing "
+                f"({type(exc).__name__}: {exc}): fix the plugin"
+            ) from exc
         builder = getattr(module, attr, None)
         if not callable(builder):
             raise RegistryError(f"plugin '{name}': module '{module_name}' has no function '{attr}'")
@@ -127,12 +132,35 @@ def build(
 ):
     """Build a registered (or plugin) model: `build("pspnet", preset="cpu", aux_head=True)`."""
     entry = get(name)
+    options = check_options(name, preset, **options)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise RegistryError(
+            f"model '{name}': num_classes must be a whole number of at least 1, not {num_classes!r}"
+        )
+    try:
+        model = entry.builder(num_classes=num_classes, input_shape=input_shape, **options)
+    except (ValueError, TypeError) as exc:  # an option value the builder rejects (depth=7, width=-1, ...)
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
+        raise RegistryError(
+            f"model '{name}'{f' (preset {preset})' if preset else ''} cannot be built with options "
+            f"{shown} and num_classes={num_classes}: {exc}; see `python -m bench models {name}`"
+        ) from exc
+    import keras  # already imported by the builder; the check keeps a plugin's mistake out of training
+
+    if not isinstance(model, keras.Model):
+        raise RegistryError(f"model '{name}': the builder returned {type(model).__name__}, not a keras.Model")
+    return model
+
+
+def check_options(name: str, preset: str | None = None, **options: Any) -> dict[str, Any]:
+    """The preset's options overridden by `options`, checked against the builder's signature (no build)."""
+    entry = get(name)
     options = resolve_options(name, preset, **options)
     try:
-        inspect.signature(entry.builder).bind(num_classes=num_classes, input_shape=input_shape, **options)
+        inspect.signature(entry.builder).bind(num_classes=19, input_shape=(None, None, 3), **options)
     except TypeError as exc:
         raise RegistryError(f"model '{name}' does not take these options {sorted(options)}: {exc}") from exc
-    return entry.builder(num_classes=num_classes, input_shape=input_shape, **options)
+    return options
 
 
 def parse_option(text: str) -> tuple[str, Any]:

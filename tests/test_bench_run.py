@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.evaluation.reference import SCORE_KEYS
 from bench.report import results
 from bench.report.readme import update_readme
 from bench.run import Recipe, resolve_dataset, run_benchmark
+from data.errors import UserError
 
-TINY_RECIPE = Recipe(steps=3, batch=2, crop=(64, 64), lr=0.01)
+TINY_RECIPE = Recipe(steps=3, batch=2, crop=(64, 64), lr=0.01, name="tiny-test")
 README_TEXT = "# demo\n\n<!-- results:begin -->\nnothing yet\n<!-- results:end -->\n"
 
 
@@ -52,6 +54,7 @@ def test_run_appends_a_row_with_scores_and_provenance(two_runs):
     assert row["dataset"] == "synthetic-v1-64x128" and row["dataset_kind"] == "synthetic"
     assert row["split"] == "val" and row["mode"] == "whole"
     assert int(row["train_steps"]) == TINY_RECIPE.steps
+    assert row["recipe"] == "tiny-test"  # the checkpoint named its recipe and the row repeats it
     assert 0.0 <= float(row["miou"]) <= 100.0
     assert int(row["n_images"]) == 3
     assert float(row["images_per_s"]) > 0
@@ -79,17 +82,7 @@ def test_run_folder_holds_json_confusion_and_plots(two_runs):
     _, _, first, _, _, _ = two_runs
     run_dir = Path(first.run_dir)
     data = json.loads((run_dir / "result.json").read_text())
-    for key in (
-        "classScores",
-        "classInstScores",
-        "categoryScores",
-        "categoryInstScores",
-        "averageScoreClasses",
-        "averageScoreInstClasses",
-        "averageScoreCategories",
-        "averageScoreInstCategories",
-    ):
-        assert key in data
+    assert set(SCORE_KEYS) <= set(data)
     assert abs(100 * data["averageScoreClasses"] - float(first.row["miou"])) < 1e-3
     confusion = np.loadtxt(run_dir / "confusion.csv", delimiter=",", skiprows=1, usecols=range(1, 20))
     assert confusion.sum() > 0
@@ -167,3 +160,21 @@ def test_cli_rejects_a_missing_checkpoint_before_any_work(tmp_path, capsys):
     missing = tmp_path / "nope.keras"
     assert main(["run", "--model", "pspnet", "--checkpoint", str(missing), "--no-readme"]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"model,miou\npspnet,\xff\n", "is not UTF-8 text"),
+        (b"model,miou\npspnet,high\n", "column miou is 'high'"),
+    ],
+)
+def test_run_refuses_a_broken_results_file_before_any_work(tmp_path, content, needle):
+    """The row is appended at the end: a results file that cannot take it stops the run before predicting."""
+    broken = tmp_path / "results.csv"
+    broken.write_bytes(content)
+    with pytest.raises(UserError, match=needle):
+        run_benchmark(
+            "pspnet", dataset=str(tmp_path / "no-dataset"), results_csv=broken, runs_dir=tmp_path / "runs"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]

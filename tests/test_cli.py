@@ -36,3 +36,14 @@ def test_help_of_every_command_leaves_tensorflow_unimported():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_sizes_parse_in_one_place_with_squares_and_clear_errors():
+    from data.sizes import parse_dims, parse_size
+
+    assert parse_size("512x1024") == (512, 1024) and parse_size("512") == (512, 512)
+    assert parse_size("256X512") == (256, 512)
+    assert parse_dims("8x256x512", 3, "8x256x256") == (8, 256, 512)
+    for bad in ("0x64", "x", "1x2x3", "abc", "-1x5", ""):
+        with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+            parse_size(bad)

@@ -12,9 +12,8 @@ from bench.cli import main
 from bench.report import references
 from bench.report.compare import compare_rows, load_ours
 from bench.report.results import CLASS_COLUMNS, append_row, row_from_result
-from bench.report.run_folder import cityscapes_dict
 from data.errors import UserError
-from tests.report_fakes import fake_result
+from tests.cityscapes_files import evaluation_result
 
 SEED_ROW = [
     98.6,
@@ -51,7 +50,7 @@ def _results(tmp_path, *models: str):
         append_row(
             path,
             row_from_result(
-                fake_result(i),
+                evaluation_result(i),
                 model=model,
                 dataset="synthetic-v1",
                 dataset_kind="synthetic",
@@ -139,10 +138,9 @@ def test_compare_picks_rows_by_model_or_index(tmp_path):
 
 
 def test_compare_reads_a_run_folder_with_only_cityscapes_json(tmp_path):
-    result = fake_result(5)
+    result = evaluation_result(5)
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "result.json").write_text(json.dumps(cityscapes_dict(result)))
+    result.write_json(run / "result.json")
     ours = load_ours(run)
     assert ours["road"] == pytest.approx(result.class_iou["road"] * 100)
     assert ours["miou"] == pytest.approx(result.miou * 100)
@@ -158,3 +156,28 @@ def test_empty_results_and_missing_files_are_clear_errors(tmp_path, capsys):
     assert "missing.csv does not exist" in capsys.readouterr().err
     assert main(["compare", str(empty), "--reference", "nope"]) == 2
     assert "unknown reference 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ([{"classScores": {"road": 0.9}}], "holds a JSON list, not an object"),
+        ("results", "holds a JSON str, not an object"),
+        ({"classScores": {"road": "0.9"}}, "classScores.road is '0.9', not a number in 0..1 or null"),
+        ({"classScores": {}, "averageScoreClasses": "high"}, "averageScoreClasses is 'high'"),
+        ({"model": "pspnet", "miou": "high"}, "miou is 'high', not a number in 0..100"),
+    ],
+)
+def test_json_that_is_not_a_score_object_is_a_clear_error(tmp_path, capsys, data, needle):
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    assert main(["compare", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}" in err and needle in err and "Traceback" not in err
+
+
+def test_null_and_missing_json_scores_stay_missing(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"classScores": {"road": None, "sky": 0.5}, "averageScoreClasses": 0.5}))
+    ours = load_ours(path)
+    assert math.isnan(ours["road"]) and ours["sky"] == 50.0 and math.isnan(ours["iiou"])

@@ -13,14 +13,17 @@ from PIL import Image
 
 from bench.evaluation import AVG_CLASS_SIZE, evaluate, read_png
 from bench.evaluation.reference import (
+    SCORE_KEYS,
     ReferenceEvaluationError,
     evaluate_img_lists,
+    find_predictions,
+    ground_truth_files,
     reference_module,
     score_dict,
 )
 from data.cityscapes import list_samples
 from data.labels import CLASS_NAMES, to_train_ids
-from tests.evaluate_data import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
+from tests.cityscapes_files import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
 
 KEY = "aachen_000000_000019"
 
@@ -33,12 +36,12 @@ def assert_same_as_cityscapesscripts(
     reference_preds: Path | None = None,
     workers: int = 1,
 ):
-    """Run both evaluators; every score key equal within 1e-9, NaN in the same places. Returns ours."""
+    """Run both evaluators, each finding its own files; every score key equal within 1e-9, NaN in the same
+    places. Returns ours."""
     ours = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers)
-    samples = list_samples(root, "val")
-    ref_dir = reference_preds or pred_dir
-    preds = [next(ref_dir.rglob(f"{s.key}*.png")) for s in samples]
-    ref = score_dict(evaluate_img_lists(preds, [s.label_ids for s in samples]))
+    gts = ground_truth_files(root, "val")
+    assert sorted(str(s.label_ids) for s in list_samples(root, "val")) == gts
+    ref = score_dict(evaluate_img_lists(find_predictions(gts, reference_preds or pred_dir), gts))
     mine = ours.to_cityscapes_dict()
     assert list(mine) == list(ref)
     for key, value in ref.items():
@@ -229,17 +232,7 @@ def test_json_has_cityscapesscripts_keys_with_null_for_nan(tmp_path):
     result = evaluate(gt, "val", pred_dir, workers=1)
     path = result.write_json(tmp_path / "out" / "scores.json")
     data = json.loads(path.read_text())  # strict JSON: no NaN tokens
-    for key in (
-        "classScores",
-        "classInstScores",
-        "categoryScores",
-        "categoryInstScores",
-        "averageScoreClasses",
-        "averageScoreInstClasses",
-        "averageScoreCategories",
-        "averageScoreInstCategories",
-    ):
-        assert key in data
+    assert set(SCORE_KEYS) <= set(data)
     assert data["classScores"]["sky"] is None and data["classScores"]["road"] == result.class_iou["road"]
     assert data["categoryInstScores"]["human"] is None
     assert list(tmp_path.joinpath("out").iterdir()) == [path]  # no temp file left
@@ -271,6 +264,29 @@ def test_reference_wrapper_turns_cityscapesscripts_exit_into_an_exception(tmp_pa
         evaluate_img_lists([], list(gt.rglob("*_labelIds.png")))
 
 
+def test_ground_truth_only_root_with_any_city_names_scores_as_cityscapesscripts(tmp_path, capsys):
+    """No leftImg8bit/, city names that are not [a-z_]+: every frame is scored, as cityscapesScripts does."""
+    rng = np.random.default_rng(11)
+    keys = [
+        "lindau2_000000_000019",
+        "Köln_000001_000019",
+        "frankfurt_000000_000019",
+        "new-york_000002_000003",
+    ]
+    for key in keys:
+        labels, instances = random_scene(rng, n_instances=20)
+        write_gt(tmp_path / "gt", key, labels, instances)
+        write_pred(tmp_path / "pred" / key[:3], key, noisy_prediction(rng, labels))
+    (tmp_path / "gt" / "leftImg8bit" / "val").rmdir()
+    (tmp_path / "gt" / "leftImg8bit").rmdir()
+    result = assert_same_as_cityscapesscripts(tmp_path / "gt", tmp_path / "pred", workers=2)
+    assert result.n_images == 4
+    from bench.cli import main
+
+    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred")]) == 0
+    assert "4 images" in capsys.readouterr().out
+
+
 def test_reference_wrapper_leaves_numpy_and_global_args_untouched(tmp_path):
     module = reference_module()
     before = dict(vars(module.args))
@@ -287,3 +303,31 @@ def test_synthetic_dataset_with_model_like_predictions_matches_cityscapesscripts
         write_pred(tmp_path / "pred", sample.key, noisy_prediction(rng, labels, 0.2))
     result = assert_same_as_cityscapesscripts(tiny_dataset, tmp_path / "pred", workers=2)
     assert result.n_images == 3 and not math.isnan(result.iiou)
+
+
+def test_accumulator_fed_from_arrays_equals_the_file_evaluator_and_resets(tmp_path):
+    """Scoring arrays in memory (validation during training, predict --evaluate) gives `bench evaluate`'s
+    numbers bit for bit; result() can be read mid-way and reset() starts over."""
+    from bench.evaluation import Accumulator, score_image
+
+    rng = np.random.default_rng(5)
+    scenes = []
+    for i in range(4):
+        labels, instances = random_scene(rng, n_instances=40)
+        pred = noisy_prediction(rng, labels)
+        key = f"ulm_{i:06d}_000019"
+        write_gt(tmp_path / "gt", key, labels, instances)
+        write_pred(tmp_path / "pred", key, pred)
+        scenes.append((key, labels, instances, pred))
+    from_files = evaluate(tmp_path / "gt", "val", tmp_path / "pred", workers=1)
+
+    totals = Accumulator()
+    first = None
+    for _key, labels, instances, pred in sorted(scenes, key=lambda s: s[0]):  # sample order of the split
+        totals.add(score_image(labels, instances, pred))
+        first = first or totals.result()
+    assert first.n_images == 1 and first.miou != from_files.miou
+    assert repr(totals.result().to_cityscapes_dict()) == repr(from_files.to_cityscapes_dict())
+    assert totals.result().n_images == 4 and np.array_equal(totals.result().confusion, from_files.confusion)
+    totals.reset()
+    assert totals.result().n_images == 0 and int(totals.result().confusion.sum()) == 0

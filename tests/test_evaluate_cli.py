@@ -1,4 +1,4 @@
-"""`python -m bench evaluate` prints the seed's per-class table and writes cityscapesScripts' JSON keys."""
+"""`python -m bench evaluate` prints the per-class table and writes cityscapesScripts' JSON keys."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from bench.cli import main
 from data.labels import SHORT_NAMES
-from tests.evaluate_data import H, W, lid, write_gt, write_pred
+from tests.cityscapes_files import H, W, lid, write_gt, write_pred
 
 KEY = "ulm_000000_000019"
 

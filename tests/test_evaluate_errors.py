@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
-from tests.evaluate_data import H, W, lid, write_gt, write_pred
+from tests.cityscapes_files import H, W, lid, write_gt, write_pred
 
 KEYS = ("aachen_000000_000019", "bochum_000000_000020")
 
@@ -166,3 +166,28 @@ def test_error_in_a_worker_process_reaches_the_cli(capsys, tmp_path, dataset):
     )
     assert code != 0 and not (tmp_path / "r.json").exists()
     assert str(pred_file(pred, KEYS[1])) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "target, needle",
+    [
+        ("/etc/hostname/x.json", "/etc/hostname is a file, not a folder"),
+        ("{tmp}", "is a folder: give a file name"),
+        ("{tmp}/" + "j" * 251 + ".json", "the file system allows 255"),
+    ],
+)
+def test_unwritable_json_is_refused_before_any_image_is_scored(capsys, tmp_path, dataset, target, needle):
+    """The output is checked first: a corrupt prediction is never reached, no minutes are lost."""
+    gt, pred = dataset
+    pred_file(pred).write_bytes(b"not a png")
+    target = target.format(tmp=tmp_path)
+    code = main(["evaluate", "--gt", str(gt), "--pred", str(pred), "--json", target, "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--json file {target}" in err and needle in err
+    assert "not a PNG" not in err
+
+
+def test_json_name_of_245_bytes_is_written(capsys, tmp_path, dataset):
+    out = tmp_path / ("s" * 240 + ".json")
+    assert main(["evaluate", "--gt", str(dataset[0]), "--pred", str(dataset[1]), "--json", str(out)]) == 0
+    assert out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == sorted(["gt", "pred", out.name])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cityscapesscripts.helpers import labels as cs_labels
 
+from bench.evaluation.reference import ReferenceEvaluationError, file_key, ground_truth_files
 from data.cityscapes import ENV_VAR, DatasetError, list_samples
 from data.labels import (
     CLASS_NAMES,
@@ -21,7 +23,7 @@ from data.labels import (
     to_train_ids,
 )
 
-SEED_TABLE_COLUMNS = [
+PER_CLASS_TABLE_COLUMNS = [
     "road",
     "swalk",
     "build.",
@@ -73,8 +75,8 @@ def test_class_names_are_the_19_evaluated_classes_in_train_id_order():
     assert CLASS_NAMES == tuple(cs_labels.trainId2label[t].name for t in range(19))
 
 
-def test_short_names_equal_the_seed_table_columns():
-    assert list(SHORT_NAMES) == SEED_TABLE_COLUMNS
+def test_short_names_equal_the_per_class_table_columns():
+    assert list(SHORT_NAMES) == PER_CLASS_TABLE_COLUMNS
 
 
 # ---------------------------------------------------------------- discovery
@@ -108,7 +110,90 @@ def test_discovery_rejects_a_missing_root(tmp_path):
 def test_discovery_names_a_missing_top_folder(dataset_copy, folder):
     shutil.rmtree(dataset_copy / folder)
     with pytest.raises(DatasetError, match=f"no {folder}/ folder"):
+        list_samples(dataset_copy, "val", require_images=True)
+
+
+def test_ground_truth_alone_is_enough_without_images(dataset_copy):
+    """Users who downloaded only gtFine evaluate with it; training and prediction still need leftImg8bit."""
+    shutil.rmtree(dataset_copy / "leftImg8bit")
+    samples = list_samples(dataset_copy, "val")
+    assert len(samples) == 3 and all(s.image is None and s.label_ids.is_file() for s in samples)
+    with pytest.raises(DatasetError, match="no leftImg8bit/ folder"):
+        list_samples(dataset_copy, "val", require_images=True)
+
+
+def add_frame(root: Path, folder: str, key: str, split: str = "val") -> Path:
+    """A copy of the first val frame's GT (and image) under another city folder and name."""
+    first = list_samples(root, split)[0]
+    gt = root / "gtFine" / split / folder
+    gt.mkdir(parents=True, exist_ok=True)
+    for kind in ("labelIds.png", "instanceIds.png", "polygons.json"):
+        shutil.copy(first.label_ids.with_name(f"{first.key}_gtFine_{kind}"), gt / f"{key}_gtFine_{kind}")
+    if first.image is not None:
+        (root / "leftImg8bit" / split / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(first.image, root / "leftImg8bit" / split / folder / f"{key}_leftImg8bit.png")
+    return gt / f"{key}_gtFine_labelIds.png"
+
+
+def test_discovery_finds_exactly_the_files_cityscapesscripts_finds(dataset_copy):
+    """Any city folder and city name (digits, capitals, umlauts, dots, dashes), as cityscapesScripts' glob;
+    hidden copies (`._x`, what macOS leaves) are skipped by both."""
+    for folder, key in [
+        ("lindau2", "lindau2_000000_000019"),
+        ("Köln", "Köln_000001_000019"),
+        ("new-york", "new-york_000000_000123"),
+        ("a.b", "a.b_1_2"),
+        ("ZURICH", "ZURICH_000000_000019"),
+        ("lindau", "frankfurt_000009_000019"),  # a name whose city is not its folder's
+    ]:
+        add_frame(dataset_copy, folder, key)
+    hidden = add_frame(dataset_copy, "lindau2", "lindau2_000000_000020")
+    hidden.rename(hidden.with_name("._" + hidden.name))
+    (dataset_copy / "leftImg8bit/val/lindau2/lindau2_000000_000020_leftImg8bit.png").unlink()
+    theirs = ground_truth_files(dataset_copy, "val")
+    ours = list_samples(dataset_copy, "val", require_images=True)
+    assert len(theirs) == 3 + 6
+    assert sorted(str(s.label_ids) for s in ours) == theirs
+    assert {s.key: str(s.label_ids) for s in ours} == {file_key(f): f for f in theirs}
+    for s in ours:
+        assert (
+            s.image
+            == dataset_copy / "leftImg8bit" / "val" / s.label_ids.parent.name / f"{s.key}_leftImg8bit.png"
+        )
+
+
+@pytest.mark.parametrize(
+    "name, theirs",
+    [
+        ("my_city_000000_000019", None),  # cityscapesScripts stops on it: "Found 7 part(s)"
+        ("frankfurt_000000_000019_x", None),
+        ("frankfurt_000000", "frankfurt_000000_gtFine"),  # it reads the frame as "gtFine": nonsense
+        ("frankfurt__000019", "frankfurt__000019"),  # an empty sequence number
+    ],
+)
+def test_a_name_discovery_cannot_parse_is_an_error_naming_the_file(dataset_copy, name, theirs):
+    bad = add_frame(dataset_copy, "frankfurt", name)
+    with pytest.raises(DatasetError, match=f"cannot parse the file name {bad}"):
         list_samples(dataset_copy, "val")
+    assert str(bad) in ground_truth_files(dataset_copy, "val")  # found, so never skipped
+    if theirs is None:
+        with pytest.raises(ReferenceEvaluationError, match="part"):
+            file_key(bad)
+    else:
+        assert file_key(bad) == theirs
+
+
+def test_two_ground_truth_files_with_one_name_are_an_error(dataset_copy):
+    first = list_samples(dataset_copy, "val")[0]
+    copy = add_frame(dataset_copy, "elsewhere", first.key)
+    with pytest.raises(DatasetError, match=f"two ground-truth files are named .*{copy}"):
+        list_samples(dataset_copy, "val")
+
+
+@pytest.mark.parametrize("split", ["", "..", "val/frankfurt", "../gtFine/val"])
+def test_a_split_that_is_not_a_folder_name_is_refused(tiny_dataset, split):
+    with pytest.raises(DatasetError, match="not a folder name"):
+        list_samples(tiny_dataset, split)
 
 
 def test_discovery_rejects_an_empty_split_and_lists_the_present_ones(tiny_dataset):

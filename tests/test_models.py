@@ -70,7 +70,7 @@ def test_aux_head_gives_a_dict_of_main_and_auxiliary_logits(name):
     assert tuple(out["logits"].shape) == tuple(out["aux"].shape) == (2, 40, 72, 19)
 
 
-def test_seed_model_with_aux_head_returns_logits_alone():
+def test_lightweight_pspnet_with_aux_head_returns_logits_alone():
     out = registry.build("pspnet-seed", preset="tiny", aux_head=True)(images(24, 40))
     assert set(out) == {"logits"} and tuple(out["logits"].shape) == (1, 24, 40, 19)
 
@@ -227,6 +227,23 @@ def test_models_command_lists_entries_with_parameter_counts(capsys):
     out = capsys.readouterr().out
     expected = registry.build("pspnet-seed", preset="tiny").count_params()
     assert "pspnet-seed:" in out and "preset tiny" in out and f"{expected:,d} params" in out
+
+
+def test_models_listing_without_parameters_imports_no_tensorflow():
+    """`bench models --no-params` lists names, options and presets from the registry alone (no build)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom bench.cli import main\ncode = main(['models', '--no-params'])\n"
+        "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    *listing, last = done.stdout.strip().splitlines()
+    assert last == "0 False False", done.stderr
+    for name in registry.available():
+        assert any(line.startswith(f"{name}: ") for line in listing), name
+    assert sum(line.startswith("  preset tiny") for line in listing) == len(registry.available())
 
 
 def test_folding_batchnorm_keeps_inference_outputs():

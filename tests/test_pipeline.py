@@ -8,6 +8,7 @@ from PIL import Image
 
 from data.cityscapes import list_samples
 from data.labels import LABEL_TO_TRAIN, name2label
+from tests.cityscapes_files import write_frame
 
 tf = pytest.importorskip("tensorflow")
 from data import pipeline  # noqa: E402  (after the TensorFlow check)
@@ -19,9 +20,6 @@ QUADRANTS = {"sky": (70, 130, 180), "building": (250, 170, 30), "road": (128, 64
 def quadrant_samples(tmp_path_factory):
     """One frame whose four quadrants are four classes: any flip, shift or scale mismatch shows."""
     root = tmp_path_factory.mktemp("quadrants")
-    img_dir, gt_dir = root / "leftImg8bit/train/aachen", root / "gtFine/train/aachen"
-    img_dir.mkdir(parents=True)
-    gt_dir.mkdir(parents=True)
     h, w = 48, 96
     image = np.zeros((h, w, 3), np.uint8)
     label = np.zeros((h, w), np.uint8)
@@ -31,9 +29,7 @@ def quadrant_samples(tmp_path_factory):
     for (rows, cols), name in zip(quadrants, QUADRANTS, strict=True):
         image[rows, cols] = QUADRANTS[name]
         label[rows, cols] = name2label[name].id
-    Image.fromarray(image).save(img_dir / "aachen_000000_000019_leftImg8bit.png")
-    Image.fromarray(label).save(gt_dir / "aachen_000000_000019_gtFine_labelIds.png")
-    Image.fromarray(label.astype(np.uint16)).save(gt_dir / "aachen_000000_000019_gtFine_instanceIds.png")
+    write_frame(root, "aachen_000000_000019", label, image=image, split="train")
     return list_samples(root, "train", require_images=True)
 
 
@@ -139,6 +135,32 @@ def test_stream_is_seeded_and_resumes_where_it_left_off(tiny_dataset):
     np.testing.assert_array_equal(np.stack(labels(1, 0, 5)), np.stack(straight))
     np.testing.assert_array_equal(np.stack(labels(1, 3, 2)), np.stack(straight[3:]))
     assert not np.array_equal(np.stack(labels(2, 0, 5)), np.stack(straight))
+
+
+def test_replica_slices_put_together_are_the_one_process_batches(tiny_dataset):
+    """Data-parallel reading: every worker's per-replica slices, put back in replica order, are the global
+    batches (same samples, same augmentation) that one process reads, also when resuming mid-stream."""
+    samples = list_samples(tiny_dataset, "train", require_images=True)
+    common = {"batch": 4, "crop": (32, 48), "seed": 5, "start_step": 2}
+    whole = [(i.numpy(), lab.numpy()) for i, lab in pipeline.train_dataset(samples, **common).take(3)]
+
+    def slices(replicas, num_replicas):
+        ds = pipeline.train_dataset(samples, replicas=replicas, num_replicas=num_replicas, **common)
+        return [(i.numpy(), lab.numpy()) for i, lab in ds.take(3 * len(replicas))]
+
+    two_workers = [slices([0], 2), slices([1], 2)]  # one replica each
+    two_by_two = [slices([0, 1], 4), slices([2, 3], 4)]  # two workers of two local replicas
+    for step, (image, label) in enumerate(whole):
+        parts = [two_workers[0][step], two_workers[1][step]]
+        assert parts[0][0].shape == (2, 32, 48, 3)
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), image)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), label)
+        quarters = [w[2 * step + r] for w in two_by_two for r in range(2)]
+        assert quarters[0][1].shape == (1, 32, 48)
+        np.testing.assert_array_equal(np.concatenate([q[0] for q in quarters]), image)
+        np.testing.assert_array_equal(np.concatenate([q[1] for q in quarters]), label)
+    with pytest.raises(ValueError, match="split evenly"):
+        pipeline.train_dataset(samples, batch=3, crop=(8, 8), replicas=[0], num_replicas=2)
 
 
 def test_normalize_follows_the_input_spec_value_range_and_channel_order():

@@ -8,7 +8,7 @@ from PIL import Image
 
 from bench.report import plots
 from data.labels import CLASS_NAMES, name2label
-from tests.report_fakes import tiny_cityscapes
+from tests.cityscapes_files import tiny_cityscapes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -28,6 +28,12 @@ def test_iou_bars_is_a_png_of_the_fixed_size(tmp_path):
     out = plots.iou_bars(ours, tmp_path / "bars.png", reference=ref)
     _assert_png(out, plots.expected_size("bars"))
     assert plots.expected_size("bars") == (1200, 450)
+
+
+def test_miou_curve_is_a_png_of_the_fixed_size_with_or_without_a_target(tmp_path):
+    out = plots.miou_curve([10, 20, 30], [12.5, float("nan"), 20.0], tmp_path / "curve.png", target=78.55)
+    _assert_png(out, plots.expected_size("curve"))
+    _assert_png(plots.miou_curve([5], [3.0], tmp_path / "one.png"), (800, 450))
 
 
 def test_confusion_heatmap_is_a_png_of_the_fixed_size(tmp_path):

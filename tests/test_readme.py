@@ -8,7 +8,7 @@ from bench.cli import main
 from bench.report import readme as readme_mod
 from bench.report.results import append_row, row_from_result
 from data.errors import UserError
-from tests.report_fakes import fake_result
+from tests.cityscapes_files import evaluation_result
 
 README = """# project
 
@@ -30,7 +30,7 @@ def _add(path, seed, *, model="pspnet", dataset="synthetic-v1", kind="synthetic"
     append_row(
         path,
         row_from_result(
-            fake_result(seed),
+            evaluation_result(seed),
             model=model,
             dataset=dataset,
             dataset_kind=kind,
@@ -84,7 +84,7 @@ def test_latest_row_per_combination_labelled_with_its_dataset(project):
     assert len(ours) == 2
     assert ours[0].startswith("| pspnet | synthetic-v1 (*synthetic*) | val | whole |")
     assert ours[1].startswith("| fcn | cityscapes | val | whole |")
-    expected_miou = f"{fake_result(2).miou * 100:.1f}"
+    expected_miou = f"{evaluation_result(2).miou * 100:.1f}"
     assert ours[0].endswith(f"| {expected_miou} |")
     assert "not comparable with numbers on real Cityscapes" in section
 
@@ -124,3 +124,44 @@ def test_readme_cli_reports_updated_then_unchanged(project, capsys):
     assert main(args) == 0 and "unchanged" in capsys.readouterr().out
     assert main(["readme", "--readme", str(project / "missing.md")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_results_path_that_does_not_exist_is_an_error_and_the_readme_stays(project, capsys):
+    """A typo (`resluts.csv`) used to say "updated" and replace the section with "No results yet"."""
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1)
+    assert main(["readme", "--readme", str(readme), "--results", str(results)]) == 0
+    before = readme.read_bytes()
+    capsys.readouterr()
+    assert main(["readme", "--readme", str(readme), "--results", str(results.with_name("resluts.csv"))]) == 2
+    err = capsys.readouterr().err
+    assert "resluts.csv does not exist" in err
+    assert readme.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda p: p.write_bytes(p.read_bytes() + b"pspnet,\xff\n"), "is not UTF-8 text (line 3"),
+        (lambda p: p.write_text(p.read_text() + "pspnet,synthetic-v1\n"), "line 3 has 2 of the header's"),
+        (lambda p: p.write_text(p.read_text().rstrip("\n") + ",extra\n"), "line 2 has more fields"),
+    ],
+)
+def test_a_broken_results_file_is_named_and_the_readme_stays(project, capsys, damage, needle):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1)
+    damage(results)
+    assert main(["readme", "--readme", str(readme), "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and str(results) in err and "Traceback" not in err
+    assert readme.read_text() == README and not (project / "results" / "latest_iou.png").exists()
+
+
+def test_plot_under_a_file_is_refused_before_anything_is_written(project, capsys):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1)
+    (project / "afile").write_text("x")
+    plot = project / "afile" / "plot.png"
+    assert main(["readme", "--readme", str(readme), "--results", str(results), "--plot", str(plot)]) == 2
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+    assert readme.read_text() == README

@@ -15,12 +15,12 @@ from bench import atomic
 from bench.report import results
 from bench.report.results import CLASS_COLUMNS, COLUMNS, append_row, read_rows
 from data.errors import UserError
-from tests.report_fakes import fake_result
+from tests.cityscapes_files import evaluation_result
 
 
 def _row(i: int = 0, stats: dict | None = None, **extra) -> dict:
     row = results.row_from_result(
-        fake_result(i),
+        evaluation_result(i),
         model="pspnet",
         dataset="synthetic-v1",
         dataset_kind="synthetic",
@@ -78,7 +78,7 @@ def test_a_crash_mid_append_leaves_the_old_file_intact_and_no_temp_file(tmp_path
         raise OSError(f"simulated crash in {step}")
 
     monkeypatch.setattr(os, step, crash)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(UserError, match="simulated crash"):
         append_row(path, _row(1))
     monkeypatch.undo()
     assert path.read_bytes() == before
@@ -153,24 +153,27 @@ def test_a_row_with_an_unknown_key_adds_a_column_at_the_end(tmp_path):
 
 
 def test_row_from_result_is_percent_with_nan_as_empty():
-    result = fake_result(3)
+    result = evaluation_result(3)
     row = _row(3)
     assert row["road"] == pytest.approx(result.class_iou["road"] * 100, abs=1e-12)
     assert row["miou"] == pytest.approx(result.miou * 100, abs=1e-12)
-    assert row["iiou"] == pytest.approx(25.0) and row["category_iiou"] == pytest.approx(40.0)
-    assert row["eval_seconds"] == 1.25 and row["n_images"] == 2 and row["images_per_s"] == 2.5
+    assert row["iiou"] == pytest.approx(result.iiou * 100, abs=1e-12)
+    assert row["category_iiou"] == pytest.approx(result.category_iiou_mean * 100, abs=1e-12)
+    assert row["eval_seconds"] > 0 and row["n_images"] == 2 and row["images_per_s"] == 2.5
     assert math.isnan(row["train"]) and results.format_value(row["train"]) == ""
     assert list(row)[: len(COLUMNS)] == list(COLUMNS)
 
 
 def test_row_from_result_rejects_an_unknown_dataset_kind():
     with pytest.raises(UserError, match="dataset_kind"):
-        results.row_from_result(fake_result(), model="m", dataset="d", dataset_kind="cityscapes", split="val")
+        results.row_from_result(
+            evaluation_result(), model="m", dataset="d", dataset_kind="cityscapes", split="val"
+        )
 
 
 def test_options_are_written_sorted_and_compact():
     row = results.row_from_result(
-        fake_result(),
+        evaluation_result(),
         model="m",
         dataset="d",
         dataset_kind="real",
@@ -179,6 +182,25 @@ def test_options_are_written_sorted_and_compact():
         commit="x",
     )
     assert row["options"] == "depth=50;width=8"
+
+
+def test_row_names_its_recipe_and_old_files_read_with_an_empty_recipe(tmp_path):
+    old = {k: v for k, v in _row(0).items() if k != "recipe"}  # a row written before the column existed
+    path = append_row(tmp_path / "results.csv", old)
+    append_row(
+        path,
+        results.row_from_result(
+            evaluation_result(1),
+            model="m",
+            dataset="d",
+            dataset_kind="real",
+            split="val",
+            recipe="mmseg-80k",
+            commit="x",
+        ),
+    )
+    frame = read_rows(path)
+    assert list(frame["recipe"]) == ["", "mmseg-80k"]
 
 
 def test_read_rows_of_a_missing_file_names_it():
@@ -209,6 +231,76 @@ def test_git_commit_is_short_hash_with_dirty_marker(tmp_path):
     assert results.git_commit(tmp_path) == head
     (tmp_path / "f.txt").write_text("b")
     assert results.git_commit(tmp_path) == head + "+dirty"
+
+
+def _cut_line(text: str, line: int, fields: int) -> str:
+    lines = text.splitlines()
+    lines[line - 1] = ",".join(lines[line - 1].split(",")[:fields])
+    return "\n".join(lines) + "\n"
+
+
+def _damaged(tmp_path, text_edit=None, raw: bytes | None = None):
+    path = tmp_path / "results.csv"
+    append_row(path, _row(0))
+    append_row(path, _row(1))
+    if raw is not None:
+        path.write_bytes(path.read_bytes() + raw)
+    if text_edit is not None:
+        path.write_text(text_edit(path.read_text()))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, raw, needle",
+    [
+        (None, b"pspnet,\xe9\n", r"is not UTF-8 text \(line 4"),
+        (lambda t: _cut_line(t, 2, 10), None, r"line 2 has 10 of the header's \d+ fields"),
+        (lambda t: t.replace("synthetic-v1,synthetic,val", "synthetic-v1,synthetic", 1), None, r"line 2 has"),
+        (
+            lambda t: t.rstrip("\n") + "\n" + t.splitlines()[1].replace(",", ",,", 1) + "\n",
+            None,
+            r"line 4 has more",
+        ),
+    ],
+    ids=["invalid-utf8", "short-row", "one-field-missing", "one-field-too-many"],
+)
+def test_malformed_rows_are_named_never_read_as_missing(tmp_path, edit, raw, needle):
+    path = _damaged(tmp_path, edit, raw)
+    with pytest.raises(UserError, match=needle) as info:
+        read_rows(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["n/a", "31,4", "high", "1e999", "-2", "101"])
+def test_a_score_that_is_not_a_percentage_names_row_column_and_file(tmp_path, value):
+    path = _damaged(tmp_path)
+    rows = _raw(path)
+    rows[1]["road"] = value
+    path.write_text(results.serialize(list(rows[0]), rows))
+    with pytest.raises(UserError, match=rf"{path} line 3: column road is '{value}', not a percentage"):
+        read_rows(path)
+
+
+def test_empty_cells_are_missing_values_not_errors(tmp_path):
+    path = _damaged(tmp_path)
+    frame = read_rows(path)
+    assert math.isnan(frame.loc[0, "train"]) and frame.loc[0, "notes"] == ""
+
+
+def test_check_results_file_before_the_work(tmp_path):
+    """What `bench run` calls first: a broken or unwritable results file stops it before predicting."""
+    assert results.check_results_file(tmp_path / "new" / "results.csv") == tmp_path / "new" / "results.csv"
+    assert not (tmp_path / "new").exists()
+    good = _damaged(tmp_path)
+    assert results.check_results_file(good) == good
+    good.write_bytes(good.read_bytes() + b"\xff\n")
+    with pytest.raises(UserError, match="is not UTF-8 text"):
+        results.check_results_file(good)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="afile is a file, not a folder"):
+        results.check_results_file(tmp_path / "afile" / "results.csv")
+    with pytest.raises(UserError, match="is not a file"):
+        results.check_results_file(tmp_path)
 
 
 WHERE = {

@@ -9,14 +9,14 @@ from PIL import Image
 from bench.report import plots, readme
 from bench.report.results import read_rows
 from bench.report.run_folder import new_run_dir, pick_samples, report_run
-from tests.report_fakes import fake_result, tiny_cityscapes
+from tests.cityscapes_files import evaluation_result, tiny_cityscapes
 
 
 def test_report_run_writes_folder_row_plots_and_readme(tmp_path):
     root, pred_dir = tiny_cityscapes(tmp_path / "data", n=2)
     (tmp_path / "README.md").write_text(f"# p\n\n{readme.BEGIN}\n{readme.END}\n")
     results_csv = tmp_path / "results" / "results.csv"
-    result = fake_result(7)
+    result = evaluation_result(7)
     report = report_run(
         result,
         model="mypkg.models:build",

@@ -146,8 +146,9 @@ def test_cli_writes_a_dataset_and_prints_its_root(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--size", "256"], "HxW"),
-        (["--size", "axb"], "HxW"),
+        (["--size", "256x"], "HEIGHTxWIDTH"),
+        (["--size", "axb"], "HEIGHTxWIDTH"),
+        (["--size", "0x64"], "HEIGHTxWIDTH"),
         (["--train", "-1"], "non-negative"),
         (["--seed", "x"], "non-negative"),
     ],

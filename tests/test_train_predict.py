@@ -13,12 +13,13 @@ from PIL import Image
 from bench.cli import main
 from data.cityscapes import list_samples
 from data.labels import LABEL_TO_TRAIN, TRAIN_TO_LABEL
-from tests.tiny_cityscapes import write_dataset
+from tests.cityscapes_files import write_dataset
 
 tf = pytest.importorskip("tensorflow")
 from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.predict import frame_logits, load_checkpoint, predict, slide_windows  # noqa: E402
+from bench.engine.predict import load_checkpoint, predict  # noqa: E402
 from bench.engine.train import train  # noqa: E402
+from models.inference_modes import frame_logits, slide_windows  # noqa: E402
 
 MODEL = "tests.tiny_model:tiny"
 TRAIN_IDS_AS_LABEL_IDS = set(TRAIN_TO_LABEL[:19].tolist())

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +56,33 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         with zipfile.ZipFile(path) as archive:
             if METADATA_ENTRY not in archive.namelist():
                 return {}
-            return json.loads(archive.read(METADATA_ENTRY))
-    except (zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            metadata = json.loads(archive.read(METADATA_ENTRY))
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:  # ValueError: bad JSON or UTF-8
         raise UserError(
             f"checkpoint {path} is not a readable .keras file ({exc}): re-save or re-train it"
         ) from exc
+    except OSError as exc:
+        raise UserError(f"cannot read checkpoint {path} ({exc.strerror or exc})") from exc
+    _check_metadata(path, metadata)
+    return metadata
+
+
+def _check_metadata(path: Path, metadata: Any) -> None:
+    """A `bench.json` of the wrong shape is refused here, named, not deep inside a rebuild."""
+    expected = {"model": str, "preset": str, "options": dict, "num_classes": int, "steps": int}
+    problem = None if isinstance(metadata, dict) else f"a {type(metadata).__name__}, not an object"
+    for key, kind in expected.items() if problem is None else ():
+        value = metadata.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            problem = f"'{key}' is {value!r}, expected {kind.__name__}"
+            break
+    if problem is None and isinstance(metadata.get("num_classes"), int) and metadata["num_classes"] < 1:
+        problem = f"'num_classes' is {metadata['num_classes']}"
+    if problem:
+        raise UserError(
+            f"checkpoint {path}: its {METADATA_ENTRY} entry is malformed ({problem}); it was not written "
+            f"by `bench train` or was edited: re-train it"
+        )
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -71,8 +95,13 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or the latest checkpoint of a training folder."""
+    """A checkpoint file, the latest checkpoint of a training folder, or a PyTorch file converted (cached)."""
     path = Path(path)
+    if path.is_file():
+        from bench.engine.convert.command import converted, is_torch_checkpoint
+
+        if is_torch_checkpoint(path):
+            return converted(path)
     if path.is_dir():
         found = list_checkpoints(path)
         if not found:
@@ -102,17 +131,37 @@ def rebuild(metadata: dict[str, Any], *, aux_head: bool = True, precision: str =
             metadata["model"],
             num_classes=int(metadata.get("num_classes", 19)),
             preset=metadata.get("preset"),
-            aux_head=aux_head,
+            aux_head=aux_head and bool(metadata.get("aux_head", True)),  # converted ones may have none
             **dict(metadata.get("options") or {}),
         )
 
 
 def load_weights(model, path: str | os.PathLike) -> None:
-    """Load a checkpoint's weights (and optimizer state, if `model` is compiled) into a rebuilt model."""
-    try:
-        model.load_weights(Path(path))
-    except (ValueError, KeyError) as exc:
-        raise UserError(
-            f"checkpoint {path} does not fit the model it names ({exc}): was the model's code "
-            f"changed since it was trained?"
-        ) from exc
+    """Load a checkpoint's weights (and optimizer state, if `model` is compiled) into a rebuilt model.
+
+    On a mismatch Keras warns once per layer before it raises; the error names the file, the warnings
+    are dropped. The warnings of a load that works are passed on.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            model.load_weights(Path(path))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # OSError: h5py, damaged file
+            raise UserError(
+                f"checkpoint {path} is damaged: its weights cannot be read ({type(exc).__name__}: {exc}); "
+                f"use an earlier checkpoint of its folder or re-train"
+            ) from exc
+        except (ValueError, KeyError) as exc:
+            raise UserError(
+                f"checkpoint {path} does not fit the model it names ({_first_lines(exc)}): was the model's "
+                f"code or the checkpoint's bench.json changed since it was trained?"
+            ) from exc
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def _first_lines(exc: Exception) -> str:
+    """Keras's mismatch message without the variable values it dumps: its first line and the shapes."""
+    text = str(exc)
+    first = (text.strip().splitlines()[0] if text.strip() else type(exc).__name__).rstrip(":")
+    shapes = re.search(r"variable\.shape=\([^)]*\), Received: value\.shape=\([^)]*\)", text)
+    return f"{first}: {shapes[0]}" if shapes else first

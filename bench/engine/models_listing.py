@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench.arguments import size
 from models import registry
 
 
@@ -28,21 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="builder option applied to every variant, e.g. -o depth=101 (repeatable)",
     )
-    parser.add_argument("--flops", metavar="HxW", help="also count forward GFLOP per image at this size")
+    parser.add_argument(
+        "--flops", metavar="HxW", type=size, help="also count forward GFLOP per image at this size"
+    )
 
 
 def format_options(options: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in options.items())
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise registry.RegistryError(f"--flops wants HxW like 512x1024, got '{text}'") from None
-    return height, width
 
 
 def measure(
@@ -73,6 +66,7 @@ def describe(
     """Lines describing one entry: description, options, then one row per variant with its parameters."""
     entry = registry.get(name)
     options = options or {}
+    registry.check_options(name, **options)  # an unknown option is an error, also without building
     lines = [f"{name}: {entry.description}", f"  options: {format_options(entry.options())}"]
     if options:
         lines.append(f"  with: {format_options(options)}")
@@ -86,9 +80,13 @@ def describe(
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.no_params:  # before the built-in models import Keras: TensorFlow without its start-up lines
+        from bench.engine.tensorflow_import import import_tensorflow
+
+        import_tensorflow()
     names = args.names or registry.available()
     options = dict(registry.parse_option(text) for text in args.option)
-    flops_at = parse_size(args.flops)
+    flops_at = args.flops
     for i, name in enumerate(names):
         if i:
             print()

@@ -22,14 +22,21 @@ it ran: device, threads, TensorFlow version, precision, batch and frame size.
 `--precision bf16` computes in bfloat16 (float32 weights, float32 logits and arg-max; models/precision.py).
 `--evaluate` scores each frame from the array just predicted, in a worker thread while the model computes
 the next one (bench/evaluation/streaming.py): the same numbers as `bench evaluate` on the written files.
+
+OUT holds exactly one run's frames: they are written to a hidden sibling folder that replaces OUT only when
+the run has finished, so a stale frame of an earlier run is never scored with the new ones and a crash or
+Ctrl-C leaves OUT as it was. `predict_stats.json` marks a folder as written by us; a non-empty folder
+without it (someone else's files) is refused, never deleted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import functools
 import io
 import json
-import math
 import os
 import resource
 import sys
@@ -41,16 +48,16 @@ from typing import Any
 
 import numpy as np
 
+from bench.arguments import MAX_SCALE, size
 from bench.arguments import scales as parse_scales
-from bench.arguments import size
-from bench.atomic import write_bytes, write_text
+from bench.atomic import check_writable, replaced_folder, write_bytes, write_text
 from bench.engine import checkpoint as ckpt
+from bench.engine.progress import progress_bar
+from bench.engine.tensorflow_import import import_tensorflow
 from data.errors import UserError
+from models.inference_modes import DEFAULT_SCALES, MODES, frame_logits
 from models.precision import DEFAULT_PRECISION, PRECISIONS
 
-MODES = ("whole", "slide", "multiscale")
-DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-DEFAULT_CROP = (713, 713)
 STATS_NAME = "predict_stats.json"
 
 
@@ -102,68 +109,6 @@ def load_checkpoint(path: str | os.PathLike, *, fold_bn: bool = False, precision
     return model, metadata
 
 
-def slide_windows(length: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) windows covering 0..length; the last one flush with the end, all clipped to length."""
-    if length <= window:
-        return [(0, length)]
-    count = math.ceil((length - window) / stride) + 1
-    starts = [min(i * stride, length - window) for i in range(count)]
-    return [(s, s + window) for s in starts]
-
-
-def slide_logits(forward: Callable, image, crop: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-    """Logits (H, W, C) of a (1, H, W, 3) image from overlapping windows, averaged where they overlap."""
-    height, width = int(image.shape[1]), int(image.shape[2])
-    total, count = None, np.zeros((height, width, 1), np.float32)
-    for y0, y1 in slide_windows(height, crop[0], stride[0]):
-        for x0, x1 in slide_windows(width, crop[1], stride[1]):
-            logits = np.asarray(forward(image[:, y0:y1, x0:x1, :]))[0]
-            if total is None:
-                total = np.zeros((height, width, logits.shape[-1]), np.float32)
-            total[y0:y1, x0:x1] += logits
-            count[y0:y1, x0:x1] += 1.0
-    return total / count
-
-
-def frame_logits(
-    forward: Callable,
-    image,
-    *,
-    mode: str = "whole",
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    crop: tuple[int, int] | None = None,
-    stride: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """Averaged logits (H, W, C) of one normalised frame (1, H, W, 3) under the chosen mode."""
-    import tensorflow as tf
-
-    height, width = int(image.shape[1]), int(image.shape[2])
-    sliding = mode == "slide" or (mode == "multiscale" and crop is not None)
-    crop = crop or DEFAULT_CROP
-    stride = stride or (max(1, math.ceil(crop[0] * 2 / 3)), max(1, math.ceil(crop[1] * 2 / 3)))
-    run_scales = scales if mode == "multiscale" else (1.0,)
-
-    def predict_one(x) -> np.ndarray:
-        if sliding:
-            return slide_logits(forward, x, crop, stride)
-        return np.asarray(forward(x))[0]
-
-    total = None
-    for scale in run_scales:
-        target = (max(1, round(height * scale)), max(1, round(width * scale)))
-        scaled = image if target == (height, width) else tf.image.resize(image, target, method="bilinear")
-        for mirrored in (False, True) if flip else (False,):
-            x = tf.reverse(scaled, [2]) if mirrored else scaled
-            logits = predict_one(x)
-            if mirrored:
-                logits = logits[:, ::-1]
-            if target != (height, width):
-                logits = tf.image.resize(logits[None], (height, width), method="bilinear")[0].numpy()
-            total = logits if total is None else total + logits
-    return total / (len(run_scales) * (2 if flip else 1))
-
-
 def png_bytes(array: np.ndarray) -> bytes:
     """A (H, W) uint8 array as the bytes of a single-channel 8-bit PNG."""
     from PIL import Image
@@ -192,8 +137,8 @@ def _peak_memory() -> dict[str, float]:
 def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
     if mode not in MODES:
         raise UserError(f"--mode {mode}: choose one of {', '.join(MODES)}")
-    if not scales or min(scales) <= 0:
-        raise UserError(f"--scales {scales}: give positive scales, e.g. 0.75,1.0,1.25")
+    if not scales or not all(0 < s <= MAX_SCALE for s in scales):  # NaN fails both comparisons
+        raise UserError(f"--scales {scales}: give scales between 0 and {MAX_SCALE:g}, e.g. 0.75,1.0,1.25")
     for name, value in (("--crop", crop), ("--stride", stride)):
         if value is not None and min(value) < 1:
             raise UserError(f"{name} {value} must be positive, e.g. 713x713")
@@ -202,7 +147,7 @@ def _check_mode(mode: str, scales: Sequence[float], crop, stride) -> None:
 def predict_samples(
     checkpoint,
     samples: Sequence,
-    on_frame: Callable[[Any, np.ndarray], None],
+    on_frame: Callable[[Any, np.ndarray, np.ndarray], None],
     *,
     mode: str = "whole",
     scales: Sequence[float] = (1.0,),
@@ -214,15 +159,15 @@ def predict_samples(
     precision: str = "fp32",
 ) -> dict[str, Any]:
     """Predict every frame of `samples` (`data.cityscapes.Sample`s with an image) and hand each result to
-    `on_frame(sample, train_ids)` in order (train IDs (H, W) uint8); return the run's figures.
+    `on_frame(sample, train_ids, logits)` in order (train IDs (H, W) uint8, logits (H, W, C) float32);
+    return the run's figures.
 
     The caller decides what a frame becomes (PNG files, scores, a submission zip). The figures: images/s
     over the run (decoding, inference and `on_frame`, after a warm-up frame that pays for tracing), latency
     p50/p95 (inference and arg-max), peak memory, and where it ran (device, threads, TensorFlow, precision,
     batch, frame size), with the checkpoint and the mode settings.
     """
-    import tensorflow as tf
-    from tqdm import tqdm
+    tf = import_tensorflow()
 
     from bench.engine.device import environment
     from data.normalization import InputSpec
@@ -240,16 +185,19 @@ def predict_samples(
     latencies: list[float] = []
     sizes: set[tuple[int, int]] = set()
     began = None
-    bar = tqdm(zip(samples, frames, strict=True), total=len(samples), unit="img", disable=not progress)
-    for sample, image in bar:
+    bar = progress_bar(len(samples), desc="predict", unit="img", enabled=progress)
+    for sample, image in zip(samples, frames, strict=True):
         if began is None:  # warm-up: trace and compile on the first frame, outside the timings
             frame_logits(forward, image, **settings)
             began = time.perf_counter()
         t0 = time.perf_counter()
-        train_ids = np.argmax(frame_logits(forward, image, **settings), axis=-1).astype(np.uint8)
+        logits = frame_logits(forward, image, **settings)
+        train_ids = np.argmax(logits, axis=-1).astype(np.uint8)
         latencies.append(time.perf_counter() - t0)
         sizes.add(train_ids.shape)
-        on_frame(sample, train_ids)
+        on_frame(sample, train_ids, logits)
+        bar.update(1)
+    bar.close()
     seconds = time.perf_counter() - began
     latency_ms = np.asarray(latencies) * 1000.0
     return {
@@ -274,6 +222,52 @@ def predict_samples(
     }
 
 
+def _check_replaceable(folder: Path, option: str, ours: Callable[[Path], bool]) -> None:
+    """Refuse (before any work) an output folder that cannot be written or holds files not ours to delete."""
+    check_writable(folder, option, folder=True)
+    if folder.exists():  # it is replaced by a rename in its parent folder
+        check_writable(folder.parent, f"{option} {folder}: its parent folder", folder=True)
+    if folder.is_dir() and any(folder.iterdir()) and not ours(folder):
+        raise UserError(
+            f"{option} {folder} already holds files that `bench predict` did not write: choose a new or "
+            f"empty folder (predictions must be alone in theirs: every PNG in it is scored)"
+        )
+
+
+def _fresh_output_folders(predict_fn):
+    """Run `predict_fn` writing into hidden sibling folders that replace OUT (and OUT_color) at the end."""
+
+    @functools.wraps(predict_fn)
+    def wrapper(checkpoint, dataset, split: str, out, *args: Any, colorize: bool = False, **kwargs: Any):
+        out = Path(os.path.abspath(out))  # `.` and `x/..` have a name to rename
+        color_dir = out.with_name(f"{out.name}_color")
+        _check_replaceable(out, "--out", lambda f: (f / STATS_NAME).is_file())
+        if colorize:
+            _check_replaceable(
+                color_dir,
+                "--colorize folder",
+                lambda f: all(p.name.endswith("_color.png") for p in f.iterdir()),
+            )
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(replaced_folder(out))
+            tmp_color = stack.enter_context(replaced_folder(color_dir)) if colorize else None
+            try:
+                return predict_fn(
+                    checkpoint, dataset, split, tmp, *args, colorize=colorize, color_out=tmp_color, **kwargs
+                )
+            except OSError as exc:
+                written = exc.filename and Path(str(exc.filename)).parent in (tmp, tmp_color)
+                if written or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG):
+                    raise UserError(
+                        f"cannot write predictions under {out.parent} ({exc.strerror or exc}): free space "
+                        f"or choose another --out"
+                    ) from exc
+                raise
+
+    return wrapper
+
+
+@_fresh_output_folders
 def predict(
     checkpoint,
     dataset,
@@ -289,13 +283,18 @@ def predict(
     progress: bool = True,
     limit: int | None = None,
     fold_bn: bool = True,
-    precision: str = "fp32",
+    color_out=None,
+    save_logits: str | os.PathLike | None = None,
+    precision: str = DEFAULT_PRECISION,
     evaluator=None,
     write: bool | Collection[str] = True,
 ) -> dict[str, Any]:
     """Write label-ID PNGs of `split` into `out`; return (and write to `out/predict_stats.json`) the speed
     and memory figures of the run. `limit` predicts only the first frames (quick checks); `fold_bn` merges
-    BatchNorm into the convolutions and `precision` picks fp32 or bf16 (see `load_checkpoint`).
+    BatchNorm into the convolutions and `precision` picks fp32 or bf16 (see `load_checkpoint`). OUT and
+    OUT_color (`color_out`) are replaced whole at the end (see the module docstring). `save_logits` also
+    writes each frame's float32 logits (H, W, classes in train-ID order) as `{key}_logits.npy` there (parity
+    checks, ensembling).
 
     `evaluator` (a `bench.evaluation.streaming.StreamingEvaluator`) scores every frame from the array just
     predicted, no PNG round trip; read its scores with `evaluator.evaluate()` afterwards. `write`: True
@@ -305,21 +304,27 @@ def predict(
     from data.labels import colorize as palette
     from data.labels import to_label_ids
 
+    _check_mode(mode, tuple(float(s) for s in scales), crop, stride)
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit} must be at least 1")
-    _check_mode(mode, tuple(float(s) for s in scales), crop, stride)
     samples = list_samples(dataset, split, require_images=True)[:limit]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    color_dir = out.with_name(f"{out.name}_color")
+    color_dir = Path(color_out) if color_out is not None else out.with_name(f"{out.name}_color")
     if colorize:
         color_dir.mkdir(parents=True, exist_ok=True)
+    if save_logits is not None:
+        Path(save_logits).mkdir(parents=True, exist_ok=True)
     keys = None if isinstance(write, bool) else frozenset(write)
 
-    def on_frame(sample, train_ids: np.ndarray) -> None:
+    def on_frame(sample, train_ids: np.ndarray, logits: np.ndarray) -> None:
         label_ids = to_label_ids(train_ids)
         if evaluator is not None:
             evaluator.process(sample, label_ids)
+        if save_logits is not None:
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(logits, np.float32))
+            write_bytes(Path(save_logits) / f"{sample.key}_logits.npy", buffer.getvalue())
         if write is True or (keys is not None and sample.key in keys):
             _write_png(label_ids, out / f"{sample.key}_leftImg8bit.png")
         if colorize:
@@ -347,7 +352,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help=".keras checkpoint, or a training --out folder (its latest checkpoint)",
+        help=".keras checkpoint, a training --out folder (its latest checkpoint) or a PyTorch .pth "
+        "(converted once, cached)",
     )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split to predict (default val)")
@@ -357,12 +363,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scales",
         type=parse_scales,
         default=None,
-        help="multiscale: comma-separated scales (default 0.5,0.75,1.0,1.25,1.5,1.75)",
+        help=f"multiscale: comma-separated scales (default {','.join(map(str, DEFAULT_SCALES))})",
     )
     parser.add_argument("--flip", action="store_true", help="also predict the mirrored frame and average")
-    parser.add_argument("--crop", type=size, default=None, help="slide window HxW (default 713x713)")
+    parser.add_argument(
+        "--crop", type=size, default=None, help="slide window HxW (default 713x713, PSPNet's)"
+    )
     parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
     parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
+    parser.add_argument(
+        "--save-logits",
+        default=None,
+        metavar="DIR",
+        help="also write float32 logits as DIR/{frame}_logits.npy",
+    )
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N frames")
     parser.add_argument(
         "--no-fold-bn",
@@ -385,10 +399,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json and not args.evaluate:
-        raise UserError("--json writes the scores of --evaluate: add --evaluate")
     if args.scales is not None and args.mode != "multiscale":
         raise UserError("--scales applies to --mode multiscale only")
+    if args.json and not args.evaluate:
+        raise UserError("--json writes the scores of --evaluate: add --evaluate")
     scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
     evaluator = None
     if args.evaluate:
@@ -409,6 +423,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         limit=args.limit,
         fold_bn=not args.no_fold_bn,
+        save_logits=args.save_logits,
         precision=args.precision,
         evaluator=evaluator,
     )

@@ -1,9 +1,11 @@
 """Cityscapes pixel-level evaluation, identical to cityscapesScripts and much faster (no TensorFlow here).
 
-`scoring` holds the maths, `png` the decoding, `matching` the file pairing, `pool` the worker processes,
-`evaluator` the driver, `reference` the isolated cityscapesScripts yardstick and `command` the CLI.
+`scoring` holds the maths, `accumulator` the running totals, `png` the decoding, `matching` the file
+pairing, `pool` the worker processes, `evaluator` the driver, `reference` the isolated cityscapesScripts
+yardstick and `command` the CLI.
 """
 
+from bench.evaluation.accumulator import Accumulator
 from bench.evaluation.evaluator import evaluate, evaluate_pairs
 from bench.evaluation.matching import match_predictions
 from bench.evaluation.png import read_png
@@ -11,6 +13,7 @@ from bench.evaluation.pool import map_images
 from bench.evaluation.scoring import AVG_CLASS_SIZE, PRED_ID_MODES, EvaluationResult, ImageStats, score_image
 
 __all__ = [
+    "Accumulator",
     "AVG_CLASS_SIZE",
     "PRED_ID_MODES",
     "EvaluationResult",

@@ -1,8 +1,10 @@
-"""Running totals of an evaluation: add one image's statistics at a time, read the scores at any point.
+"""Running totals of an evaluation: feed per-image statistics one by one, read the scores at any time.
 
-The one place where per-image `ImageStats` become an `EvaluationResult`, whether the images come from PNG
-files (`evaluate_pairs`) or straight from a prediction loop (`streaming.StreamingEvaluator`). Images must
-be added in list order: the weighted instance sums are float sums in cityscapesScripts' order.
+The detectron2 evaluator pattern (reset / process / evaluate) on our exact maths: whoever already holds the
+arrays (the file evaluator, the prediction loop, validation inside training) scores them with
+`scoring.score_image` and adds the `ImageStats` here, so predictions never need a PNG round trip. Totals are
+summed in the order images are added: add them in the sample order of the split for cityscapesScripts'
+exact iIoU sums.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 import numpy as np
 
 from bench.evaluation.scoring import (
+    PRED_ID_MODES,
     VALID_IDS,
     VOID_LOOKALIKE_IDS,
     EvaluationResult,
@@ -20,32 +23,38 @@ from bench.evaluation.scoring import (
     category_scores,
     class_scores,
 )
+from data.errors import UserError
 from data.labels import NUM_LABEL_IDS
 
 
 class Accumulator:
-    """Confusion matrix and instance sums of the images added so far.
+    """Confusion matrix and weighted instance sums over the images added so far.
 
-    `pred_ids` says what the predictions were ("label" or "train"): label-ID predictions that look like
-    train IDs get the evaluator's warning. `started` (a `time.perf_counter()` value, default: now) is when
-    the evaluation began, for `EvaluationResult.seconds`.
+    `pred_ids` says what the scored predictions were written as: a label-ID evaluation whose pixels sit
+    mostly on void ids warns that the files look like train IDs. `result()` may be called repeatedly.
     """
 
-    def __init__(self, *, pred_ids: str = "label", started: float | None = None) -> None:
+    def __init__(self, *, pred_ids: str = "label", started: float | None = None):
+        if pred_ids not in PRED_ID_MODES:
+            raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
         self.pred_ids = pred_ids
-        self.started = time.perf_counter() if started is None else started
+        self.reset(started)
+
+    def reset(self, started: float | None = None) -> None:
+        """Forget every image added; the clock of `result().seconds` starts at `started` (default: now)."""
         self.confusion = np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS), dtype=np.int64)
         self.instances = InstanceTotals()
         self.n_images = 0
+        self.started = time.perf_counter() if started is None else started
 
     def add(self, stats: ImageStats) -> None:
-        """Add one image (in list order)."""
+        """Add one image's statistics (from `scoring.score_image`)."""
         self.confusion += stats.confusion
         self.instances.add(stats)
         self.n_images += 1
 
-    def result(self, *, seconds: float | None = None) -> EvaluationResult:
-        """The scores of the images added so far; `seconds` overrides the wall time since `started`."""
+    def result(self) -> EvaluationResult:
+        """The scores of the images added so far (cityscapesScripts' definitions)."""
         class_iou, class_iiou = class_scores(self.confusion, self.instances)
         cat_iou, cat_iiou = category_scores(self.confusion, self.instances)
         warning = train_id_warning(self.confusion) if self.pred_ids == "label" and self.n_images else None
@@ -56,7 +65,7 @@ class Accumulator:
             cat_iou,
             cat_iiou,
             self.n_images,
-            time.perf_counter() - self.started if seconds is None else seconds,
+            time.perf_counter() - self.started,
             [warning] if warning else [],
         )
 

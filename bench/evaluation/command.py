@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from bench.atomic import check_writable
 from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
+from bench.evaluation.pool import available_cores, cap_workers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,20 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", default=None, help="write cityscapesScripts' score keys here (NaN as null)")
     parser.add_argument(
-        "--workers", type=int, default=None, help=f"decoding processes (default: all cores, {os.cpu_count()})"
+        "--workers",
+        type=int,
+        default=None,
+        help=f"decoding processes (default and most: the cores, {available_cores()})",
     )
 
 
 def format_result(result: EvaluationResult) -> str:
     """The seed's per-class IoU table, then iIoU per instance class and category IoU/iIoU (percent)."""
-    from bench.report.tables import markdown_table, pct, seed_table
+    from bench.report.tables import markdown_table, pct, per_class_table
 
     def percent(value: float) -> str:
         return pct(value * 100)
 
     row = {name: value * 100 for name, value in result.class_iou.items()}
     row["miou"] = result.miou * 100
-    parts = [seed_table([(["IoU"], row)], label_headers=("",))]
+    parts = [per_class_table([(["IoU"], row)], label_headers=("",))]
     iiou = result.class_iiou
     parts.append(
         markdown_table(
@@ -73,12 +77,17 @@ def run(args: argparse.Namespace) -> int:
         from data.errors import UserError
 
         raise UserError(f"--workers must be at least 1, not {args.workers}")
+    if args.json:
+        check_writable(args.json, "--json file", folder=False)  # before the work, not after it
+    workers, note = cap_workers(args.workers)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     result = evaluate(
         args.gt,
         args.split,
         args.pred,
         pred_ids=args.pred_ids,
-        workers=args.workers,
+        workers=workers,
         progress=sys.stderr.isatty(),
     )
     print(format_result(result), end="")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from data.cityscapes import Sample
@@ -14,27 +13,21 @@ from data.errors import UserError
 def match_predictions(samples: Sequence[Sample], pred_dir: str | os.PathLike) -> list[Path]:
     """The prediction of each sample: the one PNG under pred_dir (recursive) named `{city}_{seq}_{frame}*`.
 
-    This is cityscapesScripts' getPrediction (fnmatch `{city}_{seq}_{frame}*.png`); every problem is found
-    before any decoding, and all missing files are counted in one message.
+    This is cityscapesScripts' getPrediction (fnmatch `{city}_{seq}_{frame}*.png` over an `os.walk`), for
+    any city name; every problem is found before any decoding, and all missing files are counted in one
+    message.
     """
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
-        raise UserError(f"prediction folder {pred_dir} does not exist: pass --pred DIR with the PNGs")
-    wanted = {s.key: s for s in samples}
+        what = "is not a folder" if pred_dir.exists() else "does not exist"
+        raise UserError(f"prediction folder {pred_dir} {what}: pass --pred DIR with the PNGs")
+    wanted = {s.key for s in samples}
+    lengths = {len(k) for k in wanted}
     found: dict[str, list[Path]] = {}
-    stem = re.compile(r"^([a-z_]+_\d{6}_\d{6})")
-    for root, _dirs, files in os.walk(pred_dir):
+    for root, _dirs, files in os.walk(pred_dir, onerror=_unreadable):
         for name in files:
-            if not name.endswith(".png"):
-                continue
-            # a key is a prefix of the name; names are `{city}_{6 digits}_{6 digits}...`
-            m = stem.match(name)
-            if m and m.group(1) in wanted:
-                found.setdefault(m.group(1), []).append(Path(root) / name)
-            elif not m:
-                for key in wanted:  # unusual names (city with digits...): fall back to prefix matching
-                    if name.startswith(key):
-                        found.setdefault(key, []).append(Path(root) / name)
+            for key in prediction_keys(name, wanted, lengths):
+                found.setdefault(key, []).append(Path(root) / name)
     missing = [s for s in samples if s.key not in found]
     if missing:
         raise UserError(
@@ -50,3 +43,17 @@ def match_predictions(samples: Sequence[Sample], pred_dir: str | os.PathLike) ->
                 f"exactly one PNG named {s.key}*.png under {pred_dir}"
             )
     return [found[s.key][0] for s in samples]
+
+
+def prediction_keys(name: str, wanted: Collection[str], lengths: Collection[int] | None = None) -> list[str]:
+    """The frame keys in `wanted` (a set) that the file name `name` matches as `{key}*.png`, getPrediction's
+    fnmatch: usually none or one. `lengths`, the distinct lengths of the keys, saves recounting them."""
+    if not name.endswith(".png"):
+        return []
+    lengths = sorted(lengths if lengths is not None else {len(k) for k in wanted})
+    return [name[:n] for n in lengths if len(name) >= n + 4 and name[:n] in wanted]
+
+
+def _unreadable(exc: OSError) -> None:
+    """os.walk skips a folder it cannot list; its predictions would be reported missing: name it instead."""
+    raise UserError(f"cannot read the prediction folder {exc.filename}: {exc.strerror}")

@@ -1,9 +1,16 @@
-"""The worker pool that decodes and scores images in parallel, streaming small results back."""
+"""The worker pool that decodes and scores images in parallel, streaming small results back.
+
+Ctrl-C: the terminal sends SIGINT to the whole process group. A worker that dies of it may hold a lock of
+the pool's queues, and the main process then waits for that lock forever while it ends the pool. So workers
+ignore SIGINT (blocked from before they exist until they ignore it) and only the main process reacts: it
+ends the pool while every worker is alive, and the command exits 130.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -40,11 +47,46 @@ def _keep_freed_memory() -> None:
         pass
 
 
+def _init_worker() -> None:
+    """Worker initializer: SIGINT is the main process's business (see the module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _keep_freed_memory()
+
+
+def _start_pool(workers: int) -> multiprocessing.pool.Pool:
+    """A pool whose workers and handler threads start with SIGINT blocked; a Ctrl-C meanwhile waits."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return _pool_context().Pool(workers, initializer=_init_worker)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers and `taskset` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cap_workers(requested: int | None) -> tuple[int, str | None]:
+    """(processes to use, a note when `requested` was more than the cores): more only adds overhead."""
+    cores = available_cores()
+    if requested is None:
+        return cores, None
+    if requested > cores:
+        return cores, f"--workers {requested} capped at {cores}, the number of available cores"
+    return requested, None
+
+
 def map_images(func, items: Sequence, workers: int | None) -> Iterator:
-    """func over items in order, in `workers` processes (inline for one); results stream: flat memory."""
-    workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
+    """func over items in order, in `workers` processes (inline for one; never more than the cores);
+    results stream: flat memory."""
+    workers = max(1, min(cap_workers(workers)[0], len(items)))
     if workers == 1:
         yield from map(func, items)
         return
-    with _pool_context().Pool(workers, initializer=_keep_freed_memory) as pool:
+    with _start_pool(workers) as pool:  # leaving it (done, error, Ctrl-C) terminates the live workers
         yield from pool.imap(func, items, chunksize=1)

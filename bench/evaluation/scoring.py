@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.numbers import nan_to_none
 from data.errors import UserError
 from data.labels import (
     CLASS_NAMES,
@@ -402,17 +403,9 @@ class EvaluationResult:
 
     def write_json(self, path: str | os.PathLike) -> Path:
         """Write to_cityscapes_dict() (plus image count and confusion matrix) atomically, NaN as null."""
-        data = _nan_to_none(self.to_cityscapes_dict())
+        data = nan_to_none(self.to_cityscapes_dict())
         data["nImages"] = self.n_images
         data["confMatrix"] = self.confusion.tolist()
         from bench.atomic import write_text
 
         return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
-def _nan_to_none(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value

@@ -10,6 +10,7 @@ No TensorFlow here either: the loop that feeds it owns the model.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -69,7 +70,7 @@ class StreamingEvaluator:
         """The scores of every frame processed since `reset` (waits for the frames still being scored)."""
         while self._pending:
             self._collect()
-        return self._totals.result(seconds=self._busy)
+        return dataclasses.replace(self._totals.result(), seconds=self._busy)
 
     def close(self) -> None:
         """Stop the worker thread (pending frames are dropped)."""

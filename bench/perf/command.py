@@ -14,6 +14,10 @@ TARGETS = {
     "eval": ("bench.perf.eval", "evaluator vs cityscapesScripts vs PNG decoding on full-size frames"),
     "model": ("bench.perf.model", "forward images/s and GFLOP/s of a model vs a float32 matmul"),
     "pipeline": ("bench.perf.pipeline", "input pipeline images/s vs one training step"),
+    "train": (
+        "bench.perf.train",
+        "training images/s with 1 and N data-parallel replicas, scaling efficiency",
+    ),
     "precision": ("bench.perf.precision", "bf16 vs fp32 on a checkpoint: arg-max agreement, mIoU, speed"),
 }
 

@@ -19,13 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.arguments import size
+
 SPEEDUP_TARGET = 10.0
 DECODE_RATIO_TARGET = 1.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=20, help="number of frames (default 20)")
-    parser.add_argument("--size", default="1024x2048", help="HxW of the frames (default 1024x2048)")
+    parser.add_argument(
+        "--size", default=(1024, 2048), type=size, help="HxW of the frames (default 1024x2048)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each timing is the best of its rounds")
     parser.add_argument("--out", default=None, help="keep the generated pairs here (default: a temp folder)")
@@ -40,141 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- realistic pairs -------------------------------------------------------------------------------------
-def _scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """A street-like labelIds / instanceIds pair: sky, buildings, vegetation, road, sidewalks, poles, signs,
-    many cars, persons, riders and bikes (some as group labels), ego vehicle and a rectification border."""
-    from PIL import Image, ImageDraw
-
-    from data.labels import name2label
-
-    ids = {
-        n: name2label[n].id
-        for n in (
-            "sky",
-            "building",
-            "vegetation",
-            "road",
-            "sidewalk",
-            "pole",
-            "traffic sign",
-            "traffic light",
-            "car",
-            "person",
-            "rider",
-            "bicycle",
-            "truck",
-            "bus",
-            "ego vehicle",
-            "rectification border",
-            "terrain",
-            "fence",
-            "static",
-            "motorcycle",
-            "parking",
-        )
-    }
-    lab = Image.new("L", (w, h), ids["sky"])
-    inst = Image.new("I", (w, h), ids["sky"])
-    dl, di = ImageDraw.Draw(lab), ImageDraw.Draw(inst)
-
-    def shape(kind: str, box, label: int, inst_id: int | None = None, fn=None) -> None:
-        for draw, value in ((dl, label), (di, label if inst_id is None else inst_id)):
-            getattr(draw, kind)(box, fill=value)
-
-    horizon = int(h * rng.uniform(0.38, 0.5))
-    x = 0
-    while x < w:  # buildings and trees along the horizon
-        bw = int(rng.uniform(0.04, 0.15) * w)
-        top = int(horizon * rng.uniform(0.05, 0.7))
-        kind = "vegetation" if rng.random() < 0.3 else "building"
-        if kind == "vegetation":
-            shape("ellipse", [x - bw // 3, top, x + bw + bw // 3, horizon + h // 20], ids[kind])
-        else:
-            shape("rectangle", [x, top, x + bw, horizon + h // 20], ids[kind])
-            for _ in range(rng.integers(3, 12)):  # windows of a different label keep the file non-trivial
-                wx, wy = x + rng.integers(0, max(1, bw - 10)), rng.integers(top, horizon)
-                box = [wx, wy, wx + rng.integers(4, 20), wy + rng.integers(4, 20)]
-                shape("rectangle", box, ids["static"])
-        x += bw
-    shape("polygon", [(0, h), (0, horizon + h // 20), (w, horizon + h // 20), (w, h)], ids["road"])
-    for side in (0, 1):  # sidewalks and terrain in perspective
-        xs = [0, int(w * 0.35), int(w * 0.3), 0] if side == 0 else [w, int(w * 0.65), int(w * 0.7), w]
-        ys = [horizon + h // 20, horizon + h // 20, horizon + h // 20, int(h * rng.uniform(0.7, 0.9))]
-        shape("polygon", list(zip(xs, ys, strict=True)), ids["sidewalk"])
-        shape(
-            "rectangle",
-            [
-                xs[0] if side == 0 else w - w // 12,
-                horizon,
-                xs[0] + w // 12 if side == 0 else w,
-                horizon + h // 12,
-            ],
-            ids["terrain"],
-        )
-    shape("rectangle", [int(w * 0.4), horizon + h // 10, int(w * 0.5), horizon + h // 7], ids["parking"])
-    for _ in range(rng.integers(8, 16)):  # poles, signs, lights, fences
-        px = rng.integers(0, w)
-        shape(
-            "rectangle",
-            [
-                px,
-                int(horizon * rng.uniform(0.3, 0.8)),
-                px + rng.integers(4, 12),
-                horizon + rng.integers(h // 20, h // 6),
-            ],
-            ids["pole"],
-        )
-        kind = "traffic sign" if rng.random() < 0.6 else "traffic light"
-        box = [px - 10, int(horizon * 0.5), px + rng.integers(15, 40), int(horizon * 0.6)]
-        shape("rectangle", box, ids[kind])
-    fx = rng.integers(0, w // 2)
-    shape("rectangle", [fx, horizon, fx + w // 5, horizon + h // 25], ids["fence"])
-
-    counters: dict[int, int] = {}
-    objects = [
-        ("car", 0.55),
-        ("person", 0.2),
-        ("rider", 0.05),
-        ("bicycle", 0.08),
-        ("truck", 0.04),
-        ("bus", 0.03),
-        ("motorcycle", 0.05),
-    ]
-    names, probs = zip(*objects, strict=True)
-    n_objects = rng.integers(15, 40)
-    for depth in sorted(rng.uniform(0.0, 1.0, n_objects)):  # far objects first, near ones drawn over them
-        name = names[rng.choice(len(names), p=np.array(probs) / sum(probs))]
-        label = ids[name]
-        scale = 0.2 + 1.5 * depth
-        base = horizon + int((h - horizon) * depth * 0.8) + h // 30
-        cx = rng.integers(0, w)
-        if name in ("person", "rider"):
-            bw, bh = int(18 * scale * w / 2048), int(60 * scale * h / 1024)
-        elif name in ("bicycle", "motorcycle"):
-            bw, bh = int(40 * scale * w / 2048), int(30 * scale * h / 1024)
-        else:
-            bw, bh = int(110 * scale * w / 2048), int(55 * scale * h / 1024)
-            bw, bh = (int(bw * 1.8), int(bh * 1.8)) if name in ("truck", "bus") else (bw, bh)
-        group = rng.random() < 0.1
-        k = counters.get(label, 0)
-        inst_id = None if group else label * 1000 + k
-        counters[label] = k if group else k + 1
-        box = [cx - bw // 2, base - bh, cx + bw // 2, base]
-        shape(
-            "ellipse"
-            if name in ("person", "rider")
-            else "rounded_rectangle"
-            if name != "bicycle"
-            else "ellipse",
-            box,
-            label,
-            inst_id,
-        )
-    shape("ellipse", [-w // 10, int(h * 0.9), w + w // 10, h + h // 5], ids["ego vehicle"])
-    shape("rectangle", [0, h - 4, w, h], ids["rectification border"])
-    return np.asarray(lab, dtype=np.uint8), np.asarray(inst, dtype=np.int32).astype(np.uint16)
-
-
 def _prediction(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     """A model-like prediction: only evaluated label ids, wavy boundaries, a few wrong blobs."""
     from PIL import Image, ImageDraw
@@ -201,24 +70,28 @@ def _prediction(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
 
 
 def generate_pairs(out: Path, n: int, size: tuple[int, int], seed: int = 0, progress: bool = True) -> Path:
-    """N (GT, prediction) pairs under out/gt (Cityscapes layout, split val) and out/pred."""
+    """N (GT, prediction) pairs under out/gt (Cityscapes layout, split val) and out/pred.
+
+    The GT frames are the embedded synthetic dataset's scenes (data.synthetic: streets with void regions,
+    ignored classes and instances of every instance class) without their RGB images.
+    """
     from PIL import Image
 
+    from data.synthetic.dataset import build_frame, frame_name
+
     rng = np.random.default_rng(seed)
-    cities = ["frankfurt", "lindau", "munster"]
     frames = range(n)
     if progress:
         from tqdm import tqdm
 
         frames = tqdm(frames, desc="generate", unit="frame")
+    (out / "gt" / "leftImg8bit" / "val").mkdir(parents=True, exist_ok=True)
+    (out / "pred").mkdir(parents=True, exist_ok=True)
     for i in frames:
-        city = cities[i % len(cities)]
-        key = f"{city}_{i:06d}_{19 + i:06d}"
+        city, key = frame_name("val", i)
         gt_dir = out / "gt" / "gtFine" / "val" / city
         gt_dir.mkdir(parents=True, exist_ok=True)
-        (out / "gt" / "leftImg8bit" / "val").mkdir(parents=True, exist_ok=True)
-        (out / "pred").mkdir(parents=True, exist_ok=True)
-        labels, instances = _scene(rng, *size)
+        _, labels, instances, _ = build_frame(seed, "val", i, size, image=False)
         Image.fromarray(labels).save(gt_dir / f"{key}_gtFine_labelIds.png")
         Image.fromarray(instances).save(gt_dir / f"{key}_gtFine_instanceIds.png")
         Image.fromarray(_prediction(rng, labels)).save(out / "pred" / f"{key}_leftImg8bit.png")
@@ -297,16 +170,26 @@ def _max_difference(ours: dict, ref: dict) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.atomic import check_writable
     from bench.evaluation import evaluate, map_images, match_predictions, read_png
+    from bench.evaluation.pool import cap_workers
     from bench.evaluation.reference import evaluate_img_lists, score_dict
     from data.cityscapes import list_samples
     from data.errors import UserError
+    from data.synthetic.dataset import MIN_SIZE
 
-    try:
-        h, w = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {args.size!r} is not HxW (e.g. 1024x2048)") from None
-    workers = args.workers or os.cpu_count() or 1
+    h, w = args.size
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1 frame, not {args.n}")
+    if not args.data and (h < MIN_SIZE[0] or w < MIN_SIZE[1]):
+        raise UserError(f"--size {h}x{w} is too small for the scenes: at least {MIN_SIZE[0]}x{MIN_SIZE[1]}")
+    if args.out:
+        check_writable(args.out, "--out folder", folder=True)
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
+    workers, note = cap_workers(args.workers)
+    if note:
+        print(f"note: {note}")
     with tempfile.TemporaryDirectory(prefix="perf-eval-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         if args.data:

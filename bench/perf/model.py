@@ -1,8 +1,9 @@
 """`python -m bench perf model`: forward images/s of registry models and their GFLOP/s against a matmul.
 
-The ratio to a large matmul measured in the same process says how close the network runs to what this
-machine's BLAS can do (target: at least 50% on CPU), independent of how loaded or fast the machine is.
-Default cases: the paper's pspnet (ResNet-50) at 512x1024 and the CPU preset at the embedded resolution.
+The ratio to a large float32 matmul measured in the same process says how close the network runs to what
+this machine's BLAS can do (target: at least 50% on CPU), independent of how loaded or fast the machine is.
+Default cases (`DEFAULT_CASES`): the paper's pspnet (ResNet-50) at 512x1024, and the pspnet and fcn CPU
+presets at the embedded dataset's resolution.
 
 `--precision bf16` times the float32 model too, pass for pass in turn with the bfloat16 one, and prints the
 speed ratio (target on an AVX512-BF16 CPU for PSPNet-R50-D8: at least 1.8x). `--peer mmseg` adds
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from bench.paths import PROJECT_ROOT
 from data.errors import UserError
+from data.sizes import parse_dims, parse_size
 from models.precision import PRECISIONS
 
 DEFAULT_CASES = ("pspnet@512x1024", "pspnet:cpu@256x512", "fcn:cpu@256x512")
@@ -86,23 +88,22 @@ def parse_case(text: str) -> tuple[str, str | None, tuple[int, int]]:
     name, _, preset = model.partition(":")
     if name not in registry.available():
         name, preset = model, ""
+    registry.resolve_options(name, preset or None)  # an unknown model or preset fails before any timing
     try:
-        height, width = (int(v) for v in size.lower().split("x"))
+        return name, preset or None, parse_size(size)
     except ValueError:
         raise UserError(
             f"perf model case '{text}' is not MODEL[:PRESET]@HxW, e.g. pspnet:cpu@256x512"
         ) from None
-    return name, preset or None, (height, width)
 
 
 def parse_train_step(text: str) -> tuple[int, int, int]:
     from data.errors import UserError
 
     try:
-        batch, height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--train-step wants BxHxW like 8x256x256, got '{text}'") from None
-    return batch, height, width
+        return parse_dims(text, 3, "8x256x256")
+    except ValueError as exc:
+        raise UserError(f"--train-step: {exc} (batch x height x width)") from None
 
 
 def best_seconds(fn, repeats: int) -> tuple[float, float]:
@@ -201,28 +202,18 @@ def matmul_gflops(n: int, repeats: int = 3, precision: str = "fp32") -> float:
 
 
 def time_train_step(name: str, preset: str | None, batch: int, size: tuple[int, int], repeats: int) -> float:
-    """Best seconds of one SGD step (forward, backward with the auxiliary loss, update)."""
-    import keras
+    """Best seconds of one step of the trainer's own train step (forward, backward with the auxiliary
+    loss, SGD update with weight decay): what `bench train` runs, not a copy of it."""
     import tensorflow as tf
 
+    from bench.engine.train import make_optimizer, make_train_step
     from models import registry
 
     model = registry.build(name, preset=preset, aux_head=True)
-    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    step = make_train_step(model, make_optimizer(0.01, steps=1000))
     images = tf.random.normal([batch, *size, 3])
     labels = tf.random.uniform([batch, *size], 0, 19, tf.int32)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            out = model(images, training=True)
-            value = loss(labels, out["logits"]) + (0.4 * loss(labels, out["aux"]) if "aux" in out else 0.0)
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return value
-
-    best, _ = best_seconds(lambda: step().numpy(), repeats)
+    best, _ = best_seconds(lambda: step(images, labels)["loss"].numpy(), repeats)
     return best
 
 
@@ -374,8 +365,16 @@ def _speedup_line(times: dict[str, list[Timing]], fast: str, slow: str, target: 
 
 
 def run(args: argparse.Namespace) -> int:
-    import tensorflow as tf
+    from bench.engine.tensorflow_import import import_tensorflow
 
+    for option, value in (
+        ("--batch", args.batch),
+        ("--repeats", args.repeats),
+        ("--matmul-size", args.matmul_size),
+    ):
+        if value < 1:
+            raise UserError(f"{option} {value} must be at least 1")
+    tf = import_tensorflow()
     cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
     train_step = parse_train_step(args.train_step) if args.train_step else None
     if args.threads is not None:

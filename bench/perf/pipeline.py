@@ -57,16 +57,21 @@ def run(args: argparse.Namespace) -> int:
 
     if min(args.batch, args.batches, args.steps) < 1:
         raise UserError("--batch, --batches and --steps must be at least 1")
+    from bench.engine.tensorflow_import import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     from bench.engine import checkpoint as ckpt
     from bench.engine.train import make_optimizer, make_train_step
     from data.cityscapes import list_samples
     from data.pipeline import train_dataset
+    from models.registry import resolve_options
 
     root = _dataset_root(args.dataset)
     samples = list_samples(root, "train", require_images=True)
     preset = None if args.preset in (None, "", "none") else args.preset
+    resolve_options(args.model, preset)  # an unknown model or preset fails before the pipeline is timed
     crop = tuple(args.crop)
     print(f"{len(samples)} training frames of {root}; batch {args.batch}, crop {crop[0]}x{crop[1]}")
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.numbers import to_float
 from bench.report import references
 from bench.report.results import CLASS_COLUMNS, read_rows
 from bench.report.tables import MISSING, dataset_label, markdown_table, method_label, pct, signed
@@ -21,12 +22,6 @@ from data.errors import UserError
 from data.labels import SHORT_NAMES
 
 SUMMARY_ROWS = (("miou", "mIoU"), ("iiou", "iIoU"), ("category_miou", "category mIoU"))
-
-
-def _float(value: Any) -> float:
-    if value is None or value == "":
-        return math.nan
-    return float(value)
 
 
 def compare_rows(ours: Mapping[str, Any], reference: Mapping[str, Any]):
@@ -39,11 +34,20 @@ def compare_rows(ours: Mapping[str, Any], reference: Mapping[str, Any]):
 
     keys = [*CLASS_COLUMNS, *(k for k, _ in SUMMARY_ROWS)]
     names = [*SHORT_NAMES, *(label for _, label in SUMMARY_ROWS)]
-    mine = [_float(ours.get(k)) for k in keys]
-    theirs = [_float(reference.get(k)) for k in keys]
+    mine = [to_float(ours.get(k)) for k in keys]
+    theirs = [to_float(reference.get(k)) for k in keys]
     frame = pd.DataFrame({"name": names, "ours": mine, "reference": theirs}, index=keys)
     frame["delta"] = frame["ours"] - frame["reference"]
     return frame
+
+
+def _number(value: Any, where: str, source: Path, high: float) -> float:
+    """A score from a JSON file: a number in 0..high or null (NaN); anything else names the key and file."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+        raise UserError(f"{source}: {where} is {value!r}, not a number in 0..{high:g} or null: fix the file")
+    return float(value)
 
 
 def _row_from_cityscapes_json(data: Mapping[str, Any], source: Path) -> dict[str, Any]:
@@ -52,16 +56,27 @@ def _row_from_cityscapes_json(data: Mapping[str, Any], source: Path) -> dict[str
     if not isinstance(scores, Mapping):
         raise UserError(f"{source} is neither a result row nor cityscapesScripts JSON (no classScores)")
 
-    def percent(v: Any) -> float:
-        return math.nan if v is None else float(v) * 100.0
+    def percent(v: Any, where: str) -> float:
+        return _number(v, where, source, 1.0) * 100.0
 
-    row = {name: percent(scores.get(name)) for name in CLASS_COLUMNS}
-    row.update(
-        miou=percent(data.get("averageScoreClasses")),
-        iiou=percent(data.get("averageScoreInstClasses")),
-        category_miou=percent(data.get("averageScoreCategories")),
-    )
+    row: dict[str, Any] = {name: percent(scores.get(name), f"classScores.{name}") for name in CLASS_COLUMNS}
+    for column, key in (
+        ("miou", "averageScoreClasses"),
+        ("iiou", "averageScoreInstClasses"),
+        ("category_miou", "averageScoreCategories"),
+    ):
+        row[column] = percent(data.get(key), key)
     row.setdefault("model", source.parent.name)
+    return row
+
+
+def _checked_row(data: Mapping[str, Any], source: Path) -> dict[str, Any]:
+    """A result row from JSON (`row.json`): its scores must be percentages or null."""
+    row = dict(data)
+    for column in (*CLASS_COLUMNS, *(k for k, _ in SUMMARY_ROWS)):
+        if row.get(column) == "":
+            row[column] = None
+        row[column] = _number(row.get(column), column, source, 100.0)
     return row
 
 
@@ -80,11 +95,16 @@ def load_ours(path: str | os.PathLike, *, row: int | None = None, model: str | N
         raise UserError(f"run folder {path} has neither row.json nor result.json: is it a run folder?")
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read {path} as JSON: {exc}") from exc
-        if isinstance(data, Mapping) and "model" in data and "miou" in data:
-            return dict(data)
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise UserError(f"cannot read {path} as JSON: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise UserError(
+                f"{path} holds a JSON {type(data).__name__}, not an object: pass a result row or the "
+                f"JSON `bench evaluate --json` writes"
+            )
+        if "model" in data and "miou" in data:
+            return _checked_row(data, path)
         return _row_from_cityscapes_json(data, path)
     frame = read_rows(path)
     if frame.empty:
@@ -168,8 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="run folder, results.csv, or a result/cityscapesScripts JSON file")
     parser.add_argument(
         "--reference",
-        default=references.DEFAULT_REFERENCE,
-        help=f"table name in results/reference/ (default {references.DEFAULT_REFERENCE})",
+        default=None,
+        help="table name in results/reference/ or a reference row id (default: the one our row names, "
+        f"else {references.DEFAULT_REFERENCE})",
     )
     parser.add_argument("--reference-row", type=int, default=0, help="row of the reference table (default 0)")
     parser.add_argument("--reference-dir", default=str(references.REFERENCE_DIR), help=argparse.SUPPRESS)
@@ -180,9 +201,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    table_ref = references.load(args.reference, args.reference_dir)
-    reference = references.pick(table_ref, args.reference_row, args.reference).to_dict()
+    if args.reference:  # checked before our row, so a typo is reported first
+        reference = references.select(args.reference, args.reference_row, args.reference_dir)
     ours = load_ours(args.source, row=args.row, model=args.model)
+    if not args.reference:  # the reference our row names (a published checkpoint's), else the seed table
+        name = str(ours.get("reference") or "") or references.DEFAULT_REFERENCE
+        reference = references.select(name, args.reference_row, args.reference_dir)
     table = compare_rows(ours, reference)
     text = format_markdown if args.markdown else format_text
     print(text(table, ours, reference), end="")

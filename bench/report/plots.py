@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from bench import atomic
+from bench.numbers import to_float
 from data.labels import CLASS_NAMES, LABEL_TO_TRAIN, NUM_CLASSES, SHORT_NAMES, colorize
 
 DPI = 100
 BARS_SIZE = (12.0, 4.5)  # inches -> 1200 x 450 px
 CONFUSION_SIZE = (9.0, 8.0)  # -> 900 x 800 px
+CURVE_SIZE = (8.0, 4.5)  # -> 800 x 450 px
 GRID_CELL = (4.0, 2.0)  # one image cell; a grid of n rows is 1200 x (200 n + 40) px
 GRID_TITLE = 0.4  # inches for the column titles
 VOID = "void"
@@ -33,6 +35,8 @@ def expected_size(kind: str, rows: int = 1) -> tuple[int, int]:
         w, h = BARS_SIZE
     elif kind == "confusion":
         w, h = CONFUSION_SIZE
+    elif kind == "curve":
+        w, h = CURVE_SIZE
     elif kind == "grid":
         w, h = 3 * GRID_CELL[0], rows * GRID_CELL[1] + GRID_TITLE
     else:
@@ -70,7 +74,7 @@ def iou_bars(
     x = np.arange(NUM_CLASSES)
 
     def values(row: Mapping[str, Any]) -> np.ndarray:
-        return np.array([_num(row.get(c)) for c in CLASS_NAMES])
+        return np.array([to_float(row.get(c)) for c in CLASS_NAMES])
 
     width = 0.4 if reference is not None else 0.7
     mine = values(ours)
@@ -99,6 +103,44 @@ def iou_bars(
         ncols=2 if reference is not None else 1,
     )
     fig.text(0.5, 0.97, "Per-class IoU", ha="center", va="top", fontsize=10)
+    return _save(fig, out)
+
+
+def miou_curve(
+    steps: Sequence[int],
+    miou: Sequence[float],
+    out: str | os.PathLike,
+    *,
+    target: float | None = None,
+    title: str = "Validation mIoU during training",
+) -> Path:
+    """Validation mIoU (percent) against training step, with the recipe's published target if any."""
+    fig = _figure(CURVE_SIZE)
+    ax = fig.add_axes((0.09, 0.13, 0.88, 0.75))
+    values = np.array([to_float(v) for v in miou])
+    ax.plot(list(steps), values, marker="o", color="#1f77b4", label="val mIoU")
+    if len(values) and np.isfinite(values).any():
+        best = int(np.nanargmax(values))
+        ax.annotate(
+            f"best {values[best]:.1f}",
+            (steps[best], values[best]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=8,
+        )
+    if target is not None:
+        ax.axhline(target, color="#bbbbbb", linestyle="--", label=f"published {target:.2f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("mIoU (%)")
+    seen = values[np.isfinite(values)]
+    # Room above the best value; the whole 0-100 range when a published target is drawn.
+    ax.set_ylim(
+        0, 100.0 if target is not None or not len(seen) else min(100.0, 1.2 * float(seen.max()) + 1.0)
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    fig.text(0.5, 0.97, title, ha="center", va="top", fontsize=10)
     return _save(fig, out)
 
 
@@ -236,12 +278,6 @@ def sample_grid(
     return _save(fig, out)
 
 
-def _num(value: Any) -> float:
-    if value is None or value == "":
-        return math.nan
-    return float(value)
-
-
 def _fmt(value: Any) -> str:
-    v = _num(value)
+    v = to_float(value)
     return "-" if math.isnan(v) else f"{v:.1f}"

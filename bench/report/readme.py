@@ -15,7 +15,15 @@ from bench import atomic
 from bench.paths import README, RESULTS_CSV
 from bench.report import references
 from bench.report.results import read_rows
-from bench.report.tables import SYNTHETIC_NOTE, dataset_label, method_label, seed_table
+from bench.report.tables import (
+    SYNTHETIC_NOTE,
+    dataset_label,
+    markdown_table,
+    method_label,
+    pct,
+    per_class_table,
+    signed,
+)
 from data.errors import UserError
 
 BEGIN = "<!-- results:begin -->"
@@ -39,6 +47,36 @@ def _link(target: Path, base: Path) -> str:
     return Path(os.path.relpath(target, base)).as_posix()
 
 
+def published_beside(records: list[dict], refs) -> str:
+    """Rows of published checkpoints next to the reference row each names (mIoU); '' when there are none."""
+    if "id" not in getattr(refs, "columns", ()):
+        return ""
+    by_id = {str(r["id"]): r for r in refs.to_dict("records") if isinstance(r.get("id"), str) and r["id"]}
+    body = []
+    for r in records:
+        ref = by_id.get(str(r.get("reference") or ""))
+        if ref is None:
+            continue
+        body.append(
+            [
+                method_label(r["model"], r.get("preset", "")),
+                dataset_label(r["dataset"], r.get("dataset_kind", "")),
+                r["mode"],
+                pct(r.get("miou"), 2),
+                f"{ref['method']}, {ref['protocol']}",
+                pct(ref.get("miou"), 2),
+                signed(float(r["miou"]) - float(ref["miou"]), 2),
+            ]
+        )
+    if not body:
+        return ""
+    headers = ["Method", "dataset", "mode", "mIoU", "published checkpoint should score", "mIoU", "delta"]
+    return (
+        "Rows of published checkpoints beside the reference row they reproduce (mIoU in percent):\n\n"
+        + markdown_table(headers, body, right=(3, 5, 6))
+    )
+
+
 def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> str:
     """Markdown between the markers: our latest rows, the reference rows with sources, the bar plot."""
     parts = [
@@ -55,7 +93,7 @@ def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> 
             "cityscapesScripts definitions):\n"
         )
         parts.append(
-            seed_table(
+            per_class_table(
                 (
                     (
                         [
@@ -73,6 +111,9 @@ def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> 
         )
         if any(r.get("dataset_kind") == "synthetic" for r in records):
             parts.append(f"> {SYNTHETIC_NOTE}\n")
+        beside = published_beside(records, refs)
+        if beside:
+            parts.append(beside)
         parts.append(
             f"Every run, with commit, checkpoint and speed: [{results_md_link}]({results_md_link}).\n"
         )
@@ -82,7 +123,7 @@ def render_section(frame, refs, plot_link: str | None, results_md_link: str) -> 
             "Published reference rows (`results/reference/`; `-` where the source gives no number):\n"
         )
         parts.append(
-            seed_table(
+            per_class_table(
                 (([r["method"], r["reference"], r["split"], r["protocol"]], r) for r in records),
                 label_headers=("Reference", "table", "split", "protocol"),
             )
@@ -117,16 +158,32 @@ def update_readme(
     reference: str = references.DEFAULT_REFERENCE,
     reference_dir: str | os.PathLike = references.REFERENCE_DIR,
     plot: str | os.PathLike | None = None,
+    missing_ok: bool = True,
 ) -> bool:
-    """Rewrite the README results section (and the bar plot of the latest row); True if anything changed."""
+    """Rewrite the README results section (and the bar plot of the latest row); True if anything changed.
+
+    Every input is read and every output checked writable before anything is written. A missing results
+    file means "no results yet" only with `missing_ok` (the project's default file); a path the user gave
+    must exist, so a typo never replaces the README's results.
+    """
     readme, results_csv = Path(readme), Path(results_csv)
     if not readme.is_file():
-        raise UserError(f"README {readme} does not exist: pass --readme PATH")
-    text = readme.read_text(encoding="utf-8")
+        what = "is not a file" if readme.exists() else "does not exist"
+        raise UserError(f"README {readme} {what}: pass --readme PATH")
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"README {readme} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read README {readme}: {exc.strerror}") from None
     splice(text, "", readme)  # check the markers before any other work
-    frame = read_rows(results_csv, missing_ok=True)
+    frame = read_rows(results_csv, missing_ok=missing_ok)
     refs = references.load_all(reference_dir)
+    references.select(reference, 0, reference_dir)  # the bar plot's reference: an unknown name fails now
     plot_path = Path(plot) if plot is not None else results_csv.parent / PLOT_NAME
+    atomic.check_writable(readme, "README", folder=False)
+    if not frame.empty:
+        atomic.check_writable(plot_path, "bar plot", folder=False)
     changed = False
     plot_link = None
     if not frame.empty:
@@ -143,7 +200,7 @@ def _draw_latest(row: dict, reference: str, reference_dir: str | os.PathLike, ou
 
     from bench.report import plots
 
-    ref = references.pick(references.load(reference, reference_dir), 0, reference).to_dict()
+    ref = references.select(reference, 0, reference_dir)
     label = f"{method_label(row['model'], row.get('preset', ''))} on {row['dataset']}"
     if row.get("dataset_kind") == "synthetic":
         label += " (synthetic)"
@@ -160,7 +217,11 @@ def _draw_latest(row: dict, reference: str, reference_dir: str | os.PathLike, ou
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readme", default=str(README), help="README to update (default: the project's)")
-    parser.add_argument("--results", default=str(RESULTS_CSV), help="results CSV (default: the project's)")
+    parser.add_argument(
+        "--results",
+        default=None,
+        help=f"results CSV (default: the project's, {RESULTS_CSV.name}; a path given must exist)",
+    )
     parser.add_argument(
         "--reference",
         default=references.DEFAULT_REFERENCE,
@@ -170,6 +231,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    changed = update_readme(args.readme, args.results, reference=args.reference, plot=args.plot)
+    changed = update_readme(
+        args.readme,
+        args.results or RESULTS_CSV,
+        reference=args.reference,
+        plot=args.plot,
+        missing_ok=args.results is None,
+    )
     print(f"{args.readme}: {'updated' if changed else 'unchanged'}")
     return 0

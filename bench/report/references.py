@@ -6,6 +6,8 @@ Cells a source does not publish are empty (NaN), never guessed.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 
@@ -35,7 +37,7 @@ def load(name: str, reference_dir: str | os.PathLike = REFERENCE_DIR):
     if not path.is_file():
         names = ", ".join(available(reference_dir)) or "none"
         raise UserError(f"unknown reference {name!r}: no {path}; available: {names}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.DataFrame(_read_cells(path))
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise UserError(
@@ -46,8 +48,44 @@ def load(name: str, reference_dir: str | os.PathLike = REFERENCE_DIR):
         raise UserError(f"reference table {path} has no rows")
     for column in NUMERIC_COLUMNS:
         if column in frame.columns:
-            frame[column] = pd.to_numeric(frame[column].replace("", None), errors="raise").astype(float)
+            values = pd.to_numeric(frame[column].replace("", None), errors="coerce").astype(float)
+            bad = (frame[column].str.strip() != "") & ~values.between(0, 100)
+            if bad.any():
+                i = int(bad.to_numpy().nonzero()[0][0])
+                raise UserError(
+                    f"reference table {path} row {i + 1} (line {i + 2}): {column} is "
+                    f"{frame[column].iloc[i]!r}, not a percentage (0..100): fix that cell"
+                )
+            frame[column] = values
     return frame
+
+
+def _read_cells(path: Path) -> dict[str, list[str]]:
+    """The table's cells as text, column by column; a file that is not UTF-8 CSV with one field per header
+    column on every line is a UserError naming the line."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"reference table {path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise UserError(f"cannot read reference table {path}: {exc.strerror}") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, [])
+        rows = []
+        for row in reader:
+            if row and len(row) != len(header):
+                raise UserError(
+                    f"reference table {path} line {reader.line_num} has {len(row)} fields, the header "
+                    f"{len(header)}: fix that line"
+                )
+            if row:
+                rows.append(row)
+    except csv.Error as exc:
+        raise UserError(f"reference table {path} line {reader.line_num} is not valid CSV: {exc}") from None
+    return {name: [r[i] for r in rows] for i, name in enumerate(header)}
 
 
 def load_all(reference_dir: str | os.PathLike = REFERENCE_DIR):
@@ -59,6 +97,24 @@ def load_all(reference_dir: str | os.PathLike = REFERENCE_DIR):
         pd.concat(frames, ignore_index=True)
         if frames
         else pd.DataFrame(columns=[*REQUIRED_COLUMNS, "reference"])
+    )
+
+
+def select(name: str, row: int = 0, reference_dir: str | os.PathLike = REFERENCE_DIR) -> dict:
+    """One reference row: the `row`-th of table `name`, or the row whose `id` is `name` (tables of
+    published checkpoints give each row an id, which result rows of those checkpoints name)."""
+    reference_dir = Path(reference_dir)
+    if (reference_dir / f"{name}.csv").is_file():
+        return pick(load(name, reference_dir), row, name).to_dict() | {"reference": name}
+    frame = load_all(reference_dir)
+    if "id" in frame.columns:
+        found = frame[frame["id"] == name]
+        if len(found) == 1:
+            return found.iloc[0].to_dict()
+    names = ", ".join(available(reference_dir)) or "none"
+    raise UserError(
+        f"unknown reference {name!r}: no table {reference_dir / (name + '.csv')} and no row with that id; "
+        f"available: {names}"
     )
 
 

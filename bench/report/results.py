@@ -15,12 +15,16 @@ import subprocess
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import atomic
+from bench.numbers import to_float
 from bench.paths import PROJECT_ROOT
 from data.errors import UserError
 from data.labels import CLASS_NAMES
+
+if TYPE_CHECKING:
+    from bench.evaluation import EvaluationResult
 
 CLASS_COLUMNS: tuple[str, ...] = tuple(CLASS_NAMES)
 """Per-class IoU in percent, one column per evaluated class, named as in cityscapesScripts' JSON."""
@@ -35,6 +39,7 @@ RUN_COLUMNS = (
     "mode",
     "checkpoint",
     "train_steps",
+    "recipe",
     "commit",
     "date",
 )
@@ -52,7 +57,7 @@ METRIC_COLUMNS = (
 )
 ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow")
 """Where the speed figures were measured: without these an images/s cannot be trusted or compared."""
-TAIL_COLUMNS = ("run_dir", "notes")
+TAIL_COLUMNS = ("run_dir", "reference", "notes")  # reference: the row id a published checkpoint should match
 COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + ENVIRONMENT_COLUMNS + TAIL_COLUMNS
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
@@ -60,7 +65,6 @@ PERCENT_COLUMNS = frozenset(CLASS_COLUMNS + ("miou", "iiou", "category_miou", "c
 DATASET_KINDS = ("synthetic", "real")
 
 _STATS_COLUMNS = ("n_images", "images_per_s", "latency_p50_ms", "latency_p95_ms", "peak_memory_mb")
-_COUNT_COLUMNS = frozenset(("train_steps", "batch", "threads"))
 
 
 def format_value(value: Any) -> str:
@@ -75,22 +79,54 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _read_table(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of an existing results file as raw strings (nothing is reformatted)."""
+def _read_table(csv_path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """Header, rows (raw strings, nothing reformatted) and each row's line number of a results file.
+
+    A file that is not UTF-8 CSV, or a row with more or fewer fields than the header, is a UserError naming
+    the file and the line: a broken file is never read as if it were shorter.
+    """
     if not csv_path.is_file() or csv_path.stat().st_size == 0:
-        return [], []
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+        return [], [], []
+    try:
+        data = csv_path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read results file {csv_path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{csv_path} is not UTF-8 text (line {line} has the byte {data[exc.start : exc.start + 1]!r}): "
+            f"fix that line, or restore the file with `git checkout -- {csv_path}`"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         header = list(reader.fieldnames or [])
-        rows = []
-        for n, row in enumerate(reader, start=2):
+        if header and "model" not in header:
+            raise UserError(
+                f"{csv_path} is not a results file: its header ({', '.join(header[:4])}...) has no "
+                f"'model' column; pass results/results.csv or a file written by `bench run`"
+            )
+        rows, lines = [], []
+        for row in reader:
             if None in row:
                 raise UserError(
-                    f"{csv_path} line {n} has more fields than the header: fix or remove that "
-                    f"line (earlier rows are intact)"
+                    f"{csv_path} line {reader.line_num} has more fields than the header: fix or remove "
+                    f"that line (earlier rows are intact)"
                 )
-            rows.append({k: (v if v is not None else "") for k, v in row.items()})
-    return header, rows
+            if any(v is None for v in row.values()):
+                count = sum(v is not None for v in row.values())
+                raise UserError(
+                    f"{csv_path} line {reader.line_num} has {count} of the header's {len(header)} fields: "
+                    f"fix or remove that line (earlier rows are intact)"
+                )
+            rows.append(dict(row))
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise UserError(
+            f"{csv_path} line {reader.line_num} is not valid CSV ({exc}): fix that line"
+        ) from None
+    return header, rows, lines
 
 
 def merged_columns(*headers: list[str] | tuple[str, ...]) -> list[str]:
@@ -121,7 +157,7 @@ def append_row(csv_path: str | os.PathLike, row: Mapping[str, Any], *, markdown:
     csv_path = Path(csv_path)
     new = {k: format_value(v) for k, v in row.items()}
     with atomic.locked(csv_path):
-        header, rows = _read_table(csv_path)
+        header, rows, _ = _read_table(csv_path)
         columns = merged_columns(header, COLUMNS, list(new))
         rows.append(new)
         text = serialize(columns, rows)
@@ -136,11 +172,15 @@ def append_row(csv_path: str | os.PathLike, row: Mapping[str, Any], *, markdown:
 def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
     """The rows of a results file as a pandas DataFrame (text columns as '', numbers as floats, NaN empty).
 
-    Every schema column is present, also in files written before a column existed.
+    Every schema column is present, also in files written before a column existed. A cell of a number
+    column that is not a number (or a percentage outside 0..100) is a UserError naming file, line and
+    column: it is never shown as a missing value.
     """
     import pandas as pd
 
     csv_path = Path(csv_path)
+    if csv_path.exists() and not csv_path.is_file():
+        raise UserError(f"results file {csv_path} is not a file: pass the path of a results CSV")
     if not csv_path.is_file():
         if missing_ok:
             return pd.DataFrame(columns=list(COLUMNS))
@@ -148,24 +188,58 @@ def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
             f"results file {csv_path} does not exist: run `make bench` (or `python -m bench "
             f"run`) first, or pass the right path"
         )
-    header, rows = _read_table(csv_path)
+    header, rows, lines = _read_table(csv_path)
     columns = merged_columns(header, COLUMNS)
     frame = pd.DataFrame([{c: r.get(c, "") for c in columns} for r in rows], columns=columns, dtype=object)
     for column in columns:
-        if column in PERCENT_COLUMNS or column in METRIC_COLUMNS or column in _COUNT_COLUMNS:
-            frame[column] = pd.to_numeric(frame[column].replace("", None), errors="coerce").astype(float)
+        if column in NUMERIC_COLUMNS:
+            frame[column] = _numbers(frame[column], column, csv_path, lines)
         else:
             frame[column] = frame[column].fillna("").astype(str)
     return frame
 
 
+NUMERIC_COLUMNS = frozenset(PERCENT_COLUMNS | set(METRIC_COLUMNS) | {"train_steps", "batch", "threads"})
+
+
+def _numbers(cells, column: str, csv_path: Path, lines: list[int]):
+    """A number column as floats ('' is NaN); anything else that is not a plausible value is an error."""
+    import numpy as np
+    import pandas as pd
+
+    text = cells.fillna("").astype(str).str.strip()
+    values = pd.to_numeric(text.replace("", None), errors="coerce").astype(float)
+    bad = (text != "") & values.isna() & (text.str.lower() != "nan")
+    bad |= np.isinf(values) | (values < 0)
+    if column in PERCENT_COLUMNS:
+        bad |= values > 100
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        what = "a percentage (0..100)" if column in PERCENT_COLUMNS else "a non-negative number"
+        raise UserError(
+            f"{csv_path} line {lines[i]}: column {column} is {cells.iloc[i]!r}, not {what}: fix or "
+            f"remove that row"
+        )
+    return values
+
+
+def check_results_file(csv_path: str | os.PathLike) -> Path:
+    """Before a run's work: the results file it will append to reads cleanly (or is new) and is writable.
+
+    `bench run` calls this first, so a broken results.csv stops it before minutes of prediction.
+    """
+    csv_path = Path(csv_path)
+    read_rows(csv_path, missing_ok=True)
+    atomic.check_writable(csv_path, "results file", folder=False)
+    return csv_path
+
+
 def _percent(value: Any) -> float:
-    value = float("nan") if value is None else float(value)
-    return value * 100.0
+    return to_float(value) * 100.0
 
 
 def row_from_result(
-    result: Any,
+    result: EvaluationResult,
     *,
     model: str,
     dataset: str,
@@ -176,27 +250,22 @@ def row_from_result(
     preset: str | None = None,
     options: Mapping[str, Any] | str | None = None,
     train_steps: int | None = None,
+    recipe: str | None = None,
     predict_stats: Mapping[str, Any] | None = None,
     run_dir: str | os.PathLike | None = None,
     notes: str = "",
+    reference_id: str = "",
     commit: str | None = None,
     date: str | None = None,
 ) -> dict[str, Any]:
-    """A results.csv row from an evaluation result (fractions in [0, 1]) plus the run's metadata.
-
-    `result` needs `class_iou` (class name -> fraction, NaN when absent), `miou`, `iiou`, `category_miou`
-    and `seconds`; `category_iiou_mean` and `n_images` are used when present. `predict_stats` is the dict
-    `bench.engine.predict.predict` returns (images_per_s, latency_p50_ms, ..., and where it ran: device,
-    precision, batch, input_size, threads, tensorflow).
-    """
+    """A results.csv row from an evaluation result (fractions in [0, 1], shown in percent) plus the run's
+    metadata. `predict_stats` is the dict `bench.engine.predict.predict` returns (images_per_s, ..., and
+    where it ran: device, precision, batch, input_size, threads, tensorflow).
+    `reference_id` (column "reference"): the reference row this run should reproduce (a recognised
+    published checkpoint)."""
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
-    class_iou = getattr(result, "class_iou", None)
-    if not isinstance(class_iou, Mapping):
-        raise UserError(f"evaluation result {type(result).__name__} has no class_iou mapping")
-    unknown = sorted(set(class_iou) - set(CLASS_COLUMNS))
-    if unknown:
-        raise UserError(f"evaluation result names classes that are not Cityscapes train classes: {unknown}")
+    class_iou = result.class_iou
     if isinstance(options, Mapping):
         options = ";".join(f"{k}={options[k]}" for k in sorted(options))
     stats = dict(predict_stats or {})
@@ -210,6 +279,7 @@ def row_from_result(
         "mode": mode,
         "checkpoint": str(checkpoint or ""),
         "train_steps": "" if train_steps is None else int(train_steps),
+        "recipe": recipe or "",
         "commit": commit if commit is not None else git_commit(),
         "date": date or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -217,18 +287,19 @@ def row_from_result(
     row.update(
         {
             "miou": _percent(result.miou),
-            "iiou": _percent(getattr(result, "iiou", None)),
-            "category_miou": _percent(getattr(result, "category_miou", None)),
-            "category_iiou": _percent(getattr(result, "category_iiou_mean", None)),
+            "iiou": _percent(result.iiou),
+            "category_miou": _percent(result.category_miou),
+            "category_iiou": _percent(result.category_iiou_mean),
         }
     )
-    row["n_images"] = stats.get("n_images", getattr(result, "n_images", None))
+    row["n_images"] = stats.get("n_images", result.n_images)
     for key in _STATS_COLUMNS[1:]:
         row[key] = stats.get(key)
-    row["eval_seconds"] = getattr(result, "seconds", None)
+    row["eval_seconds"] = result.seconds
     for key in ENVIRONMENT_COLUMNS:
         row[key] = stats.get(key)
     row["run_dir"] = _relative(run_dir) if run_dir else ""
+    row["reference"] = reference_id
     row["notes"] = notes
     return row
 

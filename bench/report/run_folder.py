@@ -8,19 +8,22 @@ and regenerates the README section. The pieces are separate functions for reuse 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import atomic
+from bench.numbers import nan_to_none
 from bench.paths import RESULTS_CSV, RUNS_DIR
 from bench.report import plots, references
 from bench.report.results import append_row, row_from_result
+
+if TYPE_CHECKING:
+    from bench.evaluation import EvaluationResult
 
 N_SAMPLES = 3
 
@@ -72,46 +75,16 @@ def pick_samples(
     return spread(triples, n)
 
 
-def cityscapes_dict(result: Any) -> dict[str, Any]:
-    """The evaluator's cityscapesScripts-keyed dict, NaN turned into None (JSON null)."""
-    if hasattr(result, "to_cityscapes_dict"):
-        data = result.to_cityscapes_dict()
-    else:  # an EvaluationResult-like object without the method: the keys cityscapesScripts writes
-        data = {
-            "classScores": dict(result.class_iou),
-            "classInstScores": dict(getattr(result, "class_iiou", {}) or {}),
-            "categoryScores": dict(getattr(result, "category_iou", {}) or {}),
-            "categoryInstScores": dict(getattr(result, "category_iiou", {}) or {}),
-            "averageScoreClasses": result.miou,
-            "averageScoreInstClasses": getattr(result, "iiou", None),
-            "averageScoreCategories": getattr(result, "category_miou", None),
-            "averageScoreInstCategories": getattr(result, "category_iiou_mean", None),
-        }
-    return _nan_to_none(data)
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
-        return _nan_to_none(value.item())
-    return value
-
-
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Pretty, key-sorted JSON without NaN (strict JSON), written atomically."""
     return atomic.write_text(
-        path, json.dumps(_nan_to_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+        path, json.dumps(nan_to_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
     )
 
 
 def write_run_folder(
     run_dir: str | os.PathLike,
-    result: Any,
+    result: EvaluationResult,
     *,
     row: Mapping[str, Any] | None = None,
     reference: Mapping[str, Any] | None = None,
@@ -128,18 +101,12 @@ def write_run_folder(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    if hasattr(result, "write_json"):
-        result.write_json(run_dir / "result.json")
-        files["json"] = run_dir / "result.json"
-    else:
-        files["json"] = write_json(run_dir / "result.json", cityscapes_dict(result))
+    files["json"] = result.write_json(run_dir / "result.json")
     ours = dict(row) if row is not None else _percent_row(result)
     if row is not None:
         files["row"] = write_json(run_dir / "row.json", dict(row))
-    confusion = getattr(result, "confusion", None)
-    if confusion is not None:
-        files["confusion_csv"] = plots.confusion_csv(confusion, run_dir / "confusion.csv")
-        files["confusion_png"] = plots.confusion_heatmap(confusion, run_dir / "confusion.png")
+    files["confusion_csv"] = plots.confusion_csv(result.confusion, run_dir / "confusion.csv")
+    files["confusion_png"] = plots.confusion_heatmap(result.confusion, run_dir / "confusion.png")
     label = str(ours.get("model", "ours"))
     files["bars"] = plots.iou_bars(
         ours, run_dir / "iou_bars.png", reference=reference, ours_label=label, reference_label=reference_label
@@ -149,7 +116,7 @@ def write_run_folder(
     return files
 
 
-def _percent_row(result: Any) -> dict[str, float]:
+def _percent_row(result: EvaluationResult) -> dict[str, float]:
     row = {k: float(v) * 100 for k, v in result.class_iou.items()}
     row["miou"] = float(result.miou) * 100
     return row
@@ -177,7 +144,7 @@ class RunReport:
 
 
 def report_run(
-    result: Any,
+    result: EvaluationResult,
     *,
     model: str,
     dataset: str,
@@ -190,15 +157,20 @@ def report_run(
     reference: str = references.DEFAULT_REFERENCE,
     readme: str | os.PathLike | None = None,
     pred_ids: str = "label",
+    run_dir: str | os.PathLike | None = None,
+    when: datetime | None = None,
     **row_fields: Any,
 ) -> RunReport:
     """After evaluation: run folder with JSON, confusion and plots; result row; README (unless `readme=None`).
 
+    `reference`: a table name (its first row) or a reference row id, drawn beside our row in the plots.
+
     `row_fields` go to `bench.report.results.row_from_result` (mode, checkpoint, preset, options, train_steps,
     predict_stats, notes, ...). Samples for the grid come from `gt_root`/`pred_dir` when both are given.
+    `run_dir` (made by `new_run_dir` at `when`) is a folder the run already writes into, e.g. its predictions.
     """
-    when = datetime.now(timezone.utc)
-    run_dir = new_run_dir(model, dataset, root=runs_dir, when=when)
+    when = when or datetime.now(timezone.utc)
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(model, dataset, root=runs_dir, when=when)
     row_fields.setdefault("date", when.strftime("%Y-%m-%dT%H:%M:%SZ"))  # the row and its folder agree
     row = row_from_result(
         result,
@@ -209,8 +181,7 @@ def report_run(
         run_dir=run_dir,
         **row_fields,
     )
-    ref_table = references.load(reference)
-    ref_row = references.pick(ref_table, 0, reference).to_dict()
+    ref_row = references.select(reference)
     samples = pick_samples(gt_root, split, pred_dir) if gt_root is not None and pred_dir is not None else []
     files = write_run_folder(
         run_dir,

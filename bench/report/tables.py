@@ -1,4 +1,4 @@
-"""Markdown tables for results: the seed's per-class format (short class names, percent, one decimal).
+"""Markdown tables for results in the seed document's per-class format (short names, percent, one decimal).
 
 Shared by `results/results.md`, the README section and `bench compare --markdown`, so all three read alike.
 Pure text formatting: no file I/O, no heavy imports.
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from bench.numbers import to_float
 from data.labels import CLASS_NAMES, SHORT_NAMES
 
 MISSING = "-"
@@ -27,25 +28,22 @@ def _round(value: float, digits: int) -> Decimal:
 
 def pct(value: Any, digits: int = 1) -> str:
     """A percentage with `digits` decimals (half up); '-' when missing or NaN."""
-    if value is None or value == "":
-        return MISSING
-    value = float(value)
+    value = to_float(value)
     return MISSING if math.isnan(value) else f"{_round(value, digits):f}"
 
 
 def signed(value: Any, digits: int = 1) -> str:
     """A delta in percentage points with its sign ('+1.2', '-0.4', '+0.0'); '-' when missing."""
-    if value is None or value == "" or math.isnan(float(value)):
+    value = to_float(value)
+    if math.isnan(value):
         return MISSING
-    rounded = _round(float(value), digits)
+    rounded = _round(value, digits)
     return f"{'-' if rounded < 0 else '+'}{abs(rounded):f}"
 
 
 def number(value: Any, fmt: str = ".2f") -> str:
     """Any other float (images/s, seconds); '-' when missing."""
-    if value is None or value == "":
-        return MISSING
-    value = float(value)
+    value = to_float(value)
     return MISSING if math.isnan(value) else format(value, fmt)
 
 
@@ -64,10 +62,10 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right:
     return "\n".join(lines) + "\n"
 
 
-def seed_table(
+def per_class_table(
     rows: Iterable[tuple[Sequence[str], Mapping[str, Any]]], label_headers: Sequence[str] = ("Method",)
 ) -> str:
-    """Per-class table in the seed's layout: label columns, the 19 short class names, mIoU.
+    """Per-class table in the seed document's layout: label columns, the 19 short class names, mIoU.
 
     Each row is (labels, values) with values keyed by full class name and 'miou', in percent.
     """
@@ -87,7 +85,7 @@ def dataset_label(dataset: str, kind: str) -> str:
 
 
 def method_label(model: str, preset: str = "") -> str:
-    """Model name with its preset, e.g. 'pspnet [cpu-small]'."""
+    """Model name with its preset, e.g. 'pspnet [cpu]'."""
     return f"{model} [{preset}]" if preset else model
 
 
@@ -127,7 +125,7 @@ def render_results_markdown(frame) -> str:
         parts.append(SYNTHETIC_NOTE + "\n")
     parts.append("## Per-class IoU (%)\n")
     parts.append(
-        seed_table(
+        per_class_table(
             (
                 (
                     [

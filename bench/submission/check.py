@@ -9,19 +9,18 @@ label IDs (0..33; not train IDs, not colour), and nothing else in the archive. E
 from __future__ import annotations
 
 import os
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from bench.evaluation.matching import prediction_keys
 from bench.evaluation.png import decode_png, png_header
 from bench.evaluation.scoring import VOID_LOOKALIKE_IDS
 from data.errors import UserError
 from data.labels import CLASS_NAMES, NUM_LABEL_IDS
 
-_KEY = re.compile(r"^(?P<key>[a-z_]+_\d{6}_\d{6})")
 COLOUR_TYPES = {2: "an RGB image", 3: "a palette (colour) image", 4: "grey with alpha", 6: "an RGBA image"}
 TRAIN_ID_SHARE = 0.25
 """A file with only values 0..18 and more than this share of pixels on void label ids holds train IDs."""
@@ -53,12 +52,6 @@ class CheckReport:
         )
 
 
-def frame_key(name: str) -> str | None:
-    """`{city}_{seq}_{frame}` of a file name inside a zip (folders ignored), None when it has none."""
-    match = _KEY.match(PurePosixPath(name).name)
-    return match["key"] if match else None
-
-
 def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | None, split: str = "test"):
     """The `CheckReport` of a valid zip; a UserError listing every problem (file and fix) otherwise."""
     from data.cityscapes import list_images
@@ -75,21 +68,22 @@ def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | N
     sizes: set[tuple[int, int]] = set()
     with archive:
         by_key: dict[str, list[str]] = {}
+        lengths = {len(key) for key in frames}
         for info in archive.infolist():
             if info.is_dir():
                 continue
-            key = frame_key(info.filename)
-            if not info.filename.lower().endswith(".png"):
+            keys = prediction_keys(PurePosixPath(info.filename).name, frames.keys(), lengths)
+            if not info.filename.endswith(".png"):
                 problems.append(Problem(info.filename, "is not a PNG: the archive must hold the PNGs alone"))
-            elif key not in frames:
+            elif not keys:
                 problems.append(
                     Problem(
                         info.filename,
-                        f"matches no image of split '{split}' ({{city}}_{{seq}}_{{frame}}): remove it, "
+                        f"matches no image of split '{split}' ({{city}}_{{seq}}_{{frame}}*.png): remove it, "
                         f"or check --split and --dataset",
                     )
                 )
-            else:
+            for key in keys:
                 by_key.setdefault(key, []).append(info.filename)
         missing = [key for key in frames if key not in by_key]
         if missing:

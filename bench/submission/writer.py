@@ -53,7 +53,7 @@ def write_submission(
     frames = list_images(dataset, split)
     with replacing(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
 
-        def add(sample, train_ids: np.ndarray) -> None:
+        def add(sample, train_ids: np.ndarray, _logits: np.ndarray) -> None:
             archive.writestr(entry_name(sample.key), png_bytes(to_label_ids(train_ids)))
 
         stats = predict_samples(

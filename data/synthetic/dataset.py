@@ -35,6 +35,7 @@ from PIL import Image
 
 from data.errors import UserError
 from data.labels import CLASS_NAMES, INSTANCE_CLASS_NAMES, name2label
+from data.sizes import size_argument
 from data.synthetic.render import render
 from data.synthetic.scene import SHOWCASE_LABELS, VOID_LABELS, SceneObject, closeup, layout
 
@@ -140,9 +141,10 @@ def _cityscapes_annotation(doc: dict) -> Annotation:
 
 
 def build_frame(
-    seed: int, split: str, index: int, size: tuple[int, int]
-) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """(polygons document, labelIds uint8, instanceIds uint16, RGB uint8) of one frame."""
+    seed: int, split: str, index: int, size: tuple[int, int], *, image: bool = True
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(polygons document, labelIds uint8, instanceIds uint16, RGB uint8) of one frame; the RGB image is
+    None with `image=False` (ground truth alone, e.g. for the evaluator benchmark)."""
     h, w = size
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     layout_rng, render_rng = rng.spawn(2)
@@ -165,6 +167,8 @@ def build_frame(
     else:
         raise RuntimeError(f"frame {split}/{index}: labels {missing} could not be placed")
     instance_ids = np.asarray(createInstanceImage(ann, "ids"), dtype=np.int64).astype(np.uint16)
+    if not image:
+        return doc, label_ids, instance_ids, None
     rgb = render(render_rng, objects, [[tuple(p) for p in o["polygon"]] for o in doc["objects"]], h, w)
     return doc, label_ids, instance_ids, rgb
 
@@ -234,19 +238,40 @@ def generate(
     _check_args(train, val, test, size, seed)
     out = Path(out)
     wanted = _manifest(train, val, test, size, seed)
+    try:
+        return _generate(out, wanted, (train, val, test), size, seed, progress, workers)
+    except OSError as exc:  # a full disk, a read-only folder, a name too long: in a worker or here
+        raise UserError(
+            f"cannot write the dataset to {out}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+            + ": choose another --out"
+        ) from None
+
+
+def _generate(
+    out: Path,
+    wanted: dict,
+    counts: tuple[int, int, int],
+    size: tuple[int, int],
+    seed: int,
+    progress: bool,
+    workers: int | None,
+) -> Path:
     if read_manifest(out) == wanted:
         return out
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and read_manifest(out) is None)):
         raise UserError(
             f"{out} exists and is not a synthetic dataset (no {MANIFEST}): choose another --out or remove it"
         )
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"cannot write the dataset to {out}: {blocker} is a file, not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    # the name is cut so that the temporary sibling's name stays within the file-system limit
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:200]}.tmp-", dir=out.parent))
     try:
         jobs = [
-            (tmp, seed, split, i, size)
-            for split, n in zip(SPLITS, (train, val, test), strict=True)
-            for i in range(n)
+            (tmp, seed, split, i, size) for split, n in zip(SPLITS, counts, strict=True) for i in range(n)
         ]
         _run(jobs, progress, workers)
         (tmp / MANIFEST).write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
@@ -279,14 +304,6 @@ def _run(jobs: list, progress: bool, workers: int | None) -> None:
 # ---------------------------------------------------------------- command line
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HxW, e.g. 256x512, got {text!r}") from None
-    return h, w
-
-
 def _count(text: str) -> int:
     try:
         n = int(text)
@@ -315,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--size",
-        type=_size,
+        type=size_argument,
         default=DEFAULT_SIZE,
         metavar="HxW",
         help=f"frame size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, Cityscapes' 1:2)",
@@ -342,5 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the half-made dataset lives in a temporary folder, already removed
+        print("interrupted", file=sys.stderr)
+        return 130
     print(root)
     return 0

@@ -1,0 +1,141 @@
+"""`python -m bench perf train`: training images/s with 1 and N data-parallel replicas, and the scaling.
+
+The step is the trainer's own (`bench.engine.train.make_train_step`: global loss normalisation, SyncBN
+with more than one replica, gradient all-reduce) under a `MirroredStrategy`, on a batch held in memory so
+the input pipeline stays out of the figure. Weak scaling, as data-parallel training is used: each replica
+keeps `--per-replica-batch` images, so N replicas train a global batch N times larger; the efficiency is
+images/s with N replicas / (N x images/s with one).
+
+Replicas are the local GPUs when TensorFlow sees enough of them (bfloat16 compute, and XLA for the single
+replica, as `bench train` does there), else logical CPU devices split from the one CPU. Logical CPU devices
+share the same cores: when one replica already keeps them busy, N replicas can only take turns (about 1/N
+efficiency), so on a CPU the figure shows what the distribution machinery costs, not a speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench.arguments import size
+
+    parser.add_argument("--model", default="pspnet", help="registry name or package.module:function")
+    parser.add_argument("--preset", default="tiny", help="model preset (default tiny; 'none' for none)")
+    parser.add_argument("--crop", type=size, default=(128, 256), help="training crop HxW (default 128x256)")
+    parser.add_argument("--per-replica-batch", type=int, default=2, help="images per replica per step (2)")
+    parser.add_argument("--replicas", type=int, default=2, help="replicas of the scaled run (default 2)")
+    parser.add_argument(
+        "--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)"
+    )
+    parser.add_argument("--float32", action="store_true", help="no mixed precision or XLA even on GPUs")
+
+
+def measure(
+    model: str,
+    preset: str | None,
+    devices: list[str],
+    *,
+    per_replica_batch: int,
+    crop: tuple[int, int],
+    steps: int,
+    accelerate: bool,
+) -> float:
+    """Images/s of the trainer's step mirrored over `devices` (a batch in memory, after one warm-up step)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from bench.engine import checkpoint as ckpt
+    from bench.engine.strategy import synchronize_batch_norm
+    from bench.engine.train import make_optimizer, make_train_step
+
+    strategy = tf.distribute.MirroredStrategy(devices)
+    replicas = strategy.num_replicas_in_sync
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        old_policy = keras.mixed_precision.global_policy()
+        if accelerate:
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            net = ckpt.rebuild({"model": model, "preset": preset, "options": {}}, aux_head=True)
+        finally:
+            keras.mixed_precision.set_global_policy(old_policy)
+        if replicas > 1:
+            synchronize_batch_norm(net)
+        optimizer = make_optimizer(0.01, 1000)
+        net.compile(optimizer=optimizer)
+        optimizer.build(net.trainable_variables)
+    step = make_train_step(net, optimizer, jit=accelerate and replicas == 1, strategy=strategy)
+    rng = np.random.default_rng(0)
+    shape = (per_replica_batch, *crop)
+    images = [tf.constant(rng.normal(size=(*shape, 3)).astype(np.float32)) for _ in range(replicas)]
+    labels = [tf.constant(rng.integers(0, 19, size=shape).astype(np.uint8)) for _ in range(replicas)]
+
+    def distributed(parts):
+        return strategy.experimental_distribute_values_from_function(
+            lambda ctx: parts[ctx.replica_id_in_sync_group]
+        )
+
+    x, y = distributed(images), distributed(labels)
+    float(step(x, y)["loss"])  # trace and warm up
+    began = time.perf_counter()
+    for _ in range(steps):
+        float(step(x, y)["loss"])
+    return replicas * per_replica_batch * steps / (time.perf_counter() - began)
+
+
+def run(args: argparse.Namespace) -> int:
+    from data.errors import UserError
+
+    if min(args.per_replica_batch, args.replicas, args.steps) < 1:
+        raise UserError("--per-replica-batch, --replicas and --steps must be at least 1")
+    import tensorflow as tf
+
+    from bench.engine.strategy import split_cpu
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) >= args.replicas:
+        devices = [f"/gpu:{i}" for i in range(args.replicas)]
+        kind, accelerate = "GPU", not args.float32
+    else:
+        devices = split_cpu(args.replicas)
+        kind, accelerate = "logical CPU device", False
+    preset = None if args.preset in (None, "", "none") else args.preset
+    crop = tuple(args.crop)
+    print(
+        f"TensorFlow {tf.__version__}; {args.model} (preset {preset}), crop {crop[0]}x{crop[1]}, "
+        f"{args.per_replica_batch} images per replica, {'mixed bfloat16' if accelerate else 'float32'}; "
+        f"replicas are {kind}s",
+        flush=True,
+    )
+    rates = {}
+    for count in sorted({1, args.replicas}):
+        rates[count] = measure(
+            args.model,
+            preset,
+            devices[:count],
+            per_replica_batch=args.per_replica_batch,
+            crop=crop,
+            steps=args.steps,
+            accelerate=accelerate,
+        )
+        print(
+            f"{count} replica(s), global batch {count * args.per_replica_batch}: "
+            f"{rates[count]:8.2f} images/s",
+            flush=True,
+        )
+    if args.replicas > 1:
+        efficiency = rates[args.replicas] / (args.replicas * rates[1])
+        print(
+            f"scaling efficiency with {args.replicas} replicas: {100 * efficiency:.0f}% "
+            f"(images/s {rates[args.replicas]:.2f} / ({args.replicas} x {rates[1]:.2f}))"
+            + (
+                f"; logical CPU devices share the cores: about {100 // args.replicas}% when one "
+                "replica keeps them busy"
+                if kind != "GPU"
+                else ""
+            )
+        )
+    return 0

@@ -1,0 +1,35 @@
+"""Image sizes on the command line: `HEIGHTxWIDTH` (or one number for a square), parsed in one place."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def parse_dims(text: str, count: int, example: str) -> tuple[int, ...]:
+    """`8x256x512` -> (8, 256, 512): exactly `count` positive integers joined by 'x'; ValueError otherwise."""
+    try:
+        values = tuple(int(p) for p in str(text).lower().split("x"))
+    except ValueError:
+        values = ()
+    if len(values) != count or min(values) < 1:
+        raise ValueError(f"'{text}' is not {'x'.join('N' * count)} with positive numbers, e.g. {example}")
+    return values
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """`512x1024` (height x width) or `512` (square) -> (512, 1024); ValueError naming the form otherwise."""
+    text = str(text)
+    dims = text if "x" in text.lower() else f"{text}x{text}"
+    try:
+        height, width = parse_dims(dims, 2, "512x1024")
+    except ValueError:
+        raise ValueError(f"'{text}' is not a size: write HEIGHTxWIDTH, e.g. 512x1024") from None
+    return height, width
+
+
+def size_argument(text: str) -> tuple[int, int]:
+    """`parse_size` as an argparse type (its message becomes the usage error)."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

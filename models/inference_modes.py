@@ -1,0 +1,80 @@
+"""Inference modes of a segmentation network: whole image, sliding window, multi-scale (+ flip).
+
+As mmsegmentation's segmentor holds them: the network maps a normalised frame to logits, and a mode decides
+which crops and scales it sees and how their logits are averaged back at full resolution. No I/O here, and
+no TensorFlow import at module level, so the command line can offer the modes without loading it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+MODES = ("whole", "slide", "multiscale")
+DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # PSPNet's multi-scale test
+DEFAULT_CROP = (713, 713)  # PSPNet's sliding window on Cityscapes
+DEFAULT_OVERLAP = 1 / 3  # windows overlap by a third: stride = 2/3 of the crop
+
+
+def slide_windows(length: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) windows covering 0..length; the last one flush with the end, all clipped to length."""
+    if length <= window:
+        return [(0, length)]
+    count = math.ceil((length - window) / stride) + 1
+    starts = [min(i * stride, length - window) for i in range(count)]
+    return [(s, s + window) for s in starts]
+
+
+def slide_logits(forward: Callable, image, crop: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Logits (H, W, C) of a (1, H, W, 3) image from overlapping windows, averaged where they overlap."""
+    height, width = int(image.shape[1]), int(image.shape[2])
+    total, count = None, np.zeros((height, width, 1), np.float32)
+    for y0, y1 in slide_windows(height, crop[0], stride[0]):
+        for x0, x1 in slide_windows(width, crop[1], stride[1]):
+            logits = np.asarray(forward(image[:, y0:y1, x0:x1, :]))[0]
+            if total is None:
+                total = np.zeros((height, width, logits.shape[-1]), np.float32)
+            total[y0:y1, x0:x1] += logits
+            count[y0:y1, x0:x1] += 1.0
+    return total / count
+
+
+def frame_logits(
+    forward: Callable,
+    image,
+    *,
+    mode: str = "whole",
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    crop: tuple[int, int] | None = None,
+    stride: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Averaged logits (H, W, C) of one normalised frame (1, H, W, 3) under the chosen mode."""
+    import tensorflow as tf
+
+    height, width = int(image.shape[1]), int(image.shape[2])
+    sliding = mode == "slide" or (mode == "multiscale" and crop is not None)
+    crop = crop or DEFAULT_CROP
+    stride = stride or tuple(max(1, math.ceil(c * (1 - DEFAULT_OVERLAP))) for c in crop)
+    run_scales = scales if mode == "multiscale" else (1.0,)
+
+    def predict_one(x) -> np.ndarray:
+        if sliding:
+            return slide_logits(forward, x, crop, stride)
+        return np.asarray(forward(x))[0]
+
+    total = None
+    for scale in run_scales:
+        target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        scaled = image if target == (height, width) else tf.image.resize(image, target, method="bilinear")
+        for mirrored in (False, True) if flip else (False,):
+            x = tf.reverse(scaled, [2]) if mirrored else scaled
+            logits = predict_one(x)
+            if mirrored:
+                logits = logits[:, ::-1]
+            if target != (height, width):
+                logits = tf.image.resize(logits[None], (height, width), method="bilinear")[0].numpy()
+            total = logits if total is None else total + logits
+    return total / (len(run_scales) * (2 if flip else 1))
