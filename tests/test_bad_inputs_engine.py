@@ -513,7 +513,8 @@ def test_a_failed_run_leaves_no_run_folder(ctx, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise UserError("evaluation failed")
 
-    monkeypatch.setattr("bench.evaluation.evaluate", broken)
+    # bench run scores frames as it predicts them: the evaluation fails where the scores are read
+    monkeypatch.setattr("bench.evaluation.streaming.StreamingEvaluator.evaluate", broken)
     with pytest.raises(UserError, match="evaluation failed"):
         run_benchmark(
             MODEL,

@@ -12,7 +12,7 @@ from bench.evaluation.streaming import StreamingEvaluator
 from data.cityscapes import list_samples
 from data.errors import UserError
 from data.labels import TRAIN_TO_LABEL
-from tests.evaluate_data import noisy_prediction, random_scene, write_gt, write_pred
+from tests.cityscapes_files import noisy_prediction, random_scene, write_gt, write_pred
 
 
 @pytest.fixture()
