@@ -423,3 +423,14 @@ def test_bf16_needs_a_checkpoint_that_names_its_model(root, tmp_path, capsys):
     args = ["--checkpoint", str(path), "--dataset", str(root), "--out", str(tmp_path / "p")]
     assert main(["predict", *args, "--precision", "bf16"]) == 2
     assert "--precision bf16 needs a checkpoint that names its registry model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_perf_precision_prints_agreement_miou_difference_and_speed(root, trained, capsys):
+    args = ["perf", "precision", "--checkpoint", str(trained), "--dataset", str(root), "--baseline"]
+    assert main([*args, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    agreement = float(out.split("arg-max agreement bf16 vs fp32: ")[1].split("%")[0])
+    assert 99.0 < agreement <= 100.0 and "target >= 99.5%" in out
+    assert "baseline: fp32 on the input rounded to bfloat16 agrees on" in out
+    assert "mIoU fp32 " in out and "speed bf16 / fp32 " in out

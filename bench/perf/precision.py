@@ -24,15 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split with ground truth (default val)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N frames")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run fp32 on the input rounded to bfloat16: how much a perturbation of bf16's size alone "
+        "changes this model's arg-max (random-weight models flip many pixels there: the test says little)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    import tensorflow as tf
-    from tqdm import tqdm
-
     from bench.engine.device import environment
     from bench.engine.predict import load_checkpoint
+    from bench.engine.progress import progress_bar
+    from bench.engine.tensorflow_import import import_tensorflow
     from bench.evaluation.png import read_png
     from bench.evaluation.scoring import VALID_IDS
     from bench.evaluation.streaming import StreamingEvaluator
@@ -43,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from data.normalization import InputSpec
     from data.pipeline import eval_dataset
 
+    tf = import_tensorflow()
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be at least 1")
     samples = list_samples(args.dataset, args.split, require_images=True)[: args.limit]
@@ -59,15 +65,14 @@ def run(args: argparse.Namespace) -> int:
     )
     evaluated = np.zeros(256, bool)  # label ids whose GT pixels the evaluation counts
     evaluated[VALID_IDS] = True
-    counts = {"all": [0, 0], "evaluated": [0, 0]}  # [agreeing pixels, pixels]
+    counts = {"all": [0, 0], "evaluated": [0, 0], "baseline": [0, 0]}  # [agreeing pixels, pixels]
     seconds: dict[str, list[Timing]] = {"fp32": [], "bf16": []}
     evaluators = {p: StreamingEvaluator() for p in forwards}
     frames = eval_dataset(samples, with_labels=False, input_spec=InputSpec.from_metadata(metadata))
     try:
         first = True
-        for sample, image in tqdm(
-            zip(samples, frames, strict=True), total=len(samples), unit="img", disable=args.no_progress
-        ):
+        bar = progress_bar(len(samples), desc="fp32 and bf16", unit="img", enabled=not args.no_progress)
+        for sample, image in zip(samples, frames, strict=True):
             train_ids = {}
             for precision, forward in forwards.items():
                 if first:
@@ -83,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
             counts["all"][1] += same.size
             counts["evaluated"][0] += int(same[counted].sum())
             counts["evaluated"][1] += int(counted.sum())
+            if args.baseline:  # fp32 on an input perturbed by bfloat16 rounding alone
+                rounded = tf.cast(tf.cast(image, tf.bfloat16), tf.float32)
+                perturbed = np.argmax(forwards["fp32"](rounded).numpy()[0], axis=-1)
+                counts["baseline"][0] += int((perturbed == train_ids["fp32"]).sum())
+                counts["baseline"][1] += same.size
+            bar.update(1)
+        bar.close()
         results = {p: e.evaluate() for p, e in evaluators.items()}
     finally:
         for evaluator in evaluators.values():
@@ -104,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         f"of {n_all} differ), {100 * agreement['evaluated']:.3f}% of the {n_eval} evaluated pixels "
         f"(target >= {100 * AGREEMENT_TARGET:g}%: {verdict})"
     )
+    if args.baseline:
+        print(
+            f"baseline: fp32 on the input rounded to bfloat16 agrees on {100 * agreement['baseline']:.3f}% "
+            f"of the pixels with fp32 (a model that flips many pixels here is too sensitive for this test)"
+        )
     delta = miou["bf16"] - miou["fp32"]
     print(
         f"mIoU fp32 {miou['fp32']:.3f}, bf16 {miou['bf16']:.3f}: difference {delta:+.3f} points"
