@@ -26,7 +26,7 @@ from bench.engine.recipes import label as recipe_label
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
-from models.inference_modes import DEFAULT_SCALES, MODES
+from models.inference_modes import DEFAULT_SCALES, MODES, scales_for
 from models.precision import DEFAULT_PRECISION, PRECISIONS
 
 NOTES = "trained from scratch (no ImageNet weights offline)"
@@ -315,9 +315,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.scales is not None and args.mode != "multiscale":
-        raise UserError("--scales applies to --mode multiscale only")
-    scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
+    scales = scales_for(args.mode, args.scales)
     run_benchmark(
         args.model,
         dataset=args.dataset,

@@ -18,6 +18,15 @@ DEFAULT_CROP = (713, 713)  # PSPNet's sliding window on Cityscapes
 DEFAULT_OVERLAP = 1 / 3  # windows overlap by a third: stride = 2/3 of the crop
 
 
+def scales_for(mode: str, scales: Sequence[float] | None) -> tuple[float, ...]:
+    """The scales a mode runs at: the given ones (multiscale only), PSPNet's six by default, else 1.0."""
+    if scales is not None and mode != "multiscale":
+        from data.errors import UserError
+
+        raise UserError("--scales applies to --mode multiscale only")
+    return tuple(scales) if scales else (DEFAULT_SCALES if mode == "multiscale" else (1.0,))
+
+
 def slide_windows(length: int, window: int, stride: int) -> list[tuple[int, int]]:
     """[start, end) windows covering 0..length; the last one flush with the end, all clipped to length."""
     if length <= window:

@@ -47,3 +47,26 @@ def test_sizes_parse_in_one_place_with_squares_and_clear_errors():
     for bad in ("0x64", "x", "1x2x3", "abc", "-1x5", ""):
         with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
             parse_size(bad)
+
+
+def test_scales_apply_to_multiscale_only_and_default_to_pspnets_six():
+    from data.errors import UserError
+    from models.inference_modes import DEFAULT_SCALES, scales_for
+
+    assert scales_for("whole", None) == (1.0,) and scales_for("slide", None) == (1.0,)
+    assert scales_for("multiscale", None) == DEFAULT_SCALES and len(DEFAULT_SCALES) == 6
+    assert scales_for("multiscale", (0.5, 1.0)) == (0.5, 1.0)
+    with pytest.raises(UserError, match="multiscale only"):
+        scales_for("whole", (0.5,))
+
+
+@pytest.mark.parametrize("command", ["predict", "run", "submit"])
+def test_scales_without_multiscale_are_refused_by_every_command(command, tmp_path, capsys):
+    argv = {
+        "predict": ["predict", "--checkpoint", str(tmp_path / "c.keras"), "--out", str(tmp_path / "o")],
+        "run": ["run", "--no-readme"],
+        "submit": ["submit", "--checkpoint", str(tmp_path / "c.keras"), "--out", str(tmp_path / "s.zip")],
+    }[command]
+    assert main([*argv, "--scales", "0.5,1.0"]) == 2
+    assert "--scales applies to --mode multiscale only" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s.zip").exists()

@@ -55,7 +55,7 @@ from bench.engine import checkpoint as ckpt
 from bench.engine.progress import progress_bar
 from bench.engine.tensorflow_import import import_tensorflow
 from data.errors import UserError
-from models.inference_modes import DEFAULT_SCALES, MODES, frame_logits
+from models.inference_modes import DEFAULT_SCALES, MODES, frame_logits, scales_for
 from models.precision import DEFAULT_PRECISION, PRECISIONS
 
 STATS_NAME = "predict_stats.json"
@@ -399,11 +399,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.scales is not None and args.mode != "multiscale":
-        raise UserError("--scales applies to --mode multiscale only")
     if args.json and not args.evaluate:
         raise UserError("--json writes the scores of --evaluate: add --evaluate")
-    scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
+    scales = scales_for(args.mode, args.scales)
     evaluator = None
     if args.evaluate:
         from bench.evaluation.streaming import StreamingEvaluator

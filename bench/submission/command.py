@@ -43,12 +43,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("--checkpoint needs --out, the zip to write (e.g. --out submission.zip)")
-    if args.scales is not None and args.mode != "multiscale":
-        raise UserError("--scales applies to --mode multiscale only")
-    from bench.engine.predict import DEFAULT_SCALES
     from bench.submission.writer import write_submission
+    from models.inference_modes import scales_for
 
-    scales = args.scales or (DEFAULT_SCALES if args.mode == "multiscale" else (1.0,))
+    scales = scales_for(args.mode, args.scales)
     stats = write_submission(
         args.checkpoint,
         args.dataset,
