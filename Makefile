@@ -64,7 +64,7 @@ test: $(STAMP) $(TEST_STAMP) ## Run the whole test suite (what CI runs)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP) $(TEST_STAMP) ## Run the tests not marked slow (training, end to end, ResNet-50)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not peer"
 
 lint: $(TEST_STAMP) ## ruff check and ruff format --check
 	$(PY) -m ruff check $(CODE)
@@ -87,7 +87,8 @@ parity: $(STAMP) $(PARITY_STAMP) ## Parity of `bench convert` with mmsegmentatio
 parity-fixtures: $(STAMP) $(PARITY_STAMP) ## Rewrite tests/fixtures/mmseg/ (what make test checks) with mmsegmentation
 	$(PARITY_VENV)/bin/python tests/parity/mmseg_parity.py --python $(PY) --write-fixtures tests/fixtures/mmseg
 
-perf-peer: $(STAMP) $(PARITY_STAMP) ## Time PSPNet-R50-D8 fp32/bf16 against mmsegmentation's own on torch (same input, threads)
+perf-peer: $(STAMP) $(TEST_STAMP) $(PARITY_STAMP) ## Time PSPNet-R50-D8 fp32/bf16 against mmsegmentation's own on torch (same input, threads)
+	$(PY) -m pytest -q -m peer
 	$(PY) -m bench perf model pspnet@512x1024 --precision bf16 --fold-bn --peer mmseg --repeats 5
 
 clean: ## Remove caches and generated data (keeps .venv)

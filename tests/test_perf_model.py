@@ -59,10 +59,9 @@ def test_bf16_is_timed_against_fp32_and_the_ratio_printed(capsys):
     assert "speed ours bf16 / ours fp32: " in out and "target" not in out.split("speed")[-1]  # R50 only
 
 
-@pytest.mark.slow
+@pytest.mark.peer
 def test_the_mmseg_peer_answers_timed_passes_in_both_precisions():
-    if not perf_model.PARITY_PYTHON.is_file():
-        pytest.skip("no parity venv (make venv-parity)")
+    assert perf_model.PARITY_PYTHON.is_file(), "no parity venv: run make venv-parity (or make perf-peer)"
     peer = perf_model.PeerProcess(str(perf_model.PARITY_PYTHON), (64, 128), batch=1, threads=1)
     try:
         assert peer.facts["params_without_aux"] == 46_610_803  # mmseg's PSPNet-R50-D8 without the aux head
