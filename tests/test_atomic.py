@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench import atomic
 from data.errors import UserError
-
-
-@contextlib.contextmanager
-def full_file_system(folder: Path) -> Iterator[Path]:
-    """A tiny tmpfs at `folder`, filled until the kernel says ENOSPC (needs the right to mount: root)."""
-    folder.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    try:
-        with contextlib.suppress(OSError), open(folder / "filler", "wb") as f:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
+from tests.filesystems import full_file_system
 
 
 def test_writable_path_passes_and_leaves_nothing_behind(tmp_path):

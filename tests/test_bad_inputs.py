@@ -35,6 +35,7 @@ from bench.report.results import append_row, row_from_result
 from data.labels import TRAIN_TO_COLOR, name2label, to_train_ids
 from data.synthetic.dataset import main as synthetic_main
 from tests.cityscapes_files import H, W, evaluation_result, random_scene, write_gt, write_png, write_pred
+from tests.filesystems import full_file_system
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("frankfurt_000000_000019", "lindau_000001_000019")
@@ -140,25 +141,6 @@ def good_json() -> dict:
     """What `bench evaluate --json` writes (NaN as null)."""
     with tempfile.TemporaryDirectory() as tmp:
         return json.loads(result(1).write_json(Path(tmp) / "r.json").read_text())
-
-
-@contextlib.contextmanager
-def full_file_system(folder: Path) -> Iterator[Path]:
-    """A tiny tmpfs at `folder`, filled until the kernel says ENOSPC (mounting needs root)."""
-    folder.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    try:
-        with contextlib.suppress(OSError), open(folder / "filler", "wb") as f:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 # ---------------------------------------------------------------- running a case
