@@ -88,5 +88,14 @@ def map_images(func, items: Sequence, workers: int | None) -> Iterator:
     if workers == 1:
         yield from map(func, items)
         return
-    with _start_pool(workers) as pool:  # leaving it (done, error, Ctrl-C) terminates the live workers
-        yield from pool.imap(func, items, chunksize=1)
+    with _start_pool(workers) as pool:  # leaving it (done, error) terminates the live workers
+        try:
+            yield from pool.imap(func, items, chunksize=1)
+        except KeyboardInterrupt:
+            # Pool.terminate() takes the task queue's lock, which an idle worker holds while waiting for a
+            # task that never comes once terminating: Ctrl-C could hang there. Kill the workers and leave.
+            for worker in pool._pool:
+                worker.kill()
+            sys.stderr.write("interrupted\n")
+            sys.stderr.flush()
+            os._exit(130)
