@@ -56,13 +56,6 @@ def test_cpu_recipes_keep_bench_runs_defaults():
     assert recipes.get("cpu-synthetic").steps == 800 and recipes.get("cpu-real").crop == (512, 512)
 
 
-def test_recipe_scale_range_is_the_pipelines():
-    pytest.importorskip("tensorflow")
-    from data.pipeline import SCALE_RANGE
-
-    assert recipes.SCALE_RANGE == SCALE_RANGE
-
-
 def test_recipes_command_lists_mmseg_80k_without_importing_tensorflow():
     code = "import sys\nfrom bench.cli import main\nmain(['recipes'])\nprint('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field, fields
+from typing import Any
+
+from data.sizes import SCALE_RANGE
 
 AUX_WEIGHT = 0.4
 WEIGHT_DECAY = 1e-4
-# data.pipeline.SCALE_RANGE (that module imports TensorFlow; a test keeps the two equal)
-SCALE_RANGE = (0.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class Published:
 
 @dataclass(frozen=True)
 class Recipe:
-    """All settings of a training run. `model`/`preset` None: the caller chooses (e.g. `bench run`)."""
+    """All settings of a training run (what a checkpoint records and a result row names). `model`/`preset`
+    None: the caller chooses (e.g. `bench run`); `options` are builder options beside the preset."""
 
     steps: int
     batch: int  # global batch, split over the replicas
@@ -45,6 +47,8 @@ class Recipe:
     description: str = ""
     model: str | None = None
     preset: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
     weight_decay: float = WEIGHT_DECAY
     aux_weight: float = AUX_WEIGHT
     scale_range: tuple[float, float] = SCALE_RANGE

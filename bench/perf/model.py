@@ -206,7 +206,7 @@ def time_train_step(name: str, preset: str | None, batch: int, size: tuple[int, 
     loss, SGD update with weight decay): what `bench train` runs, not a copy of it."""
     import tensorflow as tf
 
-    from bench.engine.train import make_optimizer, make_train_step
+    from bench.engine.train_step import make_optimizer, make_train_step
     from models import registry
 
     model = registry.build(name, preset=preset, aux_head=True)

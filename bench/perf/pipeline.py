@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     import keras
 
     from bench.engine import checkpoint as ckpt
-    from bench.engine.train import make_optimizer, make_train_step
+    from bench.engine.train_step import make_optimizer, make_train_step
     from data.cityscapes import list_samples
     from data.pipeline import train_dataset
     from models.registry import resolve_options
