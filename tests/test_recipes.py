@@ -11,7 +11,7 @@ import pytest
 
 from bench.cli import main
 from bench.engine import recipes, strategy
-from bench.engine.train import add_arguments, resolve_recipe
+from bench.engine.train_command import add_arguments, resolve_recipe
 from bench.report import references
 from data.errors import UserError
 
