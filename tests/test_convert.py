@@ -244,13 +244,19 @@ def test_converted_checkpoint_predicts_mmseg_logits(fmt, tmp_path):
 
 def test_predict_accepts_a_pth_and_caches_the_conversion(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
-    from bench.engine import checkpoint as ckpt
     from bench.engine.convert import command
+    from bench.engine.opener import open_checkpoint
 
     monkeypatch.setattr(command, "CONVERTED_ROOT", tmp_path / "converted")
-    first = ckpt.resolve(fixture("legacy"))
+    opened = open_checkpoint(fixture("legacy"))
+    first = Path(opened.metadata["checkpoint"])
     assert first.parent == tmp_path / "converted" and first.suffix == ".keras"
-    assert ckpt.resolve(fixture("legacy")) == first
+    assert opened.sha256 == published.sha256(fixture("legacy"))  # the published file's hash
+    assert (
+        opened.metadata["source"]["format"] == "mmseg"
+        and opened.input_spec.to_dict() == opened.metadata["input"]
+    )
+    assert Path(open_checkpoint(fixture("legacy")).metadata["checkpoint"]) == first
     assert "cached" in capsys.readouterr().out
 
 
