@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.evaluation.png import read_png
     from bench.evaluation.scoring import VALID_IDS
     from bench.evaluation.streaming import StreamingEvaluator
-    from bench.perf.model import Timing, load_note, median
+    from bench.perf.timing import Timing, load_note, measure, median
     from data.cityscapes import list_samples
     from data.errors import UserError
     from data.normalization import InputSpec
@@ -77,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
             for precision, forward in forwards.items():
                 if first:
                     forward(image)  # warm-up: tracing is not inference time
-                began, cpu = time.perf_counter(), time.process_time()
-                train_ids[precision] = np.argmax(forward(image).numpy()[0], axis=-1).astype(np.uint8)
-                seconds[precision].append(Timing(time.perf_counter() - began, time.process_time() - cpu))
+                timing, logits = measure(lambda f=forward, x=image: f(x).numpy()[0])
+                train_ids[precision] = np.argmax(logits, axis=-1).astype(np.uint8)
+                seconds[precision].append(timing)
                 evaluators[precision].process(sample, train_ids[precision])
             first = False
             same = train_ids["fp32"] == train_ids["bf16"]

@@ -15,7 +15,6 @@ efficiency), so on a CPU the figure shows what the distribution machinery costs,
 from __future__ import annotations
 
 import argparse
-import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +47,7 @@ def measure(
     import tensorflow as tf
 
     from bench.engine.train_step import build_trainable, make_train_step
+    from bench.perf.timing import measure, rate
 
     strategy = tf.distribute.MirroredStrategy(devices)
     replicas = strategy.num_replicas_in_sync
@@ -68,10 +68,8 @@ def measure(
 
     x, y = distributed(images), distributed(labels)
     float(step(x, y)["loss"])  # trace and warm up
-    began = time.perf_counter()
-    for _ in range(steps):
-        float(step(x, y)["loss"])
-    return replicas * per_replica_batch * steps / (time.perf_counter() - began)
+    timing, _ = measure(lambda: [float(step(x, y)["loss"]) for _ in range(steps)])
+    return rate(replicas * per_replica_batch * steps, timing.wall)
 
 
 def run(args: argparse.Namespace) -> int:
