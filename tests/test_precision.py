@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
-from models.inference import fold_batchnorm  # noqa: E402
+from models.batchnorm_folding import fold_batchnorm  # noqa: E402
 from models.precision import precision_scope  # noqa: E402
 from models.registry import build  # noqa: E402
 from tests.keras_helpers import model_precision  # noqa: E402

@@ -172,7 +172,7 @@ def _open_keras(name, *, precision: str, fold_bn: bool, cache=None) -> OpenedMod
     metadata["precision"] = precision
     metadata["folded_bn"] = False
     if fold_bn:
-        from models.inference import fold_batchnorm
+        from models.batchnorm_folding import fold_batchnorm
 
         try:
             model, metadata["folded_bn"] = fold_batchnorm(model), True

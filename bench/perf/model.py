@@ -152,7 +152,7 @@ def build_forward(
     with precision_scope(precision):
         model = registry.build(name, preset=preset)
     if fold_bn:
-        from models.inference import fold_batchnorm
+        from models.batchnorm_folding import fold_batchnorm
 
         model = fold_batchnorm(model)
     images = tf.constant(np.random.default_rng(0).normal(size=(batch, *size, 3)).astype("float32"))
