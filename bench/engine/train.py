@@ -309,7 +309,8 @@ def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions) -> P
         f"{precision}, {dist.describe()}{', SyncBN' if synced else ''}, {net.count_params():,} parameters",
         flush=True,
     )
-    target = recipe.published.miou if recipe.published else None
+    published = recipe.published()
+    target = published.miou if published else None
     log = TrainingLog(out, start, validation=bool(recipe.val_every), target=target) if dist.is_chief else None
     step_fn = make_train_step(net, optimizer, recipe.aux_weight, jit=xla, strategy=dist.strategy)
     batches = iter(
