@@ -1,7 +1,7 @@
 """The layers import downwards only: no import cycle among the modules of bench/, models/ and data/.
 
 Every `import` counts, the ones inside functions too: a cycle hidden in a function body (as
-`engine/checkpoint.py` <-> `engine/convert/command.py` once was) still ties two modules into one. The
+`engine/checkpoint.py` <-> `engine/convert/command.py` once were) still ties two modules into one. The
 graph is read from the source (ast), so no module is executed; one test also imports every module.
 """
 

@@ -130,13 +130,13 @@ def open_checkpoint(
 
 
 def _is_torch(name: str) -> bool:
-    from bench.engine.convert.command import is_torch_checkpoint
+    from bench.engine.convert.converter import is_torch_checkpoint
 
     return is_torch_checkpoint(name) and Path(name).is_file()
 
 
 def _open_torch(name: str, *, precision: str, fold_bn: bool, cache) -> OpenedModel:
-    from bench.engine.convert.command import converted
+    from bench.engine.convert.converter import converted
 
     return _open_keras(converted(name, root=cache), precision=precision, fold_bn=fold_bn, cache=cache)
 
