@@ -24,6 +24,7 @@ from bench.engine.opener import OpenedModel, as_opened
 from bench.engine.progress import progress_bar
 from bench.engine.sinks import Sink
 from bench.engine.tensorflow_import import import_tensorflow
+from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings, frame_logits
 
 
@@ -58,6 +59,12 @@ def predict_frames(
     forward = opened.logits_function()
     options = settings.mode_options()
     metadata = opened.metadata
+    if opened.outputs == "train_ids" and (settings.mode != "whole" or settings.flip):
+        raise UserError(
+            f"{metadata.get('checkpoint') or 'this model'} gives only its arg-max, no logits to average: "
+            f"use --mode whole without --flip"
+        )
+    predict = _argmax_only if opened.outputs == "train_ids" else _from_logits
     for sink in sinks:
         sink.reset()
 
@@ -68,11 +75,10 @@ def predict_frames(
     bar = progress_bar(len(samples), desc="predict", unit="img", enabled=progress)
     for sample, image in zip(samples, frames, strict=True):
         if began is None:  # warm-up: trace and compile on the first frame, outside the timings
-            frame_logits(forward, image, **options)
+            predict(forward, image, options)
             began = time.perf_counter()
         t0 = time.perf_counter()
-        logits = frame_logits(forward, image, **options)
-        train_ids = np.argmax(logits, axis=-1).astype(np.uint8)
+        train_ids, logits = predict(forward, image, options)
         latencies.append(time.perf_counter() - t0)
         sizes.add(train_ids.shape)
         for sink in sinks:
@@ -102,6 +108,15 @@ def predict_frames(
         **options,
     }
     return Predicted(stats, tuple(sink.evaluate() for sink in sinks))
+
+
+def _from_logits(forward, image, options) -> tuple[np.ndarray, np.ndarray]:
+    logits = frame_logits(forward, image, **options)
+    return np.argmax(logits, axis=-1).astype(np.uint8), logits
+
+
+def _argmax_only(forward, image, options) -> tuple[np.ndarray, None]:
+    return np.asarray(forward(image))[0].astype(np.uint8), None
 
 
 def _peak_memory(tf) -> dict[str, float]:

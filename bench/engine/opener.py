@@ -34,13 +34,15 @@ class OpenedModel:
     (1, H, W, 3) normalised float32 -> (1, H, W, C) float32 logits. `metadata` is the checkpoint's
     (`model`, `preset`, `options`, `steps`, `input` normalisation, `protocol`, `source`, ...) plus
     `checkpoint` (the file opened), `precision` and `folded_bn`. `jit`: XLA-compile the traced forward
-    pass (None: when a GPU is present).
+    pass (None: when a GPU is present). `outputs`: "logits", or "train_ids" for a model that gives only its
+    arg-max (1, H, W) (then only `--mode whole` without `--flip` applies, and sinks get `logits=None`).
     """
 
     keras: Any | None
     metadata: dict[str, Any] = field(default_factory=dict)
     forward: Callable | None = None
     jit: bool | None = None
+    outputs: str = "logits"
 
     @property
     def input_spec(self) -> InputSpec:
