@@ -156,8 +156,8 @@ def run_benchmark(
             model, data, preset=preset, recipe=recipe, seed=seed, root=checkpoint_root, progress=progress
         )
         opened = open_checkpoint(trained, precision=settings.precision, fold_bn=settings.fold_bn)
-    meta = opened.metadata
-    checkpoint_path = Path(meta["checkpoint"])
+    checkpoint_path = Path(opened.metadata["checkpoint"])
+    meta = {} if opened.metadata.get("plain") else opened.metadata  # what the checkpoint records of itself
     if meta.get("model") and meta["model"] != model:
         raise UserError(
             f"checkpoint {checkpoint_path} holds model '{meta['model']}', not '{model}': "

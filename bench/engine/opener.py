@@ -166,7 +166,8 @@ def _open_keras(name, *, precision: str, fold_bn: bool, cache=None) -> OpenedMod
             model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # Keras raises many types for unreadable or foreign files
             raise UserError(f"cannot load {path} as a Keras model ({type(exc).__name__}: {exc})") from exc
-        metadata = {"model": model.name, "num_classes": None, "steps": None}
+        # `plain`: no bench.json, so no registry model, recipe or steps to report (a result row leaves them out)
+        metadata = {"model": model.name, "num_classes": None, "steps": None, "plain": True}
     output = model.output
     if isinstance(output, dict):
         model = keras.Model(model.input, output["logits"], name=f"{model.name}_logits")
