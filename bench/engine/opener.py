@@ -166,7 +166,7 @@ def _open_keras(name, *, precision: str, fold_bn: bool, cache=None) -> OpenedMod
             model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # Keras raises many types for unreadable or foreign files
             raise UserError(f"cannot load {path} as a Keras model ({type(exc).__name__}: {exc})") from exc
-        # `plain`: no bench.json, so no registry model, recipe or steps to report (a result row leaves them out)
+        # `plain`: no bench.json, so no registry model, recipe or steps to report (rows leave them out)
         metadata = {"model": model.name, "num_classes": None, "steps": None, "plain": True}
     output = model.output
     if isinstance(output, dict):
