@@ -31,7 +31,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.train import make_optimizer, train  # noqa: E402
+from bench.engine.recipes import Recipe  # noqa: E402
+from bench.engine.train import RunOptions, train  # noqa: E402
+from bench.engine.train_step import make_optimizer  # noqa: E402
 
 STEPS, BATCH, CROP, LR = 6, 8, (32, 48), 0.001
 TIMEOUT = 300  # seconds a training process may take before the test kills it and fails
@@ -158,19 +160,10 @@ def chief_files_only(out: Path, runs: int = 1) -> None:
 def single(tiny_dataset, tmp_path_factory) -> Path:
     """The reference: one process, default strategy, the same global batch, seed and steps."""
     out = tmp_path_factory.mktemp("single")
-    path = train(
-        "pspnet",
-        tiny_dataset,
-        out,
-        steps=STEPS,
-        batch=BATCH,
-        crop=CROP,
-        lr=LR,
-        preset="tiny",
-        options={"dropout": 0},
-        strategy="default",
-        progress=False,
+    recipe = Recipe(
+        model="pspnet", preset="tiny", options={"dropout": 0}, steps=STEPS, batch=BATCH, crop=CROP, lr=LR
     )
+    path = train(recipe, tiny_dataset, out, run=RunOptions(strategy="default", progress=False))
     assert ckpt.read_metadata(path)["replicas"] == 1
     return path
 
@@ -249,9 +242,11 @@ def test_mixed_precision_runs_under_mirrored_replicas_with_syncbn(tiny_dataset, 
     """The GPU settings (bfloat16 compute) under a two-replica strategy, exercised on logical CPUs; XLA is
     left to single-replica runs."""
     code = (
-        "import sys\nfrom bench.engine.train import train\n"
-        f"p = train('pspnet', {str(tiny_dataset)!r}, {str(tmp_path / 'out')!r}, steps=2, batch=8, "
-        "crop=(32, 48), lr=0.01, preset='tiny', progress=False, accelerate=True, cpu_replicas=2)\n"
+        "import sys\nfrom bench.engine.recipes import Recipe\n"
+        "from bench.engine.train import RunOptions, train\n"
+        "recipe = Recipe(model='pspnet', preset='tiny', steps=2, batch=8, crop=(32, 48), lr=0.01)\n"
+        f"p = train(recipe, {str(tiny_dataset)!r}, {str(tmp_path / 'out')!r}, "
+        "run=RunOptions(progress=False, accelerate=True, cpu_replicas=2))\n"
         "print('CHECKPOINT', p)"
     )
     done = subprocess.run(
