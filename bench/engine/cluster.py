@@ -24,7 +24,7 @@ _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
 def _bad(problem: str) -> UserError:
-    return UserError(f"TF_CONFIG {problem}: set it to {EXAMPLE}")
+    return UserError(f"TF_CONFIG is not a usable cluster configuration: {problem}; set it to {EXAMPLE}")
 
 
 def _is_int(value: Any) -> bool:
@@ -38,17 +38,17 @@ def parse_tf_config(text: str) -> dict[str, Any] | None:
     try:
         config = json.loads(text)
     except ValueError as exc:
-        raise _bad(f"is not valid JSON ({exc})") from None
+        raise _bad(f"not valid JSON ({exc})") from None
     if not isinstance(config, dict):
-        raise _bad(f"holds a JSON {type(config).__name__}, not an object")
+        raise _bad(f"a JSON {type(config).__name__}, not an object")
     cluster, task = config.get("cluster"), config.get("task")
     if not isinstance(cluster, dict) or not cluster:
-        raise _bad('has no "cluster" object naming the workers')
+        raise _bad('no "cluster" object naming the workers')
     seen: dict[str, str] = {}
     for kind, members in cluster.items():
         if kind not in TASK_TYPES:
             runs = " and ".join(TASK_TYPES)
-            raise _bad(f'has a task type "{kind}" in its cluster: bench train runs {runs} tasks only')
+            raise _bad(f'task type "{kind}" in the cluster: bench train runs {runs} tasks only')
         if not isinstance(members, list) or not members:
             raise _bad(f'cluster["{kind}"] is {members!r}, not a list of "host:port" addresses')
         for i, address in enumerate(members):
@@ -57,12 +57,12 @@ def parse_tf_config(text: str) -> dict[str, Any] | None:
                 raise _bad(f'cluster["{kind}"][{i}] is {address!r}, not a "host:port" address')
             if address in seen:
                 twice = f"{seen[address]} and {kind} {i}"
-                raise _bad(f"names {address} twice ({twice}): give each task its own port")
+                raise _bad(f"address {address} given twice ({twice}): give each task its own port")
             seen[address] = f"{kind} {i}"
     if len(cluster.get("chief", [])) > 1:
-        raise _bad(f"names {len(cluster['chief'])} chiefs: a cluster has at most one")
+        raise _bad(f"{len(cluster['chief'])} chiefs: a cluster has at most one")
     if not isinstance(task, dict):
-        raise _bad('has no "task" object (this process\'s "type" and "index")')
+        raise _bad('no "task" object (this process\'s "type" and "index")')
     kind, index = task.get("type"), task.get("index")
     if not isinstance(kind, str) or kind not in cluster:
         raise _bad(f"task type {kind!r} is not one of the cluster's task types ({', '.join(cluster)})")
