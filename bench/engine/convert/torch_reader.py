@@ -20,6 +20,7 @@ prefixes (DataParallel).
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import struct
@@ -288,6 +289,12 @@ def _tensor_array(ref: TensorRef, storage: np.ndarray) -> np.ndarray:
     """The strided view `ref` describes, bounds-checked (a corrupt stride must not read past the storage)."""
     if len(ref.size) != len(ref.stride) or min((*ref.size, *ref.stride, ref.offset, 0)) < 0:
         raise UserError(f"tensor of size {ref.size}, stride {ref.stride}: malformed")
+    count = math.prod(ref.size)
+    if count > storage.size:  # a stride-0 view would be allocated in full: a few bytes declaring terabytes
+        raise UserError(
+            f"tensor of size {ref.size} declares {count} elements over a storage of {storage.size}: the file "
+            f"is corrupt or hostile (refused before allocating)"
+        )
     if 0 in ref.size:
         out = np.zeros(ref.size, storage.dtype)
     else:
