@@ -99,6 +99,8 @@ def _pickle(obj, torch: dict, legacy: bool) -> bytes:
             return Reduced(value)
         if isinstance(value, dict):
             return OrderedDict((k, wrap(v)) for k, v in value.items())
+        if isinstance(value, list):
+            return [wrap(v) for v in value]
         return value
 
     buffer = io.BytesIO()
@@ -109,8 +111,8 @@ def _pickle(obj, torch: dict, legacy: bool) -> bytes:
 def tensors_of(obj) -> list[Tensor]:
     if isinstance(obj, Tensor):
         return [obj]
-    if isinstance(obj, dict):
-        return [t for v in obj.values() for t in tensors_of(v)]
+    if isinstance(obj, dict | list):
+        return [t for v in (obj.values() if isinstance(obj, dict) else obj) for t in tensors_of(v)]
     return []
 
 
