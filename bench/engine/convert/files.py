@@ -5,8 +5,6 @@ tensors made only from views that stay inside their storage."""
 from __future__ import annotations
 
 import math
-import os
-import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -35,20 +33,6 @@ def read_entry(path: Path, archive: zipfile.ZipFile, entry: str) -> bytes:
         return archive.read(entry)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         raise UserError(f"{path}: entry {entry} cannot be read ({exc}): the file is damaged") from None
-
-
-def not_a_file(path: Path, what: str = "checkpoint") -> str:
-    """Why `path` cannot be read as a file, and the fix (for a path where `is_file()` is False)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        if path.is_symlink():
-            return f"{what} {path} is a broken symbolic link (to {os.readlink(path)}): point it at the file"
-        return f"{what} {path} does not exist"
-    except OSError as exc:
-        return f"{what} {path} cannot be opened ({exc.strerror}): give the file itself"
-    kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe or device)"
-    return f"{what} {path} is {kind}: give the .pth file itself"
 
 
 def tensor_array(ref, storage: np.ndarray) -> np.ndarray:

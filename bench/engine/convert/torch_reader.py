@@ -35,10 +35,10 @@ import numpy as np
 from bench.engine.convert.files import (
     MAX_PICKLE_BYTES,
     check_entry_size,
-    not_a_file,
     read_entry,
     tensor_array,
 )
+from bench.files import not_a_file
 from data.errors import UserError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
