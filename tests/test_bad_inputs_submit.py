@@ -377,7 +377,7 @@ def test_the_submit_matrix_holds_its_cases():
 @pytest.mark.parametrize(
     ("spoil", "needle"),
     [
-        (lambda p: p.write_bytes(b""), "is not a PNG file"),
+        (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
         (lambda p: (p.unlink(), p.mkdir()), "is a folder"),
         (lambda p: (p.unlink(), os.mkfifo(p)), "is not a regular file"),
     ],
