@@ -28,6 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", default=None, help="write cityscapesScripts' score keys here (NaN as null)")
     parser.add_argument(
+        "--boundary",
+        action="store_true",
+        help="also score Boundary IoU per class (bands of d = ratio x image diagonal pixels, Cheng et al.)",
+    )
+    parser.add_argument(
+        "--boundary-ratio",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="band width d as a fraction of the image diagonal (default 0.005, the authors' for "
+        "Cityscapes; implies --boundary)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -68,6 +81,11 @@ def format_result(result: EvaluationResult) -> str:
             right=range(1, len(cats) + 2),
         )
     )
+    if result.boundary is not None:
+        row = {name: value * 100 for name, value in result.boundary.class_iou.items()}
+        row["miou"] = result.boundary.miou * 100
+        label = f"boundary IoU (d = {result.boundary.ratio:g} x diagonal)"
+        parts.append(per_class_table([([label], row)], label_headers=("",)))
     parts.append(f"{result.n_images} images, {result.seconds:.2f} s\n")
     return "\n".join(parts)
 
@@ -79,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be at least 1, not {args.workers}")
     if args.json:
         check_writable(args.json, "--json file", folder=False)  # before the work, not after it
+    ratio = args.boundary_ratio
+    if ratio is None and args.boundary:
+        from bench.evaluation.boundary import DILATION_RATIO
+
+        ratio = DILATION_RATIO
     workers, note = cap_workers(args.workers)
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -89,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         pred_ids=args.pred_ids,
         workers=workers,
         progress=sys.stderr.isatty(),
+        boundary_ratio=ratio,
     )
     print(format_result(result), end="")
     for warning in result.warnings:  # after the table, where the eye lands

@@ -1,0 +1,453 @@
+"""Calibration of a model's confidences from its logits: ECE, MCE, NLL, Brier and a fitted temperature.
+
+Exact, streaming and mergeable: every valid pixel of every frame counts (void ground truth left out), each
+frame is reduced to a few hundred sums (`FrameSums`, float64 and int64 from float32 softmax), and the split's
+totals are kept as exact rationals (`fractions.Fraction`), so the sums of two halves of a split add up to
+the sums of the whole, bit for bit, in any order.
+
+- ECE (top-1, 15 equal-width bins as torchmetrics bins them: bin k holds confidences in [k/15, (k+1)/15),
+  and a confidence of exactly 1.0, frequent in float32, has a bin of its own):
+  sum over bins of |correct_b - confidence_b| / N. MCE: the largest |accuracy_b - confidence_b| of a
+  non-empty bin. NLL: mean of -log p(gt). Brier: mean of sum_k (p_k - [k = gt])^2 (the multi-class Brier
+  score, in [0, 2]). The top-1 class is the loop's arg-max (`train_ids`), its confidence its probability.
+- Temperature: T minimising the NLL of softmax(z / T) on the split. A frame cannot be visited twice, so the
+  exact NLL(beta) (beta = 1/T) and its exact derivative are summed at a fixed grid of betas (`GRID`), with
+  the ECE bins at each. NLL is convex in beta, so the derivative's sign change brackets the continuous
+  minimiser exactly; the reported `temperature` is the grid point of least NLL, and ECE and NLL after it are
+  exact at that temperature. The JSON also gives the continuous minimiser of the cubic through the bracket's
+  ends (`temperature_refined`) and a certified bound (`nll_grid_gap`, from the tangents at the bracket's
+  ends) on how much lower the NLL could be anywhere between grid points: exact to within that bound.
+  One exp per pixel and class gives F = exp((z - max z) / 4); every E^beta of the grid, T = 1 included, is
+  a product of powers of F (within about 4 ulp of exp, 3e-7 relative), so a grid point costs no exp.
+- Fitting and scoring T on the same split is optimistic (the temperature has seen the labels it is scored
+  on): pass `temperature=` (fitted on another split, e.g. from its run JSON) to score a given T exactly.
+
+No TensorFlow here; numpy releases the GIL in these loops, so a sink thread runs beside the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from data.errors import UserError
+from data.labels import IGNORE_ID, NUM_CLASSES
+
+N_BINS = 15
+_N_SLOTS = N_BINS + 1  # the last slot holds confidences of exactly 1.0 (torchmetrics' extra bin)
+
+GRID: tuple[Fraction, ...] = tuple(Fraction(k, 4) for k in (1, 2, 3, 4, 5, 6, 8))
+"""Inverse temperatures beta = 1/T of the fit: T = 4, 2, 1.33, 1, 0.8, 0.67, 0.5. Multiples of 1/4, so one
+exp gives F = exp((z - max z) / 4) and every E^beta, E^1 included, is a product of powers of F; each point
+costs a product, a sum over classes, a log and the ECE bins per pixel (see `bench perf metrics`)."""
+
+BLOCK_PIXELS = 8192
+"""Pixels per block: the block's few (pixels x classes) float32 buffers stay in the CPU cache."""
+
+
+# --- one frame -------------------------------------------------------------------------------------------
+@dataclass
+class FrameSums:
+    """What frames add to the totals: pixel count, ECE bins and loss sums at T = 1 and at each `betas`."""
+
+    betas: tuple[Fraction, ...]
+    pixels: int = 0
+    count: np.ndarray = field(default_factory=lambda: np.zeros(_N_SLOTS, np.int64))
+    correct: np.ndarray = field(default_factory=lambda: np.zeros(_N_SLOTS, np.int64))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(_N_SLOTS))
+    nll: float = 0.0
+    brier: float = 0.0
+    t_count: np.ndarray = None  # (len(betas), slots) ECE bins after each temperature
+    t_correct: np.ndarray = None
+    t_confidence: np.ndarray = None
+    t_nll: np.ndarray = None  # NLL sum at each beta
+
+    def __post_init__(self) -> None:
+        k = len(self.betas)
+        for name, dtype in (("t_count", np.int64), ("t_correct", np.int64), ("t_confidence", np.float64)):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros((k, _N_SLOTS), dtype))
+        if self.t_nll is None:
+            self.t_nll = np.zeros(k)
+
+
+def _bins(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, correct count, confidence sum) per slot: slot k < 15 holds [k/15, (k+1)/15), slot 15 holds
+    exactly 1.0 (torchmetrics' bins; its float32 boundaries are within an ulp of k/15). floor(15 c) is
+    exact in float64 for a float32 c."""
+    slot = np.multiply(confidence, 15.0, dtype=np.float64).astype(np.intp)
+    keyed = slot * 2
+    keyed += correct
+    both = np.bincount(keyed, minlength=2 * _N_SLOTS).reshape(_N_SLOTS, 2)
+    conf = np.bincount(slot, weights=confidence, minlength=_N_SLOTS)
+    return both.sum(axis=1), both[:, 1], conf
+
+
+MAX_STEPS = 8
+"""At most this many steps of 1/MAX_STEPS between grid betas: E^1 = F^8 from F = exp(d / 8) is within
+about 8 ulp (5e-7 relative) of exp(d); finer grids or other temperatures take an exp of their own."""
+
+
+def _power_plan(steps: list[int]) -> list[tuple[int, int, int]]:
+    """Products that give F^k for every k in `steps` from F^1: (k, a, b) with F^k = F^a F^b, in order."""
+    have, plan = {1}, []
+    for k in sorted(set(steps)):
+        if k in have:
+            continue
+        a = next(a for a in sorted(have, reverse=True) if (k - a) in have)
+        plan.append((k, a, k - a))
+        have.add(k)
+    return plan
+
+
+def frame_sums(
+    logits: np.ndarray,
+    gt: np.ndarray,
+    pred: np.ndarray,
+    *,
+    betas: tuple[Fraction, ...] = GRID,
+    block: int = BLOCK_PIXELS,
+) -> FrameSums:
+    """The calibration sums of one frame: logits (H, W, C) float32, gt and pred (H, W) train IDs.
+
+    `betas`: inverse temperatures to sum the NLL and the ECE bins at, besides T = 1. With u = 1 / (the
+    least common denominator of 1 and the betas) at most 1/MAX_STEPS, one exp gives F = exp(u d) (d = z -
+    max z) and every power, T = 1 included, is a product of powers (no exp per temperature); otherwise
+    each beta and T = 1 take an exp of their own.
+    """
+    if logits.ndim != 3 or logits.shape[:2] != gt.shape or pred.shape != gt.shape:
+        raise UserError(
+            f"calibration needs logits (H, W, classes) and label maps of the same H, W: got "
+            f"{logits.shape}, {gt.shape} and {pred.shape}"
+        )
+    classes = logits.shape[2]
+    if classes != NUM_CLASSES:
+        raise UserError(f"calibration needs {NUM_CLASSES} logits per pixel (train-ID order), not {classes}")
+    betas = tuple(Fraction(b) for b in betas)
+    if any(b <= 0 for b in betas):
+        raise UserError(f"temperatures must be positive, not {[float(1 / b) for b in betas if b > 0]}")
+    z_all = np.ascontiguousarray(logits, dtype=np.float32).reshape(-1, classes)
+    g_all, p_all = gt.reshape(-1), pred.reshape(-1)
+    steps = math.lcm(1, *(b.denominator for b in betas))
+    chained = steps <= MAX_STEPS
+    need = [steps, *(int(b * steps) for b in betas)] if chained else []
+    plan = _power_plan(need)
+    two = Fraction(2) in betas
+    out = FrameSums(betas)
+    ones = np.ones(classes, np.float32)
+    rows = np.arange(block, dtype=np.intp) * classes
+    d_buf = np.empty((block, classes), np.float32)
+    buffers = {k: np.empty((block, classes), np.float32) for k in [1, *(k for k, _, _ in plan)]}
+    t_buf = np.empty((block, classes), np.float32)
+    nll, brier, t_nll = 0.0, 0.0, np.zeros(len(betas))
+    for start in range(0, len(g_all), block):
+        g = g_all[start : start + block]
+        valid = g != IGNORE_ID
+        if valid.all():
+            z, p = z_all[start : start + block], p_all[start : start + block]
+        else:
+            keep = np.flatnonzero(valid)
+            if not len(keep):
+                continue
+            keep += start
+            z, g, p = z_all[keep], g_all[keep], p_all[keep]
+        n = len(g)
+        d = d_buf[:n]
+        np.subtract(z, z.ravel().take(rows[:n] + p)[:, None], out=d)  # <= 0, and 0 at the arg-max
+        powers = {}
+        if chained:
+            first = buffers[1][:n]
+            if steps == 1:
+                np.exp(d, out=first)
+            else:
+                np.multiply(d, np.float32(1.0 / steps), out=first)
+                np.exp(first, out=first)
+            powers[1] = first
+            for k, a, b in plan:
+                powers[k] = np.multiply(powers[a], powers[b], out=buffers[k][:n])
+            e = powers[steps]
+        else:
+            e = np.exp(d, out=buffers[1][:n])
+        s = e @ ones  # softmax denominator; the arg-max's probability is 1 / s
+        s64 = s.astype(np.float64)
+        d_gt = d.ravel().take(rows[:n] + g).astype(np.float64)
+        d_gt_sum = float(d_gt.sum())
+        log_s = np.log(s)
+        nll += float(np.sum(log_s, dtype=np.float64)) - d_gt_sum
+        correct = p == g
+        c, h, f = _bins(np.reciprocal(s), correct)
+        out.count += c
+        out.correct += h
+        out.confidence += f
+        out.pixels += n
+        square = None
+        for j, b in enumerate(betas):
+            if b == 1:
+                sb, log_sb = s, log_s
+            else:
+                if chained:
+                    eb = powers[int(b * steps)]
+                else:
+                    eb = t_buf[:n]
+                    np.multiply(d, np.float32(b), out=eb)
+                    np.exp(eb, out=eb)
+                sb = eb @ ones
+                log_sb = np.log(sb)
+                if b == 2:
+                    square = sb  # sum_k E_k^2, for the Brier score
+            t_nll[j] += float(np.sum(log_sb, dtype=np.float64)) - float(b) * d_gt_sum
+            c, h, f = _bins(np.reciprocal(sb), correct)
+            out.t_count[j] += c
+            out.t_correct[j] += h
+            out.t_confidence[j] += f
+        if square is None or not two:
+            square = np.multiply(e, e, out=t_buf[:n]) @ ones
+        square = square.astype(np.float64)
+        brier += float(np.sum(square / (s64 * s64)) - 2.0 * np.sum(np.exp(d_gt) / s64) + n)
+    out.nll, out.brier, out.t_nll = nll, brier, t_nll
+    return out
+
+
+# --- exact totals ----------------------------------------------------------------------------------------
+def _exact(values) -> np.ndarray:
+    """Floats as exact rationals (object array), so that sums do not depend on their order."""
+    array = np.asarray(values, dtype=np.float64)
+    return np.array([Fraction(v) for v in array.ravel().tolist()], dtype=object).reshape(array.shape)
+
+
+_ARRAYS = ("count", "correct", "confidence", "t_count", "t_correct", "t_confidence", "t_nll")
+
+
+@dataclass(eq=False)
+class CalibrationTotals:
+    """Exact sums over the frames added so far; `+` merges two (e.g. two halves of a split)."""
+
+    betas: tuple[Fraction, ...]
+    frames: int = 0
+    missing: int = 0  # frames that came without logits
+    pixels: int = 0
+    nll: Fraction = Fraction(0)
+    brier: Fraction = Fraction(0)
+    count: np.ndarray = None
+    correct: np.ndarray = None
+    confidence: np.ndarray = None
+    t_count: np.ndarray = None
+    t_correct: np.ndarray = None
+    t_confidence: np.ndarray = None
+    t_nll: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(Fraction(b) for b in self.betas)
+        k = len(self.betas)
+        if self.count is None:
+            self.count = np.zeros(_N_SLOTS, np.int64)
+            self.correct = np.zeros(_N_SLOTS, np.int64)
+            self.confidence = _exact(np.zeros(_N_SLOTS))
+            self.t_count = np.zeros((k, _N_SLOTS), np.int64)
+            self.t_correct = np.zeros((k, _N_SLOTS), np.int64)
+            self.t_confidence = _exact(np.zeros((k, _N_SLOTS)))
+            self.t_nll = _exact(np.zeros(k))
+
+    def add(self, sums: FrameSums | None) -> None:
+        """Add one frame's sums (None: the frame had no logits)."""
+        self.frames += 1
+        if sums is None:
+            self.missing += 1
+            return
+        if tuple(sums.betas) != self.betas:
+            raise ValueError("frame sums were taken at other temperatures than these totals")
+        self.pixels += sums.pixels
+        self.nll += Fraction(sums.nll)
+        self.brier += Fraction(sums.brier)
+        for name in _ARRAYS:
+            value = getattr(sums, name)
+            setattr(self, name, getattr(self, name) + (value if value.dtype == np.int64 else _exact(value)))
+
+    def __add__(self, other: CalibrationTotals) -> CalibrationTotals:
+        if other.betas != self.betas:
+            raise ValueError("cannot merge calibration totals taken at different temperatures")
+        return CalibrationTotals(
+            self.betas,
+            self.frames + other.frames,
+            self.missing + other.missing,
+            self.pixels + other.pixels,
+            self.nll + other.nll,
+            self.brier + other.brier,
+            *(getattr(self, n) + getattr(other, n) for n in _ARRAYS),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CalibrationTotals):
+            return NotImplemented
+        keys = ("betas", "frames", "missing", "pixels", "nll", "brier")
+        return all(getattr(self, k) == getattr(other, k) for k in keys) and all(
+            np.array_equal(getattr(self, n), getattr(other, n)) for n in _ARRAYS
+        )
+
+
+# --- scores ----------------------------------------------------------------------------------------------
+def ece_mce(count, correct, confidence, pixels: int) -> tuple[float, float]:
+    """ECE = sum_b |correct_b - confidence_b| / N (exact until the final division) and MCE."""
+    if pixels == 0:
+        return math.nan, math.nan
+    gaps = [abs(Fraction(int(h)) - Fraction(f)) for h, f in zip(correct, confidence, strict=True)]
+    mce = max((gap / int(n) for gap, n in zip(gaps, count, strict=True) if n), default=Fraction(0))
+    return float(sum(gaps, Fraction(0)) / pixels), float(mce)
+
+
+@dataclass
+class CalibrationResult:
+    """Calibration scores of a split; `available` is False when any frame came without logits."""
+
+    available: bool
+    pixels: int = 0
+    ece: float = math.nan
+    mce: float = math.nan
+    nll: float = math.nan
+    brier: float = math.nan
+    temperature: float = math.nan
+    temperature_source: str = ""  # "fit" (on this split: optimistic) or "given" (fitted elsewhere)
+    ece_t: float = math.nan
+    nll_t: float = math.nan
+    details: dict = field(default_factory=dict)  # bins, grid, bracket, refined T, bound
+    n_images: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON section (NaN kept; the writers turn it into null)."""
+        if not self.available:
+            return {"available": False, "reason": "no logits (arg-max-only predictions or PNG files)"}
+        return {
+            "available": True,
+            "pixels": self.pixels,
+            "ece": self.ece,
+            "mce": self.mce,
+            "nll": self.nll,
+            "brier": self.brier,
+            "temperature": self.temperature,
+            "temperatureSource": self.temperature_source,
+            "eceAfterTemperature": self.ece_t,
+            "nllAfterTemperature": self.nll_t,
+            "nBins": N_BINS,
+            "nImages": self.n_images,
+            **self.details,
+        }
+
+    def columns(self) -> dict[str, object]:
+        """results.csv columns: ECE and MCE in percent, NLL in nats, Brier in [0, 2]; none if unavailable."""
+        if not self.available:
+            return {}
+        return {
+            "ece": self.ece * 100.0,
+            "mce": self.mce * 100.0,
+            "nll": self.nll,
+            "brier": self.brier,
+            "temperature": self.temperature,
+            "temperature_source": self.temperature_source,
+            "ece_t": self.ece_t * 100.0,
+            "nll_t": self.nll_t,
+        }
+
+
+def bin_table(count, correct, confidence) -> list[dict[str, float]]:
+    """Per slot: its range, pixel count, accuracy and mean confidence (NaN when empty)."""
+    rows = []
+    for k, (n, h, f) in enumerate(zip(count, correct, confidence, strict=True)):
+        n = int(n)
+        rows.append(
+            {
+                "low": k / N_BINS if k < N_BINS else 1.0,
+                "high": (k + 1) / N_BINS if k < N_BINS else 1.0,
+                "count": n,
+                "accuracy": int(h) / n if n else math.nan,
+                "confidence": float(Fraction(f) / n) if n else math.nan,
+            }
+        )
+    return rows
+
+
+def fit(totals: CalibrationTotals, *, given: float | None = None) -> CalibrationResult:
+    """Scores from exact totals. `given`: the temperature the totals' single beta came from (apply mode);
+    None: the totals hold the fit grid, and its temperature of least NLL is the fitted one."""
+    if totals.missing or totals.pixels == 0:
+        return CalibrationResult(False, n_images=totals.frames)
+    n = totals.pixels
+    ece, mce = ece_mce(totals.count, totals.correct, totals.confidence, n)
+    f = [float(v / n) for v in totals.t_nll]
+    betas = [float(b) for b in totals.betas]
+    j = int(np.argmin(f))
+    ece_t, _ = ece_mce(totals.t_count[j], totals.t_correct[j], totals.t_confidence[j], n)
+    details: dict[str, object] = {
+        "bins": bin_table(totals.count, totals.correct, totals.confidence),
+        "binsAfterTemperature": bin_table(totals.t_count[j], totals.t_correct[j], totals.t_confidence[j]),
+    }
+    if given is None:
+        details.update(refine(betas, f, j))
+        details["grid"] = [{"temperature": 1 / b, "nll": v} for b, v in zip(betas, f, strict=True)]
+    return CalibrationResult(
+        True,
+        pixels=n,
+        ece=ece,
+        mce=mce,
+        nll=float(totals.nll / n),
+        brier=float(totals.brier / n),
+        temperature=float(given) if given is not None else 1.0 / betas[j],
+        temperature_source="given" if given is not None else "fit",
+        ece_t=ece_t,
+        nll_t=f[j],
+        details=details,
+        n_images=totals.frames,
+    )
+
+
+def _line(x0: float, f0: float, x1: float, f1: float):
+    slope = (f1 - f0) / (x1 - x0)
+    return lambda x: f0 + slope * (x - x0), slope
+
+
+def _lowest_of_max(falling, rising, lo: float, hi: float) -> float:
+    """min over [lo, hi] of max(falling(x), rising(x)), two lines (line, slope), either may be None."""
+    if falling is None:
+        return rising[0](lo) if rising[1] >= 0 else rising[0](hi)
+    if rising is None:
+        return falling[0](hi) if falling[1] <= 0 else falling[0](lo)
+    (fl, sl), (fr, sr) = falling, rising
+    if sl >= sr:  # not crossing inside: the max is lowest at an end
+        return min(max(fl(lo), fr(lo)), max(fl(hi), fr(hi)))
+    x = min(max((fr(0.0) - fl(0.0)) / (sl - sr), lo), hi)
+    return max(fl(x), fr(x))
+
+
+def refine(betas: list[float], f: list[float], j: int) -> dict[str, object]:
+    """Around the grid minimum j of the convex NLL(beta): the bracket of the continuous minimiser
+    [beta_{j-1}, beta_{j+1}], the parabola's vertex through the three points (`temperatureRefined`), and a
+    certified bound `nllGridGap` >= f[j] - min NLL (a convex function lies above the extensions of its
+    secants); NaN when the minimum is at the grid's end (the optimum may lie beyond it)."""
+    k = len(betas)
+    if j == 0 or j == k - 1:
+        return {"temperatureRefined": math.nan, "nllGridGap": math.nan, "temperatureAtGridEdge": True}
+    (x0, x1, x2), (f0, f1, f2) = betas[j - 1 : j + 2], f[j - 1 : j + 2]
+    denominator = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
+    vertex = (
+        x1 - 0.5 * ((x1 - x0) ** 2 * (f1 - f2) - (x1 - x2) ** 2 * (f1 - f0)) / denominator
+        if denominator
+        else x1
+    )
+    # left cell [x0, x1]: above the secant (j-2, j-1) carried right and the secant (j, j+1) carried left;
+    # right cell [x1, x2]: above the secant (j-1, j) carried right and the secant (j+1, j+2) carried left
+    outer_left = _line(betas[j - 2], f[j - 2], x0, f0) if j >= 2 else None
+    outer_right = _line(x2, f2, betas[j + 2], f[j + 2]) if j + 2 < k else None
+    lower = min(
+        _lowest_of_max(outer_left, _line(x1, f1, x2, f2), x0, x1),
+        _lowest_of_max(_line(x0, f0, x1, f1), outer_right, x1, x2),
+    )
+    gap = max(0.0, f1 - lower)
+    return {
+        "temperatureRefined": 1.0 / vertex,
+        "temperatureBracket": [1.0 / x2, 1.0 / x0],
+        "nllGridGap": gap,
+        "temperatureAtGridEdge": False,
+    }
