@@ -74,16 +74,41 @@ class FrameSums:
             self.t_nll = np.zeros(k)
 
 
-def _bins(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(count, correct count, confidence sum) per slot: slot k < 15 holds [k/15, (k+1)/15), slot 15 holds
-    exactly 1.0 (torchmetrics' bins; its float32 boundaries are within an ulp of k/15). floor(15 c) is
-    exact in float64 for a float32 c."""
-    slot = np.multiply(confidence, 15.0, dtype=np.float64).astype(np.intp)
+_LANES = 8
+"""Copies of every bin, taken by turns, for the weighted bincount: runs of one bin (a confident region) then
+add to 8 accumulators instead of waiting on one (5x faster)."""
+
+
+def _bins(confidence: np.ndarray, correct: np.ndarray, lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of `confidence` (rows, pixels) and slot: (count, correct count) as (rows, slots, 2) and the
+    confidence sum as (rows, slots). Slot k < 15 holds [k/15, (k+1)/15), slot 15 exactly 1.0, as
+    torchmetrics bins; the edges are k/15 up to float32 rounding (floor of the float32 product 15 c), as
+    torchmetrics' are (float32 `linspace`). `lanes`: i % _LANES for each pixel i (int32)."""
+    rows = len(confidence)
+    slot = np.multiply(confidence, np.float32(N_BINS)).astype(np.int32)
+    slot += (np.arange(rows, dtype=np.int32) * _N_SLOTS)[:, None]
     keyed = slot * 2
     keyed += correct
-    both = np.bincount(keyed, minlength=2 * _N_SLOTS).reshape(_N_SLOTS, 2)
-    conf = np.bincount(slot, weights=confidence, minlength=_N_SLOTS)
-    return both.sum(axis=1), both[:, 1], conf
+    both = np.bincount(keyed.ravel(), minlength=2 * _N_SLOTS * rows).reshape(rows, _N_SLOTS, 2)
+    slot *= _LANES
+    slot += lanes
+    conf = np.bincount(slot.ravel(), weights=confidence.ravel(), minlength=_N_SLOTS * rows * _LANES)
+    return both, conf.reshape(rows, _N_SLOTS, _LANES).sum(axis=2)
+
+
+def _log_sums(values: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """sum(log(values), axis=1) in float64 for values in [1, classes]: products of 32 values (below 1e41)
+    by halving, then one log per product; 32x fewer logs than pixels, relative error below 1e-14."""
+    rows, n = values.shape
+    width = -(-n // 32) * 32
+    work = scratch[:, :width]
+    work[:, :n] = values
+    work[:, n:] = 1.0
+    length = width
+    for _ in range(5):  # width is 32 m: 16 m, 8 m, ..., m products of 32 values each
+        length //= 2
+        np.multiply(work[:, :length], work[:, length : 2 * length], out=work[:, :length])
+    return np.log(work[:, :length]).sum(axis=1)
 
 
 MAX_STEPS = 8
@@ -135,14 +160,21 @@ def frame_sums(
     chained = steps <= MAX_STEPS
     need = [steps, *(int(b * steps) for b in betas)] if chained else []
     plan = _power_plan(need)
-    two = Fraction(2) in betas
     out = FrameSums(betas)
     ones = np.ones(classes, np.float32)
     rows = np.arange(block, dtype=np.intp) * classes
     d_buf = np.empty((block, classes), np.float32)
     buffers = {k: np.empty((block, classes), np.float32) for k in [1, *(k for k, _, _ in plan)]}
     t_buf = np.empty((block, classes), np.float32)
-    nll, brier, t_nll = 0.0, 0.0, np.zeros(len(betas))
+    sums_buf = np.empty((1 + len(betas), block), np.float32)  # row 0: T = 1, row 1 + j: betas[j]
+    log_buf = np.empty((1 + len(betas), -(-block // 32) * 32))
+    lanes = np.arange(block, dtype=np.int32) % _LANES
+    where = [int(b * steps) for b in betas] if chained else []
+    scale = np.array([1.0, *(float(b) for b in betas)])
+    square_row = 1 + betas.index(Fraction(2)) if Fraction(2) in betas else None
+    counts = np.zeros((1 + len(betas), _N_SLOTS, 2), np.int64)
+    confidence = np.zeros((1 + len(betas), _N_SLOTS))
+    log_sums, d_gt_total, brier = np.zeros(1 + len(betas)), 0.0, 0.0
     for start in range(0, len(g_all), block):
         g = g_all[start : start + block]
         valid = g != IGNORE_ID
@@ -157,57 +189,43 @@ def frame_sums(
         n = len(g)
         d = d_buf[:n]
         np.subtract(z, z.ravel().take(rows[:n] + p)[:, None], out=d)  # <= 0, and 0 at the arg-max
-        powers = {}
+        sums = sums_buf[:, :n]
         if chained:
-            first = buffers[1][:n]
+            powers = {1: buffers[1][:n]}
             if steps == 1:
-                np.exp(d, out=first)
+                np.exp(d, out=powers[1])
             else:
-                np.multiply(d, np.float32(1.0 / steps), out=first)
-                np.exp(first, out=first)
-            powers[1] = first
+                np.multiply(d, np.float32(1.0 / steps), out=powers[1])
+                np.exp(powers[1], out=powers[1])
             for k, a, b in plan:
                 powers[k] = np.multiply(powers[a], powers[b], out=buffers[k][:n])
             e = powers[steps]
+            for j, k in enumerate(where):
+                np.matmul(powers[k], ones, out=sums[1 + j])
         else:
             e = np.exp(d, out=buffers[1][:n])
-        s = e @ ones  # softmax denominator; the arg-max's probability is 1 / s
-        s64 = s.astype(np.float64)
+            for j, b in enumerate(betas):
+                np.multiply(d, np.float32(b), out=t_buf[:n])
+                np.exp(t_buf[:n], out=t_buf[:n])
+                np.matmul(t_buf[:n], ones, out=sums[1 + j])
+        np.matmul(e, ones, out=sums[0])  # softmax denominators; the arg-max's probability is 1 / s
         d_gt = d.ravel().take(rows[:n] + g).astype(np.float64)
-        d_gt_sum = float(d_gt.sum())
-        log_s = np.log(s)
-        nll += float(np.sum(log_s, dtype=np.float64)) - d_gt_sum
-        correct = p == g
-        c, h, f = _bins(np.reciprocal(s), correct)
-        out.count += c
-        out.correct += h
-        out.confidence += f
+        d_gt_total += float(d_gt.sum())
+        log_sums += _log_sums(sums, log_buf)
+        both, conf = _bins(np.reciprocal(sums), p == g, lanes[:n])
+        counts += both
+        confidence += conf
         out.pixels += n
-        square = None
-        for j, b in enumerate(betas):
-            if b == 1:
-                sb, log_sb = s, log_s
-            else:
-                if chained:
-                    eb = powers[int(b * steps)]
-                else:
-                    eb = t_buf[:n]
-                    np.multiply(d, np.float32(b), out=eb)
-                    np.exp(eb, out=eb)
-                sb = eb @ ones
-                log_sb = np.log(sb)
-                if b == 2:
-                    square = sb  # sum_k E_k^2, for the Brier score
-            t_nll[j] += float(np.sum(log_sb, dtype=np.float64)) - float(b) * d_gt_sum
-            c, h, f = _bins(np.reciprocal(sb), correct)
-            out.t_count[j] += c
-            out.t_correct[j] += h
-            out.t_confidence[j] += f
-        if square is None or not two:
-            square = np.multiply(e, e, out=t_buf[:n]) @ ones
-        square = square.astype(np.float64)
+        s64 = sums[0].astype(np.float64)
+        if square_row is None:
+            square = (np.multiply(e, e, out=t_buf[:n]) @ ones).astype(np.float64)
+        else:
+            square = sums[square_row].astype(np.float64)  # sum_k E_k^2
         brier += float(np.sum(square / (s64 * s64)) - 2.0 * np.sum(np.exp(d_gt) / s64) + n)
-    out.nll, out.brier, out.t_nll = nll, brier, t_nll
+    nll = log_sums - scale * d_gt_total  # NLL(beta) = sum log s_beta - beta sum (z_gt - max z)
+    out.count, out.correct, out.confidence = counts[0].sum(axis=1), counts[0, :, 1], confidence[0]
+    out.t_count, out.t_correct, out.t_confidence = counts[1:].sum(axis=2), counts[1:, :, 1], confidence[1:]
+    out.nll, out.brier, out.t_nll = float(nll[0]), brier, nll[1:]
     return out
 
 
