@@ -10,7 +10,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from bench.evaluation.calibration import GRID, CalibrationTotals, fit, frame_sums
+from bench.evaluation.calibration import GRID, CalibrationTotals, frame_sums
+from bench.evaluation.calibration_fit import fit
 from bench.evaluation.sinks import CalibrationSink
 from data.cityscapes import list_samples
 from data.errors import UserError

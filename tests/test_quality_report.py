@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from bench.evaluation.boundary import BoundaryResult, boundary_counts
-from bench.evaluation.calibration import GRID, CalibrationTotals, fit, frame_sums
+from bench.evaluation.calibration import GRID, CalibrationTotals, frame_sums
+from bench.evaluation.calibration_fit import fit
 from bench.report import plots
 from bench.report.results import CLASS_COLUMNS, COLUMNS, QUALITY_COLUMNS, append_row, read_rows
 from bench.report.run_folder import report_run

@@ -39,7 +39,7 @@ from data.labels import (
 
 if TYPE_CHECKING:
     from bench.evaluation.boundary import BoundaryResult
-    from bench.evaluation.calibration import CalibrationResult
+    from bench.evaluation.calibration_fit import CalibrationResult
 
 PRED_ID_MODES = ("label", "train")
 

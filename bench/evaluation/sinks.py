@@ -20,6 +20,7 @@ import numpy as np
 
 from bench.evaluation import boundary as boundary_maths
 from bench.evaluation import calibration as calibration_maths
+from bench.evaluation import calibration_fit
 from bench.evaluation.png import read_png
 from data.cityscapes import Sample
 from data.errors import UserError
@@ -160,8 +161,8 @@ class CalibrationSink(_ThreadedSink):
     def _add(self, value: calibration_maths.FrameSums | None) -> None:
         self.totals.add(value)
 
-    def evaluate(self) -> calibration_maths.CalibrationResult:
+    def evaluate(self) -> calibration_fit.CalibrationResult:
         self._drain()
-        result = calibration_maths.fit(self.totals, given=self.temperature)
+        result = calibration_fit.fit(self.totals, given=self.temperature)
         result.seconds = self._busy
         return result
