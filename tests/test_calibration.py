@@ -224,3 +224,49 @@ def test_bad_inputs_are_user_errors(frames_on_disk):
         sink.process(sample, np.zeros((3, 3), np.uint8), np.zeros((3, 3, NUM_CLASSES), np.float32))
         with pytest.raises(UserError, match="full resolution"):
             sink.evaluate()
+
+
+def test_a_temperature_fitted_on_one_split_applies_exactly_to_another(frames_on_disk):
+    root, arrays = frames_on_disk
+    samples = list_samples(root, "val")
+    fit_on, score_on = samples[:2], samples[2:]  # two "splits"
+    with CalibrationSink() as fitting:
+        for sample in fit_on:
+            gt, pred, logits = arrays[sample.key]
+            fitting.process(sample, pred, logits)
+        fitted = fitting.evaluate()
+    with CalibrationSink(temperature=fitted.temperature) as applying:
+        for sample in score_on:
+            gt, pred, logits = arrays[sample.key]
+            applying.process(sample, pred, logits)
+        applied = applying.evaluate()
+    gt, pred, logits = arrays[score_on[0].key]
+    at = reference(logits, gt, pred, 1 / fitted.temperature)
+    assert applied.temperature == fitted.temperature and applied.temperature_source == "given"
+    assert applied.nll_t == pytest.approx(at["nll"] / at["pixels"], rel=1e-6)
+    assert applied.ece_t == pytest.approx(at["ece"], rel=1e-5)
+
+
+def test_quality_sinks_results_ride_on_the_evaluation_result(frames_on_disk):
+    from bench.evaluation.boundary import BoundaryResult
+    from bench.evaluation.command import format_result
+    from bench.evaluation.sinks import quality_sinks, with_quality
+    from tests.cityscapes_files import evaluation_result
+
+    root, arrays = frames_on_disk
+    sinks = quality_sinks()
+    for sink in sinks:
+        sink.reset()
+    for sample in list_samples(root, "val"):
+        gt, pred, logits = arrays[sample.key]
+        for sink in sinks:
+            sink.process(sample, pred, logits)
+    results = [sink.evaluate() for sink in sinks]
+    for sink in sinks:
+        sink.close()
+    result = with_quality(evaluation_result(0), results)
+    assert isinstance(result.boundary, BoundaryResult) and result.calibration is results[1]
+    text = format_result(result)
+    assert "boundary IoU" in text and f"ECE {100 * results[1].ece:.2f}%" in text
+    assert "fitted on this split: optimistic" in text
+    assert [type(s).__name__ for s in quality_sinks(boundary_ratio=None, calibration=False)] == []

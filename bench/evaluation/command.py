@@ -86,8 +86,22 @@ def format_result(result: EvaluationResult) -> str:
         row["miou"] = result.boundary.miou * 100
         label = f"boundary IoU (d = {result.boundary.ratio:g} x diagonal)"
         parts.append(per_class_table([([label], row)], label_headers=("",)))
+    if result.calibration is not None:
+        parts.append(format_calibration(result.calibration))
     parts.append(f"{result.n_images} images, {result.seconds:.2f} s\n")
     return "\n".join(parts)
+
+
+def format_calibration(calibration) -> str:
+    """One line: ECE, MCE, NLL, Brier at T = 1, the temperature and ECE/NLL after it (or why none)."""
+    if not calibration.available:
+        return "calibration: unavailable (no logits: arg-max-only predictions)\n"
+    source = "fitted on this split: optimistic" if calibration.temperature_source == "fit" else "given"
+    return (
+        f"calibration: ECE {100 * calibration.ece:.2f}%, MCE {100 * calibration.mce:.2f}%, NLL "
+        f"{calibration.nll:.4f}, Brier {calibration.brier:.4f}; temperature {calibration.temperature:.3g} "
+        f"({source}): ECE {100 * calibration.ece_t:.2f}%, NLL {calibration.nll_t:.4f}\n"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -166,3 +166,32 @@ class CalibrationSink(_ThreadedSink):
         result = calibration_fit.fit(self.totals, given=self.temperature)
         result.seconds = self._busy
         return result
+
+
+def quality_sinks(
+    *,
+    boundary_ratio: float | None = boundary_maths.DILATION_RATIO,
+    calibration: bool = True,
+    temperature=None,
+) -> list[_ThreadedSink]:
+    """The sinks a scored run adds beside its IoU evaluator: Boundary IoU (unless `boundary_ratio` is None)
+    and calibration (unless `calibration` is False; `temperature`: apply one fitted elsewhere)."""
+    sinks: list[_ThreadedSink] = []
+    if boundary_ratio is not None:
+        sinks.append(BoundarySink(ratio=boundary_ratio))
+    if calibration:
+        sinks.append(CalibrationSink(temperature=temperature))
+    return sinks
+
+
+def with_quality(result, sink_results) -> Any:
+    """The evaluator's `EvaluationResult` carrying the quality sinks' results (`boundary`, `calibration`)."""
+    import dataclasses
+
+    extra: dict[str, Any] = {}
+    for value in sink_results:
+        if isinstance(value, boundary_maths.BoundaryResult):
+            extra["boundary"] = value
+        elif isinstance(value, calibration_fit.CalibrationResult):
+            extra["calibration"] = value
+    return dataclasses.replace(result, **extra)
