@@ -164,15 +164,18 @@ def frame_sums(
     d_buf = np.empty((block, classes), np.float32)
     buffers = {k: np.empty((block, classes), np.float32) for k in [1, *(k for k, _, _ in plan)]}
     t_buf = np.empty((block, classes), np.float32)
-    sums_buf = np.empty((1 + len(betas), block), np.float32)  # row 0: T = 1, row 1 + j: betas[j]
-    log_buf = np.empty((1 + len(betas), -(-block // 32) * 32))
+    others = [b for b in dict.fromkeys(betas) if b != 1]  # row 0: T = 1, row 1 + i: others[i]
+    row_of = [0 if b == 1 else 1 + others.index(b) for b in betas]
+    n_rows = 1 + len(others)
+    sums_buf = np.empty((n_rows, block), np.float32)
+    log_buf = np.empty((n_rows, -(-block // 32) * 32))
     lanes = np.arange(block, dtype=np.int32) % _LANES
-    where = [int(b * steps) for b in betas] if chained else []
-    scale = np.array([1.0, *(float(b) for b in betas)])
-    square_row = 1 + betas.index(Fraction(2)) if Fraction(2) in betas else None
-    counts = np.zeros((1 + len(betas), _N_SLOTS, 2), np.int64)
-    confidence = np.zeros((1 + len(betas), _N_SLOTS))
-    log_sums, d_gt_total, brier = np.zeros(1 + len(betas)), 0.0, 0.0
+    where = [int(b * steps) for b in others] if chained else []
+    scale = np.array([1.0, *(float(b) for b in others)])
+    square_row = 1 + others.index(Fraction(2)) if Fraction(2) in others else None
+    counts = np.zeros((n_rows, _N_SLOTS, 2), np.int64)
+    confidence = np.zeros((n_rows, _N_SLOTS))
+    log_sums, d_gt_total, brier = np.zeros(n_rows), 0.0, 0.0
     for start in range(0, len(g_all), block):
         g = g_all[start : start + block]
         valid = g != IGNORE_ID
@@ -202,7 +205,7 @@ def frame_sums(
                 np.matmul(powers[k], ones, out=sums[1 + j])
         else:
             e = np.exp(d, out=buffers[1][:n])
-            for j, b in enumerate(betas):
+            for j, b in enumerate(others):
                 np.multiply(d, np.float32(b), out=t_buf[:n])
                 np.exp(t_buf[:n], out=t_buf[:n])
                 np.matmul(t_buf[:n], ones, out=sums[1 + j])
@@ -222,8 +225,8 @@ def frame_sums(
         brier += float(np.sum(square / (s64 * s64)) - 2.0 * np.sum(np.exp(d_gt) / s64) + n)
     nll = log_sums - scale * d_gt_total  # NLL(beta) = sum log s_beta - beta sum (z_gt - max z)
     out.count, out.correct, out.confidence = counts[0].sum(axis=1), counts[0, :, 1], confidence[0]
-    out.t_count, out.t_correct, out.t_confidence = counts[1:].sum(axis=2), counts[1:, :, 1], confidence[1:]
-    out.nll, out.brier, out.t_nll = float(nll[0]), brier, nll[1:]
+    out.t_count, out.t_correct = counts[row_of].sum(axis=2), counts[row_of, :, 1]
+    out.t_confidence, out.nll, out.brier, out.t_nll = confidence[row_of], float(nll[0]), brier, nll[row_of]
     return out
 
 
