@@ -134,7 +134,8 @@ def frame_sums(
     betas: tuple[Fraction, ...] = GRID,
     block: int = BLOCK_PIXELS,
 ) -> FrameSums:
-    """The calibration sums of one frame: logits (H, W, C) float32, gt and pred (H, W) train IDs.
+    """The calibration sums of one frame: logits (H, W, C) float32, gt and pred (H, W) train IDs, `pred`
+    the arg-max of `logits` (what the prediction loop hands its sinks).
 
     `betas`: inverse temperatures to sum the NLL and the ECE bins at, besides T = 1. With u = 1 / (the
     least common denominator of 1 and the betas) at most 1/MAX_STEPS, one exp gives F = exp(u d) (d = z -
@@ -151,7 +152,7 @@ def frame_sums(
         raise UserError(f"calibration needs {NUM_CLASSES} logits per pixel (train-ID order), not {classes}")
     betas = tuple(Fraction(b) for b in betas)
     if any(b <= 0 for b in betas):
-        raise UserError(f"temperatures must be positive, not {[float(1 / b) for b in betas if b > 0]}")
+        raise UserError("temperatures must be positive and finite (inverse temperatures beta > 0)")
     z_all = np.ascontiguousarray(logits, dtype=np.float32).reshape(-1, classes)
     g_all, p_all = gt.reshape(-1), pred.reshape(-1)
     steps = math.lcm(1, *(b.denominator for b in betas))
