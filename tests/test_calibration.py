@@ -270,3 +270,22 @@ def test_quality_sinks_results_ride_on_the_evaluation_result(frames_on_disk):
     assert "boundary IoU" in text and f"ECE {100 * results[1].ece:.2f}%" in text
     assert "fitted on this split: optimistic" in text
     assert [type(s).__name__ for s in quality_sinks(boundary_ratio=None, calibration=False)] == []
+
+
+def test_quality_flags_pick_the_sinks():
+    import argparse
+
+    from bench.evaluation.sinks import BoundarySink, add_quality_arguments, quality_sinks_from_args
+
+    parser = argparse.ArgumentParser()
+    add_quality_arguments(parser)
+    default = quality_sinks_from_args(parser.parse_args([]))
+    assert [type(s) for s in default] == [BoundarySink, CalibrationSink]
+    assert default[0].ratio == 0.005 and default[1].temperature is None
+    given = quality_sinks_from_args(parser.parse_args(["--temperature", "1.5", "--boundary-ratio", "0.01"]))
+    assert given[0].ratio == 0.01 and given[1].temperature == 1.5
+    assert quality_sinks_from_args(parser.parse_args(["--no-boundary", "--no-calibration"])) == []
+    with pytest.raises(UserError, match="positive"):
+        quality_sinks_from_args(parser.parse_args(["--temperature", "-1"]))
+    for sink in default + given:
+        sink.close()

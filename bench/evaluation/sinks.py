@@ -195,3 +195,38 @@ def with_quality(result, sink_results) -> Any:
         elif isinstance(value, calibration_fit.CalibrationResult):
             extra["calibration"] = value
     return dataclasses.replace(result, **extra)
+
+
+def add_quality_arguments(parser) -> None:
+    """The flags of the quality sinks, for the commands that score while they predict (run, predict)."""
+    parser.add_argument("--no-boundary", action="store_true", help="do not score Boundary IoU")
+    parser.add_argument(
+        "--boundary-ratio",
+        type=float,
+        default=boundary_maths.DILATION_RATIO,
+        metavar="RATIO",
+        help=f"Boundary IoU band width as a fraction of the image diagonal "
+        f"(default {boundary_maths.DILATION_RATIO:g}, the authors' for Cityscapes)",
+    )
+    parser.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="do not score calibration (ECE, NLL, Brier, temperature)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        metavar="T",
+        help="apply this temperature (fitted on another split, e.g. the `temperature` of a run on train) "
+        "instead of fitting one on the scored split, which is optimistic",
+    )
+
+
+def quality_sinks_from_args(args) -> list[_ThreadedSink]:
+    """`quality_sinks` as the flags of `add_quality_arguments` ask."""
+    return quality_sinks(
+        boundary_ratio=None if args.no_boundary else args.boundary_ratio,
+        calibration=not args.no_calibration,
+        temperature=args.temperature,
+    )
