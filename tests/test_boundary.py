@@ -215,3 +215,20 @@ def test_train_id_prediction_files_score_the_same_boundaries(scenes, tmp_path):
     )
     np.testing.assert_array_equal(as_train.boundary.counts.union, as_label.counts.union)
     np.testing.assert_array_equal(as_train.boundary.counts.intersection, as_label.counts.intersection)
+
+
+def test_counts_of_two_halves_add_up_to_the_counts_of_the_whole():
+    rng = np.random.default_rng(5)
+    pairs = [(blocky(rng, (30, 44), 6, 3), blocky(rng, (30, 44), 6, 4)) for _ in range(4)]
+    whole, first, second = empty_counts(), empty_counts(), empty_counts()
+    for i, (gt, pred) in enumerate(pairs):
+        counts = boundary_counts(gt, pred, ratio=0.05)
+        whole += counts
+        if i < 2:
+            first += counts
+        else:
+            second += counts
+    merged = first + second
+    np.testing.assert_array_equal(merged.intersection, whole.intersection)
+    np.testing.assert_array_equal(merged.union, whole.union)
+    assert BoundaryResult(merged).class_iou == BoundaryResult(whole).class_iou
