@@ -177,7 +177,7 @@ def test_sink_and_bench_evaluate_boundary_equal_the_brute_force_sums(scenes, tmp
     np.testing.assert_array_equal(streamed.counts.union, union)
     assert streamed.n_images == len(samples)
     from_files = evaluate(root, "val", root / "pred", workers=1, boundary_ratio=0.005)
-    assert from_files.boundary.class_iou == streamed.class_iou
+    assert repr(from_files.boundary.class_iou) == repr(streamed.class_iou)
     plain = evaluate(root, "val", root / "pred", workers=1)
     assert plain.boundary is None and repr(plain.to_cityscapes_dict()) == repr(
         from_files.to_cityscapes_dict()
@@ -231,4 +231,4 @@ def test_counts_of_two_halves_add_up_to_the_counts_of_the_whole():
     merged = first + second
     np.testing.assert_array_equal(merged.intersection, whole.intersection)
     np.testing.assert_array_equal(merged.union, whole.union)
-    assert BoundaryResult(merged).class_iou == BoundaryResult(whole).class_iou
+    assert repr(BoundaryResult(merged).class_iou) == repr(BoundaryResult(whole).class_iou)
