@@ -289,3 +289,16 @@ def test_quality_flags_pick_the_sinks():
         quality_sinks_from_args(parser.parse_args(["--temperature", "-1"]))
     for sink in default + given:
         sink.close()
+
+
+def test_without_a_grid_the_scores_at_t_1_come_without_a_temperature():
+    logits, gt, pred = scene_logits(np.random.default_rng(6))
+    plain, full = CalibrationTotals(()), CalibrationTotals(GRID)
+    plain.add(frame_sums(logits, gt, pred, betas=()))
+    full.add(frame_sums(logits, gt, pred))
+    alone, with_grid = fit(plain), fit(full)
+    assert alone.available and math.isnan(alone.temperature) and math.isnan(alone.ece_t)
+    # E = exp(d) alone, F^4 with F = exp(d / 4) beside the grid: the same to float32 rounding
+    np.testing.assert_array_equal(plain.count, full.count)
+    for name in ("ece", "mce", "nll", "brier"):
+        assert getattr(alone, name) == pytest.approx(getattr(with_grid, name), rel=1e-6)

@@ -101,11 +101,23 @@ def bin_table(count, correct, confidence) -> list[dict[str, float]]:
 
 def fit(totals: CalibrationTotals, *, given: float | None = None) -> CalibrationResult:
     """Scores from exact totals. `given`: the temperature the totals' single beta came from (apply mode);
-    None: the totals hold the fit grid, and its temperature of least NLL is the fitted one."""
+    None: the totals hold the fit grid, and its temperature of least NLL is the fitted one (no grid at
+    all: scores at T = 1 only, no temperature)."""
     if totals.missing or totals.pixels == 0:
         return CalibrationResult(False, n_images=totals.frames)
     n = totals.pixels
     ece, mce = ece_mce(totals.count, totals.correct, totals.confidence, n)
+    if not totals.betas:
+        return CalibrationResult(
+            True,
+            pixels=n,
+            ece=ece,
+            mce=mce,
+            nll=float(totals.nll / n),
+            brier=float(totals.brier / n),
+            details={"bins": bin_table(totals.count, totals.correct, totals.confidence)},
+            n_images=totals.frames,
+        )
     f = [float(v / n) for v in totals.t_nll]
     betas = [float(b) for b in totals.betas]
     j = int(np.argmin(f))
