@@ -15,11 +15,11 @@ from PIL import Image
 from bench.evaluation.boundary import BoundaryResult, boundary_counts
 from bench.evaluation.calibration import GRID, CalibrationTotals, frame_sums
 from bench.evaluation.calibration_fit import fit
-from bench.report import plots
 from bench.report.results import CLASS_COLUMNS, COLUMNS, QUALITY_COLUMNS, append_row, read_rows
 from bench.report.run_folder import report_run
 from bench.report.tables import render_results_markdown
 from tests.cityscapes_files import evaluation_result
+from tests.plot_helpers import expected_size
 from tests.test_calibration import scene_logits
 
 
@@ -63,7 +63,7 @@ def test_the_run_json_row_and_runs_table_carry_boundary_and_calibration(tmp_path
     assert row["nll"] == float(f"{result.calibration.nll:.6g}") and row["temperature_source"] == "fit"
     assert row["temperature"] == result.calibration.temperature
     with Image.open(run.run_dir / "reliability.png") as im:
-        assert (im.format, im.size) == ("PNG", plots.expected_size("reliability"))
+        assert (im.format, im.size) == ("PNG", expected_size("reliability"))
     assert run.files["reliability"] == run.run_dir / "reliability.png"
     table = render_results_markdown(read_rows(tmp_path / "results.csv"))
     header = next(line for line in table.splitlines() if line.startswith("| # | date"))

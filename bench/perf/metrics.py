@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.evaluation.boundary import boundary_counts
     from bench.evaluation.calibration import GRID, frame_sums
-    from bench.perf.model import build_forward, interleaved_passes, load_note, median, timed
+    from bench.perf.model import build_forward
+    from bench.perf.timing import interleaved_passes, load_note, median, timed
 
     h, w = args.size
     forward, model = build_forward(args.model, args.preset, (h, w), batch=1, xla=False, fold_bn=True)
