@@ -250,11 +250,11 @@ def test_a_temperature_fitted_on_one_split_applies_exactly_to_another(frames_on_
 def test_quality_sinks_results_ride_on_the_evaluation_result(frames_on_disk):
     from bench.evaluation.boundary import BoundaryResult
     from bench.evaluation.command import format_result
-    from bench.evaluation.sinks import quality_sinks, with_quality
+    from bench.evaluation.sinks import NO_QUALITY, QualitySettings, with_quality
     from tests.cityscapes_files import evaluation_result
 
     root, arrays = frames_on_disk
-    sinks = quality_sinks()
+    sinks = QualitySettings().sinks()
     for sink in sinks:
         sink.reset()
     for sample in list_samples(root, "val"):
@@ -269,24 +269,26 @@ def test_quality_sinks_results_ride_on_the_evaluation_result(frames_on_disk):
     text = format_result(result)
     assert "boundary IoU" in text and f"ECE {100 * results[1].ece:.2f}%" in text
     assert "fitted on this split: optimistic" in text
-    assert [type(s).__name__ for s in quality_sinks(boundary_ratio=None, calibration=False)] == []
+    assert NO_QUALITY.sinks() == []
 
 
 def test_quality_flags_pick_the_sinks():
     import argparse
 
-    from bench.evaluation.sinks import BoundarySink, add_quality_arguments, quality_sinks_from_args
+    from bench.evaluation.sinks import NO_QUALITY, BoundarySink, add_quality_arguments, quality_settings
 
     parser = argparse.ArgumentParser()
     add_quality_arguments(parser)
-    default = quality_sinks_from_args(parser.parse_args([]))
+    default = quality_settings(parser.parse_args([])).sinks()
     assert [type(s) for s in default] == [BoundarySink, CalibrationSink]
     assert default[0].ratio == 0.005 and default[1].temperature is None
-    given = quality_sinks_from_args(parser.parse_args(["--temperature", "1.5", "--boundary-ratio", "0.01"]))
+    given = quality_settings(parser.parse_args(["--temperature", "1.5", "--boundary-ratio", "0.01"])).sinks()
     assert given[0].ratio == 0.01 and given[1].temperature == 1.5
-    assert quality_sinks_from_args(parser.parse_args(["--no-boundary", "--no-calibration"])) == []
+    assert quality_settings(parser.parse_args(["--no-boundary", "--no-calibration"])) == NO_QUALITY
     with pytest.raises(UserError, match="positive"):
-        quality_sinks_from_args(parser.parse_args(["--temperature", "-1"]))
+        quality_settings(parser.parse_args(["--temperature", "-1"]))
+    with pytest.raises(UserError, match="positive"):
+        quality_settings(parser.parse_args(["--boundary-ratio", "0"]))
     for sink in default + given:
         sink.close()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -168,20 +169,27 @@ class CalibrationSink(_ThreadedSink):
         return result
 
 
-def quality_sinks(
-    *,
-    boundary_ratio: float | None = boundary_maths.DILATION_RATIO,
-    calibration: bool = True,
-    temperature=None,
-) -> list[_ThreadedSink]:
-    """The sinks a scored run adds beside its IoU evaluator: Boundary IoU (unless `boundary_ratio` is None)
-    and calibration (unless `calibration` is False; `temperature`: apply one fitted elsewhere)."""
-    sinks: list[_ThreadedSink] = []
-    if boundary_ratio is not None:
-        sinks.append(BoundarySink(ratio=boundary_ratio))
-    if calibration:
-        sinks.append(CalibrationSink(temperature=temperature))
-    return sinks
+@dataclass(frozen=True)
+class QualitySettings:
+    """Which quality sinks a scored run adds beside its IoU evaluator: Boundary IoU (band ratio; None: off)
+    and calibration (`temperature`: apply one fitted on another split instead of fitting on this one)."""
+
+    boundary_ratio: float | None = boundary_maths.DILATION_RATIO
+    calibration: bool = True
+    temperature: float | None = None
+
+    def sinks(self) -> list[_ThreadedSink]:
+        """Fresh sinks (each with its worker thread: use them as context managers, or `close()` them)."""
+        sinks: list[_ThreadedSink] = []
+        if self.boundary_ratio is not None:
+            sinks.append(BoundarySink(ratio=self.boundary_ratio))
+        if self.calibration:
+            sinks.append(CalibrationSink(temperature=self.temperature))
+        return sinks
+
+
+DEFAULT_QUALITY = QualitySettings()
+NO_QUALITY = QualitySettings(boundary_ratio=None, calibration=False)
 
 
 def with_quality(result, sink_results) -> Any:
@@ -223,10 +231,13 @@ def add_quality_arguments(parser) -> None:
     )
 
 
-def quality_sinks_from_args(args) -> list[_ThreadedSink]:
-    """`quality_sinks` as the flags of `add_quality_arguments` ask."""
-    return quality_sinks(
+def quality_settings(args) -> QualitySettings:
+    """The `QualitySettings` the flags of `add_quality_arguments` ask for (checked now, before any work)."""
+    settings = QualitySettings(
         boundary_ratio=None if args.no_boundary else args.boundary_ratio,
         calibration=not args.no_calibration,
         temperature=args.temperature,
     )
+    for sink in settings.sinks():  # a bad ratio or temperature fails here, not after the predictions
+        sink.close()
+    return settings
