@@ -122,7 +122,7 @@ def render_section(
         records = latest.to_dict("records")
         parts.append(
             "Our latest row per model, dataset, split and mode (IoU in percent, "
-            "cityscapesScripts definitions):\n"
+            "cityscapesScripts definitions; a row of n seeds shows mean ± sample std across them):\n"
         )
         parts.append(
             per_class_table(
@@ -139,6 +139,7 @@ def render_section(
                     for r in records
                 ),
                 label_headers=("Method", "dataset", "split", "mode"),
+                seeds=True,
             )
         )
         if any(r.get("dataset_kind") == "synthetic" for r in records):
