@@ -106,3 +106,28 @@ def test_a_results_file_from_before_the_seed_columns_keeps_working(tmp_path):
         first, second = list(csv.DictReader(f))
     assert {k: first[k] for k in before} == old and first["n_seeds"] == "" and second["n_seeds"] == "2"
     assert "| n=1 |" in path.with_suffix(".md").read_text()
+
+
+def test_a_sweep_runs_each_seed_then_appends_one_row_and_updates_the_readme(tmp_path, capsys):
+    from bench.report.compare import load_ours
+
+    results_csv, runs = tmp_path / "results" / "results.csv", tmp_path / "results" / "runs"
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n")
+    calls = []
+
+    def run_one(seed, seeds_csv):
+        calls.append(seed)
+        row = _row(seed)
+        results.append_row(seeds_csv, row)
+        return row
+
+    row = seeds.sweep(run_one, (3, 1), model="pspnet", results_csv=results_csv, runs_dir=runs, readme=readme)
+    assert calls == [3, 1]
+    assert "seed 3 (1 of 2)" in capsys.readouterr().out
+    frame = read_rows(results_csv)
+    assert len(frame) == 1 and frame.loc[0, "n_seeds"] == 2 and frame.loc[0, "seeds"] == "3,1"
+    (folder,) = runs.iterdir()
+    assert folder.name.endswith("_pspnet_seeds-3-1") and len(read_rows(folder / "seeds.csv")) == 2
+    assert load_ours(folder)["miou_std"] == pytest.approx(row["miou_std"])
+    assert "| n=2 |" in readme.read_text()

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.numbers import to_float
-from bench.report.results import METRIC_COLUMNS, SCORE_COLUMNS, append_row
+from bench.report.results import METRIC_COLUMNS, SCORE_COLUMNS, _relative, append_row
 from data.errors import UserError
 
 SAME_COLUMNS = ("model", "preset", "options", "dataset", "dataset_kind", "split", "mode", "recipe")
@@ -101,4 +101,43 @@ def append_aggregate(
     """Append the aggregated row to `csv_path` (and its results.md) and return it."""
     row = aggregate(rows, seeds)
     append_row(Path(csv_path), row)
+    return row
+
+
+def sweep(
+    run_one: Callable[[int, Path], Mapping[str, Any]],
+    seeds: Sequence[int],
+    *,
+    model: str,
+    results_csv: str | os.PathLike,
+    runs_dir: str | os.PathLike,
+    readme: str | os.PathLike | None = None,
+    reference: str | None = None,
+) -> dict[str, Any]:
+    """Run a benchmark once per seed, then append one row: the mean and std across the seeds.
+
+    `run_one(seed, seeds_csv)` runs one seed and returns its row, appending it to `seeds_csv` (not to
+    `results_csv`) and leaving the README alone. The sweep's folder under `runs_dir` holds `seeds.csv`
+    (one row per seed, naming each seed's own run folder) and `row.json` (the aggregated row, which
+    `bench compare` reads); the README is regenerated once, at the end.
+    """
+    from bench.report.readme import update_readme
+    from bench.report.run_folder import new_run_dir, write_json
+
+    folder = new_run_dir(model, "seeds-" + "-".join(map(str, seeds)), root=runs_dir)
+    rows = []
+    for i, seed in enumerate(seeds, 1):
+        print(f"seed {seed} ({i} of {len(seeds)})")
+        rows.append(dict(run_one(seed, folder / "seeds.csv")))
+    row = aggregate(rows, seeds)
+    row["run_dir"] = _relative(folder)
+    write_json(folder / "row.json", row)
+    append_row(Path(results_csv), row)
+    print(
+        f"seeds {row['seeds']}: mIoU {row['miou']:.2f} ± {row['miou_std']:.2f} (mean ± sample std, "
+        f"n={row['n_seeds']}); per seed: {folder / 'seeds.csv'}"
+    )
+    if readme is not None:
+        kwargs = {"reference": reference} if reference else {}
+        update_readme(readme, results_csv, **kwargs)
     return row
