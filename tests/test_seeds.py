@@ -131,3 +131,18 @@ def test_a_sweep_runs_each_seed_then_appends_one_row_and_updates_the_readme(tmp_
     assert folder.name.endswith("_pspnet_seeds-3-1") and len(read_rows(folder / "seeds.csv")) == 2
     assert load_ours(folder)["miou_std"] == pytest.approx(row["miou_std"])
     assert "| n=2 |" in readme.read_text()
+
+
+def test_a_broken_results_file_stops_the_sweep_before_any_seed_runs(tmp_path):
+    results_csv = tmp_path / "results.csv"
+    results_csv.write_text("model,miou\npspnet,50,extra\n")
+    calls = []
+    with pytest.raises(UserError, match="line 2 has more fields"):
+        seeds.sweep(
+            lambda seed, csv: calls.append(seed),
+            (0, 1),
+            model="m",
+            results_csv=results_csv,
+            runs_dir=tmp_path / "runs",
+        )
+    assert calls == [] and not (tmp_path / "runs").exists()

@@ -122,8 +122,10 @@ def sweep(
     `bench compare` reads); the README is regenerated once, at the end.
     """
     from bench.report.readme import update_readme
+    from bench.report.results import check_results_file
     from bench.report.run_folder import new_run_dir, write_json
 
+    check_results_file(results_csv)  # a broken results file stops the sweep before any seed runs
     folder = new_run_dir(model, "seeds-" + "-".join(map(str, seeds)), root=runs_dir)
     rows = []
     for i, seed in enumerate(seeds, 1):
