@@ -182,3 +182,16 @@ def test_null_and_missing_json_scores_stay_missing(tmp_path):
     path.write_text(json.dumps({"classScores": {"road": None, "sky": 0.5}, "averageScoreClasses": 0.5}))
     ours = load_ours(path)
     assert math.isnan(ours["road"]) and ours["sky"] == 50.0 and math.isnan(ours["iiou"])
+
+
+def test_compare_plot_saves_the_bars_against_the_reference(tmp_path, capsys):
+    from PIL import Image
+
+    from bench.report import plots
+
+    path = _results(tmp_path, "pspnet")
+    png = tmp_path / "out" / "bars.png"
+    assert main(["compare", str(path), "--reference", "pspnet-paper-test", "--plot", str(png)]) == 0
+    assert f"plot: {png}" in capsys.readouterr().out
+    with Image.open(png) as im:
+        assert im.size == plots.expected_size("bars")

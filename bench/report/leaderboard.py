@@ -126,9 +126,19 @@ def describe_board(board, name: str = TEST_TABLE) -> str:
     """One line naming the table and how much of it has per-class values."""
     full = int(board[list(CLASS_COLUMNS)].notna().all(axis=1).sum())
     return (
-        f"{len(board)} published entries in results/reference/{name}.csv ({full} with all 19 per-class "
-        f"IoUs; per class, only the entries whose source gives that class)"
+        f"{len(board)} published entries in `results/reference/{name}.csv`, {full} with all 19 per-class "
+        f"IoUs; per class, only the entries whose source gives that class"
     )
+
+
+def caveats(ours: Mapping[str, Any]) -> list[str]:
+    """Why a placement may not compare like with like: synthetic data, a split other than test."""
+    notes = []
+    if ours.get("dataset_kind") == "synthetic":
+        notes.append("our row is on the synthetic dataset: not comparable with Cityscapes numbers")
+    if ours.get("split") and ours["split"] != "test":
+        notes.append(f"our row is on the {ours['split']} split; the leaderboard is the Cityscapes test set")
+    return notes
 
 
 def format_text(table, header: list[str]) -> str:
@@ -208,11 +218,7 @@ def compare(args) -> int:
     board = load(TEST_TABLE, args.reference_dir)
     ours = load_ours(args.source, row=args.row, model=args.model)
     table = place(ours, board)
-    notes = []
-    if ours.get("dataset_kind") == "synthetic":
-        notes.append("our row is on the synthetic dataset: not comparable with Cityscapes numbers")
-    if ours.get("split") and ours["split"] != "test":
-        notes.append(f"our row is on the {ours['split']} split; the leaderboard is the Cityscapes test set")
+    notes = caveats(ours)
     if args.markdown:
         lines = [f"**ours:** {_describe_ours(ours)}  ", f"**leaderboard:** {describe_board(board)}", ""]
         lines += [f"- {n}" for n in notes] + ([""] if notes else [])

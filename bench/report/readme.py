@@ -92,12 +92,15 @@ def leaderboard_section(latest: dict | None, board, val, plot_link: str | None) 
             f"(`bench compare results/results.csv --reference leaderboard`; rank r/N: r-th of N = the "
             f"entries that give that class + ours; gap = ours - best):\n"
         )
+        notes = leaderboard.caveats(latest)
+        if notes:
+            parts.append("\n".join(f"- {n}" for n in notes) + "\n")
         parts.append(leaderboard.format_markdown(leaderboard.place(latest, board)))
         if plot_link is not None:
             parts.append(f"![Published range per class and the latest row]({plot_link})\n")
     parts.append(
-        f"The leaderboard ({leaderboard.describe_board(board)}; `-` where the source gives no number, the "
-        f"row's notes say why):\n"
+        f"The leaderboard ({leaderboard.describe_board(board)}; `-` where the source gives no number and "
+        f"the row's notes say why):\n"
     )
     parts.append(leaderboard.board_markdown(board))
     val_csv = f"results/reference/{leaderboard.VAL_TABLE}.csv"
