@@ -1,8 +1,9 @@
 """`python -m bench readme`: regenerate the README results section from results.csv and the references.
 
 Only the text between `<!-- results:begin -->` and `<!-- results:end -->` is rewritten. The section and
-the bar plot it links to depend only on the CSV files, so running it twice changes nothing, byte for byte
-(files whose bytes would not change are not rewritten at all).
+the plots it links to (bars against the reference, the latest row among the published leaderboard) depend
+only on the CSV files, so running it twice changes nothing, byte for byte (files whose bytes would not
+change are not rewritten at all).
 """
 
 from __future__ import annotations
