@@ -187,11 +187,11 @@ def test_null_and_missing_json_scores_stay_missing(tmp_path):
 def test_compare_plot_saves_the_bars_against_the_reference(tmp_path, capsys):
     from PIL import Image
 
-    from bench.report import plots
+    from tests.plot_helpers import expected_size
 
     path = _results(tmp_path, "pspnet")
     png = tmp_path / "out" / "bars.png"
     assert main(["compare", str(path), "--reference", "pspnet-paper-test", "--plot", str(png)]) == 0
     assert f"plot: {png}" in capsys.readouterr().out
     with Image.open(png) as im:
-        assert im.size == plots.expected_size("bars")
+        assert im.size == expected_size("bars")

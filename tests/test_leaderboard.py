@@ -12,10 +12,11 @@ from PIL import Image
 
 from bench.cli import main
 from bench.paths import REFERENCE_DIR
-from bench.report import leaderboard, plots, references
+from bench.report import leaderboard, references
 from bench.report.results import CLASS_COLUMNS, append_row, row_from_result
 from data.errors import UserError
 from tests.cityscapes_files import evaluation_result
+from tests.plot_helpers import expected_size
 
 AVERAGES = ("miou", "iiou", "category_miou", "category_iiou")
 
@@ -137,6 +138,6 @@ def test_compare_leaderboard_prints_the_placement_and_saves_the_range_plot(tmp_p
     expected = leaderboard.place(row, board).loc["road"]
     assert f"{int(expected['rank'])}/{int(expected['n']) + 1}" in road and expected["best_method"] in road
     with Image.open(png) as im:
-        assert im.size == plots.expected_size("ranges") == (1200, 500)
+        assert im.size == expected_size("ranges") == (1200, 500)
     assert main(["compare", str(results), "--reference", "leaderboard", "--markdown"]) == 0
     assert "| class | ours | rank |" in capsys.readouterr().out
