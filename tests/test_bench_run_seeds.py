@@ -51,3 +51,14 @@ def test_bad_seeds_are_refused_by_the_cli(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--seeds", "0,0"])
     assert exit_info.value.code == 2 and "repeats a seed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, seeds", [(["--seeds", "0,2"], (0, 2)), (["--seed", "5"], (5,)), ([], (0,))])
+def test_the_cli_passes_the_seeds_to_the_loop(monkeypatch, argv, seeds):
+    import bench.run
+
+    calls = []
+    monkeypatch.setattr(bench.run, "run_seeds", lambda model, s, **options: calls.append((model, s, options)))
+    assert main(["run", "--model", "fcn", "--no-readme", *argv]) == 0
+    ((model, passed, options),) = calls
+    assert (model, passed, options["readme"]) == ("fcn", seeds, None) and "seed" not in options
