@@ -165,7 +165,7 @@ def run_sweep(
     try:
         while todo:
             began = time.perf_counter()
-            done, count = _one_pass(todo, samples, folder, model, scores, settings, workers, bar)
+            done, count = _one_pass(todo, samples, folder, model, scores, settings, workers, bar, place)
             figures["units"] += done
             figures["frames"] += count
             figures["seconds"] += time.perf_counter() - began
@@ -180,7 +180,7 @@ def run_sweep(
     return {**figures, "seconds": round(seconds, 3), "workers": workers, **model.describe()}
 
 
-def _one_pass(todo, samples, folder, model, scores, settings, workers, bar) -> tuple[int, int]:
+def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, place) -> tuple[int, int]:
     """Claim and compute the units of `todo` that nobody holds; (units finished, frames predicted)."""
     claims: dict[plan.Unit, contextlib.ExitStack] = {}
 
@@ -202,7 +202,7 @@ def _one_pass(todo, samples, folder, model, scores, settings, workers, bar) -> t
         nonlocal finished
         scores.evaluate()
         seconds = time.perf_counter() - unit_began
-        folder.save(current, scores.totals, {"seconds": round(seconds, 3)})
+        folder.save(current, scores.totals, {"seconds": round(seconds, 3), "worker": place.index})
         claims.pop(current).close()
         finished += 1
 
