@@ -301,3 +301,41 @@ def test_mirrored_over_two_logical_cpus_gives_exactly_the_numbers_of_one_replica
     text = finish(sweep_process(argv, tmp_path / "mirrored.log"), tmp_path / "mirrored.log")
     assert "mirrored strategy, 2 replica(s)" in text
     assert unit_sums(out) == unit_sums(reference)
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--corruptions", "zoom_blur"], "unknown corruption 'zoom_blur'"),
+        (["--corruptions", "fog,fog"], "names a corruption twice"),
+        (["--severities", "7"], "severities are 1 to 5"),
+        (["--corruptions", "shot_noise", "--severities", "4,5"], "shot_noise has severities 1,2,3 only"),
+        (["--limit", "0"], "--limit 0 must be at least 1"),
+        (["--seed", "-1"], "--seed -1 must be a non-negative integer"),
+        (["--workers", "0"], "--workers 0 must be at least 1"),
+        (["--cpu-replicas", "0"], "--cpu-replicas 0 must be at least 1"),
+    ],
+)
+def test_bad_options_are_clear_errors_before_any_work(
+    checkpoint, tiny_dataset, tmp_path, capsys, extra, message
+):
+    out = tmp_path / "sweep"
+    assert main([*sweep_args(checkpoint, tiny_dataset, out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "units").exists()
+
+
+def test_a_broken_csv_or_a_file_as_out_is_refused_before_any_work(checkpoint, tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    csv_path = tmp_path / "results.csv"
+    csv_path.write_text("model,miou\npspnet,70\n")
+    args = sweep_args(checkpoint, tiny_dataset, out, "--corruptions", "fog", "--severities", "1")
+    assert main([*args, "--csv", str(csv_path)]) == 2
+    assert "is not a robustness CSV written by `bench robustness`" in capsys.readouterr().err
+    assert not out.exists() and csv_path.read_text() == "model,miou\npspnet,70\n"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(sweep_args(checkpoint, tiny_dataset, afile, "--corruptions", "fog")) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(sweep_args(tmp_path / "missing.keras", tiny_dataset, out)) == 2
+    assert "missing.keras does not exist" in capsys.readouterr().err

@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     place = cluster_place()
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers} must be at least 1")
+    if place.is_chief:
+        report.check_csv(args.csv)
     dataset = resolve_dataset(args.dataset, progress=settings.progress)
     checkpoint = ckpt.resolve(args.checkpoint)
     sweep = prepare(checkpoint, dataset, args.out, settings)
@@ -125,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     figures = run_sweep(checkpoint, sweep, settings, place)
     print(
         f"{figures['units']} unit(s), {figures['frames']} frames in {figures['seconds']:.1f} s "
-        f"({figures['frames_per_s'] or 0:.2f} frames/s; {figures['strategy']} strategy, "
+        f"({figures['frames_per_s'] or 0:.2f} frames/s, {figures['waiting_s']:.1f} s waiting for corrupted "
+        f"frames; {figures['strategy']} strategy, "
         f"{figures['replicas']} replica(s), {figures['workers']} corruption process(es), {figures['device']})"
     )
     if not place.is_chief:

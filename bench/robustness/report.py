@@ -201,6 +201,14 @@ def append_rows(csv_path: str | os.PathLike, new_rows: Sequence[Mapping[str, Any
     return True
 
 
+def check_csv(csv_path: str | os.PathLike) -> Path:
+    """Before any work: the CSV to append to reads as a robustness CSV (or is new) and can be written."""
+    csv_path = Path(csv_path)
+    atomic.check_writable(csv_path, "--csv", folder=False)
+    _read(csv_path)
+    return csv_path
+
+
 def _read(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not csv_path.is_file() or csv_path.stat().st_size == 0:
         return [], []

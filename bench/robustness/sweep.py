@@ -143,7 +143,8 @@ def run_sweep(
     checkpoint_path: Path, sweep: Prepared, settings: SweepSettings, place: Place | None = None
 ) -> dict:
     """Compute every unit of `sweep` not yet in its folder (this process's share first); return figures:
-    {"units": computed here, "frames", "seconds", "frames_per_s", "workers", and where the model ran}."""
+    {"units": computed here, "frames", "seconds", "frames_per_s", "waiting_s" (the model idle, waiting for
+    corrupted frames), "workers", and where the model ran}."""
     from bench.engine.progress import progress_bar
     from bench.evaluation.pool import cap_workers
     from bench.robustness.replicas import ReplicaModel
@@ -161,13 +162,16 @@ def run_sweep(
     workers = cap_workers(settings.workers)[0]
     bar = progress_bar(len(todo) * len(samples), desc="robustness", unit="img", enabled=settings.progress)
     scores = UnitScores()
-    figures = {"units": 0, "frames": 0, "seconds": 0.0}
+    figures = {"units": 0, "frames": 0, "seconds": 0.0, "waiting_s": 0.0}
     try:
         while todo:
             began = time.perf_counter()
-            done, count = _one_pass(todo, samples, folder, model, scores, settings, workers, bar, place)
+            done, count, waited = _one_pass(
+                todo, samples, folder, model, scores, settings, workers, bar, place
+            )
             figures["units"] += done
             figures["frames"] += count
+            figures["waiting_s"] += waited
             figures["seconds"] += time.perf_counter() - began
             todo = [u for u in todo if not folder.is_done(u)]
             if todo and not done:
@@ -177,11 +181,13 @@ def run_sweep(
         bar.close()
     seconds = figures["seconds"]
     figures["frames_per_s"] = round(figures["frames"] / seconds, 3) if figures["frames"] else None
+    figures["waiting_s"] = round(figures["waiting_s"], 3)
     return {**figures, "seconds": round(seconds, 3), "workers": workers, **model.describe()}
 
 
-def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, place) -> tuple[int, int]:
-    """Claim and compute the units of `todo` that nobody holds; (units finished, frames predicted)."""
+def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, place) -> tuple[int, int, float]:
+    """Claim and compute the units of `todo` that nobody holds; (units finished, frames predicted, seconds
+    the model waited for corrupted frames after the first)."""
     claims: dict[plan.Unit, contextlib.ExitStack] = {}
 
     def items():
@@ -197,6 +203,7 @@ def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, plac
     current: plan.Unit | None = None
     unit_began = 0.0
     finished = predicted = 0
+    waited = 0.0
 
     def finish() -> None:
         nonlocal finished
@@ -221,7 +228,15 @@ def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, plac
 
     try:
         batch: list = []
-        for item, frame in frames(items(), workers, settings.ahead):
+        stream = frames(items(), workers, settings.ahead)
+        while True:
+            asked = time.perf_counter()
+            got = next(stream, None)
+            if predicted or batch:  # not the first frame, which waits for the workers to start
+                waited += time.perf_counter() - asked
+            if got is None:
+                break
+            item, frame = got
             if batch and frame.shape != batch[0][1].shape:
                 predict(batch)
                 batch = []
@@ -236,7 +251,7 @@ def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, plac
     finally:
         for stack in claims.values():
             stack.close()
-    return finished, predicted
+    return finished, predicted, waited
 
 
 def load_results(sweep: Prepared) -> dict:
