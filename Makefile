@@ -84,7 +84,7 @@ bench: $(STAMP) ## Benchmark MODEL end to end: data, checkpoint, predict, evalua
 		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 
 robustness: $(STAMP) ## Cityscapes-C sweep of CHECKPOINT: mIoU per corruption x severity, mPC, rPC (PRESET=lite|full)
-	@test -n "$(CHECKPOINT)" || { echo "make robustness needs CHECKPOINT=ckpt.keras (make bench caches one under checkpoints/)"; exit 2; }
+	@test -n "$(CHECKPOINT)" || { echo "make robustness needs CHECKPOINT=ckpt.keras or a training folder, e.g. the one make bench trains: CHECKPOINT=checkpoints/pspnet-cpu-synthetic-v1-256x512"; exit 2; }
 	$(PY) -m bench robustness --checkpoint $(CHECKPOINT) --preset $(PRESET) $(if $(DATASET),--dataset $(DATASET))
 
 parity: $(STAMP) $(PARITY_STAMP) ## Parity of `bench convert` with mmsegmentation's own PSPNet R-18/50/101-D8 (~10 min)
