@@ -9,7 +9,6 @@ command again resumes it) holds the manifest, one file per finished unit, and at
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -89,6 +88,8 @@ def settings_from(args: argparse.Namespace):
     preset = PRESETS[args.preset]
     if args.seed < 0:
         raise UserError(f"--seed {args.seed} must be a non-negative integer")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers} must be at least 1")
     if args.cpu_replicas is not None and args.cpu_replicas < 1:
         raise UserError(f"--cpu-replicas {args.cpu_replicas} must be at least 1")
     return SweepSettings(
@@ -109,14 +110,13 @@ def settings_from(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from bench.engine import checkpoint as ckpt
     from bench.paths import PROJECT_ROOT
+    from bench.report.results import git_commit
     from bench.robustness import report
     from bench.robustness.sweep import cluster_place, load_results, prepare, run_sweep
     from bench.run import resolve_dataset
 
     settings = settings_from(args)
     place = cluster_place()
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers {args.workers} must be at least 1")
     if place.is_chief:
         report.check_csv(args.csv)
     dataset = resolve_dataset(args.dataset, progress=settings.progress)
@@ -134,16 +134,7 @@ def run(args: argparse.Namespace) -> int:
     if not place.is_chief:
         print(f"worker {place.index} done: every unit is in {out}; the chief writes the report")
         return 0
-    results = load_results(sweep)
-    summary = report.summarize(results)
     meta = ckpt.read_metadata(checkpoint)
-    model = meta.get("model") or checkpoint.name
-    title = f"Cityscapes-C, {model} on {dataset.name} ({len(sweep.samples)} frames)"
-    table = report.markdown(summary, title)
-    from bench import atomic
-
-    atomic.write_text(out / "robustness.md", table)
-    report.heatmap(summary, out / "robustness.png")
     manifest = folder.manifest
     run_info = {
         "sweep": folder.digest[:16],
@@ -156,36 +147,19 @@ def run(args: argparse.Namespace) -> int:
         "protocol": manifest["protocol"],
         "corruption_package": manifest["corruption_package"],
         "seed": settings.seed,
-        "mode": "whole",
-        "precision": settings.precision,
+        **settings.identity(),
         "device": figures["device"],
         "frames_per_s": figures["frames_per_s"],
-        "commit": _commit(),
+        "commit": git_commit(),
     }
-    new_rows = report.rows(summary, results, run_info)
-    atomic.write_text(
-        out / "summary.json",
-        json.dumps(
-            {
-                "clean_miou": summary.clean,
-                "mpc": summary.mpc,
-                "rpc": summary.rpc,
-                "per_corruption": summary.per_corruption,
-                **run_info,
-            },
-            indent=2,
-        )
-        + "\n",
-    )
-    appended = report.append_rows(args.csv, new_rows)
+    model = run_info["model"] or checkpoint.name
+    title = f"Cityscapes-C, {model} on {dataset.name} ({len(sweep.samples)} frames)"
+    results = load_results(sweep)
+    table, appended, count = report.publish(results, out, args.csv, title=title, run_info=run_info)
     print(table, end="")
     print(
-        f"wrote {out}/robustness.md, robustness.png; "
-        + (
-            f"appended {len(new_rows)} rows to {args.csv}"
-            if appended
-            else f"{args.csv} already holds this sweep"
-        )
+        f"wrote {out}/robustness.md, robustness.png, summary.json; "
+        + (f"appended {count} rows to {args.csv}" if appended else f"{args.csv} already holds this sweep")
     )
     for unit, result in results.items():
         for warning in result.warnings:
@@ -198,9 +172,3 @@ def _relative(path: Path, root: Path) -> str:
         return str(Path(path).resolve().relative_to(root))
     except ValueError:
         return str(path)
-
-
-def _commit() -> str:
-    from bench.report.results import git_commit
-
-    return git_commit()

@@ -10,6 +10,7 @@ already runs TensorFlow (bench/evaluation/pool.py), so they never inherit its th
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -61,5 +62,6 @@ def frames(tasks: Iterable, workers: int, ahead: int) -> Iterator[tuple[object, 
             pending.append(item)
             yield job(item)
 
-    for frame in bounded_map(make_frame, remember(tasks), workers, ahead):
-        yield pending.pop(0), frame
+    with contextlib.closing(bounded_map(make_frame, remember(tasks), workers, ahead)) as made:
+        for frame in made:
+            yield pending.pop(0), frame

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ import numpy as np
 
 from bench import atomic
 from bench.evaluation.scoring import EvaluationResult
+from bench.numbers import nan_to_none
 from bench.report.results import format_value, serialize
 from bench.report.tables import markdown_table, pct
 from bench.robustness.plan import Unit
@@ -183,6 +185,36 @@ def rows(
         )
     out.append(common | {"n_images": out[0]["n_images"], "corruption": "mPC", "miou": 100 * summary.mpc})
     return out
+
+
+def publish(
+    results: Mapping[Unit, EvaluationResult],
+    out: str | os.PathLike,
+    csv_path: str | os.PathLike,
+    *,
+    title: str,
+    run_info: Mapping[str, Any],
+) -> tuple[str, bool, int]:
+    """Write a finished sweep's `robustness.md`, `robustness.png` and `summary.json` into `out` and append its
+    rows to the CSV (once); (table, whether rows were appended, how many)."""
+    out = Path(out)
+    summary = summarize(results)
+    table = markdown(summary, title)
+    atomic.write_text(out / "robustness.md", table)
+    heatmap(summary, out / "robustness.png")
+    figures = {
+        "clean_miou": summary.clean,
+        "mpc": summary.mpc,
+        "rpc": summary.rpc,
+        "per_corruption": summary.per_corruption,
+        "units": {u.name: r.miou for u, r in results.items()},
+        **run_info,
+    }
+    atomic.write_text(
+        out / "summary.json", json.dumps(nan_to_none(figures), indent=2, allow_nan=False) + "\n"
+    )
+    new_rows = rows(summary, results, run_info)
+    return table, append_rows(csv_path, new_rows), len(new_rows)
 
 
 def append_rows(csv_path: str | os.PathLike, new_rows: Sequence[Mapping[str, Any]]) -> bool:

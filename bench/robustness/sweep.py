@@ -226,9 +226,9 @@ def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, plac
             predicted += 1
             bar.update(1)
 
+    stream = frames(items(), workers, settings.ahead)
     try:
         batch: list = []
-        stream = frames(items(), workers, settings.ahead)
         while True:
             asked = time.perf_counter()
             got = next(stream, None)
@@ -249,6 +249,7 @@ def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, plac
         if current is not None:
             finish()
     finally:
+        stream.close()  # ends the corruption workers now, not when garbage is collected
         for stack in claims.values():
             stack.close()
     return finished, predicted, waited
