@@ -87,10 +87,9 @@ def result_of(out: Path, unit: Unit):
 
 def evaluate_predictions(checkpoint: Path, root: Path, tmp: Path):
     """`bench predict` then `bench evaluate` on the written PNGs: the evaluator's own numbers."""
-    from bench.engine.predict import predict
+    assert main(["predict", "--checkpoint", str(checkpoint), "--dataset", str(root), "--out", str(tmp)]) == 0
     from bench.evaluation.evaluator import evaluate
 
-    predict(checkpoint, root, "val", tmp, progress=False)
     return evaluate(root, "val", tmp, workers=1)
 
 
@@ -315,6 +314,8 @@ def test_mirrored_over_two_logical_cpus_gives_exactly_the_numbers_of_one_replica
         (["--seed", "-1"], "--seed -1 must be a non-negative integer"),
         (["--workers", "0"], "--workers 0 must be at least 1"),
         (["--cpu-replicas", "0"], "--cpu-replicas 0 must be at least 1"),
+        (["--cpu-replicas", "2", "--mode", "slide"], "--mode slide runs on one replica"),
+        (["--scales", "0.5,1"], "--scales applies to --mode multiscale only"),
     ],
 )
 def test_bad_options_are_clear_errors_before_any_work(
@@ -340,3 +341,21 @@ def test_a_broken_csv_or_a_file_as_out_is_refused_before_any_work(checkpoint, ti
     assert "is a file, not a folder" in capsys.readouterr().err
     assert main(sweep_args(tmp_path / "missing.keras", tiny_dataset, out)) == 2
     assert "missing.keras does not exist" in capsys.readouterr().err
+
+
+def test_inference_settings_are_the_prediction_loops_own(checkpoint, tiny_dataset, tmp_path):
+    """--mode slide --flip: the clean unit equals `bench predict` with the same options, and the manifest
+    names them (so a sweep with other settings is never resumed into this one)."""
+    mode = ["--mode", "slide", "--crop", "48x64", "--flip"]
+    out = tmp_path / "sweep"
+    args = sweep_args(checkpoint, tiny_dataset, out, "--corruptions", "contrast", "--severities", "1", *mode)
+    assert main([*args, "--workers", "1"]) == 0
+    preds = tmp_path / "preds"
+    argv = ["predict", "--checkpoint", str(checkpoint), "--dataset", str(tiny_dataset), "--out", str(preds)]
+    assert main([*argv, *mode]) == 0
+    from bench.evaluation.evaluator import evaluate
+
+    expected = evaluate(tiny_dataset, "val", preds, workers=1)
+    assert np.array_equal(result_of(out, Unit("clean", 0)).confusion, expected.confusion)
+    settings = json.loads((out / "manifest.json").read_text())["settings"]
+    assert (settings["mode"], settings["crop"], settings["flip"]) == ("slide", [48, 64], True)

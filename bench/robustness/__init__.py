@@ -3,7 +3,7 @@
 - `plan`: what a sweep computes (frames, units, seeds, presets) and the manifest that names it;
 - `state`: the output folder: manifest check, one atomically written sums file per finished unit, unit locks;
 - `frames`: corrupted frames made in worker processes ahead of the model;
-- `replicas`: the model on the local replicas of a tf.distribute strategy;
-- `scores`: the per-unit sink (the evaluator's exact sums);
-- `sweep`: the loop; `report`: table, mPC/rPC, CSV rows, heat map; `command`: `python -m bench robustness`.
+- `replicas`: the model (`open_checkpoint`) on the local replicas of a tf.distribute strategy;
+- `sweep`: the loop, scoring each unit with the prediction loop's sink (`StreamingEvaluator`);
+- `report`: table, mPC/rPC, CSV rows, heat map; `command`: `python -m bench robustness`.
 """

@@ -29,9 +29,9 @@ def _levels(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench.arguments import add_inference_arguments
     from bench.robustness.plan import PRESETS
     from data.corruptions import CORRUPTIONS
-    from models.precision import DEFAULT_PRECISION, PRECISIONS
 
     parser.add_argument("--checkpoint", required=True, help=".keras checkpoint, training folder or .pth")
     parser.add_argument(
@@ -76,12 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="mirror over N logical CPU devices (tests, CPU machines)",
     )
-    parser.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers unfolded")
-    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION, help="fp32 or bf16")
+    add_inference_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def settings_from(args: argparse.Namespace):
+    from bench.arguments import inference_settings
     from bench.robustness.plan import PRESETS
     from bench.robustness.sweep import SweepSettings
 
@@ -101,17 +101,16 @@ def settings_from(args: argparse.Namespace):
         workers=args.workers,
         save_corrupted=args.save_corrupted,
         cpu_replicas=args.cpu_replicas,
-        fold_bn=not args.no_fold_bn,
-        precision=args.precision,
+        inference=inference_settings(args),
         progress=not args.no_progress,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.engine import checkpoint as ckpt
     from bench.paths import PROJECT_ROOT
     from bench.report.results import git_commit
     from bench.robustness import report
+    from bench.robustness.replicas import ReplicaModel
     from bench.robustness.sweep import cluster_place, load_results, prepare, run_sweep
     from bench.run import resolve_dataset
 
@@ -120,11 +119,11 @@ def run(args: argparse.Namespace) -> int:
     if place.is_chief:
         report.check_csv(args.csv)
     dataset = resolve_dataset(args.dataset, progress=settings.progress)
-    checkpoint = ckpt.resolve(args.checkpoint)
-    sweep = prepare(checkpoint, dataset, args.out, settings)
+    model = ReplicaModel(args.checkpoint, settings.inference, cpu_replicas=settings.cpu_replicas)
+    sweep = prepare(model, dataset, args.out, settings)
     out, folder = sweep.folder.out, sweep.folder
     print(f"sweep folder {out}: {len(sweep.units)} units x {len(sweep.samples)} frames", flush=True)
-    figures = run_sweep(checkpoint, sweep, settings, place)
+    figures = run_sweep(model, sweep, settings, place)
     print(
         f"{figures['units']} unit(s), {figures['frames']} frames in {figures['seconds']:.1f} s "
         f"({figures['frames_per_s'] or 0:.2f} frames/s, {figures['waiting_s']:.1f} s waiting for corrupted "
@@ -134,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
     if not place.is_chief:
         print(f"worker {place.index} done: every unit is in {out}; the chief writes the report")
         return 0
-    meta = ckpt.read_metadata(checkpoint)
+    checkpoint = Path(model.metadata.get("checkpoint") or args.checkpoint)
     manifest = folder.manifest
     run_info = {
         "sweep": folder.digest[:16],
-        "model": meta.get("model") or "",
+        "model": model.metadata.get("model") or "",
         "checkpoint": _relative(checkpoint, PROJECT_ROOT),
         "checkpoint_sha256": manifest["checkpoint_sha256"],
         "dataset": dataset.name,
@@ -152,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
         "frames_per_s": figures["frames_per_s"],
         "commit": git_commit(),
     }
-    model = run_info["model"] or checkpoint.name
-    title = f"Cityscapes-C, {model} on {dataset.name} ({len(sweep.samples)} frames)"
+    title = f"Cityscapes-C, {run_info['model'] or checkpoint.name} on {dataset.name}"
+    title += f" ({len(sweep.samples)} frames)"
     results = load_results(sweep)
     table, appended, count = report.publish(results, out, args.csv, title=title, run_info=run_info)
     print(table, end="")

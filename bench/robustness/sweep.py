@@ -2,8 +2,8 @@
 
 Per process: worker processes make the corrupted frames (bench/robustness/frames.py) a bounded number ahead
 of the model; the model predicts them R at a time on its local replicas (bench/robustness/replicas.py); a
-scoring thread adds each frame to its unit's sums (bench/robustness/scores.py); a finished unit's sums are
-written whole into the output folder (bench/robustness/state.py) and its lock released.
+scoring thread adds each frame to its unit's sums (the loop's sink, bench/evaluation/streaming.py); a
+finished unit's sums are written whole into the output folder (bench/robustness/state.py), its lock released.
 
 Across processes (`TF_CONFIG`, the variable tf.distribute's multi-worker setups read): the cluster's tasks
 (chief first, then workers, in their listed order) each take every N-th unit, then any unit nobody holds.
@@ -17,6 +17,7 @@ the report once every unit is there; the addresses in TF_CONFIG are not used (no
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from bench.robustness.state import SweepFolder
 from data.cityscapes import Sample
 from data.corruptions import CLEAN, seed_for
 from data.errors import UserError
+from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
 POLL_S = 2.0
 """How often a worker with nothing left to claim looks whether the other workers' units are done."""
@@ -45,13 +47,12 @@ class SweepSettings:
     ahead: int = 8  # frames made but not yet predicted
     save_corrupted: str | None = None
     cpu_replicas: int | None = None
-    fold_bn: bool = True
-    precision: str = "fp32"
+    inference: InferenceSettings = DEFAULT_SETTINGS
     progress: bool = True
 
     def identity(self) -> dict:
-        """The settings the numbers depend on (in the manifest)."""
-        return {"mode": "whole", "precision": self.precision, "fold_bn": self.fold_bn}
+        """The inference settings the numbers depend on (in the manifest)."""
+        return dataclasses.asdict(self.inference)
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,10 @@ class Prepared:
     folder: SweepFolder
 
 
-def prepare(checkpoint_path: Path, dataset, out, settings: SweepSettings) -> Prepared:
-    """Plan the sweep and open its folder (`out`, default `RUNS_DIR/robustness-{manifest digest}`, so the
-    same command finds the same folder again); refuses a folder of another sweep."""
-    from bench.engine.convert.published import sha256
+def prepare(model, dataset, out, settings: SweepSettings) -> Prepared:
+    """Plan the sweep of `model` (a `ReplicaModel`) and open its folder (`out`, default
+    `RUNS_DIR/robustness-{manifest digest}`, so the same command finds the same folder again); refuses a
+    folder of another sweep."""
     from bench.paths import RUNS_DIR
     from data.cityscapes import list_samples
     from data.corruptions import package_version
@@ -112,7 +113,7 @@ def prepare(checkpoint_path: Path, dataset, out, settings: SweepSettings) -> Pre
     samples = list_samples(dataset.root, settings.split, require_images=True)[: settings.limit]
     units = plan.units(settings.corruptions, settings.severities)
     manifest = plan.manifest(
-        checkpoint_sha256=sha256(checkpoint_path),
+        checkpoint_sha256=model.sha256 or "",
         dataset=dataset.name,
         split=settings.split,
         frames=[s.key for s in samples],
@@ -139,29 +140,20 @@ def _task(sample: Sample, unit: plan.Unit, settings: SweepSettings) -> FrameTask
     return FrameTask(str(sample.image), unit.corruption, unit.severity, seed, save)
 
 
-def run_sweep(
-    checkpoint_path: Path, sweep: Prepared, settings: SweepSettings, place: Place | None = None
-) -> dict:
+def run_sweep(model, sweep: Prepared, settings: SweepSettings, place: Place | None = None) -> dict:
     """Compute every unit of `sweep` not yet in its folder (this process's share first); return figures:
     {"units": computed here, "frames", "seconds", "frames_per_s", "waiting_s" (the model idle, waiting for
     corrupted frames), "workers", and where the model ran}."""
     from bench.engine.progress import progress_bar
     from bench.evaluation.pool import cap_workers
-    from bench.robustness.replicas import ReplicaModel
-    from bench.robustness.scores import UnitScores
+    from bench.evaluation.streaming import StreamingEvaluator
 
     place = place or cluster_place()
     samples, folder = sweep.samples, sweep.folder
     todo = [u for u in plan.share(sweep.units, place.index, place.count) if not folder.is_done(u)]
-    model = ReplicaModel(
-        checkpoint_path,
-        cpu_replicas=settings.cpu_replicas,
-        fold_bn=settings.fold_bn,
-        precision=settings.precision,
-    )
     workers = cap_workers(settings.workers)[0]
     bar = progress_bar(len(todo) * len(samples), desc="robustness", unit="img", enabled=settings.progress)
-    scores = UnitScores()
+    scores = StreamingEvaluator()  # the prediction loop's scoring sink, one unit at a time
     figures = {"units": 0, "frames": 0, "seconds": 0.0, "waiting_s": 0.0}
     try:
         while todo:
@@ -207,9 +199,9 @@ def _one_pass(todo, samples, folder, model, scores, settings, workers, bar, plac
 
     def finish() -> None:
         nonlocal finished
-        scores.evaluate()
+        totals = scores.totals()
         seconds = time.perf_counter() - unit_began
-        folder.save(current, scores.totals, {"seconds": round(seconds, 3), "worker": place.index})
+        folder.save(current, totals, {"seconds": round(seconds, 3), "worker": place.index})
         claims.pop(current).close()
         finished += 1
 
