@@ -131,7 +131,7 @@ def run_benchmark(
     from models import registry
 
     began = time.perf_counter()
-    import_tensorflow()  # first, so that its start-up lines are filtered (the models import Keras)
+    import_tensorflow(training=checkpoint is None)  # first: start-up lines filtered, oneDNN set for training
     registry.get(model)  # an unknown model or bad plugin path fails before any work
     if steps is not None and steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
