@@ -118,3 +118,17 @@ def test_evaluation_and_the_quality_sinks_import_no_tensorflow():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_row_over_seeds_carries_the_mean_boundary_and_calibration():
+    from bench.report import seeds
+    from bench.report.results import row_from_result
+
+    rows = [
+        row_from_result(quality_result(i), model="pspnet", dataset="d", dataset_kind="synthetic", split="val")
+        for i in (0, 1)
+    ]
+    row = seeds.aggregate(rows, (0, 1))
+    for column in ("ece", "nll", "brier", "temperature", "boundary_miou"):
+        assert row[column] == (rows[0][column] + rows[1][column]) / 2
+    assert row["temperature_source"] == "fit"
