@@ -8,6 +8,8 @@ window changes the numbers.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -238,3 +240,14 @@ def test_shared_deeplab_predicts_the_real_frame():
     small = np.asarray(Image.fromarray(train_ids).resize(gt.shape[::-1], Image.NEAREST))
     valid = gt != 255
     assert (small[valid] == gt[valid]).mean() > 0.95  # measured 0.971
+
+
+def test_predicting_with_litert_leaves_tensorflow_unimported(tiny):
+    code = (
+        "import sys\nimport numpy as np\nfrom bench.engine.litert import open_litert\n"
+        f"model = open_litert({str(tiny['float'])!r})\n"
+        "model.frame_outputs(np.zeros((30, 40, 3), np.uint8)); model.metadata\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
