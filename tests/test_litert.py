@@ -73,6 +73,12 @@ def tiny(tmp_path_factory):
     coarse = keras.Sequential([fixed, keras.layers.AveragePooling2D(2)])  # output at half the input size
     anywhere = _per_pixel(keras, tf, None, 19)
     anywhere.set_weights(fixed.get_weights())
+    background = _per_pixel(keras, tf, INPUT, 20, seed=2)
+    kernel, bias, classifier, class_bias = background.get_weights()
+    class_bias[19] += 0.6  # background wins on about 15% of the pixels
+    background.set_weights([kernel, bias, classifier, class_bias])
+    anywhere20 = _per_pixel(keras, tf, None, 20, seed=2)
+    anywhere20.set_weights(background.get_weights())
     argmax21 = _per_pixel(keras, tf, INPUT, 21, argmax=True, seed=1)
     anywhere21 = _per_pixel(keras, tf, None, 21, seed=1)
     anywhere21.set_weights(argmax21.get_weights())
@@ -81,6 +87,8 @@ def tiny(tmp_path_factory):
         "uint8": save("uint8", fixed, input=tf.uint8),
         "int8": save("int8", fixed, input=tf.int8),
         "argmax": save("argmax", argmax21),
+        "background": save("background", background),
+        "reference20": lambda x: np.asarray(anywhere20(_normalized(x)[None]))[0],
         "dynamic": save("dynamic", anywhere),
         "two_outputs": save("two", keras.Model(fixed.input, [fixed.output, fixed.output])),
         "coarse": save("coarse", coarse),
@@ -172,6 +180,19 @@ def test_argmax_output_is_detected_and_values_past_the_train_ids_become_void(tin
     expected = np.argmax(tiny["reference21"](frame), axis=-1)
     assert {19, 20} & set(np.unique(expected))  # the case is exercised
     np.testing.assert_array_equal(train_ids, np.where(expected < 19, expected, 255))
+
+
+def test_a_20th_background_channel_is_left_out_of_the_arg_max(tiny):
+    """ESPNet-style models: channels 0-18 are the train IDs, 19 a background class cityscapesScripts
+    would count as a miss; the arg-max is over the train IDs and the logits handed on are theirs."""
+    model = open_litert(tiny["background"], input_spec=SPEC)
+    assert "background" in model.metadata["label_space"]
+    frame = _frame(50, 77, seed=5)
+    train_ids, logits = model.frame_outputs(frame)
+    expected = tiny["reference20"](frame)
+    assert (np.argmax(expected, axis=-1) == 19).any()  # the case is exercised
+    np.testing.assert_allclose(logits, expected[..., :19], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(train_ids, np.argmax(expected[..., :19], axis=-1))
 
 
 def test_dynamic_input_size_runs_the_whole_frame(tiny):
