@@ -141,7 +141,7 @@ def test_metadata_says_runtime_input_and_output(tiny):
     meta = open_litert(tiny["float"], input_spec=SPEC, threads=1).metadata
     assert meta["runtime"] == "litert" and meta["runtime_version"]
     assert (meta["input_size"], meta["input_dtype"], meta["input_quantization"]) == ("24x32", "float32", None)
-    assert meta["input"] == SPEC.to_dict()
+    assert meta["input_recipe"] == SPEC.to_dict()
     assert (meta["output"], meta["label_space"], meta["stride"], meta["threads"]) == (
         "logits",
         "train IDs 0-18",
@@ -169,6 +169,19 @@ def test_quantised_input_without_a_recipe_gets_the_pixel_bytes(tiny):
     assert np.array_equal(open_litert(tiny["uint8"]).model_input(frame), frame)
     shifted = open_litert(tiny["int8"]).model_input(frame)
     assert shifted.dtype == np.int8 and np.array_equal(shifted.astype(int), frame.astype(int) - 128)
+
+
+def test_frames_may_come_as_whole_numbers_of_any_dtype_and_with_another_stride(tiny):
+    """What a decoder without normalisation hands on (float32 0..255) gives what the uint8 frame gives."""
+    model = open_litert(tiny["argmax"], input_spec=SPEC)
+    frame = _frame(50, 77, seed=6)
+    expected = model.frame_outputs(frame)[0]
+    np.testing.assert_array_equal(model.frame_outputs(frame.astype(np.float32))[0], expected)
+    np.testing.assert_array_equal(model.frame_outputs(frame, stride=(24, 32))[0], expected)  # per-pixel model
+    with pytest.raises(UserError, match="not whole pixel values"):
+        model.frame_outputs(frame / 255.0)
+    with pytest.raises(UserError, match="must be positive"):
+        model.frame_outputs(frame, stride=(0, 5))
 
 
 def test_argmax_output_is_detected_and_values_past_the_train_ids_become_void(tiny):

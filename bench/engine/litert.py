@@ -166,7 +166,7 @@ class LiteRTModel:
             "input_size": "dynamic" if self.input_size is None else "{}x{}".format(*self.input_size),
             "input_dtype": self.input_dtype.name,
             "input_quantization": _describe(self.input_quantization),
-            "input": spec.to_dict() if spec is not None else f"{self.input_dtype.name} pixel bytes as read",
+            "input_recipe": spec.to_dict() if spec else f"{self.input_dtype.name} pixel bytes as read",
             "output": self.output_kind,
             "output_dtype": self.output_dtype.name,
             "output_quantization": _describe(self.output_quantization),
@@ -176,10 +176,9 @@ class LiteRTModel:
         }
 
     def model_input(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB -> the network's input tensor values (H, W, 3) in its dtype."""
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise UserError(f"frame of shape {image.shape}: expected an (H, W, 3) RGB image")
+        """(H, W, 3) RGB pixels 0..255 (uint8, or whole numbers of another dtype, as a decoder without
+        normalisation gives them) -> the network's input tensor values (H, W, 3) in its dtype."""
+        image = _pixels(np.asarray(image))
         quant = self.input_quantization
         if quant is not None and self.input_spec is None:  # the pixel bytes, as quantised image models read
             shift = 128 if self.input_dtype == np.int8 else 0
@@ -204,14 +203,18 @@ class LiteRTModel:
             out = (out.astype(np.float32) - zero_point) * scale
         return out
 
-    def frame_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def frame_outputs(
+        self, image: np.ndarray, *, stride: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """(train IDs (H, W) uint8, logits (H, W, 19) float32 or None for an arg-max model) of one
-        full-resolution (H, W, 3) uint8 RGB frame."""
+        full-resolution (H, W, 3) RGB frame (see `model_input`); `stride` overrides the model's."""
+        if stride is not None and min(stride) < 1:
+            raise UserError(f"--stride {stride} must be positive, e.g. 342x342")
         x = self.model_input(image)
         height, width = x.shape[:2]
         if self.input_size is None:
             return self._finish(self._window_output(x, (height, width)))
-        (ch, cw), (sh, sw) = self.input_size, self.stride
+        (ch, cw), (sh, sw) = self.input_size, stride or self.stride
         rows, cols = _windows(height, ch, sh), _windows(width, cw, sw)
         if self.output_kind == "argmax":
             labels = np.empty((height, width), np.uint8)
@@ -252,6 +255,20 @@ class LiteRTModel:
 def open_litert(path: str | os.PathLike, **options: Any) -> LiteRTModel:
     """The model source of a `.tflite` file (see `LiteRTModel` for the options)."""
     return LiteRTModel(path, **options)
+
+
+def _pixels(image: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) frame of 0..255 pixel values as uint8; anything else is a UserError."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise UserError(f"frame of shape {image.shape}: expected an (H, W, 3) RGB image")
+    if image.dtype == np.uint8:
+        return image
+    pixels = image.astype(np.uint8)
+    if not np.array_equal(pixels, image):
+        raise UserError(
+            "frame values are not whole pixel values 0..255: a LiteRT model takes them unnormalised"
+        )
+    return pixels
 
 
 def _describe(quantization: tuple[float, int] | None) -> str | None:
