@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -19,8 +18,8 @@ from bench.engine.litert import LiteRTModel, _nearest_centre, is_litert, open_li
 from data.errors import UserError
 from data.normalization import InputSpec
 from tests.shared_files import shared_file
+from tests.tiny_litert import INPUT, convert, per_pixel
 
-INPUT = (24, 32)
 SPEC = InputSpec(mean=(127.5, 127.5, 127.5), std=(63.75, 63.75, 63.75))  # 0..255 -> -2..2
 DEEPLAB = "weights/deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite"
 DEEPLAB_URL = (
@@ -29,16 +28,6 @@ DEEPLAB_URL = (
 )
 FRAME = "fixtures/real-frame/leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png"
 SAMPLE_GT = "fixtures/cityscapes-sample/gtFine/val/frankfurt/frankfurt_000000_000294_gtFine_labelIds.png"
-
-
-def _per_pixel(keras, tf, size, channels: int, *, argmax: bool = False, seed: int = 0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((*size, 3) if size else (None, None, 3))
-    x = keras.layers.Conv2D(8, 1, activation="relu", name="hidden")(inputs)
-    x = keras.layers.Conv2D(channels, 1, name="classifier")(x)
-    if argmax:  # tf.argmax: keras.ops.argmax adds a NaN check that LiteRT has no kernel for
-        x = keras.layers.Lambda(lambda t: tf.argmax(t, axis=-1))(x)
-    return keras.Model(inputs, x)
 
 
 @pytest.fixture(scope="module")
@@ -52,35 +41,21 @@ def tiny(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("litert")
 
-    def save(name, model, **quantise):
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        if quantise:
-            rng = np.random.default_rng(0)
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: (
-                [rng.uniform(-2, 2, (1, *INPUT, 3)).astype(np.float32)] for _ in range(16)
-            )
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = quantise["input"]
-            converter.inference_output_type = tf.int8
-        path = folder / f"{name}.tflite"
-        with warnings.catch_warnings():  # TF asks for input statistics it does not need with a dataset
-            warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
-            path.write_bytes(converter.convert())
-        return path
+    def save(name, model, input=None):
+        return convert(tf, model, folder / f"{name}.tflite", quantised_input=input)
 
-    fixed = _per_pixel(keras, tf, INPUT, 19)
+    fixed = per_pixel(keras, tf, INPUT, 19)
     coarse = keras.Sequential([fixed, keras.layers.AveragePooling2D(2)])  # output at half the input size
-    anywhere = _per_pixel(keras, tf, None, 19)
+    anywhere = per_pixel(keras, tf, None, 19)
     anywhere.set_weights(fixed.get_weights())
-    background = _per_pixel(keras, tf, INPUT, 20, seed=2)
+    background = per_pixel(keras, tf, INPUT, 20, seed=2)
     kernel, bias, classifier, class_bias = background.get_weights()
     class_bias[19] += 0.6  # background wins on about 15% of the pixels
     background.set_weights([kernel, bias, classifier, class_bias])
-    anywhere20 = _per_pixel(keras, tf, None, 20, seed=2)
+    anywhere20 = per_pixel(keras, tf, None, 20, seed=2)
     anywhere20.set_weights(background.get_weights())
-    argmax21 = _per_pixel(keras, tf, INPUT, 21, argmax=True, seed=1)
-    anywhere21 = _per_pixel(keras, tf, None, 21, seed=1)
+    argmax21 = per_pixel(keras, tf, INPUT, 21, argmax=True, seed=1)
+    anywhere21 = per_pixel(keras, tf, None, 21, seed=1)
     anywhere21.set_weights(argmax21.get_weights())
     return {
         "float": save("float", fixed),
@@ -96,7 +71,7 @@ def tiny(tmp_path_factory):
             "coarse_argmax", keras.Sequential([coarse, keras.layers.Lambda(lambda t: tf.argmax(t, -1))])
         ),
         "coarse_reference": lambda x: coarse(_normalized(x)[None]),
-        "seven": save("seven", _per_pixel(keras, tf, INPUT, 7)),
+        "seven": save("seven", per_pixel(keras, tf, INPUT, 7)),
         "reference": lambda x: np.asarray(anywhere(_normalized(x)[None]))[0],
         "reference21": lambda x: np.asarray(anywhere21(_normalized(x)[None]))[0],
     }

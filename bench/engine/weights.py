@@ -230,3 +230,24 @@ def published(entry: Weights, rows: Mapping[str, Mapping[str, Any]] | None = Non
             {k: row.get(k) for k in ("id", "method", "split", "protocol", "test_mode", "miou", "url")}
         )
     return found
+
+
+def reference_id(
+    entry: Weights,
+    split: str,
+    *,
+    mode: str = "whole",
+    flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+    rows: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str | None:
+    """The id of the entry's reference row for `split` under this prediction protocol, None when no row
+    of the entry was scored so (another split, or a mode the authors did not publish)."""
+    from bench.engine.convert.published import test_mode
+
+    wanted = test_mode(mode, flip, scales)
+    for row in published(entry, rows):
+        row_mode = row["test_mode"] if isinstance(row["test_mode"], str) and row["test_mode"] else "whole"
+        if row["split"] == split and row_mode == wanted:
+            return row["id"]
+    return None

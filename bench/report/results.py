@@ -55,7 +55,7 @@ METRIC_COLUMNS = (
     "peak_memory_mb",
     "eval_seconds",
 )
-ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow")
+ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow", "runtime")
 """Where the speed figures were measured: without these an images/s cannot be trusted or compared."""
 TAIL_COLUMNS = ("run_dir", "reference", "notes")  # reference: the row id a published checkpoint should match
 COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + ENVIRONMENT_COLUMNS + TAIL_COLUMNS

@@ -1,0 +1,141 @@
+"""LiteRT files and published weights by name through `open_checkpoint`, the prediction loop and
+`bench run`: the outputs the sinks get are the LiteRT source's own, and rows say the runtime."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from bench.engine import weights
+from bench.engine.litert import LiteRTModel
+from bench.engine.opener import open_checkpoint
+from bench.evaluation.png import read_png
+from data.cityscapes import list_samples
+from data.errors import UserError
+from tests.tiny_litert import INPUT, convert, per_pixel
+
+
+@pytest.fixture(scope="module")
+def tflite(tmp_path_factory):
+    """{"logits": float per-pixel model, "argmax": its arg-max}, saved under names without .tflite: they
+    are recognised by content."""
+    from bench.engine.tensorflow_import import import_tensorflow
+
+    tf = import_tensorflow()
+    import keras
+
+    folder = tmp_path_factory.mktemp("litert_run")
+    logits = per_pixel(keras, tf, INPUT, 19, seed=3)
+    argmax = keras.Model(logits.input, keras.layers.Lambda(lambda t: tf.argmax(t, -1))(logits.output))
+    return {
+        "logits": convert(tf, logits, folder / "logits.bin"),
+        "argmax": convert(tf, argmax, folder / "argmax.model"),
+    }
+
+
+class Recorder:
+    """A sink keeping what it is handed."""
+
+    def reset(self):
+        self.frames = []
+
+    def process(self, sample, train_ids, logits):
+        self.frames.append((sample.key, train_ids, logits))
+
+    def evaluate(self):
+        return len(self.frames)
+
+
+@pytest.mark.parametrize("kind", ["logits", "argmax"])
+def test_the_loop_hands_the_sinks_what_the_litert_source_computes(tflite, tiny_dataset, kind):
+    from bench.engine.loop import predict_frames
+
+    opened = open_checkpoint(tflite[kind])
+    assert opened.keras is None and opened.outputs == ("logits" if kind == "logits" else "train_ids")
+    assert opened.metadata["runtime"] == "litert" and opened.metadata["model"] == tflite[kind].stem
+    samples = list_samples(tiny_dataset, "val", require_images=True)
+    sink = Recorder()
+    predicted = predict_frames(opened, samples, sinks=[sink], progress=False)
+    assert predicted.results == (len(samples),) and predicted.stats["runtime"].startswith("litert ")
+    direct = LiteRTModel(tflite[kind])
+    for sample, (key, train_ids, logits) in zip(samples, sink.frames, strict=True):
+        expected_ids, expected_logits = direct.frame_outputs(read_png(sample.image))
+        assert key == sample.key and train_ids.shape == (64, 128)
+        np.testing.assert_array_equal(train_ids, expected_ids)
+        if kind == "logits":
+            np.testing.assert_array_equal(logits, expected_logits)
+        else:
+            assert logits is None
+
+
+def test_a_litert_model_refuses_settings_it_cannot_honour(tflite, tiny_dataset):
+    from bench.engine.loop import predict_frames
+    from models.inference_modes import InferenceSettings
+
+    with pytest.raises(UserError, match="LiteRT model, run in its own dtypes"):
+        open_checkpoint(tflite["logits"], precision="bf16")
+    samples = list_samples(tiny_dataset, "val", require_images=True)
+    with pytest.raises(UserError, match="only its arg-max"):
+        predict_frames(
+            open_checkpoint(tflite["argmax"]), samples, InferenceSettings(flip=True), progress=False
+        )
+
+
+def test_bench_run_scores_a_dataset_with_a_tflite_and_the_row_says_litert(tflite, tiny_dataset, tmp_path):
+    from bench.run import run_benchmark
+
+    report = run_benchmark(
+        None,
+        dataset=str(tiny_dataset),
+        checkpoint=str(tflite["argmax"]),
+        readme=None,
+        results_csv=tmp_path / "results.csv",
+        runs_dir=tmp_path / "runs",
+        checkpoint_root=tmp_path / "checkpoints",
+        progress=False,
+    )
+    row = report.row
+    assert row["model"] == "argmax" and row["runtime"].startswith("litert ") and row["precision"] == "fp32"
+    assert 0 <= row["miou"] <= 100 and row["n_images"] == 3
+
+
+def _served_entry(path, monkeypatch, tmp_path):
+    """A weights entry for `path` (a file:// URL) put into the table, and the default folder in tmp."""
+    from bench.engine import download
+    from bench.engine.convert.published import sha256
+
+    entry = weights.Weights(
+        name="tiny-litert", url=path.as_uri(), licence="MIT", model="litert", sha256=sha256(path)
+    )
+    monkeypatch.setattr(weights, "OTHERS", (*weights.OTHERS, entry))
+    monkeypatch.setattr(download, "WEIGHTS_ROOT", tmp_path / "weights")
+    return entry
+
+
+def test_a_weights_name_opens_the_downloaded_file(tflite, tmp_path, monkeypatch):
+    entry = _served_entry(tflite["argmax"], monkeypatch, tmp_path)
+    opened = open_checkpoint("tiny-litert")
+    assert opened.metadata["checkpoint"] == str(tmp_path / "weights" / entry.file_name)
+    assert opened.metadata["weights"] == "tiny-litert" and opened.metadata["model"] == "tiny-litert"
+
+
+def test_bench_run_weights_resolves_the_name_in_the_weights_dir(tflite, tmp_path, monkeypatch):
+    import bench.run
+
+    entry = _served_entry(tflite["argmax"], monkeypatch, tmp_path)
+    called = {}
+    monkeypatch.setattr(bench.run, "run_benchmark", lambda model, **kwargs: called.update(kwargs))
+    parser = argparse.ArgumentParser()
+    bench.run.add_arguments(parser)
+    bench.run.run(parser.parse_args(["--weights", "tiny-litert", "--weights-dir", str(tmp_path / "mine")]))
+    assert called["checkpoint"] == str(tmp_path / "mine" / entry.file_name)
+    assert (tmp_path / "mine" / entry.file_name).read_bytes() == tflite["argmax"].read_bytes()
+    for argv, message in (
+        (["--weights-dir", str(tmp_path)], "add --weights"),
+        (["--weights", "tiny-litert", "--checkpoint", "x.keras"], "give one of them"),
+        (["--weights", "no-such"], "unknown weights 'no-such'"),
+    ):
+        with pytest.raises(UserError, match=message):
+            bench.run.run(parser.parse_args(argv))
