@@ -139,3 +139,46 @@ def test_bench_run_weights_resolves_the_name_in_the_weights_dir(tflite, tmp_path
     ):
         with pytest.raises(UserError, match=message):
             bench.run.run(parser.parse_args(argv))
+
+
+def test_bench_predict_and_submit_take_a_tflite(tflite, tiny_dataset, tmp_path):
+    import zipfile
+
+    from bench.cli import main
+    from bench.submission.writer import entry_name
+    from data.labels import to_label_ids
+
+    direct = LiteRTModel(tflite["argmax"])
+    samples = list_samples(tiny_dataset, "val", require_images=True)
+    expected = {s.key: to_label_ids(direct.frame_outputs(read_png(s.image))[0]) for s in samples}
+    out = tmp_path / "pred"
+    argv = ["--checkpoint", str(tflite["argmax"]), "--dataset", str(tiny_dataset), "--split", "val"]
+    assert main(["predict", *argv, "--out", str(out), "--no-progress"]) == 0
+    for key, labels in expected.items():
+        np.testing.assert_array_equal(read_png(out / f"{key}_leftImg8bit.png"), labels)
+    zipped = tmp_path / "submission.zip"
+    assert main(["submit", *argv, "--out", str(zipped), "--no-progress"]) == 0
+    with zipfile.ZipFile(zipped) as archive:
+        for key, labels in expected.items():
+            np.testing.assert_array_equal(read_png_bytes(archive.read(entry_name(key))), labels)
+
+
+def read_png_bytes(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_perf_model_times_a_tflite_checkpoint(tflite, capsys):
+    from bench.cli import main
+
+    assert (
+        main(["perf", "model", "--checkpoint", str(tflite["argmax"]), "--size", "48x64", "--repeats", "1"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "argmax (litert " in out and "24x32 windows) on a 48x64 frame" in out and "CPU s median" in out
+    assert main(["perf", "model", "pspnet@64x64", "--checkpoint", str(tflite["argmax"])]) == 2
+    assert "give no MODEL@HxW cases" in capsys.readouterr().err
