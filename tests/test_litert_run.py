@@ -107,7 +107,12 @@ def _served_entry(path, monkeypatch, tmp_path):
     from bench.engine.convert.published import sha256
 
     entry = weights.Weights(
-        name="tiny-litert", url=path.as_uri(), licence="MIT", model="litert", sha256=sha256(path)
+        name="tiny-litert",
+        url=path.as_uri(),
+        licence="MIT",
+        model="litert",
+        sha256=sha256(path),
+        references=("deeplab_edgetpu-slim_cityscapes/val-os32",),
     )
     monkeypatch.setattr(weights, "OTHERS", (*weights.OTHERS, entry))
     monkeypatch.setattr(download, "WEIGHTS_ROOT", tmp_path / "weights")
@@ -119,6 +124,28 @@ def test_a_weights_name_opens_the_downloaded_file(tflite, tmp_path, monkeypatch)
     opened = open_checkpoint("tiny-litert")
     assert opened.metadata["checkpoint"] == str(tmp_path / "weights" / entry.file_name)
     assert opened.metadata["weights"] == "tiny-litert" and opened.metadata["model"] == "tiny-litert"
+
+
+def test_a_run_of_published_weights_names_their_reference_row(tflite, tiny_dataset, tmp_path, monkeypatch):
+    from bench.engine.download import weights_file
+    from bench.run import run_benchmark
+
+    entry = _served_entry(tflite["argmax"], monkeypatch, tmp_path)
+    report = run_benchmark(
+        None,
+        dataset=str(tiny_dataset),
+        checkpoint=str(weights_file(entry, tmp_path / "w", progress=False)),
+        readme=None,
+        results_csv=tmp_path / "results.csv",
+        runs_dir=tmp_path / "runs",
+        checkpoint_root=tmp_path / "checkpoints",
+        progress=False,
+    )
+    assert (
+        report.row["model"] == "tiny-litert"
+        and report.row["notes"] == "published weights tiny-litert (litert)"
+    )
+    assert report.row["reference"] == "deeplab_edgetpu-slim_cityscapes/val-os32"
 
 
 def test_bench_run_weights_resolves_the_name_in_the_weights_dir(tflite, tmp_path, monkeypatch):

@@ -73,6 +73,18 @@ def test_mmseg_entries_come_from_the_reference_rows_not_a_copy(tmp_path):
     assert [r["miou"] for r in weights.published(entry, weights.reference_rows(folder))] == [70.5]
 
 
+def test_a_run_names_the_reference_row_of_its_split_and_protocol():
+    deeplab = weights.get("deeplab_edgetpu-slim_cityscapes-513x513-int8")
+    assert weights.reference_id(deeplab, "val") == "deeplab_edgetpu-slim_cityscapes/val-os32"
+    assert weights.reference_id(deeplab, "test") is None  # no test number published
+    assert weights.reference_id(deeplab, "val", flip=True) is None  # not the published protocol
+    psp = weights.get("pspnet_r18-d8_4xb2-80k_cityscapes-512x1024")
+    multiscale = dict(mode="multiscale", flip=True, scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75))
+    assert (
+        weights.reference_id(psp, "val", **multiscale) == "pspnet_r18-d8_4xb2-80k_cityscapes-512x1024/ms-flip"
+    )
+
+
 def test_a_file_is_recognised_by_its_hash():
     deeplab = weights.get("deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite")  # by file name too
     assert weights.by_sha256(deeplab.sha256) == deeplab
