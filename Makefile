@@ -18,6 +18,7 @@ DATASET ?= $(CITYSCAPES_DATASET)
 SPLIT ?= val
 CHECKPOINT ?=
 MODE ?= whole
+SEEDS ?=
 SYNTHETIC ?= data/generated/synthetic
 PARITY_ARGS ?=
 
@@ -38,6 +39,7 @@ help: ## List targets and variables
 	@echo "  SPLIT=$(SPLIT)          split to evaluate"
 	@echo "  CHECKPOINT=...       .keras checkpoint, or a PyTorch .pth converted on the fly (default: train the CPU preset once)"
 	@echo "  MODE=$(MODE)         inference mode: whole | slide | multiscale"
+	@echo "  SEEDS=...            comma-separated training seeds, e.g. 0,1,2: one row of their mean and std (default: seed 0, n=1)"
 	@echo "  SYNTHETIC=$(SYNTHETIC)  where 'make data' writes the synthetic dataset"
 	@echo "  PARITY_ARGS=...      extra options of tests/parity/mmseg_parity.py, e.g. --depths 18 --size 512x1024"
 	@echo "  REQUIREMENTS=$(REQUIREMENTS)  pinned dependencies; for CUDA: VENV=.venv-gpu REQUIREMENTS=requirements-gpu.txt"
@@ -79,7 +81,8 @@ data: $(STAMP) ## Generate the embedded synthetic dataset
 
 bench: $(STAMP) ## Benchmark MODEL end to end: data, checkpoint, predict, evaluate, results, README
 	$(PY) -m bench run --model $(MODEL) --split $(SPLIT) --mode $(MODE) \
-		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
+		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
+		$(if $(SEEDS),--seeds $(SEEDS))
 
 parity: $(STAMP) $(PARITY_STAMP) ## Parity of `bench convert` with mmsegmentation's own PSPNet R-18/50/101-D8 (~10 min)
 	$(PARITY_VENV)/bin/python tests/parity/mmseg_parity.py --python $(PY) $(PARITY_ARGS)
