@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import types
 
 import numpy as np
 import pytest
@@ -153,7 +154,12 @@ def test_bench_run_weights_resolves_the_name_in_the_weights_dir(tflite, tmp_path
 
     entry = _served_entry(tflite["argmax"], monkeypatch, tmp_path)
     called = {}
-    monkeypatch.setattr(bench.run, "run_benchmark", lambda model, **kwargs: called.update(kwargs))
+
+    def fake_run(model, **kwargs):
+        called.update(kwargs)
+        return types.SimpleNamespace(row={})
+
+    monkeypatch.setattr(bench.run, "run_benchmark", fake_run)
     parser = argparse.ArgumentParser()
     bench.run.add_arguments(parser)
     bench.run.run(parser.parse_args(["--weights", "tiny-litert", "--weights-dir", str(tmp_path / "mine")]))
