@@ -71,7 +71,7 @@ def test_the_loop_hands_the_sinks_what_the_litert_source_computes(tflite, tiny_d
             assert logits is None
 
 
-def test_a_litert_model_refuses_settings_it_cannot_honour(tflite, tiny_dataset):
+def test_a_litert_model_refuses_only_the_settings_it_cannot_honour(tflite, tiny_dataset):
     from bench.engine.loop import predict_frames
     from models.inference_modes import InferenceSettings
 
@@ -82,6 +82,10 @@ def test_a_litert_model_refuses_settings_it_cannot_honour(tflite, tiny_dataset):
         predict_frames(
             open_checkpoint(tflite["argmax"]), samples, InferenceSettings(flip=True), progress=False
         )
+    sink = Recorder()  # a logits model averages scales and flips like any other
+    settings = InferenceSettings(mode="multiscale", scales=(0.5, 1.0), flip=True)
+    predict_frames(open_checkpoint(tflite["logits"]), samples[:1], settings, sinks=[sink], progress=False)
+    assert sink.frames[0][1].shape == (64, 128) and sink.frames[0][2].shape == (64, 128, 19)
 
 
 def test_bench_run_scores_a_dataset_with_a_tflite_and_the_row_says_litert(tflite, tiny_dataset, tmp_path):

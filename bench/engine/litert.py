@@ -258,17 +258,18 @@ def open_litert(path: str | os.PathLike, **options: Any) -> LiteRTModel:
 
 
 def _pixels(image: np.ndarray) -> np.ndarray:
-    """An (H, W, 3) frame of 0..255 pixel values as uint8; anything else is a UserError."""
+    """An (H, W, 3) frame of 0..255 pixel values as uint8, rounded to the nearest (a frame the loop
+    resized for multi-scale holds fractions); values outside 0..255 (a normalised frame) are a UserError."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise UserError(f"frame of shape {image.shape}: expected an (H, W, 3) RGB image")
     if image.dtype == np.uint8:
         return image
-    pixels = image.astype(np.uint8)
-    if not np.array_equal(pixels, image):
+    if image.size and (image.min() < -0.5 or image.max() > 255.5):
         raise UserError(
-            "frame values are not whole pixel values 0..255: a LiteRT model takes them unnormalised"
+            f"frame values {image.min():g}..{image.max():g} are not pixel values 0..255: a LiteRT model "
+            f"takes the frame unnormalised"
         )
-    return pixels
+    return np.rint(image).astype(np.uint8)
 
 
 def _describe(quantization: tuple[float, int] | None) -> str | None:
