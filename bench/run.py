@@ -33,6 +33,7 @@ from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
 NOTES = "trained from scratch (no ImageNet weights offline)"
+DEFAULT_MODEL = "pspnet"
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def ensure_checkpoint(
 
 
 def run_benchmark(
-    model: str,
+    model: str | None,
     *,
     dataset: str | None = None,
     split: str = "val",
@@ -126,7 +127,8 @@ def run_benchmark(
     PNGs; PNGs are written for the frames of the run folder's sample plot, or for all frames with
     `write_predictions`. `workers`: scoring threads beside the model (default one). `settings`: how the
     model predicts (mode, scales, flip, crop, stride, precision, BatchNorm folding). `quality`: the
-    Boundary IoU and calibration sinks beside the evaluator (bench/evaluation/sinks.py)."""
+    Boundary IoU and calibration sinks beside the evaluator (bench/evaluation/sinks.py). `model` None: the
+    one the checkpoint names (a LiteRT file names itself), else pspnet."""
     from bench.engine.convert.published import reference_for
     from bench.engine.opener import open_checkpoint
     from bench.engine.predict import write_predictions as write
@@ -141,7 +143,10 @@ def run_benchmark(
 
     began = time.perf_counter()
     import_tensorflow(training=checkpoint is None)  # first: start-up lines filtered, oneDNN set for training
-    registry.get(model)  # an unknown model or bad plugin path fails before any work
+    if model is None and not checkpoint:
+        model = DEFAULT_MODEL
+    if model is not None:
+        registry.get(model)  # an unknown model or bad plugin path fails before any work
     if steps is not None and steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
     if workers is not None and workers < 1:
@@ -167,6 +172,8 @@ def run_benchmark(
         opened = open_checkpoint(trained, precision=settings.precision, fold_bn=settings.fold_bn)
     checkpoint_path = Path(opened.metadata["checkpoint"])
     meta = {} if opened.metadata.get("plain") else opened.metadata  # what the checkpoint records of itself
+    if model is None:
+        model = meta.get("model") or DEFAULT_MODEL
     if meta.get("model") and meta["model"] != model:
         raise UserError(
             f"checkpoint {checkpoint_path} holds model '{meta['model']}', not '{model}': "
@@ -216,6 +223,15 @@ def run_benchmark(
             entry, extra["reference_id"] = published_ref
             reference = reference or extra["reference_id"]
             notes = f"published checkpoint {entry.file_name}"
+        elif meta.get("weights"):  # published weights run as they are (a LiteRT file)
+            from bench.engine.weights import get, reference_id
+
+            entry = get(meta["weights"])
+            found = reference_id(entry, split, mode=settings.mode, flip=settings.flip, scales=settings.scales)
+            if found:
+                extra["reference_id"] = found
+                reference = reference or found
+            notes = f"published weights {entry.name} ({entry.runtime})"
         elif isinstance(meta.get("source"), dict):
             notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
         if reference:
@@ -250,7 +266,7 @@ def run_benchmark(
     return report
 
 
-def run_seeds(model: str, seeds: Sequence[int], **options) -> dict:
+def run_seeds(model: str | None, seeds: Sequence[int], **options) -> dict:
     """`run_benchmark` once per seed; with several, one row of their mean and std (bench/report/seeds.py)
     instead of a row per seed. Returns the row written to the results file."""
     if len(seeds) == 1:
@@ -289,7 +305,11 @@ def _display_path(path: Path) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="pspnet", help="registry name or package.module:function")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"registry name or package.module:function (default: the checkpoint's, else {DEFAULT_MODEL})",
+    )
     parser.add_argument(
         "--dataset",
         default=None,
@@ -299,8 +319,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help=".keras checkpoint or a PyTorch .pth (converted once, cached by content) (default: train "
-        "the model's CPU preset once and cache it)",
+        help=".keras checkpoint, a PyTorch .pth (converted once, cached by content) or a LiteRT .tflite "
+        "(default: train the model's CPU preset once and cache it)",
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="NAME",
+        help="published weights by name (`python -m bench weights` lists them): the file in --weights-dir, "
+        "else downloaded there and checked",
+    )
+    parser.add_argument(
+        "--weights-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of published weights files (default checkpoints/weights/)",
     )
     add_inference_arguments(parser)
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
@@ -330,12 +363,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    checkpoint = args.checkpoint
+    if args.weights_dir and not args.weights:
+        raise UserError("--weights-dir is where --weights NAME is looked for: add --weights")
+    if args.weights:
+        if checkpoint:
+            raise UserError("--checkpoint and --weights both name the model: give one of them")
+        from bench.engine.download import weights_file
+        from bench.engine.weights import get
+
+        checkpoint = str(weights_file(get(args.weights), args.weights_dir))
     run_seeds(
         args.model,
         args.seeds or (args.seed,),
         dataset=args.dataset,
         split=args.split,
-        checkpoint=args.checkpoint,
+        checkpoint=checkpoint,
         settings=inference_settings(args),
         preset=args.preset,
         steps=args.steps,

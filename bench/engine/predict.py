@@ -143,8 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help=".keras checkpoint, a training --out folder (its latest checkpoint) or a PyTorch .pth "
-        "(converted once, cached)",
+        help=".keras checkpoint, a training --out folder (its latest checkpoint), a PyTorch .pth "
+        "(converted once, cached), a LiteRT .tflite or a published weights name (`bench weights`)",
     )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split to predict (default val)")

@@ -70,7 +70,7 @@ QUALITY_COLUMNS = (
 """Beyond mIoU: Boundary IoU (percent, with its band ratio) and calibration (ECE/MCE in percent, NLL in nats,
 Brier in [0, 2], the temperature, whether it was fitted on this split ("fit", optimistic) or "given", and ECE
 and NLL after it). Empty where the run had no logits or no boundary scoring."""
-ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow")
+ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow", "runtime")
 """Where the speed figures were measured: without these an images/s cannot be trusted or compared."""
 TAIL_COLUMNS = ("run_dir", "reference", "notes")  # reference: the row id a published checkpoint should match
 SCORE_COLUMNS: tuple[str, ...] = CLASS_COLUMNS + ("miou", "iiou", "category_miou", "category_iiou")

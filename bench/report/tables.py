@@ -46,6 +46,7 @@ def where_it_ran(row: Mapping[str, Any]) -> str:
         f"batch {text('batch')}" if text("batch") else "",
         text("input_size"),
         f"TF {text('tensorflow')}" if text("tensorflow") else "",
+        text("runtime") if text("runtime") not in ("", "tensorflow") else "",  # e.g. litert
     ]
     return ", ".join(p for p in parts if p) or MISSING
 
