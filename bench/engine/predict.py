@@ -171,7 +171,7 @@ def predict_samples(
 
     from bench.engine.device import environment
     from data.normalization import InputSpec
-    from data.pipeline import eval_dataset
+    from data.pipeline import eval_dataset, frame_logits_from_network, frame_size
 
     scales = tuple(float(s) for s in scales)
     _check_mode(mode, scales, crop, stride)
@@ -181,7 +181,8 @@ def predict_samples(
     forward = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), jit_compile=accelerated)
     settings = {"mode": mode, "scales": scales, "flip": flip, "crop": crop, "stride": stride}
 
-    frames = eval_dataset(samples, with_labels=False, input_spec=InputSpec.from_metadata(metadata))
+    spec = InputSpec.from_metadata(metadata)
+    frames = eval_dataset(samples, with_labels=False, input_spec=spec)
     latencies: list[float] = []
     sizes: set[tuple[int, int]] = set()
     began = None
@@ -192,6 +193,8 @@ def predict_samples(
             began = time.perf_counter()
         t0 = time.perf_counter()
         logits = frame_logits(forward, image, **settings)
+        if spec.size is not None:  # the network saw the recipe's size: logits back to the frame's
+            logits = frame_logits_from_network(logits, frame_size(sample.image), spec)
         train_ids = np.argmax(logits, axis=-1).astype(np.uint8)
         latencies.append(time.perf_counter() - t0)
         sizes.add(train_ids.shape)
@@ -217,7 +220,7 @@ def predict_samples(
         "options": metadata.get("options"),
         "train_steps": metadata.get("steps"),
         "folded_bn": metadata["folded_bn"],
-        "input": InputSpec.from_metadata(metadata).to_dict(),
+        "input": spec.to_dict(),
         **settings,
     }
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.engine.convert import mmseg, published, torch_reader
+from bench.engine.convert import espnet, espnetv2, mmseg, published, torch_reader
 from bench.paths import CONVERTED_ROOT
 from data.errors import UserError
 
-SOURCES = {mmseg.NAME: mmseg}
+SOURCES = {mmseg.NAME: mmseg, espnet.NAME: espnet, espnetv2.NAME: espnetv2}
 TORCH_SUFFIXES = (".pth", ".pt")
 
 
@@ -41,7 +41,7 @@ def detect_source(state: Mapping[str, np.ndarray], path: str | os.PathLike, sour
         if source not in SOURCES:
             raise UserError(f"--source {source}: choose one of {', '.join(SOURCES)}")
         if not SOURCES[source].matches(state):
-            raise UserError(f"{path} is not an {source} PSPNet state dict (its keys do not match)")
+            raise UserError(f"{path} is not a {source} state dict (its keys do not match)")
         return SOURCES[source]
     for module in SOURCES.values():
         if module.matches(state):
@@ -49,7 +49,7 @@ def detect_source(state: Mapping[str, np.ndarray], path: str | os.PathLike, sour
     sample = ", ".join(sorted(state)[:4])
     raise UserError(
         f"{path}: no known layout for keys like {sample}: supported are mmsegmentation's PSPNet "
-        f"R-18/50/101-D8 (semseg/Caffe layouts are not)"
+        f"R-18/50/101-D8 (semseg/Caffe layouts are not), ESPNet (sacmehta/ESPNet) and ESPNetv2 (EdgeNets)"
     )
 
 
@@ -109,6 +109,8 @@ def build_converted(
 
     src = Path(src)
     layout = detect_source(state, src, source)
+    if hasattr(layout, "build_converted"):  # sources whose layers are named after theirs (torch_layers.py)
+        return layout.build_converted(state, src)
     options, num_classes, has_aux = layout.architecture(state, file_name=src.name)
     try:
         model = registry.build("pspnet", num_classes=num_classes, aux_head=has_aux, **options)
@@ -168,7 +170,9 @@ def converted(path: str | os.PathLike, root: str | os.PathLike | None = None) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", help="PyTorch checkpoint (.pth, zip or legacy format), e.g. mmseg's PSPNet")
+    parser.add_argument(
+        "src", help="PyTorch checkpoint (.pth, zip or legacy format): mmseg's PSPNet, ESPNet or ESPNetv2"
+    )
     parser.add_argument("--out", required=True, help="checkpoint to write (.keras)")
     parser.add_argument("--source", choices=sorted(SOURCES), default=None, help="layout (default: detect)")
 
@@ -182,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
     import_tensorflow()
     metadata = convert(args.src, out, source=args.source)
     options = metadata["options"]
+    shown = f"pspnet R-{options['depth']}" if "depth" in options else f"{metadata['model']} {options}"
     print(
-        f"wrote {out}: pspnet R-{options['depth']} ({metadata['source']['format']} layout, "
+        f"wrote {out}: {shown} ({metadata['source']['format']} layout, "
         f"{metadata['source']['tensors']} tensors, {metadata['num_classes']} classes"
         f"{', auxiliary head' if metadata['aux_head'] else ''})"
     )
