@@ -92,7 +92,7 @@ def resize_align_corners(x, reference, name: str):
 
 
 def _scaled(length, scale: float, min_size: int):
-    """max(ceil(length * scale), min_size) in float64, as Python computes it (70 * 0.1 > 7)."""
+    """max(ceil(length * scale), min_size), in float64 as the authors' Python computes it."""
     value = tf.math.ceil(tf.cast(length, tf.float64) * tf.constant(scale, tf.float64))
     return tf.maximum(tf.cast(value, tf.int32), min_size)
 

@@ -174,7 +174,10 @@ def pointwise_merge(x, channels: int, name: str):
     return layers.Multiply(name=f"{name}.gated")([y, gate])
 
 
-@register("espnetv2")
+PRESETS = {"tiny": {"s": 0.5, "blocks": (1, 1)}}  # tests; published Cityscapes widths: s = 0.5 .. 2.0
+
+
+@register("espnetv2", presets=PRESETS)
 def build(
     num_classes: int = 19,
     input_shape=(None, None, 3),
