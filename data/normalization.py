@@ -74,18 +74,25 @@ class InputSpec:
         return self.resize == "pil-bilinear"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The recipe as metadata; the fields added for sized recipes only where they differ from the
+        defaults, so a recipe without them is written exactly as before they existed."""
+        written = {
             "mean": list(self.mean),
             "std": list(self.std),
             "channel_order": self.channel_order,
             "value_range": self.value_range,
-            "divisor": self.divisor,
-            "size": None if self.size is None else list(self.size),
-            "order": self.order,
-            "resize": self.resize,
-            "antialias": self.antialias,  # for the reader: follows from `resize`
-            "output_resize": self.output_resize,
         }
+        if self.divisor != 1.0:
+            written["divisor"] = self.divisor
+        if self.size is not None:
+            written.update(
+                size=list(self.size),
+                order=self.order,
+                resize=self.resize,
+                antialias=self.antialias,  # for the reader: follows from `resize`
+                output_resize=self.output_resize,
+            )
+        return written
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> InputSpec:
