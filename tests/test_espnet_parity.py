@@ -137,3 +137,21 @@ def test_bench_convert_and_predict_from_the_png_reproduce_their_argmax(name, tmp
     valid = theirs != 19
     assert np.mean(ours[valid] == theirs[valid]) >= MIN_AGREEMENT_FROM_PNG
     assert np.mean(ours == full_size(ref["logits"][..., :19].argmax(-1))) >= MIN_AGREEMENT_FROM_PNG
+
+
+def test_the_shared_espnetv2_of_another_width_converts_with_every_tensor_placed():
+    from bench.engine.convert import command, torch_reader
+
+    path = shared_file(
+        "weights/espnetv2_s_0.5_city_1024x512.pth",
+        "sacmehta/EdgeNets model/segmentation/model_zoo/espnetv2/espnetv2_s_0.5_city_1024x512.pth",
+    )
+    state, _ = torch_reader.read_state_dict(path)
+    model, metadata = command.build_converted(state, path)
+    assert metadata["options"] == {"blocks": [3, 7], "decoder_base": 16, "background": True, "s": 0.5}
+    assert metadata["input"]["size"] == [512, 1024] and metadata["input"]["antialias"] is True
+    unapplied = 3  # the strided EESPs' module_act PReLUs
+    assert metadata["source"]["tensors"] == len(state) - unapplied - sum(
+        k.endswith("num_batches_tracked") for k in state
+    )
+    assert model.output.shape[-1] == 19
