@@ -16,9 +16,11 @@ layer for layer, each weight-holding layer named after their module:
 An ESP block: a reduce convolution to n = C/5 channels (1x1, or 3x3 stride 2 when it downsamples), five
 3x3 convolutions of dilation 1, 2, 4, 8, 16 (the first to C - 4n channels), the dilated ones summed
 hierarchically (d2, d2+d4, ...), concatenated, BN + PReLU (and the input added first when residual).
-BatchNorm epsilon 1e-3 throughout. Input sides must be multiples of 8 (the decoder concatenates a 2x
-upsampling with the level above). The authors trained 20 classes on Cityscapes (19 + "background" on the
-ignore pixels): `background=True` keeps that channel in the network and drops it from the output.
+BatchNorm epsilon 1e-3 throughout. The decoder concatenates 2x upsamplings with the levels above, so the
+authors' network takes sides that are multiples of 8 only; ours pads other sizes with zeros at the bottom
+and right to the next multiple and crops the logits back (a no-op on the sizes theirs takes). The authors
+trained 20 classes on Cityscapes (19 + "background" on the ignore pixels): `background=True` keeps that
+channel in the network and drops it from the output.
 """
 
 from __future__ import annotations
@@ -88,13 +90,15 @@ def build(
 
     p, q: the depth multipliers (published Cityscapes weights: p=2 with q=3, 5 or 8); background: the
     network has one more output channel than `num_classes` (the authors' class trained on ignore pixels),
-    dropped from the logits this model returns. Input: BGR normalised as the checkpoint's recipe says,
-    sides multiples of 8. Output: logits at input size (transposed convolutions, no resize).
+    dropped from the logits this model returns. Input: BGR normalised as the checkpoint's recipe says, any
+    size (padded to multiples of 8 inside). Output: logits at input size (transposed convolutions).
     """
     import keras
     from keras import layers
 
     from models.espnet_blocks import (
+        CropLike,
+        PadToMultiple,
         avg_pool_counting_padding,
         batch_norm,
         bn_prelu,
@@ -105,7 +109,8 @@ def build(
     if p < 1 or q < 1:
         raise ValueError(f"ESPNet needs p >= 1 and q >= 1, got p={p}, q={q}")
     classes = num_classes + int(background)
-    image = keras.Input(shape=tuple(input_shape), name="image")
+    frame = keras.Input(shape=tuple(input_shape), name="image")
+    image = PadToMultiple(8, name="pad_to_8")(frame)
     level1 = _cbr(image, 16, 3, "encoder.level1", stride=2)
     image_half = avg_pool_counting_padding(image, "encoder.sample1.pool.0")
     image_quarter = avg_pool_counting_padding(image_half, "encoder.sample2.pool.1")
@@ -136,5 +141,5 @@ def build(
     x = bn_prelu(x, "up_l2.1.bn", "up_l2.1.act", BN_EPSILON)
     x = layers.Concatenate(name="conv.concat")([x, level1])
     x = _cbr(x, classes, 3, "conv")
-    x = _up(x, classes, "classifier")
-    return segmentation_outputs(image, x, num_classes, aux_head=aux_head, name=f"espnet_p{p}_q{q}")
+    x = CropLike(name="crop_to_input")([_up(x, classes, "classifier"), frame])
+    return segmentation_outputs(frame, x, num_classes, aux_head=aux_head, name=f"espnet_p{p}_q{q}")

@@ -217,6 +217,41 @@ class Subsample(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class PadToMultiple(keras.layers.Layer):
+    """Zero padding at the bottom and right up to multiples of `multiple` (none when they already are)."""
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        return tf.pad(x, [[0, 0], [0, -height % self.multiple], [0, -width % self.multiple], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        def size(n):
+            return None if n is None else -(-n // self.multiple) * self.multiple
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CropLike(keras.layers.Layer):
+    """The top-left part of the first input of the second input's height and width (undoes PadToMultiple)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        return x[:, : tf.shape(reference)[1], : tf.shape(reference)[2], :]
+
+    def compute_output_shape(self, input_shapes):
+        x, reference = input_shapes
+        return (x[0], reference[1], reference[2], x[3])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class TrainIdLogits(keras.layers.Layer):
     """The first `count` channels: the train IDs' logits, without the authors' extra "background" channel.
 

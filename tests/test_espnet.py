@@ -211,3 +211,26 @@ def test_channel_shuffle_interleaves_the_groups():
 
     x = np.arange(6, dtype="float32").reshape(1, 1, 1, 6)
     np.testing.assert_array_equal(np.asarray(ChannelShuffle(3)(x)).ravel(), [0, 2, 4, 1, 3, 5])
+
+
+def test_espnet_takes_sides_that_are_not_multiples_of_8_by_padding_and_cropping():
+    from models import registry
+
+    model = randomised(registry.build("espnet", preset="tiny"))
+    image = np.random.default_rng(7).normal(size=(1, 30, 45, 3)).astype("float32")
+    padded = np.pad(image, ((0, 0), (0, 2), (0, 3), (0, 0)))  # to 32x48, zeros at the bottom and right
+    np.testing.assert_array_equal(np.asarray(model(image)), np.asarray(model(padded))[:, :30, :45])
+
+
+@pytest.mark.parametrize("name", ["espnet", "espnetv2"])
+def test_folding_batchnorm_rebuilds_the_espnets_from_their_config(name):
+    from models import registry
+    from models.inference import fold_batchnorm
+
+    model = randomised(registry.build(name, preset="tiny"))
+    image = np.random.default_rng(8).normal(size=(1, 32, 64, 3)).astype("float32")
+    folded = fold_batchnorm(model)
+    assert len(folded.layers) < len(model.layers)
+    expected = np.asarray(model(image))
+    # random weights grow activations into the thousands: compare relative to the output's scale
+    assert np.max(np.abs(np.asarray(folded(image)) - expected)) <= 1e-5 * np.max(np.abs(expected))
