@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.run", "end to end: dataset, checkpoint, predict, evaluate, results, README"),
     "evaluate": ("bench.evaluation.command", "score prediction PNGs against Cityscapes ground truth"),
     "models": ("bench.engine.models_listing", "list the model registry with options and parameter counts"),
-    "train": ("bench.engine.train", "train a registry model on a Cityscapes-format dataset"),
+    "train": ("bench.engine.train_command", "train a registry model on a Cityscapes-format dataset"),
     "recipes": ("bench.engine.recipes", "list the named training recipes and the results they should reach"),
     "predict": ("bench.engine.predict", "write prediction PNGs (label IDs) from a checkpoint"),
     "convert": (

@@ -36,12 +36,12 @@ def randomised(model, seed: int = 0):
 
 def round_trip(name: str, file_name: str, image_size=(64, 128), **options):
     """(options read back, outputs of our model and of its conversion from its own PyTorch state dict)."""
-    from bench.engine.convert import command, torch_layers
+    from bench.engine.convert import converter, torch_layers
     from models import registry
 
     model = randomised(registry.build(name, **options))
     state = torch_layers.state_dict(model)
-    converted, metadata = command.build_converted(state, file_name)
+    converted, metadata = converter.build_converted(state, file_name)
     image = np.random.default_rng(1).normal(size=(1, *image_size, 3)).astype("float32")
     return metadata, np.asarray(model(image)), np.asarray(converted(image))
 
@@ -98,54 +98,54 @@ def espnet_state():
 
 
 def test_a_missing_tensor_is_named(espnet_state):
-    from bench.engine.convert import command
+    from bench.engine.convert import converter
 
     state = dict(espnet_state)
     del state["encoder.level3.0.d8.conv.weight"]
     with pytest.raises(UserError, match=r"x\.pth lacks the tensor encoder\.level3\.0\.d8\.conv\.weight"):
-        command.build_converted(state, "x.pth")
+        converter.build_converted(state, "x.pth")
 
 
 def test_a_misshaped_tensor_is_named_with_both_shapes(espnet_state):
-    from bench.engine.convert import command
+    from bench.engine.convert import converter
 
     state = dict(espnet_state)
     state["level3_C.conv.weight"] = np.zeros((20, 130, 1, 1), np.float32)
     with pytest.raises(
         UserError, match=r"level3_C\.conv\.weight has shape \(20, 130, 1, 1\).*\(20, 131, 1, 1\)"
     ):
-        command.build_converted(state, "x.pth")
+        converter.build_converted(state, "x.pth")
 
 
 def test_a_tensor_the_architecture_has_no_place_for_is_refused(espnet_state):
-    from bench.engine.convert import command
+    from bench.engine.convert import converter
 
     state = {**espnet_state, "decoder.extra.weight": np.zeros(3, np.float32)}
     with pytest.raises(UserError, match=r"1 tensor\(s\) .* no place for: decoder\.extra\.weight"):
-        command.build_converted(state, "x.pth")
+        converter.build_converted(state, "x.pth")
 
 
 def test_espnetv2_leaves_out_only_the_prelu_its_strided_eesp_never_applies():
-    from bench.engine.convert import command, torch_layers
+    from bench.engine.convert import converter, torch_layers
     from models import registry
 
     state = torch_layers.state_dict(registry.build("espnetv2", s=0.5, blocks=(1, 1)))
     unapplied = {f"base_net.level{i}_0.eesp.module_act.weight": np.zeros(8, np.float32) for i in (2, 3, 4)}
-    _, metadata = command.build_converted({**state, **unapplied}, "v2.pth")
+    _, metadata = converter.build_converted({**state, **unapplied}, "v2.pth")
     assert metadata["source"]["tensors"] == len(state)
     with pytest.raises(UserError, match=r"base_net\.level3\.0\.module_act\.extra"):
-        command.build_converted({**state, "base_net.level3.0.module_act.extra": np.zeros(1)}, "v2.pth")
+        converter.build_converted({**state, "base_net.level3.0.module_act.extra": np.zeros(1)}, "v2.pth")
 
 
 def test_detection_tells_the_three_sources_apart(espnet_state):
-    from bench.engine.convert import command, torch_layers
+    from bench.engine.convert import converter, torch_layers
     from models import registry
 
     v2 = torch_layers.state_dict(registry.build("espnetv2", s=0.5, blocks=(1, 1)))
-    assert command.detect_source(espnet_state, "a.pth").NAME == "espnet"
-    assert command.detect_source(v2, "b.pth").NAME == "espnetv2"
+    assert converter.detect_source(espnet_state, "a.pth").NAME == "espnet"
+    assert converter.detect_source(v2, "b.pth").NAME == "espnetv2"
     with pytest.raises(UserError, match="is not a espnetv2 state dict"):
-        command.detect_source(espnet_state, "a.pth", "espnetv2")
+        converter.detect_source(espnet_state, "a.pth", "espnetv2")
 
 
 def pytorch_adaptive_pool(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -225,7 +225,7 @@ def test_espnet_takes_sides_that_are_not_multiples_of_8_by_padding_and_cropping(
 @pytest.mark.parametrize("name", ["espnet", "espnetv2"])
 def test_folding_batchnorm_rebuilds_the_espnets_from_their_config(name):
     from models import registry
-    from models.inference import fold_batchnorm
+    from models.batchnorm_folding import fold_batchnorm
 
     model = randomised(registry.build(name, preset="tiny"))
     image = np.random.default_rng(8).normal(size=(1, 32, 64, 3)).astype("float32")

@@ -61,11 +61,11 @@ def name(request) -> str:
 def test_our_recipe_reproduces_the_authors_network_input_to_the_bit(model):
     import tensorflow as tf
 
-    from bench.engine.convert import command
+    from bench.engine.convert import converter
     from data.pipeline import decode_image, network_input
 
     ref = reference(model)
-    source = command.SOURCES[model]
+    source = converter.SOURCES[model]
     ours = network_input(decode_image(tf.constant(str(shared_file(IMAGE, FIXTURE_SOURCE)))), source.INPUT)
     np.testing.assert_array_equal(ours.numpy(), ref["input"])
 
@@ -75,12 +75,12 @@ def forward_from_their_input(name):
     """(their reference, our network's 20-channel output and our 19-channel logits on their input)."""
     import keras
 
-    from bench.engine.convert import command, torch_reader
+    from bench.engine.convert import converter, torch_reader
 
     path = weights(name)
     ref = reference(name)
     state, _ = torch_reader.read_state_dict(path)
-    model, _ = command.build_converted(state, path)
+    model, _ = converter.build_converted(state, path)
     both = keras.Model(model.input, [model.get_layer("logits").input, model.output])
     network, logits = (np.asarray(a)[0] for a in both(ref["input"][None], training=False))
     return ref, network, logits
@@ -140,14 +140,14 @@ def test_bench_convert_and_predict_from_the_png_reproduce_their_argmax(name, tmp
 
 
 def test_the_shared_espnetv2_of_another_width_converts_with_every_tensor_placed():
-    from bench.engine.convert import command, torch_reader
+    from bench.engine.convert import converter, torch_reader
 
     path = shared_file(
         "weights/espnetv2_s_0.5_city_1024x512.pth",
         "sacmehta/EdgeNets model/segmentation/model_zoo/espnetv2/espnetv2_s_0.5_city_1024x512.pth",
     )
     state, _ = torch_reader.read_state_dict(path)
-    model, metadata = command.build_converted(state, path)
+    model, metadata = converter.build_converted(state, path)
     assert metadata["options"] == {"blocks": [3, 7], "decoder_base": 16, "background": True, "s": 0.5}
     assert metadata["input"]["size"] == [512, 1024] and metadata["input"]["antialias"] is True
     unapplied = 3  # the strided EESPs' module_act PReLUs

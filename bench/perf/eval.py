@@ -14,12 +14,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.arguments import size
+from bench.perf.timing import measure
 
 SPEEDUP_TARGET = 10.0
 DECODE_RATIO_TARGET = 1.5
@@ -128,18 +128,6 @@ def _decode_frame(paths: tuple[Path, Path, Path]) -> int:
     return sum(read_png(p).size for p in paths)
 
 
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def _timed(fn) -> tuple[float, float, object]:
-    """Wall seconds, CPU seconds (this process and its finished children) and the value of fn()."""
-    t, c = time.perf_counter(), _cpu_seconds()
-    value = fn()
-    return time.perf_counter() - t, _cpu_seconds() - c, value
-
-
 def _best_interleaved(jobs: dict[str, object], rounds: int) -> dict[str, tuple[float, float, object]]:
     """Each job once per round, rounds interleaved, best wall and best CPU seconds of each.
 
@@ -149,7 +137,8 @@ def _best_interleaved(jobs: dict[str, object], rounds: int) -> dict[str, tuple[f
     best: dict[str, tuple[float, float, object]] = {}
     for _ in range(max(1, rounds)):
         for name, fn in jobs.items():
-            wall, cpu, value = _timed(fn)
+            timing, value = measure(fn, children=True)  # the pool's workers are child processes
+            wall, cpu = timing.wall, timing.cpu
             old = best.get(name, (math.inf, math.inf, None))
             best[name] = (min(wall, old[0]), min(cpu, old[1]), value)
     return best

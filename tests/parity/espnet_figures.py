@@ -35,7 +35,7 @@ def bench(*args: str) -> None:
 def figures(name: str, shared: Path, work: Path) -> dict[str, float]:
     import keras
 
-    from bench.engine.convert import command, torch_reader
+    from bench.engine.convert import converter, torch_reader
     from data.labels import LABEL_TO_TRAIN
 
     stem = MODELS[name]
@@ -47,7 +47,7 @@ def figures(name: str, shared: Path, work: Path) -> dict[str, float]:
     theirs_19 = theirs[..., :19].argmax(-1)
 
     state, _ = torch_reader.read_state_dict(weights)
-    model, _ = command.build_converted(state, weights)
+    model, _ = converter.build_converted(state, weights)
     both = keras.Model(model.input, [model.get_layer("logits").input, model.output])
     network, logits = (
         np.asarray(a)[0] for a in both(stored["input"].transpose(1, 2, 0)[None], training=False)
