@@ -117,3 +117,51 @@ def test_logits_come_back_to_the_frame_as_the_recipe_says():
     bilinear = frame_logits_from_network(logits, (32, 64), IMAGENET_RGB)
     np.testing.assert_array_equal(bilinear, tf.image.resize(logits[None], (32, 64))[0].numpy())
     assert frame_logits_from_network(logits, (16, 32), ESPNET_LIKE) is logits
+
+
+class Frames:
+    """A sink that keeps each frame's train IDs and logits."""
+
+    def reset(self):
+        self.frames = []
+
+    def process(self, sample, train_ids, logits):
+        self.frames.append((train_ids, logits))
+
+    def evaluate(self):
+        return len(self.frames)
+
+
+def column_logits(images):
+    """Logits that pick class x % 19 at column x of the network's input: each input column tells apart."""
+    _, height, width, _ = images.shape
+    logits = np.zeros((1, height, width, 19), np.float32)
+    logits[0, :, np.arange(width), np.arange(width) % 19] = 1.0
+    return logits
+
+
+@pytest.mark.parametrize("arg_max_only", [False, True])
+def test_the_prediction_loop_feeds_the_network_its_size_and_scores_at_the_frames(tiny_dataset, arg_max_only):
+    from bench.engine.loop import predict_frames
+    from bench.engine.opener import OpenedModel
+    from data.cityscapes import list_samples
+
+    seen = []
+
+    def forward(images):
+        seen.append(tuple(images.shape))
+        logits = column_logits(images)
+        return logits.argmax(-1) if arg_max_only else logits
+
+    spec = InputSpec(**{**ESPNETV2_LIKE.__dict__, "size": (32, 64)})  # logits back by nearest
+    outputs = "train_ids" if arg_max_only else "logits"
+    model = OpenedModel(None, {"input": spec.to_dict()}, forward=forward, outputs=outputs)
+    samples = list_samples(tiny_dataset, "val", require_images=True)  # 64x128 frames
+    sink = Frames()
+    predicted = predict_frames(model, samples, sinks=[sink], progress=False)
+    assert set(seen) == {(1, 32, 64, 3)}  # the recipe's size, not the frame's
+    assert predicted.stats["input"]["size"] == [32, 64]
+    expected = np.repeat(np.arange(64) % 19, 2)  # each network column twice across the 128-wide frame
+    for train_ids, logits in sink.frames:
+        assert train_ids.shape == (64, 128) and (train_ids == expected).all()
+        assert logits is None if arg_max_only else logits.shape == (64, 128, 19)
