@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("bench.report.compare", "our result rows side by side with a published reference table"),
     "readme": ("bench.report.readme", "regenerate the README results section from results/results.csv"),
     "perf": ("bench.perf.command", "speed benchmarks: evaluator, model forward, input pipeline"),
+    "robustness": (
+        "bench.robustness.command",
+        "Cityscapes-C: mIoU under corruptions x severities, mPC, rPC",
+    ),
 }
 
 

@@ -15,11 +15,13 @@ import dataclasses
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.arguments import add_inference_arguments, inference_settings
+from bench.arguments import seeds as seeds_argument
 from bench.atomic import check_writable
 from bench.engine.recipes import Recipe, default_recipe
 from bench.engine.recipes import label as recipe_label
@@ -81,7 +83,8 @@ def ensure_checkpoint(
     from bench.engine import checkpoint as ckpt
     from bench.engine.train import RunOptions, train
 
-    out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}")
+    seeded = f"-seed{seed}" if seed else ""  # seed 0 keeps the cache path it always had
+    out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}{seeded}")
     done = ckpt.list_checkpoints(out)
     if done and ckpt.read_metadata(done[-1]).get("steps") == recipe.steps:
         print(f"checkpoint: {done[-1]} (cached; delete {out} to retrain)")
@@ -131,7 +134,7 @@ def run_benchmark(
     from models import registry
 
     began = time.perf_counter()
-    import_tensorflow()  # first, so that its start-up lines are filtered (the models import Keras)
+    import_tensorflow(training=checkpoint is None)  # first: start-up lines filtered, oneDNN set for training
     registry.get(model)  # an unknown model or bad plugin path fails before any work
     if steps is not None and steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
@@ -221,6 +224,7 @@ def run_benchmark(
             recipe=recipe_label(meta),
             predict_stats=stats,
             notes=notes,
+            seed=None if checkpoint else seed,  # the seed of the training run
             **extra,
         )
     except BaseException:
@@ -229,6 +233,30 @@ def run_benchmark(
     print(report.summary())
     print(f"done in {time.perf_counter() - began:.0f} s")
     return report
+
+
+def run_seeds(model: str, seeds: Sequence[int], **options) -> dict:
+    """`run_benchmark` once per seed; with several, one row of their mean and std (bench/report/seeds.py)
+    instead of a row per seed. Returns the row written to the results file."""
+    if len(seeds) == 1:
+        return run_benchmark(model, seed=seeds[0], **options).row
+    from bench.report.seeds import sweep
+
+    if options.get("checkpoint"):
+        print("note: one checkpoint scores the same with every seed; --seeds varies the training run")
+    results_csv = options.pop("results_csv", None) or RESULTS_CSV
+    readme = options.pop("readme", README)
+    return sweep(
+        lambda seed, seeds_csv: (
+            run_benchmark(model, seed=seed, results_csv=seeds_csv, readme=None, **options).row
+        ),
+        seeds,
+        model=model,
+        results_csv=results_csv,
+        runs_dir=options.get("runs_dir") or RUNS_DIR,
+        readme=readme,
+        reference=options.get("reference"),
+    )
 
 
 def sample_keys(samples) -> list[str]:
@@ -262,7 +290,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inference_arguments(parser)
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the default checkpoint")
+    parser.add_argument(
+        "--seeds",
+        type=seeds_argument,
+        default=None,
+        help="comma-separated seeds, e.g. 0,1,2: train (or evaluate) once per seed and write one row with "
+        "the mean and sample std across them (default: --seed alone, a row that says n=1)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="scoring threads (default 1)")
     parser.add_argument(
         "--write-predictions",
@@ -279,15 +314,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_benchmark(
+    run_seeds(
         args.model,
+        args.seeds or (args.seed,),
         dataset=args.dataset,
         split=args.split,
         checkpoint=args.checkpoint,
         settings=inference_settings(args),
         preset=args.preset,
         steps=args.steps,
-        seed=args.seed,
         workers=args.workers,
         write_predictions=args.write_predictions,
         reference=args.reference,

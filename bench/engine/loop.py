@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,15 +56,9 @@ def predict_frames(
     from data.pipeline import eval_dataset, frame_size
 
     opened = as_opened(model)
-    forward = opened.logits_function()
     options = settings.mode_options()
     metadata = opened.metadata
-    if opened.outputs == "train_ids" and (settings.mode != "whole" or settings.flip):
-        raise UserError(
-            f"{metadata.get('checkpoint') or 'this model'} gives only its arg-max, no logits to average: "
-            f"use --mode whole without --flip"
-        )
-    predict = _argmax_only if opened.outputs == "train_ids" else _from_logits
+    predict = frame_predictor(opened, settings)
     for sink in sinks:
         sink.reset()
 
@@ -76,10 +70,10 @@ def predict_frames(
     bar = progress_bar(len(samples), desc="predict", unit="img", enabled=progress)
     for sample, image in zip(samples, frames, strict=True):
         if began is None:  # warm-up: trace and compile on the first frame, outside the timings
-            predict(forward, image, options)
+            predict(image)
             began = time.perf_counter()
         t0 = time.perf_counter()
-        train_ids, logits = predict(forward, image, options)
+        train_ids, logits = predict(image)
         if spec.size is not None:  # the network saw the recipe's input size: back to the frame's
             train_ids, logits = _to_frame(train_ids, logits, frame_size(sample.image), spec)
         latencies.append(time.perf_counter() - t0)
@@ -111,6 +105,24 @@ def predict_frames(
         **options,
     }
     return Predicted(stats, tuple(sink.evaluate() for sink in sinks))
+
+
+def frame_predictor(
+    model: OpenedModel | Any, settings: InferenceSettings = DEFAULT_SETTINGS
+) -> Callable[[Any], tuple[np.ndarray, np.ndarray | None]]:
+    """What the loop does to one normalised frame (1, H, W, 3): (train IDs (H, W) uint8, logits (H, W, C)
+    float32 or None for an arg-max-only model) under `settings`' mode; for loops that make their own frames
+    (bench robustness)."""
+    opened = as_opened(model)
+    forward = opened.logits_function()
+    options = settings.mode_options()
+    if opened.outputs == "train_ids" and (settings.mode != "whole" or settings.flip):
+        raise UserError(
+            f"{opened.metadata.get('checkpoint') or 'this model'} gives only its arg-max, no logits to "
+            f"average: use --mode whole without --flip"
+        )
+    predict = _argmax_only if opened.outputs == "train_ids" else _from_logits
+    return lambda image: predict(forward, image, options)
 
 
 def _from_logits(forward, image, options) -> tuple[np.ndarray, np.ndarray]:

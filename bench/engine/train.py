@@ -204,7 +204,7 @@ def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions) -> P
     # devices are fixed when the runtime starts).
     from bench.engine.strategy import make_distribution
 
-    tf = import_tensorflow()
+    tf = import_tensorflow(training=True)
     dist = make_distribution(run.strategy, cpu_replicas=run.cpu_replicas)
     steps, batch, crop = recipe.steps, recipe.batch, (int(recipe.crop[0]), int(recipe.crop[1]))
     if batch % dist.replicas:

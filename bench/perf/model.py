@@ -239,9 +239,9 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value < 1:
             raise UserError(f"{option} {value} must be at least 1")
-    tf = import_tensorflow()
     cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
     train_step = parse_train_step(args.train_step) if args.train_step else None
+    tf = import_tensorflow(training=train_step is not None)
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads must be at least 1, not {args.threads}")

@@ -190,8 +190,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference",
         default=None,
-        help="table name in results/reference/ or a reference row id (default: the one our row names, "
-        f"else {references.DEFAULT_REFERENCE})",
+        help="table name in results/reference/, a reference row id, or 'leaderboard' (our row placed among "
+        "the published Cityscapes test results, per class) (default: the one our row names, else "
+        f"{references.DEFAULT_REFERENCE})",
     )
     parser.add_argument("--reference-row", type=int, default=0, help="row of the reference table (default 0)")
     parser.add_argument("--reference-dir", default=str(references.REFERENCE_DIR), help=argparse.SUPPRESS)
@@ -199,9 +200,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--row", type=int, help="row of results.csv (0-based, <0 from the end; default last)")
     which.add_argument("--model", help="the last row of this model in results.csv")
     parser.add_argument("--markdown", action="store_true", help="print markdown instead of a text table")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        help="also save a PNG: per-class bars against the reference, or with --reference leaderboard the "
+        "published range per class and our value",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.reference == "leaderboard":
+        from bench.report import leaderboard
+
+        return leaderboard.compare(args)
     if args.reference:  # checked before our row, so a typo is reported first
         reference = references.select(args.reference, args.reference_row, args.reference_dir)
     ours = load_ours(args.source, row=args.row, model=args.model)
@@ -213,4 +224,12 @@ def run(args: argparse.Namespace) -> int:
     print(text(table, ours, reference), end="")
     if table["ours"].isna().all():
         print(f"warning: our row has no IoU values ({MISSING} everywhere)")
+    if args.plot:
+        from bench.report import plots
+
+        label = f"{reference['method']} ({reference['split']})"
+        out = plots.iou_bars(
+            ours, args.plot, reference=reference, ours_label=_describe_ours(ours), reference_label=label
+        )
+        print(f"plot: {out}")
     return 0

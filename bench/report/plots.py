@@ -24,6 +24,7 @@ DPI = 100
 BARS_SIZE = (12.0, 4.5)  # inches -> 1200 x 450 px
 CONFUSION_SIZE = (9.0, 8.0)  # -> 900 x 800 px
 CURVE_SIZE = (8.0, 4.5)  # -> 800 x 450 px
+RANGES_SIZE = (12.0, 5.0)  # -> 1200 x 500 px
 GRID_CELL = (4.0, 2.0)  # one image cell; a grid of n rows is 1200 x (200 n + 40) px
 GRID_TITLE = 0.4  # inches for the column titles
 VOID = "void"
@@ -88,6 +89,40 @@ def iou_bars(
         ncols=2 if reference is not None else 1,
     )
     fig.text(0.5, 0.97, "Per-class IoU", ha="center", va="top", fontsize=10)
+    return _save(fig, out)
+
+
+def leaderboard_ranges(
+    ours: Mapping[str, Any], board, out: str | os.PathLike, *, ours_label: str = "ours"
+) -> Path:
+    """Per class and for mIoU: the published range (min-max bar), a dot per published method, our value.
+
+    `board` is a leaderboard DataFrame (bench/report/leaderboard.py); a class no source gives has no bar,
+    a class our row lacks no marker ('n/a').
+    """
+    keys = [*CLASS_NAMES, "miou"]
+    fig = _figure(RANGES_SIZE)
+    ax = fig.add_axes((0.06, 0.18, 0.92, 0.68))
+    x = np.arange(len(keys), dtype=float)
+    x[-1] += 0.6  # mIoU apart from the classes
+    for xi, key in zip(x, keys, strict=True):
+        values = board[key].dropna().to_numpy(dtype=float)
+        if len(values):
+            ax.vlines(xi, values.min(), values.max(), color="#cccccc", linewidth=9, zorder=1)
+            ax.scatter(np.full(len(values), xi), values, s=9, color="#555555", zorder=2)
+    mine = np.array([to_float(ours.get(k)) for k in keys])
+    ax.scatter(x, mine, s=60, marker="D", color="#1f77b4", zorder=3, label=f"{ours_label}")
+    for i in np.flatnonzero(np.isnan(mine)):
+        ax.text(x[i], 1.5, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.scatter([], [], s=9, color="#555555", label="published (one dot per method)")
+    ax.set_xticks(x, [*SHORT_NAMES, "mIoU"], rotation=45, ha="right")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(-0.6, x[-1] + 0.6)
+    ax.set_ylabel("IoU (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.01), fontsize=8, frameon=False, ncols=2)
+    title = "Per-class IoU among published Cityscapes test results"
+    fig.text(0.5, 0.97, title, ha="center", va="top", fontsize=10)
     return _save(fig, out)
 
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bench.markdown import MISSING, markdown_table, number, pct, per_class_table
+from bench.markdown import MISSING, markdown_table, number, per_class_table, spread
 
 SYNTHETIC_NOTE = (
     "Rows marked *synthetic* ran on the generated synthetic dataset: they check the harness "
@@ -79,6 +79,7 @@ def render_results_markdown(frame) -> str:
                 for i, r in enumerate(records)
             ),
             label_headers=("#", "Method", "dataset", "split"),
+            seeds=True,
         )
     )
     parts.append("## Runs\n")
@@ -108,9 +109,9 @@ def render_results_markdown(frame) -> str:
             number(r.get("train_steps"), ".0f"),
             r.get("checkpoint", "") or MISSING,
             r.get("commit", ""),
-            pct(r.get("miou")),
-            pct(r.get("iiou")),
-            pct(r.get("category_miou")),
+            spread(r, "miou"),
+            spread(r, "iiou"),
+            spread(r, "category_miou"),
             number(r.get("images_per_s")),
             where_it_ran(r),
             number(r.get("eval_seconds")),
