@@ -165,3 +165,34 @@ def test_the_prediction_loop_feeds_the_network_its_size_and_scores_at_the_frames
     for train_ids, logits in sink.frames:
         assert train_ids.shape == (64, 128) and (train_ids == expected).all()
         assert logits is None if arg_max_only else logits.shape == (64, 128, 19)
+
+
+def test_the_robustness_sweep_applies_the_recipe_as_the_prediction_loop_does(tiny_dataset, tmp_path):
+    from PIL import Image
+
+    from bench.engine import checkpoint as ckpt
+    from bench.engine.loop import predict_frames
+    from bench.engine.opener import open_checkpoint
+    from bench.robustness.replicas import ReplicaModel
+    from data.cityscapes import list_samples
+    from models import registry
+    from models.inference_modes import InferenceSettings
+
+    spec = InputSpec(**{**ESPNET_LIKE.__dict__, "size": (32, 64)})
+    metadata = {
+        "model": "espnet",
+        "preset": "tiny",
+        "options": {},
+        "num_classes": 19,
+        "input": spec.to_dict(),
+    }
+    path = ckpt.save(registry.build("espnet", preset="tiny"), tmp_path / "espnet.keras", metadata)
+    sample = list_samples(tiny_dataset, "val", require_images=True)[0]
+    sink = Frames()
+    predict_frames(open_checkpoint(path), [sample], sinks=[sink], progress=False)
+    ((train_ids, logits),) = ReplicaModel(path, InferenceSettings()).predict(
+        [np.asarray(Image.open(sample.image))]
+    )
+    assert train_ids.shape == (64, 128)
+    np.testing.assert_array_equal(train_ids, sink.frames[0][0])
+    np.testing.assert_allclose(logits, sink.frames[0][1], rtol=1e-5, atol=1e-5)

@@ -75,7 +75,7 @@ def predict_frames(
         t0 = time.perf_counter()
         train_ids, logits = predict(image)
         if spec.size is not None:  # the network saw the recipe's input size: back to the frame's
-            train_ids, logits = _to_frame(train_ids, logits, frame_size(sample.image), spec)
+            train_ids, logits = back_to_frame(train_ids, logits, frame_size(sample.image), spec)
         latencies.append(time.perf_counter() - t0)
         sizes.add(train_ids.shape)
         for sink in sinks:
@@ -130,9 +130,9 @@ def _from_logits(forward, image, options) -> tuple[np.ndarray, np.ndarray]:
     return np.argmax(logits, axis=-1).astype(np.uint8), logits
 
 
-def _to_frame(train_ids, logits, size, spec) -> tuple[np.ndarray, np.ndarray | None]:
-    """Arg-max and logits at the network's input size -> at the frame's, as the recipe says
-    (`InputSpec.output_resize`; an arg-max alone is resized nearest)."""
+def back_to_frame(train_ids, logits, size, spec) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arg-max and logits at the network's input size (a recipe with `InputSpec.size`) -> at the frame's
+    `size`, as the recipe says (`InputSpec.output_resize`; an arg-max alone is resized nearest)."""
     from data.pipeline import frame_logits_from_network
 
     if logits is None:
