@@ -11,6 +11,7 @@ beside the checkpoint (which may be read-only, or shared by other runs); a run t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -25,6 +26,7 @@ from bench.arguments import seeds as seeds_argument
 from bench.atomic import check_writable
 from bench.engine.recipes import Recipe, default_recipe
 from bench.engine.recipes import label as recipe_label
+from bench.evaluation.sinks import DEFAULT_QUALITY, QualitySettings, add_quality_arguments, quality_settings
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
@@ -116,17 +118,21 @@ def run_benchmark(
     runs_dir: Path | None = None,
     checkpoint_root: Path = CHECKPOINT_ROOT,
     progress: bool = True,
+    quality: QualitySettings = DEFAULT_QUALITY,
 ):
     """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files).
 
     Frames are scored from the arrays just predicted (bench/evaluation/streaming.py), never re-read from
     PNGs; PNGs are written for the frames of the run folder's sample plot, or for all frames with
     `write_predictions`. `workers`: scoring threads beside the model (default one). `settings`: how the
-    model predicts (mode, scales, flip, crop, stride, precision, BatchNorm folding)."""
+    model predicts (mode, scales, flip, crop, stride, precision, BatchNorm folding). `quality`: the
+    Boundary IoU and calibration sinks beside the evaluator (bench/evaluation/sinks.py)."""
     from bench.engine.convert.published import reference_for
     from bench.engine.opener import open_checkpoint
     from bench.engine.predict import write_predictions as write
     from bench.engine.tensorflow_import import import_tensorflow
+    from bench.evaluation.command import format_calibration
+    from bench.evaluation.sinks import with_quality
     from bench.evaluation.streaming import StreamingEvaluator
     from bench.report.results import check_results_file
     from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
@@ -177,22 +183,31 @@ def run_benchmark(
             f"{written}: {pred_dir}"
         )
         samples = list_samples(data.root, split, require_images=True)
-        with StreamingEvaluator(workers=workers or 1) as evaluator:
+        with contextlib.ExitStack() as stack:
+            evaluator = stack.enter_context(StreamingEvaluator(workers=workers or 1))
+            scorers = [stack.enter_context(sink) for sink in quality.sinks()]
             predicted = write(
                 opened,
                 samples,
                 pred_dir,
                 settings,
                 write=True if write_predictions else sample_keys(samples),
-                sinks=[evaluator],
+                sinks=[evaluator, *scorers],
                 split=split,
                 progress=progress,
             )
-        stats, result = predicted.stats, predicted.results[0]
+        stats = predicted.stats
+        result = with_quality(predicted.results[0], predicted.results[1 : 1 + len(scorers)])
         print(
             f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
             f"arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
         )
+        if result.boundary is not None:
+            print(
+                f"boundary IoU: {100 * result.boundary.miou:.1f} (d = {result.boundary.ratio:g} x diagonal)"
+            )
+        if result.calibration is not None:
+            print(format_calibration(result.calibration), end="")
 
         extra = {k: v for k, v in (("results_csv", results_csv),) if v is not None}
         notes = NOTES if not checkpoint else ""
@@ -311,6 +326,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "published checkpoint names, else the seed table)",
     )
     parser.add_argument("--no-readme", action="store_true", help="do not regenerate the README section")
+    add_quality_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -327,5 +343,6 @@ def run(args: argparse.Namespace) -> int:
         write_predictions=args.write_predictions,
         reference=args.reference,
         readme=None if args.no_readme else README,
+        quality=quality_settings(args),
     )
     return 0

@@ -55,6 +55,21 @@ METRIC_COLUMNS = (
     "peak_memory_mb",
     "eval_seconds",
 )
+QUALITY_COLUMNS = (
+    "boundary_miou",
+    "boundary_ratio",
+    "ece",
+    "mce",
+    "nll",
+    "brier",
+    "temperature",
+    "temperature_source",
+    "ece_t",
+    "nll_t",
+)
+"""Beyond mIoU: Boundary IoU (percent, with its band ratio) and calibration (ECE/MCE in percent, NLL in nats,
+Brier in [0, 2], the temperature, whether it was fitted on this split ("fit", optimistic) or "given", and ECE
+and NLL after it). Empty where the run had no logits or no boundary scoring."""
 ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow")
 """Where the speed figures were measured: without these an images/s cannot be trusted or compared."""
 TAIL_COLUMNS = ("run_dir", "reference", "notes")  # reference: the row id a published checkpoint should match
@@ -65,11 +80,17 @@ SEED_COLUMNS: tuple[str, ...] = ("n_seeds", "seeds", *STD_COLUMNS)
 """Seed variance: how many seeds a row averages, which, and each score's standard deviation across them
 (empty in single-seed rows and in rows written before these columns existed: both are n=1)."""
 COLUMNS: tuple[str, ...] = (
-    RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + ENVIRONMENT_COLUMNS + TAIL_COLUMNS + SEED_COLUMNS
+    RUN_COLUMNS
+    + CLASS_COLUMNS
+    + METRIC_COLUMNS
+    + QUALITY_COLUMNS
+    + ENVIRONMENT_COLUMNS
+    + TAIL_COLUMNS
+    + SEED_COLUMNS
 )
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
-PERCENT_COLUMNS = frozenset(SCORE_COLUMNS + STD_COLUMNS)
+PERCENT_COLUMNS = frozenset(SCORE_COLUMNS + STD_COLUMNS + ("boundary_miou", "ece", "mce", "ece_t"))
 DATASET_KINDS = ("synthetic", "real")
 
 _STATS_COLUMNS = ("n_images", "images_per_s", "latency_p50_ms", "latency_p95_ms", "peak_memory_mb")
@@ -208,7 +229,10 @@ def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
 
 
 NUMERIC_COLUMNS = frozenset(
-    PERCENT_COLUMNS | set(METRIC_COLUMNS) | {"train_steps", "batch", "threads", "n_seeds"}
+    PERCENT_COLUMNS
+    | set(METRIC_COLUMNS)
+    | (set(QUALITY_COLUMNS) - {"temperature_source"})
+    | {"train_steps", "batch", "threads", "n_seeds"}
 )
 
 
@@ -307,6 +331,11 @@ def row_from_result(
     for key in _STATS_COLUMNS[1:]:
         row[key] = stats.get(key)
     row["eval_seconds"] = result.seconds
+    row.update(dict.fromkeys(QUALITY_COLUMNS, ""))
+    if result.boundary is not None:
+        row.update(result.boundary.columns())
+    if result.calibration is not None:
+        row.update(result.calibration.columns())
     for key in ENVIRONMENT_COLUMNS:
         row[key] = stats.get(key)
     row["run_dir"] = _relative(run_dir) if run_dir else ""

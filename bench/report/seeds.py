@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.numbers import to_float
-from bench.report.results import METRIC_COLUMNS, SCORE_COLUMNS, _relative, append_row
+from bench.report.results import METRIC_COLUMNS, QUALITY_COLUMNS, SCORE_COLUMNS, _relative, append_row
 from data.errors import UserError
 
 SAME_COLUMNS = ("model", "preset", "options", "dataset", "dataset_kind", "split", "mode", "recipe")
@@ -62,7 +62,8 @@ def mean_std(values: Iterable[Any]) -> tuple[float, float]:
 def aggregate(rows: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
     """The row of a run over `seeds`, from its per-seed rows (in seed order).
 
-    Scores: mean and std. Speed figures (images/s, latency, eval time): the mean. Run metadata: from the
+    Scores: mean and std. Speed figures (images/s, latency, eval time), Boundary IoU and calibration: the
+    mean. Run metadata: from the
     first row, except checkpoints, run folders and commits, which are joined. Rows of different
     benchmarks (model, dataset, split, mode, ...) are refused.
     """
@@ -86,6 +87,9 @@ def aggregate(rows: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> dict[s
         row[column], row[f"{column}_std"] = mean_std(r.get(column) for r in rows)
     for column in METRIC_COLUMNS:
         if column not in SCORE_COLUMNS and column != "n_images":
+            row[column] = mean_std(r.get(column) for r in rows)[0]
+    for column in QUALITY_COLUMNS:  # Boundary IoU and calibration: the mean over the seeds that have them
+        if column != "temperature_source":
             row[column] = mean_std(r.get(column) for r in rows)[0]
     row["n_seeds"] = len(rows)
     row["seeds"] = ",".join(map(str, seeds))
