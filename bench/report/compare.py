@@ -210,9 +210,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.reference == "leaderboard":
-        from bench.report import leaderboard
-
-        return leaderboard.compare(args)
+        return compare_leaderboard(args)
     if args.reference:  # checked before our row, so a typo is reported first
         reference = references.select(args.reference, args.reference_row, args.reference_dir)
     ours = load_ours(args.source, row=args.row, model=args.model)
@@ -231,5 +229,29 @@ def run(args: argparse.Namespace) -> int:
         out = plots.iou_bars(
             ours, args.plot, reference=reference, ours_label=_describe_ours(ours), reference_label=label
         )
+        print(f"plot: {out}")
+    return 0
+
+
+def compare_leaderboard(args) -> int:
+    """`bench compare SOURCE --reference leaderboard [--markdown] [--plot FILE]`."""
+    from bench.report import leaderboard
+
+    board = leaderboard.load(leaderboard.TEST_TABLE, args.reference_dir)
+    ours = load_ours(args.source, row=args.row, model=args.model)
+    table = leaderboard.place(ours, board)
+    notes = leaderboard.caveats(ours)
+    if args.markdown:
+        described = leaderboard.describe_board(board)
+        lines = [f"**ours:** {_describe_ours(ours)}  ", f"**leaderboard:** {described}", ""]
+        lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+        print("\n".join(lines) + "\n" + leaderboard.format_markdown(table), end="")
+    else:
+        header = [f"ours:        {_describe_ours(ours)}", f"leaderboard: {leaderboard.describe_board(board)}"]
+        print(leaderboard.format_text(table, header + [f"note: {n}" for n in notes]), end="")
+    if getattr(args, "plot", None):
+        from bench.report import plots
+
+        out = plots.leaderboard_ranges(ours, board, args.plot, ours_label=_describe_ours(ours))
         print(f"plot: {out}")
     return 0

@@ -209,26 +209,3 @@ def val_markdown(frame) -> str:
         for r in frame.to_dict("records")
     ]
     return markdown_table(["Method", "protocol", "training data", "val mIoU", "source"], body, right=(3,))
-
-
-def compare(args) -> int:
-    """`bench compare SOURCE --reference leaderboard [--markdown] [--plot FILE]`."""
-    from bench.report.compare import _describe_ours, load_ours
-
-    board = load(TEST_TABLE, args.reference_dir)
-    ours = load_ours(args.source, row=args.row, model=args.model)
-    table = place(ours, board)
-    notes = caveats(ours)
-    if args.markdown:
-        lines = [f"**ours:** {_describe_ours(ours)}  ", f"**leaderboard:** {describe_board(board)}", ""]
-        lines += [f"- {n}" for n in notes] + ([""] if notes else [])
-        print("\n".join(lines) + "\n" + format_markdown(table), end="")
-    else:
-        header = [f"ours:        {_describe_ours(ours)}", f"leaderboard: {describe_board(board)}"]
-        print(format_text(table, header + [f"note: {n}" for n in notes]), end="")
-    if getattr(args, "plot", None):
-        from bench.report import plots
-
-        out = plots.leaderboard_ranges(ours, board, args.plot, ours_label=_describe_ours(ours))
-        print(f"plot: {out}")
-    return 0
