@@ -1,5 +1,9 @@
-"""The shared real data (weights, real frames) beside the checkout: `<repo>/../shared`, or the folder named
-by $CITYSCAPES_BENCH_SHARED. Tests that need a file skip, naming what to download, when it is absent."""
+"""The read-only shared data (real weights, real frames) that some tests use and the project never commits.
+
+It lives in `shared/` beside the repository (`<repo>/../shared`, how CI lays it out) or in the folder that
+$CITYSCAPES_BENCH_SHARED names. A test that needs a file absent here is skipped, the reason naming the file
+and where it comes from.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ def shared_dir() -> Path:
     return Path(os.environ.get(SHARED_ENV) or PROJECT_ROOT.parent / "shared")
 
 
-def shared_file(relative: str, download: str) -> Path:
-    """`shared_dir() / relative`, or skip the test saying where the file comes from."""
+def shared_file(relative: str, source: str) -> Path:
+    """`shared_dir() / relative`, or skip the test naming the file and where it comes from (`source`)."""
     path = shared_dir() / relative
     if not path.exists():
-        pytest.skip(f"{path} is absent: {download} (or set ${SHARED_ENV} to the folder that holds it)")
+        pytest.skip(
+            f"{path} is absent: get it from {source} (or set ${SHARED_ENV} to the folder that holds it)"
+        )
     return path

@@ -18,8 +18,6 @@ from bench.report import references
 from models import registry
 from tests.shared_files import shared_dir
 
-PENDING_MODELS = {"espnet", "espnetv2"}  # registered by issue 19 items 1-3 (branch espnet); drop once merged
-
 
 def test_every_entry_is_checkable_licensed_and_named_once():
     entries = weights.table()
@@ -28,7 +26,7 @@ def test_every_entry_is_checkable_licensed_and_named_once():
     for entry in entries:
         assert entry.url.startswith("https://") and entry.licence and entry.input_recipe
         assert entry.digest and len(entry.digest) in (8, 64)
-        assert entry.model == "litert" or entry.model in registry.available() or entry.model in PENDING_MODELS
+        assert entry.model == "litert" or entry.model in registry.available()
         if entry.model in registry.available():
             registry.check_options(entry.model, **entry.options)
 

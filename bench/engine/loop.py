@@ -53,7 +53,7 @@ def predict_frames(
     tf = import_tensorflow()
 
     from bench.engine.device import environment
-    from data.pipeline import eval_dataset
+    from data.pipeline import eval_dataset, frame_size
 
     opened = as_opened(model)
     options = settings.mode_options()
@@ -62,7 +62,8 @@ def predict_frames(
     for sink in sinks:
         sink.reset()
 
-    frames = eval_dataset(samples, with_labels=False, input_spec=opened.input_spec)
+    spec = opened.input_spec
+    frames = eval_dataset(samples, with_labels=False, input_spec=spec)
     latencies: list[float] = []
     sizes: set[tuple[int, int]] = set()
     began = None
@@ -73,6 +74,8 @@ def predict_frames(
             began = time.perf_counter()
         t0 = time.perf_counter()
         train_ids, logits = predict(image)
+        if spec.size is not None:  # the network saw the recipe's input size: back to the frame's
+            train_ids, logits = back_to_frame(train_ids, logits, frame_size(sample.image), spec)
         latencies.append(time.perf_counter() - t0)
         sizes.add(train_ids.shape)
         for sink in sinks:
@@ -127,6 +130,20 @@ def frame_predictor(
 
 def _from_logits(forward, image, options) -> tuple[np.ndarray, np.ndarray]:
     logits = frame_logits(forward, image, **options)
+    return np.argmax(logits, axis=-1).astype(np.uint8), logits
+
+
+def back_to_frame(train_ids, logits, size, spec) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arg-max and logits at the network's input size (a recipe with `InputSpec.size`) -> at the frame's
+    `size`, as the recipe says (`InputSpec.output_resize`; an arg-max alone is resized nearest)."""
+    from data.pipeline import frame_logits_from_network
+
+    if logits is None:
+        import tensorflow as tf
+
+        resized = tf.image.resize(train_ids[None, :, :, None], size, method="nearest")
+        return np.asarray(resized)[0, :, :, 0].astype(np.uint8), None
+    logits = frame_logits_from_network(logits, size, spec)
     return np.argmax(logits, axis=-1).astype(np.uint8), logits
 
 

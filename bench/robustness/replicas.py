@@ -74,21 +74,26 @@ class ReplicaModel:
 
     def predict(self, frames: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(train IDs (H, W) uint8, logits (H, W, C) float32 or None) of each frame, in order."""
-        from data.pipeline import normalize
+        from bench.engine.loop import back_to_frame
+        from data.pipeline import network_input
 
         if not 0 < len(frames) <= self.replicas:
             raise ValueError(f"predict takes 1 to {self.replicas} frames, not {len(frames)}")
-        inputs = [normalize(frame[np.newaxis], self.opened.input_spec) for frame in frames]
+        spec = self.opened.input_spec  # a recipe with an input size: the network sees that, sinks the frame
+        inputs = [network_input(frame, spec)[np.newaxis] for frame in frames]
         if self.replicas == 1:
-            return [self._one(inputs[0])]
+            results = [self._one(inputs[0])]
+            return results if spec.size is None else [back_to_frame(*results[0], frames[0].shape[:2], spec)]
         inputs += [inputs[-1]] * (self.replicas - len(inputs))
         values = self.strategy.experimental_distribute_values_from_function(
             lambda ctx: inputs[ctx.replica_id_in_sync_group]
         )
         outputs = self.strategy.experimental_local_results(self._step(values))
         results = []
-        for output in outputs[: len(frames)]:
+        for output, frame in zip(outputs[: len(frames)], frames, strict=True):
             logits = np.asarray(self._tf.convert_to_tensor(output))[0]
+            if spec.size is not None:
+                logits = back_to_frame(None, logits, frame.shape[:2], spec)[1]
             results.append((np.argmax(logits, axis=-1).astype(np.uint8), logits))
         return results
 
