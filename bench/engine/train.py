@@ -209,14 +209,14 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
     # waiting for its peers ends the process at once, with nothing written.
     from bench.engine.strategy import make_distribution
 
-    import_tensorflow()
+    import_tensorflow(training=True)
     dist = make_distribution(run.strategy, cpu_replicas=run.cpu_replicas, worker_timeout=run.worker_timeout)
     with training_folder(out):
         return _train(recipe, root, samples, out, run, dist)
 
 
 def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions, dist) -> Path:
-    tf = import_tensorflow()
+    tf = import_tensorflow(training=True)
     steps, batch, crop = recipe.steps, recipe.batch, (int(recipe.crop[0]), int(recipe.crop[1]))
     if batch % dist.replicas:
         raise UserError(

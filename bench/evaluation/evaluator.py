@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -32,13 +33,22 @@ class _Task:
     gt_instances: Path
     prediction: Path
     pred_ids: str
+    boundary_ratio: float | None = None  # also count Boundary IoU with this dilation ratio
 
 
 def score_prediction(
-    gt_labels: Path, gt_instances: Path, pred: np.ndarray, pred_path: Path | str, pred_ids: str = "label"
+    gt_labels: Path,
+    gt_instances: Path,
+    pred: np.ndarray,
+    pred_path: Path | str,
+    pred_ids: str = "label",
+    *,
+    gt: np.ndarray | None = None,
 ) -> ImageStats:
-    """Decode one frame's GT and score the prediction array against it (`pred_path` names it in errors)."""
-    gt = read_png(gt_labels, "ground truth")
+    """Decode one frame's GT (unless `gt` holds it already) and score the prediction array against it
+    (`pred_path` names it in errors)."""
+    if gt is None:
+        gt = read_png(gt_labels, "ground truth")
     inst = read_png(gt_instances, "instance ground truth")
     if pred.shape[:2] != gt.shape[:2]:
         raise UserError(
@@ -62,6 +72,18 @@ def _score_task(task: _Task) -> ImageStats:
     return score_prediction(task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids)
 
 
+def _score_task_with_boundary(task: _Task):
+    """(ImageStats, BoundaryCounts) of one file pair, the GT decoded once for both."""
+    from bench.evaluation.boundary import boundary_counts
+    from data.labels import to_train_ids
+
+    pred = read_png(task.prediction, "prediction")
+    gt = read_png(task.gt_labels, "ground truth")
+    stats = score_prediction(task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids, gt=gt)
+    labels_ = to_label_ids(pred, task.pred_ids, task.prediction)
+    return stats, boundary_counts(to_train_ids(gt), to_train_ids(labels_), ratio=task.boundary_ratio)
+
+
 def evaluate_pairs(
     tasks: Sequence[_Task],
     *,
@@ -71,14 +93,26 @@ def evaluate_pairs(
 ) -> EvaluationResult:
     """Score (GT, prediction) tasks; the totals are accumulated in task order."""
     totals = Accumulator(pred_ids=tasks[0].pred_ids if tasks else "label", started=started)
-    stream = map_images(_score_task, tasks, workers)
+    ratio = tasks[0].boundary_ratio if tasks else None
+    stream = map_images(_score_task if ratio is None else _score_task_with_boundary, tasks, workers)
     if progress:
         from tqdm import tqdm
 
         stream = tqdm(stream, total=len(tasks), desc="evaluate", unit="img")
-    for stats in stream:
+    if ratio is None:
+        for stats in stream:
+            totals.add(stats)
+        return totals.result()
+    from bench.evaluation.boundary import BoundaryResult, empty_counts
+
+    counts = empty_counts()
+    for stats, frame_counts in stream:
         totals.add(stats)
-    return totals.result()
+        counts += frame_counts
+    result = totals.result()
+    return dataclasses.replace(
+        result, boundary=BoundaryResult(counts, ratio, result.n_images, result.seconds)
+    )
 
 
 def evaluate(
@@ -89,15 +123,21 @@ def evaluate(
     pred_ids: str = "label",
     workers: int | None = None,
     progress: bool = False,
+    boundary_ratio: float | None = None,
 ) -> EvaluationResult:
-    """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET)."""
+    """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET);
+    with `boundary_ratio`, Boundary IoU too (`result.boundary`)."""
     started = time.perf_counter()
+    if boundary_ratio is not None:
+        from bench.evaluation.boundary import band_width
+
+        band_width((1, 1), boundary_ratio)  # a bad ratio fails before any work
     if pred_ids not in PRED_ID_MODES:
         raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
     samples = list_samples(gt_root, split)
     predictions = match_predictions(samples, pred_dir)
     tasks = [
-        _Task(s.key, s.label_ids, s.instance_ids, p, pred_ids)
+        _Task(s.key, s.label_ids, s.instance_ids, p, pred_ids, boundary_ratio)
         for s, p in zip(samples, predictions, strict=True)
     ]
     return evaluate_pairs(tasks, workers=workers, progress=progress, started=started)

@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
     if min(args.per_replica_batch, args.replicas, args.steps) < 1:
         raise UserError("--per-replica-batch, --replicas and --steps must be at least 1")
-    import tensorflow as tf
+    from bench.engine.tensorflow_import import import_tensorflow
+
+    tf = import_tensorflow(training=True)
 
     from bench.engine.strategy import split_cpu
 
