@@ -347,7 +347,7 @@ CASES = [
     Case(
         "convert-source-mismatch",
         _pth({"state_dict": {"features.0.weight": _tensor()}}),
-        ("{src} is not an mmseg PSPNet state dict",),
+        ("{src} is not a mmseg state dict",),
         extra=("--source", "mmseg"),
     ),
     # memory bombs: a few bytes that declare gigabytes
