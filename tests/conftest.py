@@ -6,7 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from bench.evaluation.gt_cache import ENV_VAR as GT_CACHE_ENV
 from data.synthetic import generate
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_gt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ground-truth cache of this test session: a temporary folder, never the user's ~/.cache (the
+    variable is inherited by the CLI subprocesses tests start)."""
+    folder = tmp_path_factory.mktemp("gt-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(GT_CACHE_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from bench.evaluation import AVG_CLASS_SIZE, evaluate, read_png
+from bench.evaluation.gt_cache import GTCache
 from bench.evaluation.reference import (
     SCORE_KEYS,
     ReferenceEvaluationError,
@@ -37,8 +39,19 @@ def assert_same_as_cityscapesscripts(
     workers: int = 1,
 ):
     """Run both evaluators, each finding its own files; every score key equal within 1e-9, NaN in the same
-    places. Returns ours."""
-    ours = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers)
+    places. Ours runs three times, bit-identical: without the GT cache, with a cold one (decodes and stores
+    every frame) and warm (reads every frame from its entry, rewrites none). Returns ours."""
+    ours = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers, gt_cache=None)
+    with tempfile.TemporaryDirectory(prefix="gt-cache-") as folder:
+        cache = GTCache(Path(folder))
+        cold = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers, gt_cache=cache)
+        stored = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in cache.entries()}
+        warm = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers, gt_cache=cache)
+        assert len(stored) == ours.n_images
+        assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in cache.entries()} == stored
+    for cached in (cold, warm):
+        assert repr(cached.to_cityscapes_dict()) == repr(ours.to_cityscapes_dict())
+        assert np.array_equal(cached.confusion, ours.confusion) and cached.warnings == ours.warnings
     gts = ground_truth_files(root, "val")
     assert sorted(str(s.label_ids) for s in list_samples(root, "val")) == gts
     ref = score_dict(evaluate_img_lists(find_predictions(gts, reference_preds or pred_dir), gts))

@@ -8,6 +8,7 @@ import pytest
 
 from bench.evaluation import evaluate
 from bench.evaluation.accumulator import Accumulator
+from bench.evaluation.gt_cache import GTCache
 from bench.evaluation.streaming import StreamingEvaluator
 from data.cityscapes import list_samples
 from data.errors import UserError
@@ -43,15 +44,20 @@ def assert_same_result(a, b) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-def test_arrays_scored_in_the_loop_equal_bench_evaluate_on_the_written_files(scenes, workers):
+def test_arrays_scored_in_the_loop_equal_bench_evaluate_on_the_written_files(scenes, workers, tmp_path):
+    """Without the GT cache, with a cold one and with it warm (the second pass reads every frame's GT from
+    the entries the first one wrote)."""
     root, predictions = scenes
-    from_files = evaluate(root, "val", root / "pred", workers=1)
-    with StreamingEvaluator(workers=workers, max_pending=2) as evaluator:
-        for sample in list_samples(root, "val"):
-            evaluator.process(sample, predictions[sample.key])
-        streamed = evaluator.evaluate()
-    assert_same_result(streamed, from_files)
-    assert streamed.warnings == from_files.warnings
+    from_files = evaluate(root, "val", root / "pred", workers=1, gt_cache=None)
+    cache = GTCache(tmp_path / "gt-cache")
+    for gt_cache in (None, cache, cache):
+        with StreamingEvaluator(workers=workers, max_pending=2, gt_cache=gt_cache) as evaluator:
+            for sample in list_samples(root, "val"):
+                evaluator.process(sample, predictions[sample.key])
+            streamed = evaluator.evaluate()
+        assert_same_result(streamed, from_files)
+        assert streamed.warnings == from_files.warnings
+    assert len(cache.entries()) == len(predictions)
 
 
 def test_reset_forgets_the_frames_processed_before(scenes):

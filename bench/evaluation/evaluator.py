@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.evaluation.accumulator import Accumulator
+from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.matching import match_predictions
 from bench.evaluation.png import read_png
 from bench.evaluation.pool import map_images
@@ -32,34 +33,45 @@ class _Task:
     gt_instances: Path
     prediction: Path
     pred_ids: str
+    gt_cache: GTCache | None = None
 
 
 def score_prediction(
-    gt_labels: Path, gt_instances: Path, pred: np.ndarray, pred_path: Path | str, pred_ids: str = "label"
+    gt_labels: Path,
+    gt_instances: Path,
+    pred: np.ndarray,
+    pred_path: Path | str,
+    pred_ids: str = "label",
+    gt_cache: GTCache | None = None,
 ) -> ImageStats:
-    """Decode one frame's GT and score the prediction array against it (`pred_path` names it in errors)."""
-    gt = read_png(gt_labels, "ground truth")
-    inst = read_png(gt_instances, "instance ground truth")
-    if pred.shape[:2] != gt.shape[:2]:
+    """Score the prediction array against one frame's GT (`pred_path` names it in errors): the GT is
+    decoded from its PNGs, or read from `gt_cache` (and stored there on the first use)."""
+    names = {"gt_path": gt_labels, "inst_path": gt_instances, "pred_path": pred_path, "pred_ids": pred_ids}
+    if gt_cache is None:
+        gt = read_png(gt_labels, "ground truth")
+        inst = read_png(gt_instances, "instance ground truth")
+        _check_size(pred, gt.shape, pred_path, gt_labels)
+        return score_image(gt, inst, to_label_ids(pred, pred_ids, Path(pred_path)), **names)
+    frame = gt_cache.open(Path(gt_labels), Path(gt_instances))
+    _check_size(pred, frame.runs.shape, pred_path, gt_labels)
+    stats = frame.runs.score(to_label_ids(pred, pred_ids, Path(pred_path)), **names)
+    frame.commit()  # only GT that scored without error is stored
+    return stats
+
+
+def _check_size(pred: np.ndarray, shape: tuple[int, ...], pred_path: Path | str, gt_labels: Path) -> None:
+    if pred.shape[:2] != tuple(shape[:2]):
         raise UserError(
             f"prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]} but its ground "
-            f"truth {gt_labels} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution"
+            f"truth {gt_labels} is {shape[1]}x{shape[0]}: predict at full resolution"
         )
-    labels_ = to_label_ids(pred, pred_ids, Path(pred_path))
-    return score_image(
-        gt,
-        inst,
-        labels_,
-        gt_path=gt_labels,
-        inst_path=gt_instances,
-        pred_path=pred_path,
-        pred_ids=pred_ids,
-    )
 
 
 def _score_task(task: _Task) -> ImageStats:
     pred = read_png(task.prediction, "prediction")
-    return score_prediction(task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids)
+    return score_prediction(
+        task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids, task.gt_cache
+    )
 
 
 def evaluate_pairs(
@@ -89,15 +101,19 @@ def evaluate(
     pred_ids: str = "label",
     workers: int | None = None,
     progress: bool = False,
+    gt_cache: GTCache | str | os.PathLike | None = AUTO,
 ) -> EvaluationResult:
-    """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET)."""
+    """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET).
+
+    `gt_cache`: where decoded GT is kept between evaluations (`AUTO`: the environment's; None: none)."""
     started = time.perf_counter()
     if pred_ids not in PRED_ID_MODES:
         raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
     samples = list_samples(gt_root, split)
     predictions = match_predictions(samples, pred_dir)
+    cache = resolve_gt_cache(gt_cache)
     tasks = [
-        _Task(s.key, s.label_ids, s.instance_ids, p, pred_ids)
+        _Task(s.key, s.label_ids, s.instance_ids, p, pred_ids, cache)
         for s, p in zip(samples, predictions, strict=True)
     ]
     return evaluate_pairs(tasks, workers=workers, progress=progress, started=started)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from bench.evaluation.accumulator import Accumulator
 from bench.evaluation.evaluator import score_prediction
+from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.scoring import PRED_ID_MODES, EvaluationResult, ImageStats
 from data.cityscapes import Sample
 from data.errors import UserError
@@ -33,14 +35,23 @@ class StreamingEvaluator:
     `process(sample, prediction)` takes the frame's prediction as a (H, W) uint8 array of label IDs (or
     train IDs with `pred_ids="train"`); errors of a frame (bad GT, wrong size) surface at the next call.
     `seconds` of the result is the scoring work itself (GT decoding and counting), overlapped with the model.
+    `gt_cache` keeps the decoded GT between evaluations (`AUTO`: the environment's cache; None: none).
     """
 
-    def __init__(self, *, pred_ids: str = "label", workers: int = 1, max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self,
+        *,
+        pred_ids: str = "label",
+        workers: int = 1,
+        max_pending: int = MAX_PENDING,
+        gt_cache: GTCache | str | os.PathLike | None = AUTO,
+    ) -> None:
         if pred_ids not in PRED_ID_MODES:
             raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
         if workers < 1:
             raise UserError(f"scoring needs at least 1 worker thread, not {workers}")
         self.pred_ids = pred_ids
+        self.gt_cache = resolve_gt_cache(gt_cache)
         self.max_pending = max(int(workers), int(max_pending))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score")
         self._pending: collections.deque[Future] = collections.deque()
@@ -61,7 +72,9 @@ class StreamingEvaluator:
         """Queue one frame for scoring against `sample`'s ground truth."""
         name = f"prediction of {sample.key}"
         self._pending.append(
-            self._pool.submit(_score, sample.label_ids, sample.instance_ids, prediction, name, self.pred_ids)
+            self._pool.submit(
+                _score, sample.label_ids, sample.instance_ids, prediction, name, self.pred_ids, self.gt_cache
+            )
         )
         while len(self._pending) > self.max_pending:
             self._collect()
@@ -92,7 +105,7 @@ class StreamingEvaluator:
         self._busy += seconds
 
 
-def _score(gt_labels, gt_instances, prediction, name, pred_ids) -> tuple[ImageStats, float]:
+def _score(gt_labels, gt_instances, prediction, name, pred_ids, gt_cache) -> tuple[ImageStats, float]:
     began = time.perf_counter()
-    stats = score_prediction(gt_labels, gt_instances, prediction, name, pred_ids)
+    stats = score_prediction(gt_labels, gt_instances, prediction, name, pred_ids, gt_cache)
     return stats, time.perf_counter() - began
