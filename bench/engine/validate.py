@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.evaluation import Accumulator, EvaluationResult, read_png, score_image
+from bench.evaluation import Accumulator, EvaluationResult
+from bench.evaluation.evaluator import score_prediction
+from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from data.normalization import IMAGENET_RGB, InputSpec
 
 
@@ -40,9 +42,13 @@ class Validator:
         *,
         input_spec: InputSpec = IMAGENET_RGB,
         limit: int | None = None,
+        gt_cache: GTCache | str | os.PathLike | None = AUTO,
     ):
+        """`gt_cache`: where the split's decoded GT is kept, so each validation after the first reads no
+        GT PNG (`AUTO`: the environment's cache; None: decode every time)."""
         from data.cityscapes import list_samples
 
+        self.gt_cache = resolve_gt_cache(gt_cache)
         self.split = split
         self.input_spec = input_spec
         self.samples = list_samples(dataset, split, require_images=True)[:limit]
@@ -59,13 +65,12 @@ class Validator:
         for sample, image in zip(self.samples, frames, strict=True):
             train_ids = np.argmax(frame_logits(forward, image), axis=-1).astype(np.uint8)
             totals.add(
-                score_image(
-                    read_png(sample.label_ids, "ground truth"),
-                    read_png(sample.instance_ids, "instance ground truth"),
+                score_prediction(
+                    sample.label_ids,
+                    sample.instance_ids,
                     to_label_ids(train_ids),
-                    gt_path=sample.label_ids,
-                    inst_path=sample.instance_ids,
-                    pred_path=f"{sample.key} (prediction in memory)",
+                    f"{sample.key} (prediction in memory)",
+                    gt_cache=self.gt_cache,
                 )
             )
         return totals.result()
