@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -265,6 +266,34 @@ def test_png_decoding_is_bit_exact_with_pillow(tmp_path):
         expected = np.array(Image.open(tmp_path / name))
         got = read_png(tmp_path / name)
         assert got.dtype == expected.dtype and np.array_equal(got, expected), name
+
+
+def test_prediction_pngs_we_write_are_unfiltered_and_read_back_exactly_by_pillow_and_us():
+    import struct
+    import zlib
+
+    from bench.evaluation.png import encode_png
+
+    rng = np.random.default_rng(6)
+    labels, _ = random_scene(rng)
+    for array in (labels, rng.integers(0, 256, (H, W, 3)).astype(np.uint8)):
+        data = encode_png(array)
+        assert np.array_equal(np.array(Image.open(io.BytesIO(data))), array)
+        assert np.array_equal(decode_png_bytes(data), array)
+        chunks, pos = [], 8
+        while pos < len(data):
+            (length,) = struct.unpack_from(">I", data, pos)
+            chunks.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]))
+            pos += 12 + length
+        raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+        row = array.shape[1] * (array.shape[2] if array.ndim == 3 else 1) + 1
+        assert set(raw[::row]) == {0}  # filter type None on every row: nothing to undo when decoding
+
+
+def decode_png_bytes(data: bytes) -> np.ndarray:
+    from bench.evaluation.png import decode_png
+
+    return decode_png(data, "in memory")
 
 
 def test_average_class_sizes_are_cityscapesscripts_table():

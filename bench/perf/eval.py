@@ -47,9 +47,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "generated dataset) instead of generated frames; predictions come from its GT",
     )
     parser.add_argument("--split", default="val", help="split of --data (default val)")
+    parser.add_argument(
+        "--pred-writer",
+        choices=PRED_WRITERS,
+        default="bench",
+        help="how the prediction PNGs are written: as `bench predict` writes them (default: unfiltered, "
+        "fast to decode) or with Pillow's defaults (what other tools, e.g. mmsegmentation, write)",
+    )
 
 
 # --- realistic pairs -------------------------------------------------------------------------------------
+PRED_WRITERS = ("bench", "pillow")
+
+
+def write_prediction(array: np.ndarray, path: Path, writer: str = "bench") -> None:
+    """A prediction PNG as `bench predict` writes it, or as Pillow does by default."""
+    if writer == "pillow":
+        from PIL import Image
+
+        Image.fromarray(array).save(path)
+        return
+    from bench.evaluation.png import encode_png
+
+    path.write_bytes(encode_png(array))
+
+
+def prediction_folder(out: Path, writer: str = "bench") -> Path:
+    return out / ("pred" if writer == "bench" else f"pred-{writer}")
+
+
 def _prediction(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     """A model-like prediction: only evaluated label ids, wavy boundaries, a few wrong blobs."""
     from PIL import Image, ImageDraw
@@ -75,8 +101,10 @@ def _prediction(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     return to_label_ids(np.asarray(pred))
 
 
-def generate_pairs(out: Path, n: int, size: tuple[int, int], seed: int = 0, progress: bool = True) -> Path:
-    """N (GT, prediction) pairs under out/gt (Cityscapes layout, split val) and out/pred.
+def generate_pairs(
+    out: Path, n: int, size: tuple[int, int], seed: int = 0, progress: bool = True, writer: str = "bench"
+) -> Path:
+    """N (GT, prediction) pairs under out/gt (Cityscapes layout, split val) and `prediction_folder(out)`.
 
     The GT frames are the embedded synthetic dataset's scenes (data.synthetic: streets with void regions,
     ignored classes and instances of every instance class) without their RGB images.
@@ -92,7 +120,8 @@ def generate_pairs(out: Path, n: int, size: tuple[int, int], seed: int = 0, prog
 
         frames = tqdm(frames, desc="generate", unit="frame")
     (out / "gt" / "leftImg8bit" / "val").mkdir(parents=True, exist_ok=True)
-    (out / "pred").mkdir(parents=True, exist_ok=True)
+    preds = prediction_folder(out, writer)
+    preds.mkdir(parents=True, exist_ok=True)
     for i in frames:
         city, key = frame_name("val", i)
         gt_dir = out / "gt" / "gtFine" / "val" / city
@@ -100,14 +129,14 @@ def generate_pairs(out: Path, n: int, size: tuple[int, int], seed: int = 0, prog
         _, labels, instances, _ = build_frame(seed, "val", i, size, image=False)
         Image.fromarray(labels).save(gt_dir / f"{key}_gtFine_labelIds.png")
         Image.fromarray(instances).save(gt_dir / f"{key}_gtFine_instanceIds.png")
-        Image.fromarray(_prediction(rng, labels)).save(out / "pred" / f"{key}_leftImg8bit.png")
+        write_prediction(_prediction(rng, labels), preds / f"{key}_leftImg8bit.png", writer)
     return out
 
 
-def link_dataset(root: str | os.PathLike, split: str, out: Path, n: int, seed: int = 0) -> Path:
-    """The first n GT frames of `root` linked under out/gt (split val), model-like predictions in out/pred."""
-    from PIL import Image
-
+def link_dataset(
+    root: str | os.PathLike, split: str, out: Path, n: int, seed: int = 0, writer: str = "bench"
+) -> Path:
+    """The first n GT frames of `root` linked under out/gt (split val), model-like predictions beside."""
     from bench.evaluation import read_png
     from data.cityscapes import list_samples
 
@@ -119,9 +148,10 @@ def link_dataset(root: str | os.PathLike, split: str, out: Path, n: int, seed: i
             link = folder / path.name
             if not link.exists():
                 link.symlink_to(path.resolve())
-        (out / "pred").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(_prediction(rng, read_png(sample.label_ids))).save(
-            out / "pred" / f"{sample.key}_leftImg8bit.png"
+        preds = prediction_folder(out, writer)
+        preds.mkdir(parents=True, exist_ok=True)
+        write_prediction(
+            _prediction(rng, read_png(sample.label_ids)), preds / f"{sample.key}_leftImg8bit.png", writer
         )
     (out / "gt" / "leftImg8bit" / "val").mkdir(parents=True, exist_ok=True)
     return out
@@ -214,17 +244,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     with tempfile.TemporaryDirectory(prefix="perf-eval-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
+        pred = prediction_folder(out, args.pred_writer)
         if args.data:
-            link_dataset(args.data, args.split, out, args.n, seed=args.seed)
-        elif not (out / "pred").is_dir() or len(list((out / "pred").glob("*.png"))) != args.n:
-            generate_pairs(out, args.n, (h, w), seed=args.seed)
-        gt, pred = out / "gt", out / "pred"
+            link_dataset(args.data, args.split, out, args.n, seed=args.seed, writer=args.pred_writer)
+        elif not pred.is_dir() or len(list(pred.glob("*.png"))) != args.n:
+            generate_pairs(out, args.n, (h, w), seed=args.seed, writer=args.pred_writer)
+        gt = out / "gt"
         samples = list_samples(gt, "val")
         preds = match_predictions(samples, pred)
         frames = [(s.label_ids, s.instance_ids, p) for s, p in zip(samples, preds, strict=True)]
         mb = sum(f.stat().st_size for fr in frames for f in fr) / len(frames) / 1e6
         h, w = read_png(frames[0][0]).shape
-        print(f"{len(frames)} frames of {w}x{h}, {mb:.2f} MB of PNG per frame, {workers} workers")
+        print(
+            f"{len(frames)} frames of {w}x{h}, {mb:.2f} MB of PNG per frame, {workers} workers, predictions "
+            f"written {'as bench predict writes them' if args.pred_writer == 'bench' else 'by Pillow'}"
+        )
 
         cli = [sys.executable, "-m", "bench", "evaluate", "--gt", str(gt), "--pred", str(pred)]
         cli += ["--workers", str(workers), "--gt-cache", str(out / "gt-cache")]
