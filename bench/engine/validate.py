@@ -13,9 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.evaluation import Accumulator, EvaluationResult
-from bench.evaluation.evaluator import score_prediction
-from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
+from bench.evaluation import Accumulator, EvaluationResult, read_png, score_image
 from data.normalization import IMAGENET_RGB, InputSpec
 
 
@@ -42,13 +40,9 @@ class Validator:
         *,
         input_spec: InputSpec = IMAGENET_RGB,
         limit: int | None = None,
-        gt_cache: GTCache | str | os.PathLike | None = AUTO,
     ):
-        """`gt_cache`: where the split's decoded GT is kept, so each validation after the first reads no
-        GT PNG (`AUTO`: the environment's cache; None: decode every time)."""
         from data.cityscapes import list_samples
 
-        self.gt_cache = resolve_gt_cache(gt_cache)
         self.split = split
         self.input_spec = input_spec
         self.samples = list_samples(dataset, split, require_images=True)[:limit]
@@ -65,12 +59,13 @@ class Validator:
         for sample, image in zip(self.samples, frames, strict=True):
             train_ids = np.argmax(frame_logits(forward, image), axis=-1).astype(np.uint8)
             totals.add(
-                score_prediction(
-                    sample.label_ids,
-                    sample.instance_ids,
+                score_image(
+                    read_png(sample.label_ids, "ground truth"),
+                    read_png(sample.instance_ids, "instance ground truth"),
                     to_label_ids(train_ids),
-                    f"{sample.key} (prediction in memory)",
-                    gt_cache=self.gt_cache,
+                    gt_path=sample.label_ids,
+                    inst_path=sample.instance_ids,
+                    pred_path=f"{sample.key} (prediction in memory)",
                 )
             )
         return totals.result()
