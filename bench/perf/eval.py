@@ -304,7 +304,11 @@ def run(args: argparse.Namespace) -> int:
     for key, name in rows:
         wall, cpu, _ = timings[key]
         print(f"{name:40s}{wall:8.3f}{wall * per:10.1f}{cpu:8.3f}{ref[0] / wall:8.1f}{ref[1] / cpu:7.1f}")
-    print("x: how many times faster than cityscapesScripts (wall clock; CPU seconds, i.e. a quiet machine)")
+    print(
+        "x: times faster than cityscapesScripts (one process), by the wall clock and by CPU seconds; CPU "
+        "seconds do not grow with other jobs on the machine, so x CPU is the ratio on a quiet machine with "
+        f"one core each (ours on {workers} idle cores: up to {workers} times that)"
+    )
     for label, key, target in (
         ("cold `bench evaluate`", "cli cold", COLD_TARGET),
         ("warm `bench evaluate`", "cli warm", WARM_TARGET),
