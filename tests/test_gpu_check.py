@@ -15,18 +15,6 @@ from bench.paths import PROJECT_ROOT
 from bench.perf import gpu_check
 
 
-def test_fps_leaves_out_the_warm_up_calls_and_divides_the_timed_calls_by_their_time(monkeypatch):
-    durations = [9.0] * gpu_check.WARMUP + [0.1, 0.2, 0.3, 0.4]
-    clock = iter(t for d in durations for t in (0.0, d))  # start, end of each call
-    monkeypatch.setattr(gpu_check.time, "perf_counter", lambda: next(clock))
-    calls = []
-    figures = gpu_check.fps_by_convention(lambda: calls.append(1), len(durations))
-    assert len(calls) == len(durations)
-    assert figures["fps"] == pytest.approx(4 / 1.0)  # (n - 5) / time of the last n - 5
-    assert figures["p50_ms"] == pytest.approx(300.0) and figures["p90_ms"] == pytest.approx(400.0)
-    assert figures["timed_calls"] == 4
-
-
 def test_the_report_table_puts_ours_beside_the_published_figure():
     report = {
         "settings": {"model": "pspnet", "preset": None, "size": [1024, 2048], "dry_run": False},

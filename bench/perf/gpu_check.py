@@ -20,24 +20,15 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import resource
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bench.paths import RESULTS_DIR
+from bench.perf.latency import PUBLISHED, WARMUP, PeakMemory, time_calls
 
-WARMUP = 5
 MODES = ("fp32", "bf16", "bf16+xla")
-PUBLISHED = {
-    "source": "mmsegmentation model zoo, configs/pspnet (pspnet_r50-d8_512x1024_40k_cityscapes)",
-    "model": "PSPNet-R50-D8",
-    "size": "1024x2048",
-    "precision": "fp32",
-    "device": "NVIDIA Tesla V100",
-    "fps": 4.07,
-}
 DEFAULT_OUT = RESULTS_DIR / "gpu-check"
 
 
@@ -93,36 +84,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def fps_by_convention(call, iterations: int) -> dict[str, float]:
-    """mmsegmentation's benchmark.py: each call timed alone (it returns only once the device is done), the
-    first WARMUP left out, fps = timed calls / their summed time; plus p50/p90 latency of the timed calls."""
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    timed = sorted(times[WARMUP:])
-    return {
-        "fps": len(timed) / sum(timed),
-        "p50_ms": 1000 * timed[len(timed) // 2],
-        "p90_ms": 1000 * timed[min(len(timed) - 1, int(0.9 * len(timed)))],
-        "timed_calls": len(timed),
-    }
-
-
-def _memory_probe(gpu: bool):
-    """(reset, peak MB): the device allocator's peak on a GPU, the process's peak resident set on a CPU
-    (which cannot be reset: it is the peak so far)."""
-    import tensorflow as tf
-
-    if gpu:
-        return (
-            lambda: tf.config.experimental.reset_memory_stats("GPU:0"),
-            lambda: tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20,
-        )
-    return (lambda: None), (lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
 def inference(settings: Settings, mode: str, gpu: bool) -> dict[str, float]:
     """One mode's figures: a fresh model in its precision, its call compiled with XLA or not."""
     import tensorflow as tf
@@ -131,8 +92,8 @@ def inference(settings: Settings, mode: str, gpu: bool) -> dict[str, float]:
     from models.precision import precision_scope
 
     precision, xla = mode.split("+")[0], mode.endswith("+xla")
-    reset, peak = _memory_probe(gpu)
-    reset()
+    memory = PeakMemory(gpu)
+    memory.reset()
     with precision_scope(precision):
         model = registry.build(settings.model, preset=settings.preset)
     images = tf.random.normal([1, *settings.size, 3], seed=0)
@@ -142,9 +103,15 @@ def inference(settings: Settings, mode: str, gpu: bool) -> dict[str, float]:
         logits = model(x, training=False)
         return tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
 
-    figures = fps_by_convention(lambda: call(images).numpy(), settings.iterations)
-    figures["peak_memory_mb"] = peak()
-    return figures
+    latency = time_calls(lambda: call(images).numpy(), settings.iterations)
+    return {
+        "fps": latency.images_per_s,
+        "p50_ms": latency.p50_ms,
+        "p90_ms": latency.p90_ms,
+        "timed_calls": len(latency.seconds),
+        "peak_memory_mb": memory.peak_mb(),
+        "memory": memory.kind,
+    }
 
 
 def training(settings: Settings, devices: list[str], gpu: bool) -> float:
