@@ -1,15 +1,15 @@
-"""Small argparse value types shared by the train, predict and perf commands."""
+"""Small argparse value types shared by the train, predict and perf commands, and the one definition of
+the inference options every command that predicts takes (`add_inference_arguments`)."""
 
 from __future__ import annotations
 
 import argparse
 
 from data.sizes import size_argument as size
+from models.inference_modes import DEFAULT_SCALES, MAX_SCALE, MODES, InferenceSettings, scales_for
+from models.precision import DEFAULT_PRECISION, PRECISIONS
 
-__all__ = ["MAX_SCALE", "scales", "size"]
-
-
-MAX_SCALE = 8.0  # a 1024x2048 frame at 8x is 8192x16384: past that a scale is a typo, not a protocol
+__all__ = ["MAX_SCALE", "add_inference_arguments", "inference_settings", "scales", "size"]
 
 
 def scales(text: str) -> tuple[float, ...]:
@@ -24,3 +24,44 @@ def scales(text: str) -> tuple[float, ...]:
             f"'{text}' is not a list of scales above 0 and at most {MAX_SCALE:g}, e.g. 0.75,1.0,1.25"
         )
     return values
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """--mode, --scales, --flip, --crop, --stride, --precision, --no-fold-bn: read back with
+    `inference_settings(args)`."""
+    parser.add_argument("--mode", choices=MODES, default="whole", help="inference mode (default whole)")
+    parser.add_argument(
+        "--scales",
+        type=scales,
+        default=None,
+        help=f"multiscale: comma-separated scales (default {','.join(map(str, DEFAULT_SCALES))})",
+    )
+    parser.add_argument("--flip", action="store_true", help="also predict the mirrored frame and average")
+    parser.add_argument(
+        "--crop", type=size, default=None, help="slide window HxW (default 713x713, PSPNet's)"
+    )
+    parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help=f"fp32, or bf16 compute with float32 weights and logits (default {DEFAULT_PRECISION})",
+    )
+    parser.add_argument(
+        "--no-fold-bn",
+        action="store_true",
+        help="keep BatchNorm layers (default: fold them into the convolutions)",
+    )
+
+
+def inference_settings(args: argparse.Namespace) -> InferenceSettings:
+    """The settings of `add_inference_arguments`' options (a UserError for a bad combination)."""
+    return InferenceSettings(
+        mode=args.mode,
+        scales=scales_for(args.mode, args.scales),
+        flip=args.flip,
+        crop=args.crop,
+        stride=args.stride,
+        precision=args.precision,
+        fold_bn=not args.no_fold_bn,
+    )

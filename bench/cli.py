@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("bench.evaluation.command", "score prediction PNGs against Cityscapes ground truth"),
     "cache": ("bench.evaluation.cache_command", "the ground-truth cache of evaluations: info, clear"),
     "models": ("bench.engine.models_listing", "list the model registry with options and parameter counts"),
-    "train": ("bench.engine.train", "train a registry model on a Cityscapes-format dataset"),
+    "train": ("bench.engine.train_command", "train a registry model on a Cityscapes-format dataset"),
     "recipes": ("bench.engine.recipes", "list the named training recipes and the results they should reach"),
     "predict": ("bench.engine.predict", "write prediction PNGs (label IDs) from a checkpoint"),
     "convert": ("bench.engine.convert.command", "convert a published PyTorch checkpoint (mmseg PSPNet)"),

@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.arguments import scales as scales_argument
+from bench.arguments import add_inference_arguments, inference_settings
 from bench.atomic import check_writable
 from bench.engine.recipes import Recipe, default_recipe
 from bench.engine.recipes import label as recipe_label
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
-from models.inference_modes import DEFAULT_SCALES, MODES, scales_for
-from models.precision import DEFAULT_PRECISION, PRECISIONS
+from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
 NOTES = "trained from scratch (no ImageNet weights offline)"
 
@@ -80,7 +79,7 @@ def ensure_checkpoint(
 ) -> Path:
     """The cached default checkpoint of `model` on `dataset`, trained (or resumed) when missing."""
     from bench.engine import checkpoint as ckpt
-    from bench.engine.train import train
+    from bench.engine.train import RunOptions, train
 
     out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}")
     done = ckpt.list_checkpoints(out)
@@ -91,26 +90,8 @@ def ensure_checkpoint(
         f"checkpoint: training {model} (preset {preset or 'none'}) for {recipe.steps} steps, batch "
         f"{recipe.batch}, crop {recipe.crop[0]}x{recipe.crop[1]} into {out}" + (" (resuming)" if done else "")
     )
-    return train(
-        model,
-        dataset.root,
-        out,
-        steps=recipe.steps,
-        batch=recipe.batch,
-        crop=recipe.crop,
-        lr=recipe.lr,
-        preset=preset,
-        seed=seed,
-        resume=bool(done),
-        progress=progress,
-        checkpoint_every=recipe.checkpoint_every,
-        weight_decay=recipe.weight_decay,
-        aux_weight=recipe.aux_weight,
-        scale_range=recipe.scale_range,
-        flip=recipe.flip,
-        sync_bn=recipe.sync_bn,
-        recipe=recipe.name or None,
-    )
+    recipe = dataclasses.replace(recipe, model=model, preset=preset, seed=seed, val_every=0)
+    return train(recipe, dataset.root, out, run=RunOptions(resume=bool(done), progress=progress))
 
 
 def run_benchmark(
@@ -119,15 +100,12 @@ def run_benchmark(
     dataset: str | None = None,
     split: str = "val",
     checkpoint: str | None = None,
-    mode: str = "whole",
+    settings: InferenceSettings = DEFAULT_SETTINGS,
     preset: str | None = None,
     recipe: Recipe | None = None,
     steps: int | None = None,
-    scales: tuple[float, ...] = (1.0,),
-    flip: bool = False,
     seed: int = 0,
     workers: int | None = None,
-    precision: str = DEFAULT_PRECISION,
     write_predictions: bool = False,
     reference: str | None = None,
     readme: Path | None = README,
@@ -140,18 +118,20 @@ def run_benchmark(
 
     Frames are scored from the arrays just predicted (bench/evaluation/streaming.py), never re-read from
     PNGs; PNGs are written for the frames of the run folder's sample plot, or for all frames with
-    `write_predictions`. `workers`: scoring threads beside the model (default one)."""
-    from bench.engine import checkpoint as ckpt
+    `write_predictions`. `workers`: scoring threads beside the model (default one). `settings`: how the
+    model predicts (mode, scales, flip, crop, stride, precision, BatchNorm folding)."""
     from bench.engine.convert.published import reference_for
-    from bench.engine.predict import predict
+    from bench.engine.opener import open_checkpoint
+    from bench.engine.predict import write_predictions as write
     from bench.engine.tensorflow_import import import_tensorflow
     from bench.evaluation.streaming import StreamingEvaluator
     from bench.report.results import check_results_file
     from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
+    from data.cityscapes import list_samples
     from models import registry
 
     began = time.perf_counter()
-    import_tensorflow()  # first, so that its start-up lines are filtered (the models import Keras)
+    import_tensorflow(training=checkpoint is None)  # first: start-up lines filtered, oneDNN set for training
     registry.get(model)  # an unknown model or bad plugin path fails before any work
     if steps is not None and steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
@@ -160,17 +140,24 @@ def run_benchmark(
     runs_dir = Path(runs_dir) if runs_dir is not None else RUNS_DIR
     check_writable(runs_dir, "run folder root", folder=True)
     check_results_file(results_csv if results_csv is not None else RESULTS_CSV)  # read and written at the end
-    checkpoint_path = _resolve_checkpoint(checkpoint, checkpoint_root) if checkpoint else None
+    cache = Path(checkpoint_root) / "converted"
+    opened = None
+    if checkpoint:  # opened before the dataset is made: a bad checkpoint fails first
+        opened = open_checkpoint(
+            checkpoint, precision=settings.precision, fold_bn=settings.fold_bn, cache=cache
+        )
     data = resolve_dataset(dataset, progress=progress)
-    if checkpoint_path is None:
+    if opened is None:
         preset = preset if preset is not None else default_preset(model)
         recipe = recipe or default_recipe(model, data.kind)
         if steps is not None:
             recipe = dataclasses.replace(recipe, steps=steps)
-        checkpoint_path = ensure_checkpoint(
+        trained = ensure_checkpoint(
             model, data, preset=preset, recipe=recipe, seed=seed, root=checkpoint_root, progress=progress
         )
-    meta = ckpt.read_metadata(checkpoint_path)
+        opened = open_checkpoint(trained, precision=settings.precision, fold_bn=settings.fold_bn)
+    checkpoint_path = Path(opened.metadata["checkpoint"])
+    meta = {} if opened.metadata.get("plain") else opened.metadata  # what the checkpoint records of itself
     if meta.get("model") and meta["model"] != model:
         raise UserError(
             f"checkpoint {checkpoint_path} holds model '{meta['model']}', not '{model}': "
@@ -182,22 +169,23 @@ def run_benchmark(
     try:
         pred_dir = run_dir / "predictions"
         written = "all frames" if write_predictions else f"the {N_SAMPLES} frames of the sample plot"
-        print(f"predict and evaluate: {split} split, mode {mode}, {precision}; PNGs of {written}: {pred_dir}")
+        print(
+            f"predict and evaluate: {split} split, mode {settings.mode}, {settings.precision}; PNGs of "
+            f"{written}: {pred_dir}"
+        )
+        samples = list_samples(data.root, split, require_images=True)
         with StreamingEvaluator(workers=workers or 1) as evaluator:
-            stats = predict(
-                checkpoint_path,
-                data.root,
-                split,
+            predicted = write(
+                opened,
+                samples,
                 pred_dir,
-                mode=mode,
-                scales=scales,
-                flip=flip,
+                settings,
+                write=True if write_predictions else sample_keys(samples),
+                sinks=[evaluator],
+                split=split,
                 progress=progress,
-                precision=precision,
-                evaluator=evaluator,
-                write=True if write_predictions else sample_keys(data.root, split),
             )
-            result = evaluator.evaluate()
+        stats, result = predicted.stats, predicted.results[0]
         print(
             f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
             f"arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
@@ -205,7 +193,7 @@ def run_benchmark(
 
         extra = {k: v for k, v in (("results_csv", results_csv),) if v is not None}
         notes = NOTES if not checkpoint else ""
-        published_ref = reference_for(meta, mode=mode, flip=flip, scales=scales)
+        published_ref = reference_for(meta, mode=settings.mode, flip=settings.flip, scales=settings.scales)
         if published_ref is not None:  # a recognised published checkpoint: its row names what it should score
             entry, extra["reference_id"] = published_ref
             reference = reference or extra["reference_id"]
@@ -225,7 +213,7 @@ def run_benchmark(
             readme=readme,
             run_dir=run_dir,
             when=when,
-            mode=mode,
+            mode=settings.mode,
             checkpoint=_display_path(checkpoint_path),
             preset=meta.get("preset") or preset,
             options=meta.get("options") or None,
@@ -243,22 +231,11 @@ def run_benchmark(
     return report
 
 
-def sample_keys(root: Path, split: str) -> list[str]:
+def sample_keys(samples) -> list[str]:
     """Frame keys of the run folder's sample plot (the frames `report_run` will show, spread evenly)."""
     from bench.report.run_folder import spread
-    from data.cityscapes import list_samples
 
-    return spread([s.key for s in list_samples(root, split, require_images=True)])
-
-
-def _resolve_checkpoint(checkpoint: str, checkpoint_root: Path) -> Path:
-    """A checkpoint of ours; a PyTorch file is converted once (cached by content under ROOT/converted/)."""
-    from bench.engine import checkpoint as ckpt
-    from bench.engine.convert.command import converted, is_torch_checkpoint
-
-    if is_torch_checkpoint(checkpoint) and Path(checkpoint).is_file():
-        return converted(checkpoint, root=Path(checkpoint_root) / "converted")
-    return ckpt.resolve(checkpoint)
+    return spread([s.key for s in samples])
 
 
 def _display_path(path: Path) -> str:
@@ -282,24 +259,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=".keras checkpoint or a PyTorch .pth (converted once, cached by content) (default: train "
         "the model's CPU preset once and cache it)",
     )
-    parser.add_argument("--mode", default="whole", choices=MODES)
-    parser.add_argument(
-        "--scales",
-        type=scales_argument,
-        default=None,
-        help=f"comma-separated scales for --mode multiscale (default {','.join(map(str, DEFAULT_SCALES))})",
-    )
-    parser.add_argument("--flip", action="store_true", help="add horizontally flipped inputs")
+    add_inference_arguments(parser)
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="scoring threads (default 1)")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=DEFAULT_PRECISION,
-        help=f"fp32, or bf16 compute with float32 weights and logits (default {DEFAULT_PRECISION})",
-    )
     parser.add_argument(
         "--write-predictions",
         action="store_true",
@@ -315,20 +279,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    scales = scales_for(args.mode, args.scales)
     run_benchmark(
         args.model,
         dataset=args.dataset,
         split=args.split,
         checkpoint=args.checkpoint,
-        mode=args.mode,
+        settings=inference_settings(args),
         preset=args.preset,
         steps=args.steps,
-        scales=scales,
-        flip=args.flip,
         seed=args.seed,
         workers=args.workers,
-        precision=args.precision,
         write_predictions=args.write_predictions,
         reference=args.reference,
         readme=None if args.no_readme else README,

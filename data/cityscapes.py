@@ -85,8 +85,7 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
     `leftImg8bit/`, are allowed unless `require_images` (training and prediction need pixels).
     """
     root = resolve_root(root)
-    if not split or split in (".", "..") or "/" in split or os.sep in split:
-        raise DatasetError(f"split {split!r} is not a folder name under gtFine/: use train, val or test")
+    _check_split(split, "gtFine")
     needed = ("leftImg8bit", "gtFine") if require_images else ("gtFine",)
     for sub in needed:
         if not (root / sub).is_dir():
@@ -97,38 +96,31 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
     gt_dir, img_dir = root / "gtFine" / split, root / "leftImg8bit" / split
 
     _check_listable(gt_dir)
-    samples: dict[str, Sample] = {}
-    for path in _glob(gt_dir, GT_SEARCH):
-        city, seq, frame = parse_name(path, GT_SUFFIX)
-        stem = f"{city}_{seq}_{frame}"
-        if stem in samples:
-            raise DatasetError(
-                f"two ground-truth files are named {path.name}: {samples[stem].label_ids} and {path}; "
-                f"predictions are matched by name, so keep one of them"
-            )
-        image = img_dir / path.parent.name / f"{stem}{IMAGE_SUFFIX}"
-        samples[stem] = Sample(
-            city,
-            seq,
-            frame,
-            image if image.is_file() else None,
-            path,
-            path.with_name(f"{stem}_gtFine_instanceIds.png"),
-            path.with_name(f"{stem}_gtFine_polygons.json"),
-        )
-    if not samples:
+    ground_truth = _discover(gt_dir, GT_SUFFIX, "ground-truth files")
+    if not ground_truth:
         raise DatasetError(
             f"split '{split}' is empty: no *{GT_SUFFIX} under {gt_dir} "
             f"(splits present: {', '.join(_present_splits(root)) or 'none'})"
         )
-
-    for path in _glob(img_dir, f"*/*{IMAGE_SUFFIX}"):
-        city, seq, frame = parse_name(path, IMAGE_SUFFIX)
-        stem = f"{city}_{seq}_{frame}"
-        if stem not in samples or samples[stem].image != path:
+    images = _discover(img_dir, IMAGE_SUFFIX, "images")
+    for stem, (_, _, _, path) in images.items():
+        gt = ground_truth.get(stem)
+        if gt is None or gt[3].parent.name != path.parent.name:
             raise DatasetError(
                 f"image {path} has no ground truth: expected {gt_dir / path.parent.name / (stem + GT_SUFFIX)}"
             )
+    samples = {
+        stem: Sample(
+            city,
+            seq,
+            frame,
+            images[stem][3] if stem in images else None,
+            path,
+            path.with_name(f"{stem}_gtFine_instanceIds.png"),
+            path.with_name(f"{stem}_gtFine_polygons.json"),
+        )
+        for stem, (city, seq, frame, path) in ground_truth.items()
+    }
     if require_images:
         missing = [s.label_ids for s in samples.values() if s.image is None]
         if missing:
@@ -137,6 +129,27 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
                 f"{missing[0]}: expected it under {img_dir}"
             )
     return [samples[k] for k in sorted(samples)]
+
+
+def _check_split(split: str, under: str) -> None:
+    if not split or split in (".", "..") or "/" in split or os.sep in split:
+        raise DatasetError(f"split {split!r} is not a folder name under {under}/: use train, val or test")
+
+
+def _discover(folder: Path, suffix: str, what: str) -> dict[str, tuple[str, str, str, Path]]:
+    """{`{city}_{seq}_{frame}`: (city, seq, frame, path)} of every `*/*{suffix}` file under `folder`: the
+    one discovery of both ground truth and images; two files of one name are an error (`what` names them)."""
+    found: dict[str, tuple[str, str, str, Path]] = {}
+    for path in _glob(folder, f"*/*{suffix}"):
+        city, seq, frame = parse_name(path, suffix)
+        stem = f"{city}_{seq}_{frame}"
+        if stem in found:
+            raise DatasetError(
+                f"two {what} are named {path.name}: {found[stem][3]} and {path}; predictions are matched "
+                f"by name, so keep one of them"
+            )
+        found[stem] = (city, seq, frame, path)
+    return found
 
 
 def _check_listable(split_dir: Path) -> None:
@@ -171,19 +184,11 @@ def list_images(root: str | os.PathLike | None, split: str) -> list[Sample]:
     The GT paths of each sample point where that frame's ground truth would be; they need not exist.
     """
     root = resolve_root(root)
-    if not split or split in (".", "..") or "/" in split or os.sep in split:
-        raise DatasetError(f"split {split!r} is not a folder name under leftImg8bit/: use train, val or test")
+    _check_split(split, "leftImg8bit")
     img_dir, gt_dir = root / "leftImg8bit" / split, root / "gtFine" / split
     _check_listable(img_dir)
-    frames: dict[str, Sample] = {}
-    for path in _glob(img_dir, f"*/*{IMAGE_SUFFIX}"):
-        city, seq, frame = parse_name(path, IMAGE_SUFFIX)
-        stem = f"{city}_{seq}_{frame}"
-        if stem in frames:
-            raise DatasetError(
-                f"two images are named {path.name}: {frames[stem].image} and {path}; predictions are "
-                f"matched by name, so keep one of them"
-            )
+    frames = {}
+    for stem, (city, seq, frame, path) in _discover(img_dir, IMAGE_SUFFIX, "images").items():
         gt = gt_dir / path.parent.name / f"{stem}_gtFine_"
         frames[stem] = Sample(
             city,

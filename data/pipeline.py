@@ -24,10 +24,7 @@ import tensorflow as tf
 from data.cityscapes import Sample
 from data.labels import IGNORE_ID, LABEL_TO_TRAIN
 from data.normalization import IMAGENET_RGB, InputSpec
-
-MEAN_RGB = np.array(IMAGENET_RGB.mean, dtype=np.float32)
-STD_RGB = np.array(IMAGENET_RGB.std, dtype=np.float32)
-SCALE_RANGE = (0.5, 2.0)
+from data.sizes import SCALE_RANGE
 
 
 def normalize(image, spec: InputSpec = IMAGENET_RGB) -> tf.Tensor:

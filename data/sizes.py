@@ -1,8 +1,12 @@
-"""Image sizes on the command line: `HEIGHTxWIDTH` (or one number for a square), parsed in one place."""
+"""Image sizes: `HEIGHTxWIDTH` on the command line (or one number for a square), parsed in one place, and
+the range of training's random resize (TensorFlow-free, so recipes can name it without loading TF)."""
 
 from __future__ import annotations
 
 import argparse
+
+SCALE_RANGE = (0.5, 2.0)
+"""Training's random resize of each frame (PSPNet's and mmsegmentation's Cityscapes recipes)."""
 
 
 def parse_dims(text: str, count: int, example: str) -> tuple[int, ...]:

@@ -9,13 +9,63 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from models.precision import DEFAULT_PRECISION, check_precision
 
 MODES = ("whole", "slide", "multiscale")
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # PSPNet's multi-scale test
 DEFAULT_CROP = (713, 713)  # PSPNet's sliding window on Cityscapes
 DEFAULT_OVERLAP = 1 / 3  # windows overlap by a third: stride = 2/3 of the crop
+MAX_SCALE = 8.0  # a 1024x2048 frame at 8x is 8192x16384: past that a scale is a typo, not a protocol
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How every command that predicts runs a model: the mode and its crops, scales and flip, the numeric
+    precision and whether BatchNorm is folded. Checked when made: a bad value fails before any work."""
+
+    mode: str = "whole"
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    crop: tuple[int, int] | None = None  # slide window (and multiscale windows when given); None: 713x713
+    stride: tuple[int, int] | None = None  # None: 2/3 of the crop
+    precision: str = DEFAULT_PRECISION
+    fold_bn: bool = True
+
+    def __post_init__(self) -> None:
+        from data.errors import UserError
+
+        scales = tuple(float(s) for s in self.scales)
+        object.__setattr__(self, "scales", scales)
+        for name in ("crop", "stride"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, (int(value[0]), int(value[1])))
+        if self.mode not in MODES:
+            raise UserError(f"--mode {self.mode}: choose one of {', '.join(MODES)}")
+        if not scales or not all(0 < s <= MAX_SCALE for s in scales):  # NaN fails both comparisons
+            raise UserError(f"--scales {scales}: give scales between 0 and {MAX_SCALE:g}, e.g. 0.75,1.0,1.25")
+        for name, value in (("--crop", self.crop), ("--stride", self.stride)):
+            if value is not None and min(value) < 1:
+                raise UserError(f"{name} {value} must be positive, e.g. 713x713")
+        check_precision(self.precision)
+
+    def mode_options(self) -> dict[str, Any]:
+        """The keyword arguments of `frame_logits` (and the mode fields of the prediction figures)."""
+        return {
+            "mode": self.mode,
+            "scales": self.scales,
+            "flip": self.flip,
+            "crop": self.crop,
+            "stride": self.stride,
+        }
+
+
+DEFAULT_SETTINGS = InferenceSettings()  # whole frame, fp32, BatchNorm folded: `bench predict`'s defaults
 
 
 def scales_for(mode: str, scales: Sequence[float] | None) -> tuple[float, ...]:

@@ -44,11 +44,3 @@ def precision_scope(precision: str) -> Iterator[None]:
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-def model_precision(model) -> str:
-    """The precision a built model computes in: "bf16" when any layer computes in bfloat16, else "fp32"."""
-    for layer in model.layers:
-        if getattr(layer, "compute_dtype", "float32") == "bfloat16":
-            return "bf16"
-    return "fp32"

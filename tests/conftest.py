@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 from bench.evaluation.gt_cache import ENV_VAR as GT_CACHE_ENV
 from data.synthetic import generate
+
+# A shell starts background jobs with SIGINT ignored (CI may run the suite so), an ignored signal stays
+# ignored in every child, and Python then installs no KeyboardInterrupt handler: the Ctrl-C tests' children
+# would never see their Ctrl-C. A handled signal is reset to its default by exec, so handling it here gives
+# every child started by a test the Ctrl-C of a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

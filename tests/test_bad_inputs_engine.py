@@ -416,7 +416,7 @@ def test_full_disk_while_predicting_keeps_the_old_predictions(ctx, tmp_path, cap
             raise OSError(errno.ENOSPC, "No space left on device")
         return atomic.write_bytes(path, data)
 
-    monkeypatch.setattr("bench.engine.predict.write_bytes", disk_full)
+    monkeypatch.setattr("bench.engine.sinks.write_bytes", disk_full)
     assert main(_predict_argv(ctx, out, "--no-progress")) == 2
     err = capsys.readouterr().err
     assert "cannot write predictions" in err and "No space left" in err and "Traceback" not in err
@@ -428,10 +428,10 @@ def test_ctrl_c_while_predicting_keeps_the_old_predictions(ctx, tmp_path, capsys
     assert main(_predict_argv(ctx, out, "--no-progress")) == 0
     before = snapshot(tmp_path)
 
-    def interrupted(array, path):
+    def interrupted(path, data):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("bench.engine.predict._write_png", interrupted)
+    monkeypatch.setattr("bench.engine.sinks.write_bytes", interrupted)
     assert main(_predict_argv(ctx, out, "--no-progress")) == 130
     assert snapshot(tmp_path) == before
 

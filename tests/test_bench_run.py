@@ -15,6 +15,7 @@ from bench.report import results
 from bench.report.readme import update_readme
 from bench.run import Recipe, resolve_dataset, run_benchmark
 from data.errors import UserError
+from models.inference_modes import InferenceSettings
 
 TINY_RECIPE = Recipe(steps=3, batch=2, crop=(64, 64), lr=0.01, name="tiny-test")
 README_TEXT = "# demo\n\n<!-- results:begin -->\nnothing yet\n<!-- results:end -->\n"
@@ -130,7 +131,7 @@ def test_run_scores_the_predicted_arrays_and_never_rereads_its_own_pngs(two_runs
         results_csv=base / "bf16" / "results.csv",
         runs_dir=base / "bf16" / "runs",
         checkpoint_root=base / "checkpoints",  # the cached checkpoint of the runs above
-        precision="bf16",
+        settings=InferenceSettings(precision="bf16"),
         progress=False,
     )
     assert sorted(set(roles)) == ["ground truth", "instance ground truth"] and len(roles) == 2 * 3

@@ -179,7 +179,7 @@ def test_architecture_is_read_from_keys_and_shapes():
 )
 def test_missing_extra_or_misshaped_tensor_is_an_error_naming_its_key(change, message):
     pytest.importorskip("tensorflow")
-    from bench.engine.convert.command import build_converted
+    from bench.engine.convert.converter import build_converted
 
     state = _state()
     change(state)
@@ -189,7 +189,7 @@ def test_missing_extra_or_misshaped_tensor_is_an_error_naming_its_key(change, me
 
 def test_num_batches_tracked_is_ignored_and_aux_head_optional():
     pytest.importorskip("tensorflow")
-    from bench.engine.convert.command import build_converted
+    from bench.engine.convert.converter import build_converted
 
     state = {k: v for k, v in _state().items() if not k.startswith("auxiliary_head.")}
     assert any(k.endswith("num_batches_tracked") for k in state)
@@ -244,13 +244,19 @@ def test_converted_checkpoint_predicts_mmseg_logits(fmt, tmp_path):
 
 def test_predict_accepts_a_pth_and_caches_the_conversion(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
-    from bench.engine import checkpoint as ckpt
-    from bench.engine.convert import command
+    from bench.engine.convert import converter
+    from bench.engine.opener import open_checkpoint
 
-    monkeypatch.setattr(command, "CONVERTED_ROOT", tmp_path / "converted")
-    first = ckpt.resolve(fixture("legacy"))
+    monkeypatch.setattr(converter, "CONVERTED_ROOT", tmp_path / "converted")
+    opened = open_checkpoint(fixture("legacy"))
+    first = Path(opened.metadata["checkpoint"])
     assert first.parent == tmp_path / "converted" and first.suffix == ".keras"
-    assert ckpt.resolve(fixture("legacy")) == first
+    assert opened.sha256 == published.sha256(fixture("legacy"))  # the published file's hash
+    assert (
+        opened.metadata["source"]["format"] == "mmseg"
+        and opened.input_spec.to_dict() == opened.metadata["input"]
+    )
+    assert Path(open_checkpoint(fixture("legacy")).metadata["checkpoint"]) == first
     assert "cached" in capsys.readouterr().out
 
 

@@ -1,10 +1,18 @@
 """Scale-out training on tf.distribute: two workers, two mirrored replicas and one process agree.
 
 Each distributed run is a fresh `python -m bench train` process (logical CPU devices and multi-worker
-collectives are fixed when TensorFlow starts), on the tiny pspnet preset without dropout, tiny crops and a
-few steps. The reference is one process with the default strategy, the same global batch and seed. A
-small learning rate keeps the few steps out of the chaotic regime where float rounding (the all-reduce's
-summation order) could grow beyond float tolerance.
+collectives are fixed when TensorFlow starts), on the tiny pspnet preset without dropout, small crops and a
+few steps. The reference is one process with the default strategy, the same global batch and seed.
+
+The runs are sized to be well-conditioned, so that equality within a tight float tolerance is a sharp
+test: rounding differs between the strategies (the all-reduce's summation order, the kernels a CPU picks)
+and must not grow. The gradient of a convolution in front of a BatchNorm is a small difference of large
+terms, so its rounding error is large relative to it, and a large learning rate feeds that error back into
+the weights, where it grows step by step (seen on a fresh clone at lr 0.01: identical losses for 3 steps,
+then 1.5% of a stem kernel's scale apart at step 6; 64x64 crops went the same way at step 3). At lr 0.001
+the six steps stay at float noise (largest difference 4e-7 of a tensor's scale, 0.4% of the tolerance,
+measured against the mirrored run), while a run without SyncBN or with the wrong slice of the global batch
+on a replica misses the tolerance by far (checked by breaking each on purpose).
 """
 
 from __future__ import annotations
@@ -23,9 +31,11 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.train import make_optimizer, train  # noqa: E402
+from bench.engine.recipes import Recipe  # noqa: E402
+from bench.engine.train import RunOptions, train  # noqa: E402
+from bench.engine.train_step import make_optimizer  # noqa: E402
 
-STEPS, BATCH, CROP, LR = 6, 8, (32, 48), 0.01
+STEPS, BATCH, CROP, LR = 6, 8, (32, 48), 0.001
 TIMEOUT = 300  # seconds a training process may take before the test kills it and fails
 ENV = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -150,19 +160,10 @@ def chief_files_only(out: Path, runs: int = 1) -> None:
 def single(tiny_dataset, tmp_path_factory) -> Path:
     """The reference: one process, default strategy, the same global batch, seed and steps."""
     out = tmp_path_factory.mktemp("single")
-    path = train(
-        "pspnet",
-        tiny_dataset,
-        out,
-        steps=STEPS,
-        batch=BATCH,
-        crop=CROP,
-        lr=LR,
-        preset="tiny",
-        options={"dropout": 0},
-        strategy="default",
-        progress=False,
+    recipe = Recipe(
+        model="pspnet", preset="tiny", options={"dropout": 0}, steps=STEPS, batch=BATCH, crop=CROP, lr=LR
     )
+    path = train(recipe, tiny_dataset, out, run=RunOptions(strategy="default", progress=False))
     assert ckpt.read_metadata(path)["replicas"] == 1
     return path
 
@@ -194,14 +195,14 @@ def test_mirrored_over_two_logical_cpus_equals_the_default_strategy_and_resumes_
 ):
     out = tmp_path / "out"
     argv = train_argv(
-        tiny_dataset, out, "--strategy", "mirrored", "--cpu-replicas", "2", "--checkpoint-every", "2"
+        tiny_dataset, out, "--strategy", "mirrored", "--cpu-replicas", "2", "--checkpoint-every", "1"
     )
     job = Job([(argv, ENV)], tmp_path / "logs")
-    wait_for(out / ckpt.checkpoint_name(2), job)
+    wait_for(out / ckpt.checkpoint_name(1), job)
     job.processes[0].send_signal(signal.SIGINT)  # Ctrl-C: the chief saves where it stands
     assert job.wait() == [130], job.output(0)[-3000:]
     stopped = ckpt.list_checkpoints(out)[-1]
-    assert 2 <= ckpt.read_metadata(stopped)["steps"] < STEPS, "Ctrl-C came too late to interrupt"
+    assert 1 <= ckpt.read_metadata(stopped)["steps"] < STEPS, "Ctrl-C came too late to interrupt"
 
     job = Job([(train_argv(tiny_dataset, out, "--cpu-replicas", "2", "--resume"), ENV)], tmp_path / "logs2")
     assert job.wait() == [0], job.output(0)[-3000:]
@@ -222,15 +223,15 @@ def test_killed_worker_stops_the_job_and_a_restart_resumes_to_the_same_weights(
     tiny_dataset, single, tmp_path
 ):
     out = tmp_path / "out"
-    job = two_workers(tiny_dataset, out, tmp_path / "logs", "--checkpoint-every", "2")
-    wait_for(out / ckpt.checkpoint_name(2), job)
+    job = two_workers(tiny_dataset, out, tmp_path / "logs", "--checkpoint-every", "1")
+    wait_for(out / ckpt.checkpoint_name(1), job)
     job.processes[1].kill()
     codes = job.wait()
     assert codes[0] == 2, job.output(0)[-3000:]  # the chief notices, names the fix and exits
     assert "restart every worker with --resume" in job.output(0)
     assert ckpt.read_metadata(ckpt.resolve(out))["steps"] < STEPS
 
-    job = two_workers(tiny_dataset, out, tmp_path / "logs2", "--checkpoint-every", "2", "--resume")
+    job = two_workers(tiny_dataset, out, tmp_path / "logs2", "--checkpoint-every", "1", "--resume")
     assert job.wait() == [0, 0], job.output(0)[-3000:] + job.output(1)[-3000:]
     assert_same_state(single, out / ckpt.checkpoint_name(STEPS))
     chief_files_only(out, runs=2)
@@ -241,9 +242,11 @@ def test_mixed_precision_runs_under_mirrored_replicas_with_syncbn(tiny_dataset, 
     """The GPU settings (bfloat16 compute) under a two-replica strategy, exercised on logical CPUs; XLA is
     left to single-replica runs."""
     code = (
-        "import sys\nfrom bench.engine.train import train\n"
-        f"p = train('pspnet', {str(tiny_dataset)!r}, {str(tmp_path / 'out')!r}, steps=2, batch=8, "
-        "crop=(32, 48), lr=0.01, preset='tiny', progress=False, accelerate=True, cpu_replicas=2)\n"
+        "import sys\nfrom bench.engine.recipes import Recipe\n"
+        "from bench.engine.train import RunOptions, train\n"
+        "recipe = Recipe(model='pspnet', preset='tiny', steps=2, batch=8, crop=(32, 48), lr=0.01)\n"
+        f"p = train(recipe, {str(tiny_dataset)!r}, {str(tmp_path / 'out')!r}, "
+        "run=RunOptions(progress=False, accelerate=True, cpu_replicas=2))\n"
         "print('CHECKPOINT', p)"
     )
     done = subprocess.run(

@@ -19,14 +19,13 @@ from bench.evaluation.reference import (
     SCORE_KEYS,
     ReferenceEvaluationError,
     evaluate_img_lists,
-    find_predictions,
-    ground_truth_files,
     reference_module,
     score_dict,
 )
 from data.cityscapes import list_samples
 from data.labels import CLASS_NAMES, to_train_ids
 from tests.cityscapes_files import H, W, lid, noisy_prediction, random_scene, write_gt, write_png, write_pred
+from tests.cityscapes_reference import find_predictions, ground_truth_files
 
 KEY = "aachen_000000_000019"
 

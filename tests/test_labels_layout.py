@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cityscapesscripts.helpers import labels as cs_labels
 
-from bench.evaluation.reference import ReferenceEvaluationError, file_key, ground_truth_files
+from bench.evaluation.reference import ReferenceEvaluationError
 from data.cityscapes import ENV_VAR, DatasetError, list_samples
 from data.labels import (
     CLASS_NAMES,
@@ -22,6 +22,7 @@ from data.labels import (
     to_label_ids,
     to_train_ids,
 )
+from tests.cityscapes_reference import file_key, ground_truth_files
 
 PER_CLASS_TABLE_COLUMNS = [
     "road",

@@ -247,7 +247,7 @@ def test_models_listing_without_parameters_imports_no_tensorflow():
 
 
 def test_folding_batchnorm_keeps_inference_outputs():
-    from models.inference import fold_batchnorm
+    from models.batchnorm_folding import fold_batchnorm
 
     model = registry.build("pspnet", preset="tiny")
     rng = np.random.default_rng(1)

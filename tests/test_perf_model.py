@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.cli import main
-from bench.perf import model as perf_model
+from bench.perf import peer as perf_peer
+from bench.perf import timing
 
 
 def test_runners_take_turns_after_a_warm_up_and_one_that_cannot_run_is_reported():
@@ -14,15 +15,15 @@ def test_runners_take_turns_after_a_warm_up_and_one_that_cannot_run_is_reported(
     def runner(name, seconds):
         def run():
             calls.append(name)
-            return perf_model.Timing(seconds, 2 * seconds)
+            return timing.Timing(seconds, 2 * seconds)
 
         return run
 
     def unavailable():
         calls.append("peer bf16")
-        raise perf_model.RunnerUnavailable("autocast missing")
+        raise timing.RunnerUnavailable("autocast missing")
 
-    timings, failed = perf_model.interleaved_passes(
+    timings, failed = timing.interleaved_passes(
         {
             "ours fp32": runner("ours fp32", 2.0),
             "peer bf16": unavailable,
@@ -33,8 +34,8 @@ def test_runners_take_turns_after_a_warm_up_and_one_that_cannot_run_is_reported(
     # warm-up round, then two timed rounds, the runners alternating; the failed one is tried once
     assert calls == ["ours fp32", "peer bf16", "ours bf16"] + ["ours fp32", "ours bf16"] * 2
     assert timings == {
-        "ours fp32": [perf_model.Timing(2.0, 4.0)] * 2,
-        "ours bf16": [perf_model.Timing(1.0, 2.0)] * 2,
+        "ours fp32": [timing.Timing(2.0, 4.0)] * 2,
+        "ours bf16": [timing.Timing(1.0, 2.0)] * 2,
     }
     assert failed == {"peer bf16": "autocast missing"}
 
@@ -61,15 +62,28 @@ def test_bf16_is_timed_against_fp32_and_the_ratio_printed(capsys):
 
 @pytest.mark.peer
 def test_the_mmseg_peer_answers_timed_passes_in_both_precisions():
-    assert perf_model.PARITY_PYTHON.is_file(), "no parity venv: run make venv-parity (or make perf-peer)"
-    peer = perf_model.PeerProcess(str(perf_model.PARITY_PYTHON), (64, 128), batch=1, threads=1)
+    assert perf_peer.PARITY_PYTHON.is_file(), "no parity venv: run make venv-parity (or make perf-peer)"
+    peer = perf_peer.PeerProcess(str(perf_peer.PARITY_PYTHON), (64, 128), batch=1, threads=1)
     try:
         assert peer.facts["params_without_aux"] == 46_610_803  # mmseg's PSPNet-R50-D8 without the aux head
         assert peer.facts["threads"] == 1
         assert peer.timing("fp32").wall > 0 and peer.timing("fp32").cpu > 0
         assert peer.timing("bf16").wall > 0  # torch's CPU autocast to bfloat16
-        with pytest.raises(perf_model.RunnerUnavailable, match="unknown precision"):
+        with pytest.raises(timing.RunnerUnavailable, match="unknown precision"):
             peer.timing("fp8")
     finally:
         peer.close()
     assert peer.process.returncode == 0
+
+
+def test_measure_times_one_call_and_returns_its_value():
+    import time
+
+    def sleep_then_answer():
+        time.sleep(0.05)
+        return 42
+
+    took, value = timing.measure(sleep_then_answer)
+    assert value == 42 and 0.05 <= took.wall < 5 and 0 <= took.cpu < took.wall
+    assert timing.best_seconds(lambda: time.sleep(0.01), repeats=3)[0] >= 0.01
+    assert timing.rate(10, 2.0) == 5.0 and timing.median([3.0, 1.0, 2.0]) == 2.0

@@ -8,6 +8,7 @@ from PIL import Image
 
 from data.cityscapes import list_samples
 from data.labels import LABEL_TO_TRAIN, name2label
+from data.normalization import IMAGENET_RGB
 from tests.cityscapes_files import write_frame
 
 tf = pytest.importorskip("tensorflow")
@@ -40,7 +41,7 @@ def numpy_normalize(rgb: np.ndarray) -> np.ndarray:
 
 
 def denormalize(image: np.ndarray) -> np.ndarray:
-    return image * pipeline.STD_RGB + pipeline.MEAN_RGB
+    return image * np.array(IMAGENET_RGB.std, np.float32) + np.array(IMAGENET_RGB.mean, np.float32)
 
 
 def test_validation_batches_equal_plain_numpy_decode(tiny_dataset):
@@ -82,7 +83,7 @@ def test_image_and_label_stay_aligned_under_every_augmentation(quadrant_samples)
             agreement = np.mean(train_ids[nearest] == lab[valid])
             assert agreement > 0.97, f"image and label disagree on {1 - agreement:.1%} of pixels"
             # padding: label 255 exactly where the image holds the padding value (0 after normalisation)
-            padded = np.all(np.abs(rgb - pipeline.MEAN_RGB) < 1e-3, axis=-1)
+            padded = np.all(np.abs(rgb - np.array(IMAGENET_RGB.mean, np.float32)) < 1e-3, axis=-1)
             np.testing.assert_array_equal(padded, ~valid)
             valid_fractions.append(valid.mean())
     assert min(valid_fractions) < 0.9 and max(valid_fractions) == 1.0  # both padded and inner crops seen

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
-from models.inference import fold_batchnorm  # noqa: E402
-from models.precision import model_precision, precision_scope  # noqa: E402
+from models.batchnorm_folding import fold_batchnorm  # noqa: E402
+from models.precision import precision_scope  # noqa: E402
 from models.registry import build  # noqa: E402
+from tests.keras_helpers import model_precision  # noqa: E402
 
 
 def test_the_scope_restores_the_global_policy_even_when_building_fails():

@@ -11,8 +11,7 @@ import pytest
 
 from bench.cli import main
 from bench.engine import recipes, strategy
-from bench.engine.train import add_arguments, resolve_recipe
-from bench.report import references
+from bench.engine.train_command import add_arguments, resolve_recipe
 from data.errors import UserError
 
 
@@ -40,13 +39,9 @@ def test_mmseg_recipes_are_the_published_schedule_with_their_published_results()
             True,
             0.4,
         )
-        assert r.published.miou == miou and r.published.split == "val"
-    # the published reference table holds the same figures: the two must agree
-    table = references.load("pspnet-mmseg-val")
-    for name in ("mmseg-40k", "mmseg-80k"):
-        method = f"PSPNet R-50-D8 (mmseg, 512x1024, {name[6:]} iters)"
-        row = table[(table["method"] == method) & (table["protocol"] == "single-scale; trained on fine")]
-        assert len(row) == 1 and float(row["miou"].iloc[0]) == recipes.get(name).published.miou
+        published = r.published()  # read from the reference table, the figures' one home
+        assert published.miou == miou and (published.split, published.protocol) == ("val", "single-scale")
+        assert "mmsegmentation" in published.source and published.url.startswith("https://github.com/")
 
 
 def test_cpu_recipes_keep_bench_runs_defaults():
@@ -54,13 +49,6 @@ def test_cpu_recipes_keep_bench_runs_defaults():
     assert recipes.default_recipe("pspnet-seed", "synthetic").name == "cpu-synthetic-light"
     assert recipes.default_recipe("fcn", "real").name == "cpu-real"
     assert recipes.get("cpu-synthetic").steps == 800 and recipes.get("cpu-real").crop == (512, 512)
-
-
-def test_recipe_scale_range_is_the_pipelines():
-    pytest.importorskip("tensorflow")
-    from data.pipeline import SCALE_RANGE
-
-    assert recipes.SCALE_RANGE == SCALE_RANGE
 
 
 def test_recipes_command_lists_mmseg_80k_without_importing_tensorflow():

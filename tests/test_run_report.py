@@ -6,10 +6,11 @@ import json
 
 from PIL import Image
 
-from bench.report import plots, readme
+from bench.report import readme
 from bench.report.results import read_rows
 from bench.report.run_folder import new_run_dir, pick_samples, report_run
 from tests.cityscapes_files import evaluation_result, tiny_cityscapes
+from tests.plot_helpers import expected_size
 
 
 def test_report_run_writes_folder_row_plots_and_readme(tmp_path):
@@ -49,7 +50,7 @@ def test_report_run_writes_folder_row_plots_and_readme(tmp_path):
         ("samples.png", "grid", 2),
     ):
         with Image.open(run_dir / name) as im:
-            assert (im.format, im.size) == ("PNG", plots.expected_size(kind, rows))
+            assert (im.format, im.size) == ("PNG", expected_size(kind, rows))
 
     (row,) = read_rows(results_csv).to_dict("records")
     assert row["model"] == "mypkg.models:build" and row["images_per_s"] == 3.0 and row["train_steps"] == 5

@@ -51,7 +51,7 @@ def test_arrays_scored_in_the_loop_equal_bench_evaluate_on_the_written_files(sce
     from_files = evaluate(root, "val", root / "pred", workers=1, gt_cache=None)
     cache = GTCache(tmp_path / "gt-cache")
     for gt_cache in (None, cache, cache):
-        with StreamingEvaluator(workers=workers, max_pending=2, gt_cache=gt_cache) as evaluator:
+        with StreamingEvaluator(ids="label", workers=workers, max_pending=2, gt_cache=gt_cache) as evaluator:
             for sample in list_samples(root, "val"):
                 evaluator.process(sample, predictions[sample.key])
             streamed = evaluator.evaluate()
@@ -63,7 +63,7 @@ def test_arrays_scored_in_the_loop_equal_bench_evaluate_on_the_written_files(sce
 def test_reset_forgets_the_frames_processed_before(scenes):
     root, predictions = scenes
     samples = list_samples(root, "val")
-    with StreamingEvaluator() as evaluator:
+    with StreamingEvaluator(ids="label") as evaluator:
         evaluator.process(samples[0], predictions[samples[0].key])
         evaluator.reset()
         for sample in samples:
@@ -71,7 +71,7 @@ def test_reset_forgets_the_frames_processed_before(scenes):
         assert evaluator.evaluate().n_images == len(samples)
 
 
-def test_train_id_arrays_with_pred_ids_train_equal_their_label_id_twins(scenes):
+def test_train_id_arrays_as_the_loop_passes_them_equal_their_label_id_twins(scenes):
     root, predictions = scenes
     to_train = np.full(256, 255, np.uint8)  # label id -> train id, 255 for every id that is no train class
     to_train[TRAIN_TO_LABEL[:19]] = np.arange(19, dtype=np.uint8)
@@ -82,10 +82,11 @@ def test_train_id_arrays_with_pred_ids_train_equal_their_label_id_twins(scenes):
     samples = list_samples(root, "val")
     results = {}
     for mode in ("label", "train"):
-        with StreamingEvaluator(pred_ids=mode) as evaluator:
+        with StreamingEvaluator(ids=mode) as evaluator:
             for sample in samples:
                 train_ids = to_train[predictions[sample.key]]
-                evaluator.process(sample, train_ids if mode == "train" else to_label[train_ids])
+                prediction = train_ids if mode == "train" else to_label[train_ids]
+                evaluator.process(sample, prediction, None)  # the sink contract: logits may be None
             results[mode] = evaluator.evaluate()
     assert_same_result(results["train"], results["label"])
 
@@ -94,7 +95,7 @@ def test_a_wrong_size_prediction_is_named_with_its_frame(scenes):
     root, predictions = scenes
     sample = list_samples(root, "val")[0]
     with (
-        StreamingEvaluator() as evaluator,
+        StreamingEvaluator(ids="label") as evaluator,
         pytest.raises(UserError, match=f"prediction of {sample.key}.*full res"),
     ):
         evaluator.process(sample, predictions[sample.key][:, :-8])

@@ -220,7 +220,7 @@ def test_submit_writes_a_zip_that_the_check_accepts(test_split, checkpoint, tmp_
 
 @pytest.mark.slow
 def test_a_crash_while_predicting_leaves_no_zip_behind(test_split, checkpoint, tmp_path, monkeypatch):
-    import bench.engine.predict as predict
+    import bench.engine.sinks as sinks
 
     calls = []
 
@@ -230,12 +230,14 @@ def test_a_crash_while_predicting_leaves_no_zip_behind(test_split, checkpoint, t
             raise KeyboardInterrupt  # Ctrl-C in the middle of the split
         return png(array)
 
-    monkeypatch.setattr(predict, "png_bytes", failing)
+    monkeypatch.setattr(sinks, "png_bytes", failing)
     out = tmp_path / "submission.zip"
     out.write_bytes(b"the previous submission")
     with pytest.raises(KeyboardInterrupt):
+        from bench.engine.opener import open_checkpoint
         from bench.submission.writer import write_submission
+        from data.cityscapes import list_images
 
-        write_submission(checkpoint, test_split, "test", out, progress=False)
+        write_submission(open_checkpoint(checkpoint), list_images(test_split, "test"), out, progress=False)
     assert out.read_bytes() == b"the previous submission"  # untouched: no half-written zip replaced it
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left

@@ -14,15 +14,33 @@ from bench.cli import main
 from data.cityscapes import list_samples
 from data.labels import LABEL_TO_TRAIN, TRAIN_TO_LABEL
 from tests.cityscapes_files import write_dataset
+from tests.keras_helpers import model_precision
 
 tf = pytest.importorskip("tensorflow")
 from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.predict import load_checkpoint, predict  # noqa: E402
-from bench.engine.train import train  # noqa: E402
-from models.inference_modes import frame_logits, slide_windows  # noqa: E402
+from bench.engine.opener import open_checkpoint  # noqa: E402
+from bench.engine.predict import write_predictions  # noqa: E402
+from bench.engine.recipes import Recipe  # noqa: E402
+from bench.engine.train import RunOptions, train  # noqa: E402
+from models.inference_modes import InferenceSettings, frame_logits, slide_windows  # noqa: E402
 
 MODEL = "tests.tiny_model:tiny"
 TRAIN_IDS_AS_LABEL_IDS = set(TRAIN_TO_LABEL[:19].tolist())
+QUIET = RunOptions(progress=False)
+
+
+def load_checkpoint(path, **kwargs):
+    """(Keras logits model, metadata) of `open_checkpoint`."""
+    opened = open_checkpoint(path, **kwargs)
+    return opened.keras, opened.metadata
+
+
+def predict(checkpoint, root, split, out, *, limit=None, precision="fp32", progress=False):
+    """`bench predict`'s library path: open, list the split, write the PNGs; the figures."""
+    samples = list_samples(root, split, require_images=True)[:limit]
+    model = open_checkpoint(checkpoint, precision=precision, fold_bn=True)
+    settings = InferenceSettings(precision=precision)
+    return write_predictions(model, samples, out, settings, split=split, progress=progress).stats
 
 
 def train_args(root, out, steps, *extra):
@@ -133,7 +151,7 @@ def test_checkpoint_records_model_and_loads_the_trained_weights(root, trained, m
 
 def restored_state(path, steps):
     """Weights, optimizer variables and iteration count as a resumed run would see them."""
-    from bench.engine.train import make_optimizer
+    from bench.engine.train_step import make_optimizer
 
     net = ckpt.rebuild(ckpt.read_metadata(path))
     optimizer = make_optimizer(0.05, steps)
@@ -147,9 +165,8 @@ def restored_state(path, steps):
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(root, tmp_path, monkeypatch):
     from data import pipeline
 
-    straight = train(
-        MODEL, root, tmp_path / "straight", steps=8, batch=2, crop=(48, 96), lr=0.05, progress=False
-    )
+    recipe = Recipe(model=MODEL, steps=8, batch=2, crop=(48, 96), lr=0.05)
+    straight = train(recipe, root, tmp_path / "straight", run=QUIET)
     real = pipeline.train_dataset
 
     def interrupted_after_four(*args, **kwargs):
@@ -186,17 +203,8 @@ def test_mixed_precision_and_xla_path_trains_and_predicts(root, tmp_path):
     """What a GPU run does (bfloat16 compute + XLA), exercised on the CPU so CI covers the code path."""
     import keras
 
-    path = train(
-        MODEL,
-        root,
-        tmp_path / "run",
-        steps=3,
-        batch=2,
-        crop=(32, 64),
-        lr=0.05,
-        progress=False,
-        accelerate=True,
-    )
+    recipe = Recipe(model=MODEL, steps=3, batch=2, crop=(32, 64), lr=0.05)
+    path = train(recipe, root, tmp_path / "run", run=RunOptions(progress=False, accelerate=True))
     assert ckpt.read_metadata(path)["accelerated"] is True
     assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is restored
     model, _ = load_checkpoint(path)
@@ -207,9 +215,8 @@ def test_mixed_precision_and_xla_path_trains_and_predicts(root, tmp_path):
 @pytest.mark.slow
 def test_registry_model_checkpoint_rebuilds_and_folds_for_prediction(tiny_dataset, tmp_path):
     """pspnet (custom pooling and resize layers, aux head) through train, save, rebuild and BN folding."""
-    path = train(
-        "pspnet", tiny_dataset, tmp_path, steps=1, batch=2, crop=(64, 64), preset="tiny", progress=False
-    )
+    recipe = Recipe(model="pspnet", preset="tiny", steps=1, batch=2, crop=(64, 64), lr=0.01)
+    path = train(recipe, tiny_dataset, tmp_path, run=QUIET)
     assert ckpt.read_metadata(path)["preset"] == "tiny"
     image = first_frame(tiny_dataset)
     plain, _ = load_checkpoint(path)
@@ -343,8 +350,16 @@ def test_predict_modes_write_label_id_pngs(root, trained, tmp_path, mode_args):
         == 0
     )
     (png,) = tmp_path.glob("*.png")
-    assert set(np.unique(np.asarray(Image.open(png))).tolist()) <= TRAIN_IDS_AS_LABEL_IDS
-    assert json.loads((tmp_path / "predict_stats.json").read_text())["mode"] == mode_args[1]
+    written = np.asarray(Image.open(png))
+    stats = json.loads((tmp_path / "predict_stats.json").read_text())
+    assert stats["mode"] == mode_args[1]
+    # the PNG is this mode's arg-max of this model, mapped to label IDs (a constant image would not do)
+    settings = {k: stats[k] for k in ("mode", "scales", "flip", "crop", "stride")}
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    forward = open_checkpoint(trained, fold_bn=True).logits_function()
+    expected = TRAIN_TO_LABEL[np.argmax(frame_logits(forward, first_frame(root), **settings), axis=-1)]
+    assert len(np.unique(expected)) > 1
+    np.testing.assert_array_equal(written, expected)
 
 
 def _with_input_spec(trained, out, spec) -> Path:
@@ -369,7 +384,7 @@ def test_prediction_applies_the_checkpoints_own_input_normalisation(root, traine
     outputs = {}
     for name, spec in [("default", None), ("same", same), ("swapped", swapped)]:
         source = trained if spec is None else _with_input_spec(trained, tmp_path / f"ckpt_{name}", spec)
-        stats = predict(source, root, "val", tmp_path / name, progress=False, limit=2)
+        stats = predict(source, root, "val", tmp_path / name, limit=2)
         assert stats["input"] == (spec or IMAGENET_RGB).to_dict()
         outputs[name] = [np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*.png"))]
     # the same normalisation written another way predicts the same; swapped colour channels do not
@@ -397,8 +412,6 @@ def test_predict_evaluate_scores_from_arrays_equal_bench_evaluate_on_the_written
 
 @pytest.mark.slow
 def test_bf16_prediction_computes_in_bfloat16_and_agrees_with_fp32(root, trained, tmp_path):
-    from models.precision import model_precision
-
     image = first_frame(root)
     fp32, meta32 = load_checkpoint(trained, fold_bn=True)
     bf16, meta16 = load_checkpoint(trained, fold_bn=True, precision="bf16")
@@ -407,7 +420,7 @@ def test_bf16_prediction_computes_in_bfloat16_and_agrees_with_fp32(root, trained
     assert all(w.dtype == "float32" for w in bf16.weights)  # the checkpoint's float32 weights, as they are
     a, b = fp32(image).numpy(), bf16(image).numpy()
     assert np.mean(a.argmax(-1) == b.argmax(-1)) > 0.99 and not np.array_equal(a, b)
-    stats = predict(trained, root, "val", tmp_path / "bf16", precision="bf16", progress=False)
+    stats = predict(trained, root, "val", tmp_path / "bf16", precision="bf16")
     assert stats["precision"] == "bf16"
     (png, *_) = sorted((tmp_path / "bf16").glob("*.png"))
     assert set(np.unique(np.asarray(Image.open(png))).tolist()) <= TRAIN_IDS_AS_LABEL_IDS

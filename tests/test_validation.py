@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import pytest
 from PIL import Image
 
 tf = pytest.importorskip("tensorflow")
 from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.predict import load_checkpoint, predict  # noqa: E402
-from bench.engine.train import BEST_CHECKPOINT, VAL_CURVE, train  # noqa: E402
+from bench.engine.opener import open_checkpoint  # noqa: E402
+from bench.engine.predict import write_predictions  # noqa: E402
+from bench.engine.recipes import Recipe  # noqa: E402
+from bench.engine.train import BEST_CHECKPOINT, RunOptions, train  # noqa: E402
+from bench.engine.train_log import VAL_CURVE  # noqa: E402
 from bench.engine.validate import Validator  # noqa: E402
 from bench.evaluation import evaluate  # noqa: E402
 
@@ -21,9 +25,8 @@ MODEL = "tests.tiny_model:tiny"
 def run(tiny_dataset, tmp_path_factory):
     """8 steps with validation every 3 (and at the end): rows at steps 3, 6 and 8."""
     out = tmp_path_factory.mktemp("val_run")
-    path = train(
-        MODEL, tiny_dataset, out, steps=8, batch=2, crop=(64, 128), lr=0.05, val_every=3, progress=False
-    )
+    recipe = Recipe(model=MODEL, steps=8, batch=2, crop=(64, 128), lr=0.05, val_every=3)
+    path = train(recipe, tiny_dataset, out, run=RunOptions(progress=False))
     with (out / "val_log.csv").open() as f:
         rows = list(csv.DictReader(f))
     return out, path, rows
@@ -33,11 +36,14 @@ def run(tiny_dataset, tmp_path_factory):
 def test_validation_in_the_loop_equals_bench_evaluate_on_written_predictions(tiny_dataset, run, tmp_path):
     out, path, rows = run
     assert [int(r["step"]) for r in rows] == [3, 6, 8]
-    predict(path, tiny_dataset, "val", tmp_path / "pred", fold_bn=False, progress=False)
+    from data.cityscapes import list_samples
+
+    samples = list_samples(tiny_dataset, "val", require_images=True)
+    write_predictions(open_checkpoint(path), samples, tmp_path / "pred", progress=False)
     from_files = evaluate(tiny_dataset, "val", tmp_path / "pred", workers=1)
     assert float(rows[-1]["miou"]) == from_files.miou  # the last validation scored the final weights
     assert float(rows[-1]["iiou"]) == from_files.iiou and int(rows[-1]["n_images"]) == 3
-    model, _ = load_checkpoint(path)
+    model = open_checkpoint(path).keras
     in_memory = Validator(tiny_dataset)(model)
     assert repr(in_memory.to_cityscapes_dict()) == repr(from_files.to_cityscapes_dict())
     assert (in_memory.confusion == from_files.confusion).all() and from_files.miou > 0
@@ -65,10 +71,10 @@ def test_validation_keeps_the_best_checkpoint_draws_the_curve_and_logs_tensorboa
 @pytest.mark.slow
 def test_resumed_run_keeps_comparing_with_the_best_so_far(tiny_dataset, tmp_path):
     out = tmp_path / "run"
-    common = dict(batch=2, crop=(64, 128), lr=0.05, val_every=2, progress=False)
-    train(MODEL, tiny_dataset, out, steps=2, **common)
+    recipe = Recipe(model=MODEL, steps=2, batch=2, crop=(64, 128), lr=0.05, val_every=2)
+    train(recipe, tiny_dataset, out, run=RunOptions(progress=False))
     first = ckpt.read_metadata(out / BEST_CHECKPOINT)["val_miou"]
-    train(MODEL, tiny_dataset, out, steps=4, resume=True, **common)
+    train(replace(recipe, steps=4), tiny_dataset, out, run=RunOptions(resume=True, progress=False))
     with (out / "val_log.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [2, 4]  # the first run's row kept, the new one appended

@@ -95,13 +95,9 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A checkpoint file, the latest checkpoint of a training folder, or a PyTorch file converted (cached)."""
+    """A checkpoint file, or the latest checkpoint of a training folder (PyTorch files are opened, and
+    converted, by bench/engine/opener.py)."""
     path = Path(path)
-    if path.is_file():
-        from bench.engine.convert.command import converted, is_torch_checkpoint
-
-        if is_torch_checkpoint(path):
-            return converted(path)
     if path.is_dir():
         found = list_checkpoints(path)
         if not found:

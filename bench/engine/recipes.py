@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field, fields
+from typing import Any
+
+from data.sizes import SCALE_RANGE
 
 AUX_WEIGHT = 0.4
 WEIGHT_DECAY = 1e-4
-# data.pipeline.SCALE_RANGE (that module imports TensorFlow; a test keeps the two equal)
-SCALE_RANGE = (0.5, 2.0)
 
 
 @dataclass(frozen=True)
 class Published:
-    """The result a recipe should reach, as its source publishes it (mIoU in percent)."""
+    """The result a recipe should reach, as its source publishes it (mIoU in percent): read from the
+    reference row the recipe names (results/reference/*.csv), the figures' one home."""
 
     miou: float
     split: str
@@ -35,7 +37,8 @@ class Published:
 
 @dataclass(frozen=True)
 class Recipe:
-    """All settings of a training run. `model`/`preset` None: the caller chooses (e.g. `bench run`)."""
+    """All settings of a training run (what a checkpoint records and a result row names). `model`/`preset`
+    None: the caller chooses (e.g. `bench run`); `options` are builder options beside the preset."""
 
     steps: int
     batch: int  # global batch, split over the replicas
@@ -45,6 +48,8 @@ class Recipe:
     description: str = ""
     model: str | None = None
     preset: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
     weight_decay: float = WEIGHT_DECAY
     aux_weight: float = AUX_WEIGHT
     scale_range: tuple[float, float] = SCALE_RANGE
@@ -52,12 +57,20 @@ class Recipe:
     sync_bn: bool = True  # only matters with more than one replica
     checkpoint_every: int = 500
     val_every: int = 0  # 0: no validation during training
-    published: Published | None = None
+    reference: str | None = None  # id of the reference row (results/reference/) with the published result
     deviations: tuple[str, ...] = field(default=())
 
+    def published(self) -> Published | None:
+        """The result this recipe should reach, from its reference row; None when it names none."""
+        if not self.reference:
+            return None
+        from bench.report import references
 
-_MMSEG_URL = "https://github.com/open-mmlab/mmsegmentation/tree/main/configs/pspnet"
-_MMSEG_SOURCE = "open-mmlab/mmsegmentation configs/pspnet/README.md, Cityscapes table (R-50-D8, 512x1024)"
+        row = references.select(self.reference)
+        protocol = str(row["protocol"]).split(";")[0]
+        return Published(float(row["miou"]), str(row["split"]), protocol, str(row["source"]), str(row["url"]))
+
+
 _MMSEG_DEVIATIONS = (
     "no PhotoMetricDistortion and no cat_max_ratio=0.75 crop re-sampling in our input pipeline",
     "poly schedule ends at 0, mmsegmentation's at eta_min 1e-4",
@@ -68,7 +81,7 @@ _MMSEG_DEVIATIONS = (
 )
 
 
-def _mmseg(steps: int, miou: float) -> Recipe:
+def _mmseg(steps: int) -> Recipe:
     return Recipe(
         name=f"mmseg-{steps // 1000}k",
         description=f"mmsegmentation's PSPNet R-50-D8 Cityscapes recipe, {steps // 1000}k iterations",
@@ -85,7 +98,7 @@ def _mmseg(steps: int, miou: float) -> Recipe:
         sync_bn=True,
         checkpoint_every=steps // 10,
         val_every=steps // 10,
-        published=Published(miou, "val", "single-scale", _MMSEG_SOURCE, _MMSEG_URL),
+        reference=f"pspnet_r50-d8_4xb2-{steps // 1000}k_cityscapes-512x1024/ss",
         deviations=_MMSEG_DEVIATIONS,
     )
 
@@ -121,8 +134,8 @@ RECIPES: dict[str, Recipe] = {
             crop=(512, 512),
             lr=0.01,
         ),
-        _mmseg(40_000, 77.85),
-        _mmseg(80_000, 78.55),
+        _mmseg(40_000),
+        _mmseg(80_000),
     )
 }
 
@@ -212,10 +225,11 @@ def table() -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append("")
     for r in RECIPES.values():
+        published = r.published()
         target = (
-            f"should reach {r.published.miou:.2f} {r.published.split} mIoU ({r.published.protocol}; "
-            f"{r.published.source}, {r.published.url})"
-            if r.published
+            f"should reach {published.miou:.2f} {published.split} mIoU ({published.protocol}; "
+            f"{published.source}, {published.url})"
+            if published
             else "no published target"
         )
         lines.append(f"{r.name}: {r.description}; {target}")

@@ -5,8 +5,14 @@ messages before absl::InitializeLog() is called are written to STDERR", "I0000 .
 custom operations are on ...") ignore `TF_CPP_MIN_LOG_LEVEL` and go straight to file descriptor 2, once per
 shared library that logs. `import_tensorflow` captures descriptor 2 during the import and writes back every
 line except log lines below `TF_CPP_MIN_LOG_LEVEL` (0 all, 1 hides INFO, 2 also WARNING, 3 also ERROR,
-as TensorFlow defines it), so the variable means again what it says. Turning oneDNN off
-(`TF_ENABLE_ONEDNN_OPTS=0`) would also silence one line, at the price of slower CPU kernels: not done.
+as TensorFlow defines it), so the variable means again what it says.
+
+Training processes (`training=True`) start TensorFlow with oneDNN off unless `TF_ENABLE_ONEDNN_OPTS` is
+set: with oneDNN on (TensorFlow's default on CPUs with AVX512), the pinned TensorFlow 2.21 corrupts the
+heap in a convolution's weight gradient (one 1x1 stride-2 convolution, 8 -> 16 channels, on a (1, 16, 16,
+8) input, three times: "double free or corruption", SIGABRT; ResNet's downsampling convolutions are of
+that kind), which killed `bench train` silently and may corrupt numbers where it does not. Inference keeps
+oneDNN (the bf16 speed-ups come from it); `TF_ENABLE_ONEDNN_OPTS=1` brings it back for training.
 """
 
 from __future__ import annotations
@@ -54,10 +60,16 @@ def filter_lines(text: str, level: int) -> str:
     return "".join(kept)
 
 
-def import_tensorflow() -> ModuleType:
-    """`import tensorflow`, with its start-up log lines filtered as the module docstring says."""
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def import_tensorflow(*, training: bool = False) -> ModuleType:
+    """`import tensorflow`, with its start-up log lines filtered as the module docstring says; for a
+    process that trains, with oneDNN off unless the user chose (see the module docstring)."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    if training:
+        os.environ.setdefault(ONEDNN_VARIABLE, "0")
     level = min_log_level()
     if level < 1:
         import tensorflow

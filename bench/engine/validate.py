@@ -1,33 +1,16 @@
 """Validation during training: score a split with the project's exact evaluator, from arrays.
 
-The model's arg-max is mapped to label IDs and scored against the ground-truth label and instance files by
-`bench.evaluation.scoring.score_image`, summed in the split's sample order by `bench.evaluation.Accumulator`:
-the numbers `bench evaluate` gives on the same predictions written as PNGs, without writing them.
-Prediction is whole-frame (one forward pass per frame at full resolution), `bench predict`'s default mode.
+The prediction loop (bench/engine/loop.py) runs the model in memory whole-frame (one forward pass per frame
+at full resolution, `bench predict`'s default mode) into a `StreamingEvaluator`: the numbers
+`bench evaluate` gives on the same predictions written as PNGs, without writing them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
-import numpy as np
-
-from bench.evaluation import Accumulator, EvaluationResult, read_png, score_image
+from bench.evaluation import EvaluationResult
 from data.normalization import IMAGENET_RGB, InputSpec
-
-
-def logits_function(model) -> Callable:
-    """A traced forward pass (B, H, W, 3) -> float32 logits, for a model emitting logits or the dict of
-    `aux_head=True` builders."""
-    import tensorflow as tf
-
-    def forward(images):
-        outputs = model(images, training=False)
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs
-        return tf.cast(logits, tf.float32)
-
-    return tf.function(forward)
 
 
 class Validator:
@@ -48,24 +31,13 @@ class Validator:
         self.samples = list_samples(dataset, split, require_images=True)[:limit]
 
     def __call__(self, model) -> EvaluationResult:
-        """The evaluation of `model`'s whole-frame predictions on the split (cityscapesScripts' numbers)."""
-        from bench.engine.predict import frame_logits
-        from data.labels import to_label_ids
-        from data.pipeline import eval_dataset
+        """The evaluation of `model`'s whole-frame predictions on the split (cityscapesScripts' numbers);
+        `model` is the training model (logits or the dict of `aux_head=True` builders)."""
+        from bench.engine.loop import predict_frames
+        from bench.engine.opener import OpenedModel
+        from bench.evaluation.streaming import StreamingEvaluator
 
-        forward = logits_function(model)
-        totals = Accumulator()
-        frames = eval_dataset(self.samples, with_labels=False, input_spec=self.input_spec)
-        for sample, image in zip(self.samples, frames, strict=True):
-            train_ids = np.argmax(frame_logits(forward, image), axis=-1).astype(np.uint8)
-            totals.add(
-                score_image(
-                    read_png(sample.label_ids, "ground truth"),
-                    read_png(sample.instance_ids, "instance ground truth"),
-                    to_label_ids(train_ids),
-                    gt_path=sample.label_ids,
-                    inst_path=sample.instance_ids,
-                    pred_path=f"{sample.key} (prediction in memory)",
-                )
-            )
-        return totals.result()
+        opened = OpenedModel(model, {"input": self.input_spec.to_dict()}, jit=False)
+        with StreamingEvaluator() as evaluator:
+            (result,) = predict_frames(opened, self.samples, sinks=[evaluator], progress=False).results
+        return result

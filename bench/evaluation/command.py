@@ -80,7 +80,7 @@ def gt_cache_from_arguments(args: argparse.Namespace):
 
 def format_result(result: EvaluationResult) -> str:
     """The seed's per-class IoU table, then iIoU per instance class and category IoU/iIoU (percent)."""
-    from bench.report.tables import markdown_table, pct, per_class_table
+    from bench.markdown import markdown_table, pct, per_class_table
 
     def percent(value: float) -> str:
         return pct(value * 100)

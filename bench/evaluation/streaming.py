@@ -23,6 +23,7 @@ from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.scoring import PRED_ID_MODES, EvaluationResult, ImageStats
 from data.cityscapes import Sample
 from data.errors import UserError
+from data.labels import to_label_ids
 
 MAX_PENDING = 4
 """Frames predicted but not yet scored: bounds the arrays held when scoring falls behind the model."""
@@ -32,8 +33,10 @@ class StreamingEvaluator:
     """Scores frames as they are predicted, in worker threads (`workers`, default one: the model needs the
     cores); results are summed in the order of `process` whatever the thread count.
 
-    `process(sample, prediction)` takes the frame's prediction as a (H, W) uint8 array of label IDs (or
-    train IDs with `pred_ids="train"`); errors of a frame (bad GT, wrong size) surface at the next call.
+    A sink of the prediction loop (bench/engine/sinks.py): `process(sample, train_ids, logits)` takes the
+    frame's prediction as a (H, W) uint8 array of train IDs, mapped to label IDs here (with `ids="label"`
+    the array is label IDs already); `logits` are not needed. Errors of a frame (bad GT, wrong size)
+    surface at the next call.
     `seconds` of the result is the scoring work itself (GT decoding and counting), overlapped with the model.
     `gt_cache` keeps the decoded GT between evaluations (`AUTO`: the environment's cache; None: none).
     """
@@ -41,16 +44,16 @@ class StreamingEvaluator:
     def __init__(
         self,
         *,
-        pred_ids: str = "label",
+        ids: str = "train",
         workers: int = 1,
         max_pending: int = MAX_PENDING,
         gt_cache: GTCache | str | os.PathLike | None = AUTO,
     ) -> None:
-        if pred_ids not in PRED_ID_MODES:
-            raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
+        if ids not in PRED_ID_MODES:
+            raise UserError(f"ids must be one of {PRED_ID_MODES}, not {ids!r}")
         if workers < 1:
             raise UserError(f"scoring needs at least 1 worker thread, not {workers}")
-        self.pred_ids = pred_ids
+        self.ids = ids
         self.gt_cache = resolve_gt_cache(gt_cache)
         self.max_pending = max(int(workers), int(max_pending))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score")
@@ -65,15 +68,16 @@ class StreamingEvaluator:
             if not future.cancelled():
                 future.exception()  # wait; its outcome no longer matters
         self._pending.clear()
-        self._totals = Accumulator(pred_ids=self.pred_ids)
+        self._totals = Accumulator()
         self._busy = 0.0
 
-    def process(self, sample: Sample, prediction: np.ndarray) -> None:
+    def process(self, sample: Sample, prediction: np.ndarray, logits: np.ndarray | None = None) -> None:
         """Queue one frame for scoring against `sample`'s ground truth."""
         name = f"prediction of {sample.key}"
+        label_ids = to_label_ids(prediction) if self.ids == "train" else prediction
         self._pending.append(
             self._pool.submit(
-                _score, sample.label_ids, sample.instance_ids, prediction, name, self.pred_ids, self.gt_cache
+                _score, sample.label_ids, sample.instance_ids, label_ids, name, "label", self.gt_cache
             )
         )
         while len(self._pending) > self.max_pending:

@@ -18,12 +18,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.arguments import size
+from bench.perf.timing import measure
 
 # the issue's targets, against cityscapesScripts on the same frames (wall clock, all cores)
 COLD_TARGET = 5.0  # `bench evaluate`, first evaluation (decodes the GT and fills the cache)
@@ -164,18 +164,6 @@ def _decode_frame(paths: tuple[Path, Path, Path]) -> int:
     return sum(read_png(p).size for p in paths)
 
 
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def _timed(fn) -> tuple[float, float, object]:
-    """Wall seconds, CPU seconds (this process and its finished children) and the value of fn()."""
-    t, c = time.perf_counter(), _cpu_seconds()
-    value = fn()
-    return time.perf_counter() - t, _cpu_seconds() - c, value
-
-
 def _best_interleaved(jobs: dict[str, object], rounds: int) -> dict[str, tuple[float, float, object]]:
     """Each job once per round, rounds interleaved, best wall and best CPU seconds of each.
 
@@ -190,7 +178,8 @@ def _best_interleaved(jobs: dict[str, object], rounds: int) -> dict[str, tuple[f
             setup, fn = job if isinstance(job, tuple) else (None, job)
             if setup is not None:
                 setup()
-            wall, cpu, value = _timed(fn)
+            timing, value = measure(fn, children=True)  # the pool's workers are child processes
+            wall, cpu = timing.wall, timing.cpu
             old = best.get(name, (math.inf, math.inf, None))
             best[name] = (min(wall, old[0]), min(cpu, old[1]), value)
     return best
@@ -200,7 +189,7 @@ def _in_loop(samples, arrays: dict[str, np.ndarray], threads: int, gt_cache):
     """Score predictions held in memory as the prediction loop does (the streaming evaluator)."""
     from bench.evaluation.streaming import StreamingEvaluator
 
-    with StreamingEvaluator(workers=threads, gt_cache=gt_cache) as evaluator:
+    with StreamingEvaluator(ids="label", workers=threads, gt_cache=gt_cache) as evaluator:
         for sample in samples:
             evaluator.process(sample, arrays[sample.key])
         return evaluator.evaluate()

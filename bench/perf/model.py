@@ -15,23 +15,17 @@ prints our speed over its (target: ours in bf16 at least 2x mmseg in fp32).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from bench.paths import PROJECT_ROOT
+from bench.perf.peer import PARITY_PYTHON, PeerProcess
+from bench.perf.timing import Timing, best_seconds, interleaved_passes, load_note, median, timed
 from data.errors import UserError
 from data.sizes import parse_dims, parse_size
 from models.precision import PRECISIONS
 
 DEFAULT_CASES = ("pspnet@512x1024", "pspnet:cpu@256x512", "fcn:cpu@256x512")
 PEERS = ("mmseg",)
-PARITY_PYTHON = PROJECT_ROOT / ".venv-parity" / "bin" / "python"
-PEER_SCRIPT = Path(__file__).with_name("peer_mmseg.py")
 BF16_SPEEDUP_TARGET = 1.8
 PEER_SPEEDUP_TARGET = 2.0
 
@@ -106,85 +100,6 @@ def parse_train_step(text: str) -> tuple[int, int, int]:
         raise UserError(f"--train-step: {exc} (batch x height x width)") from None
 
 
-def best_seconds(fn, repeats: int) -> tuple[float, float]:
-    """(best, median) wall seconds of `fn()` over `repeats` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[0], times[len(times) // 2]
-
-
-class RunnerUnavailable(Exception):
-    """A runner that cannot run here (e.g. bfloat16 autocast missing in the peer); the text says why."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    """One pass: wall seconds, and CPU seconds of the process running it (all its threads).
-
-    On a machine shared with other jobs the wall time measures the neighbours as much as the network; the
-    CPU time stays put (measured here: fp32 8.2-8.6 CPU s a pass while the wall time went from 4.2 to 8.7 s),
-    and on an idle machine it is the wall time times the threads for any program that keeps them busy.
-    """
-
-    wall: float
-    cpu: float
-
-
-def interleaved_passes(
-    runners: dict[str, Callable[[], Timing]], repeats: int
-) -> tuple[dict[str, list[Timing]], dict[str, str]]:
-    """({name: its timed passes}, {name: why it did not run}) of runners that each run one pass and return
-    its `Timing`. After a warm-up pass of each, the runners take turns pass by pass, so a change in machine
-    load touches all of them alike: pass k of two runners is a fair pair."""
-    active, failed = dict(runners), {}
-    times: dict[str, list[Timing]] = {name: [] for name in runners}
-    for round_ in range(max(1, repeats) + 1):  # round 0: warm-up (tracing, allocation), not timed
-        for name, fn in list(active.items()):
-            try:
-                timing = fn()
-            except RunnerUnavailable as exc:
-                failed[name] = str(exc)
-                del active[name]
-                continue
-            if round_:
-                times[name].append(timing)
-    return {name: t for name, t in times.items() if t}, failed
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
-
-
-def load_note() -> str:
-    """The machine's load average: other processes on the cores make wall times unreliable."""
-    import os
-
-    from bench.engine.device import cpu_count
-
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return "load average unknown"
-    return f"load average {load:.1f} on {cpu_count()} cores"
-
-
-def timed(fn: Callable[[], object]) -> Callable[[], Timing]:
-    """A runner for `interleaved_passes`: one call of `fn`, by the wall clock and this process's CPU clock."""
-
-    def run() -> Timing:
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        return Timing(time.perf_counter() - wall, time.process_time() - cpu)
-
-    return run
-
-
 def matmul_gflops(n: int, repeats: int = 3, precision: str = "fp32") -> float:
     """GFLOP/s of an n x n matmul: float32 (the better of TensorFlow's and numpy's BLAS) or bfloat16."""
     import numpy as np
@@ -206,7 +121,7 @@ def time_train_step(name: str, preset: str | None, batch: int, size: tuple[int, 
     loss, SGD update with weight decay): what `bench train` runs, not a copy of it."""
     import tensorflow as tf
 
-    from bench.engine.train import make_optimizer, make_train_step
+    from bench.engine.train_step import make_optimizer, make_train_step
     from models import registry
 
     model = registry.build(name, preset=preset, aux_head=True)
@@ -237,7 +152,7 @@ def build_forward(
     with precision_scope(precision):
         model = registry.build(name, preset=preset)
     if fold_bn:
-        from models.inference import fold_batchnorm
+        from models.batchnorm_folding import fold_batchnorm
 
         model = fold_batchnorm(model)
     images = tf.constant(np.random.default_rng(0).normal(size=(batch, *size, 3)).astype("float32"))
@@ -271,56 +186,6 @@ def time_model(
         "images_per_s": batch / best,
         "gflops": flops * batch / best / 1e9,
     }
-
-
-class PeerProcess:
-    """The peer benchmark child (bench/perf/peer_mmseg.py under the parity venv), one forward per request."""
-
-    def __init__(self, python: str, size: tuple[int, int], batch: int, threads: int) -> None:
-        if not Path(python).is_file():
-            raise UserError(
-                f"the peer needs the parity venv's interpreter {python}, which does not exist: run "
-                f"`make venv-parity` (torch CPU + mmsegmentation), or pass --peer-python"
-            )
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        command = [python, str(PEER_SCRIPT), "--size", f"{size[0]}x{size[1]}", "--batch", str(batch)]
-        command += ["--threads", str(threads)]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
-        )
-        self.facts = self._reply("ready")
-
-    def _reply(self, key: str) -> dict:
-        for line in self.process.stdout:
-            try:
-                reply = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a library printing to stdout
-            if isinstance(reply, dict) and key in reply:
-                return reply
-        self._stderr.seek(0)
-        tail = "".join(self._stderr.readlines()[-15:])
-        raise UserError(f"the peer benchmark {PEER_SCRIPT.name} stopped without an answer:\n{tail}")
-
-    def timing(self, precision: str) -> Timing:
-        """One forward pass by the child's own clocks (no pipe round trip in them)."""
-        self.process.stdin.write(precision + "\n")
-        self.process.stdin.flush()
-        reply = self._reply("precision")
-        if "seconds" not in reply:
-            raise RunnerUnavailable(str(reply.get("error", "no answer")))
-        return Timing(float(reply["seconds"]), float(reply["cpu_seconds"]))
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write("quit\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
-        self._stderr.close()
 
 
 def compare_case(
@@ -374,9 +239,9 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value < 1:
             raise UserError(f"{option} {value} must be at least 1")
-    tf = import_tensorflow()
     cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
     train_step = parse_train_step(args.train_step) if args.train_step else None
+    tf = import_tensorflow(training=train_step is not None)
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads must be at least 1, not {args.threads}")

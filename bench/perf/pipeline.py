@@ -48,10 +48,6 @@ def _dataset_root(dataset: str | None):
     return synthetic
 
 
-def _rate(images: int, seconds: float) -> float:
-    return images / max(seconds, 1e-9)
-
-
 def run(args: argparse.Namespace) -> int:
     from data.errors import UserError
 
@@ -59,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--batch, --batches and --steps must be at least 1")
     from bench.engine.tensorflow_import import import_tensorflow
 
-    import_tensorflow()
+    tf = import_tensorflow()
     import keras
 
-    from bench.engine import checkpoint as ckpt
-    from bench.engine.train import make_optimizer, make_train_step
+    from bench.engine.train_step import build_trainable, make_train_step
+    from bench.perf.timing import rate
     from data.cityscapes import list_samples
     from data.pipeline import train_dataset
     from models.registry import resolve_options
@@ -80,27 +76,26 @@ def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     for _ in range(args.batches):
         next(batches)
-    pipeline_rate = _rate(args.batch * args.batches, time.perf_counter() - began)
+    pipeline_rate = rate(args.batch * args.batches, time.perf_counter() - began)
     print(f"pipeline alone:          {pipeline_rate:8.1f} images/s")
 
     keras.utils.set_random_seed(0)
-    model = ckpt.rebuild({"model": args.model, "preset": preset, "options": {}}, aux_head=True)
-    optimizer = make_optimizer(0.01, 1000)
-    model.compile(optimizer=optimizer)
-    optimizer.build(model.trainable_variables)
+    model, optimizer, _ = build_trainable(
+        args.model, preset, {}, strategy=tf.distribute.get_strategy(), accelerate=False, lr=0.01, steps=1000
+    )
     step = make_train_step(model, optimizer, jit=False)
     step(*first)  # trace
 
     began = time.perf_counter()
     for _ in range(args.steps):
         float(step(*first)["loss"])
-    model_rate = _rate(args.batch * args.steps, time.perf_counter() - began)
+    model_rate = rate(args.batch * args.steps, time.perf_counter() - began)
     print(f"training, batch in memory: {model_rate:6.1f} images/s  ({args.model}, preset {preset})")
 
     began = time.perf_counter()
     for _ in range(args.steps):
         float(step(*next(batches))["loss"])
-    fed_rate = _rate(args.batch * args.steps, time.perf_counter() - began)
+    fed_rate = rate(args.batch * args.steps, time.perf_counter() - began)
     print(f"training, fed by pipeline: {fed_rate:6.1f} images/s")
 
     headroom = pipeline_rate / model_rate

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 
@@ -35,16 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.engine.device import environment
-    from bench.engine.predict import load_checkpoint
+    from bench.engine.opener import open_checkpoint
     from bench.engine.progress import progress_bar
     from bench.engine.tensorflow_import import import_tensorflow
     from bench.evaluation.png import read_png
     from bench.evaluation.scoring import VALID_IDS
     from bench.evaluation.streaming import StreamingEvaluator
-    from bench.perf.model import Timing, load_note, median
+    from bench.perf.timing import Timing, load_note, measure, median
     from data.cityscapes import list_samples
     from data.errors import UserError
-    from data.labels import to_label_ids
     from data.normalization import InputSpec
     from data.pipeline import eval_dataset
 
@@ -54,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     samples = list_samples(args.dataset, args.split, require_images=True)[: args.limit]
     forwards, metadata = {}, None
     for precision in ("fp32", "bf16"):
-        model, metadata = load_checkpoint(args.checkpoint, fold_bn=True, precision=precision)
+        opened = open_checkpoint(args.checkpoint, fold_bn=True, precision=precision)
+        model, metadata = opened.keras, opened.metadata
         forwards[precision] = tf.function(lambda x, m=model: tf.cast(m(x, training=False), tf.float32))
     env = environment()
     print(
@@ -77,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
             for precision, forward in forwards.items():
                 if first:
                     forward(image)  # warm-up: tracing is not inference time
-                began, cpu = time.perf_counter(), time.process_time()
-                train_ids[precision] = np.argmax(forward(image).numpy()[0], axis=-1).astype(np.uint8)
-                seconds[precision].append(Timing(time.perf_counter() - began, time.process_time() - cpu))
-                evaluators[precision].process(sample, to_label_ids(train_ids[precision]))
+                timing, logits = measure(lambda f=forward, x=image: f(x).numpy()[0])
+                train_ids[precision] = np.argmax(logits, axis=-1).astype(np.uint8)
+                seconds[precision].append(timing)
+                evaluators[precision].process(sample, train_ids[precision])
             first = False
             same = train_ids["fp32"] == train_ids["bf16"]
             counted = evaluated[read_png(sample.label_ids, "ground truth")]

@@ -1,6 +1,6 @@
 """`python -m bench perf train`: training images/s with 1 and N data-parallel replicas, and the scaling.
 
-The step is the trainer's own (`bench.engine.train.make_train_step`: global loss normalisation, SyncBN
+The step is the trainer's own (`bench.engine.train_step.make_train_step`: global loss normalisation, SyncBN
 with more than one replica, gradient all-reduce) under a `MirroredStrategy`, on a batch held in memory so
 the input pipeline stays out of the figure. Weak scaling, as data-parallel training is used: each replica
 keeps `--per-replica-batch` images, so N replicas train a global batch N times larger; the efficiency is
@@ -15,7 +15,6 @@ efficiency), so on a CPU the figure shows what the distribution machinery costs,
 from __future__ import annotations
 
 import argparse
-import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,26 +46,15 @@ def measure(
     import numpy as np
     import tensorflow as tf
 
-    from bench.engine import checkpoint as ckpt
-    from bench.engine.strategy import synchronize_batch_norm
-    from bench.engine.train import make_optimizer, make_train_step
+    from bench.engine.train_step import build_trainable, make_train_step
+    from bench.perf.timing import measure, rate
 
     strategy = tf.distribute.MirroredStrategy(devices)
     replicas = strategy.num_replicas_in_sync
     keras.utils.set_random_seed(0)
-    with strategy.scope():
-        old_policy = keras.mixed_precision.global_policy()
-        if accelerate:
-            keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        try:
-            net = ckpt.rebuild({"model": model, "preset": preset, "options": {}}, aux_head=True)
-        finally:
-            keras.mixed_precision.set_global_policy(old_policy)
-        if replicas > 1:
-            synchronize_batch_norm(net)
-        optimizer = make_optimizer(0.01, 1000)
-        net.compile(optimizer=optimizer)
-        optimizer.build(net.trainable_variables)
+    net, optimizer, _ = build_trainable(
+        model, preset, {}, strategy=strategy, accelerate=accelerate, lr=0.01, steps=1000
+    )
     step = make_train_step(net, optimizer, jit=accelerate and replicas == 1, strategy=strategy)
     rng = np.random.default_rng(0)
     shape = (per_replica_batch, *crop)
@@ -80,10 +68,8 @@ def measure(
 
     x, y = distributed(images), distributed(labels)
     float(step(x, y)["loss"])  # trace and warm up
-    began = time.perf_counter()
-    for _ in range(steps):
-        float(step(x, y)["loss"])
-    return replicas * per_replica_batch * steps / (time.perf_counter() - began)
+    timing, _ = measure(lambda: [float(step(x, y)["loss"]) for _ in range(steps)])
+    return rate(replicas * per_replica_batch * steps, timing.wall)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
     if min(args.per_replica_batch, args.replicas, args.steps) < 1:
         raise UserError("--per-replica-batch, --replicas and --steps must be at least 1")
-    import tensorflow as tf
+    from bench.engine.tensorflow_import import import_tensorflow
+
+    tf = import_tensorflow(training=True)
 
     from bench.engine.strategy import split_cpu
 

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.markdown import MISSING, markdown_table, pct, signed
 from bench.numbers import to_float
 from bench.report import references
 from bench.report.results import CLASS_COLUMNS, read_rows
-from bench.report.tables import MISSING, dataset_label, markdown_table, method_label, pct, signed
+from bench.report.tables import dataset_label, method_label
 from data.errors import UserError
 from data.labels import SHORT_NAMES
 

@@ -29,21 +29,6 @@ GRID_TITLE = 0.4  # inches for the column titles
 VOID = "void"
 
 
-def expected_size(kind: str, rows: int = 1) -> tuple[int, int]:
-    """Pixel (width, height) of a plot kind ('bars', 'confusion', 'grid' with `rows` samples)."""
-    if kind == "bars":
-        w, h = BARS_SIZE
-    elif kind == "confusion":
-        w, h = CONFUSION_SIZE
-    elif kind == "curve":
-        w, h = CURVE_SIZE
-    elif kind == "grid":
-        w, h = 3 * GRID_CELL[0], rows * GRID_CELL[1] + GRID_TITLE
-    else:
-        raise ValueError(f"unknown plot kind {kind!r}")
-    return round(w * DPI), round(h * DPI)
-
-
 def _figure(size: tuple[float, float]):
     from matplotlib.figure import Figure
 

@@ -12,18 +12,11 @@ import os
 from pathlib import Path
 
 from bench import atomic
+from bench.markdown import markdown_table, pct, per_class_table, signed
 from bench.paths import README, RESULTS_CSV
 from bench.report import references
 from bench.report.results import read_rows
-from bench.report.tables import (
-    SYNTHETIC_NOTE,
-    dataset_label,
-    markdown_table,
-    method_label,
-    pct,
-    per_class_table,
-    signed,
-)
+from bench.report.tables import SYNTHETIC_NOTE, dataset_label, method_label
 from data.errors import UserError
 
 BEGIN = "<!-- results:begin -->"

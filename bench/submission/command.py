@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import argparse
 
-from bench.arguments import scales as parse_scales
-from bench.arguments import size
+from bench.arguments import add_inference_arguments, inference_settings
 from data.errors import UserError
-from models.precision import DEFAULT_PRECISION, PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkpoint", help="predict with this checkpoint (.keras file or training folder)")
+    what.add_argument(
+        "--checkpoint", help="predict with this checkpoint (.keras file, training folder or PyTorch .pth)"
+    )
     what.add_argument("--check", metavar="ZIP", help="validate this zip against the split instead")
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="test", help="split the zip covers (default test)")
     parser.add_argument("--out", default=None, help="with --checkpoint: the zip to write")
-    parser.add_argument("--mode", choices=("whole", "slide", "multiscale"), default="whole")
-    parser.add_argument("--scales", type=parse_scales, default=None, help="multiscale: e.g. 0.75,1,1.25")
-    parser.add_argument("--flip", action="store_true", help="also predict the mirrored frame and average")
-    parser.add_argument("--crop", type=size, default=None, help="slide window HxW (default 713x713)")
-    parser.add_argument("--stride", type=size, default=None, help="slide stride HxW (default 2/3 of crop)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION)
+    add_inference_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -43,23 +38,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("--checkpoint needs --out, the zip to write (e.g. --out submission.zip)")
-    from bench.submission.writer import write_submission
-    from models.inference_modes import scales_for
+    from bench.engine.opener import open_checkpoint
+    from bench.engine.tensorflow_import import import_tensorflow
+    from bench.submission.writer import check_zip_name, write_submission
+    from data.cityscapes import list_images
 
-    scales = scales_for(args.mode, args.scales)
-    stats = write_submission(
-        args.checkpoint,
-        args.dataset,
-        args.split,
-        args.out,
-        mode=args.mode,
-        scales=scales,
-        flip=args.flip,
-        crop=args.crop,
-        stride=args.stride,
-        precision=args.precision,
-        progress=not args.no_progress,
-    )
+    settings = inference_settings(args)
+    check_zip_name(args.out)
+    frames = list_images(args.dataset, args.split)
+    import_tensorflow()
+    model = open_checkpoint(args.checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
+    stats = write_submission(model, frames, args.out, settings, progress=not args.no_progress)
+    stats["split"] = args.split
     print(
         f"predicted {stats['n_images']} frames of split '{args.split}' at {stats['images_per_s']:.2f} "
         f"images/s ({stats['device']}, {stats['precision']})"

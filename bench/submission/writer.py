@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.atomic import replacing
 from data.errors import UserError
-from models.precision import DEFAULT_PRECISION
+from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
 
 def entry_name(key: str) -> str:
@@ -27,46 +27,47 @@ def entry_name(key: str) -> str:
     return f"{key}_leftImg8bit.png"
 
 
-def write_submission(
-    checkpoint,
-    dataset: str | os.PathLike | None,
-    split: str,
-    out: str | os.PathLike,
-    *,
-    mode: str = "whole",
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    crop: tuple[int, int] | None = None,
-    stride: tuple[int, int] | None = None,
-    precision: str = DEFAULT_PRECISION,
-    fold_bn: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Predict every image of `split` into the zip `out`; return the prediction figures of the run."""
-    from bench.engine.predict import png_bytes, predict_samples
-    from data.cityscapes import list_images
-    from data.labels import to_label_ids
-
+def check_zip_name(out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise UserError(f"--out {out} must name a .zip file, e.g. submission.zip")
-    frames = list_images(dataset, split)
+    return out
+
+
+class ZipSink:
+    """A sink of the prediction loop writing each frame's label-ID PNG into an open zip archive."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+        self.reset()
+
+    def reset(self) -> None:
+        self.written = 0
+
+    def process(self, sample, train_ids: np.ndarray, logits: np.ndarray | None) -> None:
+        from bench.engine.sinks import png_bytes
+        from data.labels import to_label_ids
+
+        self.archive.writestr(entry_name(sample.key), png_bytes(to_label_ids(train_ids)))
+        self.written += 1
+
+    def evaluate(self) -> dict[str, int]:
+        return {"zip_entries": self.written}
+
+
+def write_submission(
+    model,
+    frames: Sequence,
+    out: str | os.PathLike,
+    settings: InferenceSettings = DEFAULT_SETTINGS,
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Predict every frame of `frames` (`data.cityscapes.list_images` of the split) with `model`
+    (`open_checkpoint`'s) into the zip `out`; return the prediction figures of the run."""
+    from bench.engine.loop import predict_frames
+
+    out = check_zip_name(out)
     with replacing(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-
-        def add(sample, train_ids: np.ndarray, _logits: np.ndarray) -> None:
-            archive.writestr(entry_name(sample.key), png_bytes(to_label_ids(train_ids)))
-
-        stats = predict_samples(
-            checkpoint,
-            frames,
-            add,
-            mode=mode,
-            scales=scales,
-            flip=flip,
-            crop=crop,
-            stride=stride,
-            progress=progress,
-            fold_bn=fold_bn,
-            precision=precision,
-        )
-    return {**stats, "split": split, "out": str(out)}
+        stats = predict_frames(model, frames, settings, [ZipSink(archive)], progress=progress).stats
+    return {**stats, "out": str(out)}

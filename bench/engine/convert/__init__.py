@@ -1,2 +1,2 @@
-"""Published checkpoints into ours: `bench convert` (command.py), a torch-free `.pth` reader
-(torch_reader.py), source layouts (mmseg.py) and the table of published weights (published.py)."""
+"""Published checkpoints into ours: the converter (converter.py), `bench convert` (command.py), a torch-free
+`.pth` reader (torch_reader.py), source layouts (mmseg.py) and the published weights' table (published.py)."""

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.paths import REFERENCE_DIR
+from models.inference_modes import DEFAULT_SCALES
 
 _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
-MULTISCALE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # mmseg's tta img_ratios (configs/_base_/datasets)
+# mmseg's tta img_ratios (configs/_base_/datasets) are PSPNet's six scales, our multiscale default
+MULTISCALE_SCALES = DEFAULT_SCALES
 
 
 @dataclass(frozen=True)

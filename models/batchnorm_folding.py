@@ -1,4 +1,4 @@
-"""Inference graph: BatchNorm folded into the convolution before it.
+"""BatchNorm folded into the convolution before it: the graph prediction runs (`--no-fold-bn` keeps BN).
 
 At inference BN is an affine map per channel, y = gamma * (x - mean) / sqrt(var + eps) + beta, so a
 convolution followed by BN is one convolution with kernel W * s and bias (b - mean) * s + beta,

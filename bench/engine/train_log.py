@@ -1,0 +1,79 @@
+"""What a training run writes besides checkpoints: `train_log.csv`, `val_log.csv` and its curve
+`val_miou.png`, and TensorBoard scalars (`OUT/tensorboard/`). Written by the chief only."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+LOG_COLUMNS = ("step", "loss", "main_loss", "aux_loss", "pixel_acc", "lr", "images_per_s", "seconds")
+VAL_COLUMNS = ("step", "miou", "iiou", "category_miou", "category_iiou", "n_images", "seconds")
+VAL_CURVE = "val_miou.png"
+
+
+class CsvLog:
+    """Rows appended to a CSV file; on resume, rows past the restored step are dropped."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...], start_step: int):
+        self.path, self.columns = path, columns
+        rows = []
+        if path.is_file():
+            with path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, row: dict[str, float]) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self.columns).writerow({k: row[k] for k in self.columns})
+
+    def rows(self) -> list[dict[str, str]]:
+        with self.path.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+
+class TensorBoard:
+    """Scalars for TensorBoard (`tensorboard --logdir OUT/tensorboard`; the package is pinned)."""
+
+    def __init__(self, out: Path):
+        import tensorflow as tf
+
+        self.writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        import tensorflow as tf
+
+        with self.writer.as_default():
+            for key, value in scalars.items():
+                tf.summary.scalar(key, float(value), step=int(step))
+        self.writer.flush()
+
+
+class TrainingLog:
+    """What the chief writes besides checkpoints: the training CSV, the validation CSV and its curve, and
+    TensorBoard scalars."""
+
+    def __init__(self, out: Path, start_step: int, *, validation: bool, target: float | None = None):
+        self.out, self.target = out, target
+        self.train = CsvLog(out / "train_log.csv", LOG_COLUMNS, start_step)
+        self.val = CsvLog(out / "val_log.csv", VAL_COLUMNS, start_step) if validation else None
+        self.tensorboard = TensorBoard(out)
+
+    def write(self, row: dict[str, float]) -> None:
+        self.train.write(row)
+        self.tensorboard.write(int(row["step"]), {k: row[k] for k in LOG_COLUMNS[1:]})
+
+    def write_validation(self, row: dict[str, float]) -> None:
+        from bench.report.plots import miou_curve
+
+        self.val.write(row)
+        self.tensorboard.write(int(row["step"]), {f"val/{k}": row[k] for k in VAL_COLUMNS[1:5]})
+        rows = self.val.rows()
+        miou_curve(
+            [int(r["step"]) for r in rows],
+            [100.0 * float(r["miou"]) if r["miou"] else float("nan") for r in rows],
+            self.out / VAL_CURVE,
+            target=self.target,
+        )
