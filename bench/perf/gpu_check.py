@@ -134,7 +134,7 @@ def run_check(settings: Settings) -> dict:
     began = time.perf_counter()
     from bench.engine.tensorflow_import import import_tensorflow
 
-    tf = import_tensorflow()
+    tf = import_tensorflow(training=True)  # it trains too: on a CPU (--dry-run) oneDNN off, as bench train
     import keras
 
     if settings.dry_run:

@@ -45,11 +45,11 @@ def _data_samples(labels):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crop", default="256x512", help="training crop HxW")
+    parser.add_argument("--size", default="128x256", help="training crop HxW")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--threads", type=int, required=True, help="torch intra-op threads")
     args = parser.parse_args(argv)
-    height, width = (int(v) for v in args.crop.lower().split("x"))
+    height, width = (int(v) for v in args.size.lower().split("x"))
 
     import torch
 
