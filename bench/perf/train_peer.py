@@ -41,6 +41,17 @@ def our_step(precision: str, batch: int, crop: tuple[int, int]):
     return lambda: float(step(images, labels)["loss"])
 
 
+def _reported(name: str, runner):
+    """The runner, printing each step's time as it ends (a step of R50 on a CPU takes seconds)."""
+
+    def run():
+        timing = runner()
+        print(f"    {name}: step {timing.wall:.2f} s wall, {timing.cpu:.2f} s CPU", flush=True)
+        return timing
+
+    return run
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.engine.device import environment
     from bench.engine.tensorflow_import import import_tensorflow
@@ -71,8 +82,12 @@ def run(args: argparse.Namespace) -> int:
         )
         runners = {}
         for precision in PRECISIONS:
-            runners[f"ours {precision}"] = timed(our_step(precision, batch, crop))
-            runners[f"mmseg {precision}"] = lambda p=precision: peer.timing(p)
+            runners[f"ours {precision}"] = _reported(
+                f"ours {precision}", timed(our_step(precision, batch, crop))
+            )
+            runners[f"mmseg {precision}"] = _reported(
+                f"mmseg {precision}", lambda p=precision: peer.timing(p)
+            )
         times, failed = interleaved_passes(runners, args.steps)
     finally:
         peer.close()
