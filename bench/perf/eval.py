@@ -186,10 +186,11 @@ def _best_interleaved(jobs: dict[str, object], rounds: int) -> dict[str, tuple[f
 
 
 def _in_loop(samples, arrays: dict[str, np.ndarray], threads: int, gt_cache):
-    """Score predictions held in memory as the prediction loop does (the streaming evaluator)."""
+    """Score predictions held in memory as the prediction loop does: train IDs into the streaming evaluator
+    (which maps them to label IDs and scores them in its threads)."""
     from bench.evaluation.streaming import StreamingEvaluator
 
-    with StreamingEvaluator(ids="label", workers=threads, gt_cache=gt_cache) as evaluator:
+    with StreamingEvaluator(workers=threads, gt_cache=gt_cache) as evaluator:
         for sample in samples:
             evaluator.process(sample, arrays[sample.key])
         return evaluator.evaluate()
@@ -222,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.evaluation.reference import evaluate_img_lists, score_dict
     from data.cityscapes import list_samples
     from data.errors import UserError
+    from data.labels import to_train_ids
     from data.synthetic.dataset import MIN_SIZE
 
     h, w = args.size
@@ -257,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
         cli = [sys.executable, "-m", "bench", "evaluate", "--gt", str(gt), "--pred", str(pred)]
         cli += ["--workers", str(workers), "--gt-cache", str(out / "gt-cache")]
         cache = GTCache(out / "gt-cache")
-        arrays = {s.key: read_png(p) for s, p in zip(samples, preds, strict=True)}
+        # the loop's arg-max, as train IDs (the generated predictions hold evaluated classes only)
+        arrays = {s.key: to_train_ids(read_png(p)) for s, p in zip(samples, preds, strict=True)}
 
         def whole(*extra: str):
             return lambda: subprocess.run([*cli, *extra], check=True, capture_output=True)
