@@ -18,15 +18,17 @@ DATASET ?= $(CITYSCAPES_DATASET)
 SPLIT ?= val
 CHECKPOINT ?=
 MODE ?= whole
+SEEDS ?=
 SYNTHETIC ?= data/generated/synthetic
 PARITY_ARGS ?=
+PRESET ?= lite
 GPU_VENV ?= .venv-gpu
 GPU_CHECK_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-parity test test-fast lint format data bench parity parity-fixtures perf-peer gpu-check clean
+.PHONY: help venv venv-parity test test-fast lint format data bench robustness parity parity-fixtures perf-peer gpu-check clean
 
 help: ## List targets and variables
 	@echo "cityscapes-bench: Cityscapes segmentation benchmark harness"
@@ -40,7 +42,9 @@ help: ## List targets and variables
 	@echo "  SPLIT=$(SPLIT)          split to evaluate"
 	@echo "  CHECKPOINT=...       .keras checkpoint, or a PyTorch .pth converted on the fly (default: train the CPU preset once)"
 	@echo "  MODE=$(MODE)         inference mode: whole | slide | multiscale"
+	@echo "  SEEDS=...            comma-separated training seeds, e.g. 0,1,2: one row of their mean and std (default: seed 0, n=1)"
 	@echo "  SYNTHETIC=$(SYNTHETIC)  where 'make data' writes the synthetic dataset"
+	@echo "  PRESET=$(PRESET)         robustness sweep size: lite (minutes) | full (the published protocol)"
 	@echo "  PARITY_ARGS=...      extra options of tests/parity/mmseg_parity.py, e.g. --depths 18 --size 512x1024"
 	@echo "  GPU_CHECK_ARGS=...   extra options of bench/perf/gpu_check.py, e.g. --dry-run (CPU plumbing) or --iterations 200"
 	@echo "  REQUIREMENTS=$(REQUIREMENTS)  pinned dependencies; for CUDA: VENV=.venv-gpu REQUIREMENTS=requirements-gpu.txt"
@@ -82,7 +86,12 @@ data: $(STAMP) ## Generate the embedded synthetic dataset
 
 bench: $(STAMP) ## Benchmark MODEL end to end: data, checkpoint, predict, evaluate, results, README
 	$(PY) -m bench run --model $(MODEL) --split $(SPLIT) --mode $(MODE) \
-		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
+		$(if $(DATASET),--dataset $(DATASET)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
+		$(if $(SEEDS),--seeds $(SEEDS))
+
+robustness: $(STAMP) ## Cityscapes-C sweep of CHECKPOINT: mIoU per corruption x severity, mPC, rPC (PRESET=lite|full)
+	@test -n "$(CHECKPOINT)" || { echo "make robustness needs CHECKPOINT=ckpt.keras or a training folder, e.g. the one make bench trains: CHECKPOINT=checkpoints/pspnet-cpu-synthetic-v1-256x512"; exit 2; }
+	$(PY) -m bench robustness --checkpoint $(CHECKPOINT) --preset $(PRESET) $(if $(DATASET),--dataset $(DATASET))
 
 parity: $(STAMP) $(PARITY_STAMP) ## Parity of `bench convert` with mmsegmentation's own PSPNet R-18/50/101-D8 (~10 min)
 	$(PARITY_VENV)/bin/python tests/parity/mmseg_parity.py --python $(PY) $(PARITY_ARGS)

@@ -9,7 +9,7 @@ from data.sizes import size_argument as size
 from models.inference_modes import DEFAULT_SCALES, MAX_SCALE, MODES, InferenceSettings, scales_for
 from models.precision import DEFAULT_PRECISION, PRECISIONS
 
-__all__ = ["MAX_SCALE", "add_inference_arguments", "inference_settings", "scales", "size"]
+__all__ = ["MAX_SCALE", "add_inference_arguments", "inference_settings", "scales", "seeds", "size"]
 
 
 def scales(text: str) -> tuple[float, ...]:
@@ -65,3 +65,14 @@ def inference_settings(args: argparse.Namespace) -> InferenceSettings:
         precision=args.precision,
         fold_bn=not args.no_fold_bn,
     )
+
+
+def seeds(text: str) -> tuple[int, ...]:
+    """`0,1,2` -> (0, 1, 2): distinct non-negative integers (`bench run --seeds`)."""
+    from bench.report.seeds import parse_seeds
+    from data.errors import UserError
+
+    try:
+        return parse_seeds(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -19,13 +19,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("bench.evaluation.cache_command", "the ground-truth cache of evaluations: info, clear"),
     "models": ("bench.engine.models_listing", "list the model registry with options and parameter counts"),
     "train": ("bench.engine.train_command", "train a registry model on a Cityscapes-format dataset"),
+    "weights": ("bench.engine.weights_listing", "list the published weights: URL, sha256, licence, mIoU"),
     "recipes": ("bench.engine.recipes", "list the named training recipes and the results they should reach"),
     "predict": ("bench.engine.predict", "write prediction PNGs (label IDs) from a checkpoint"),
-    "convert": ("bench.engine.convert.command", "convert a published PyTorch checkpoint (mmseg PSPNet)"),
+    "convert": (
+        "bench.engine.convert.command",
+        "convert a published PyTorch checkpoint (mmseg PSPNet, ESPNet, ESPNetv2)",
+    ),
     "submit": ("bench.submission.command", "write or check a Cityscapes test-server submission zip"),
     "compare": ("bench.report.compare", "our result rows side by side with a published reference table"),
     "readme": ("bench.report.readme", "regenerate the README results section from results/results.csv"),
     "perf": ("bench.perf.command", "speed benchmarks: evaluator, model forward, input pipeline"),
+    "robustness": (
+        "bench.robustness.command",
+        "Cityscapes-C: mIoU under corruptions x severities, mPC, rPC",
+    ),
 }
 
 

@@ -57,17 +57,40 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right:
     return "\n".join(lines) + "\n"
 
 
+def spread(values: Mapping[str, Any], key: str) -> str:
+    """A score with its seed spread, '78.1 ± 0.4', where the row has a std for it; else as `pct`."""
+    std = to_float(values.get(f"{key}_std"))
+    return pct(values.get(key)) if math.isnan(std) else f"{pct(values.get(key))} ± {pct(std)}"
+
+
+def seeds_label(values: Mapping[str, Any]) -> str:
+    """'n=3' for a row of three seeds; 'n=1' for one run (and rows written before seeds were recorded)."""
+    n = to_float(values.get("n_seeds"))
+    return f"n={1 if math.isnan(n) else int(n)}"
+
+
 def per_class_table(
-    rows: Iterable[tuple[Sequence[str], Mapping[str, Any]]], label_headers: Sequence[str] = ("Method",)
+    rows: Iterable[tuple[Sequence[str], Mapping[str, Any]]],
+    label_headers: Sequence[str] = ("Method",),
+    *,
+    seeds: bool = False,
 ) -> str:
     """Per-class table in the seed document's layout: label columns, the 19 short class names, mIoU.
 
-    Each row is (labels, values) with values keyed by full class name and 'miou', in percent.
+    Each row is (labels, values) with values keyed by full class name and 'miou', in percent. With
+    `seeds` (our result rows), a column says how many seeds each row averages and scores show mean ± std.
     """
-    headers = [*label_headers, *SHORT_NAMES, "mIoU"]
-    first = len(label_headers)
+    cell = spread if seeds else (lambda values, key: pct(values.get(key)))
+    extra = ["seeds"] if seeds else []
+    headers = [*label_headers, *extra, *SHORT_NAMES, "mIoU"]
+    first = len(label_headers) + len(extra)
     body = [
-        [*labels, *(pct(values.get(c)) for c in CLASS_NAMES), pct(values.get("miou"))]
+        [
+            *labels,
+            *([seeds_label(values)] if seeds else []),
+            *(cell(values, c) for c in CLASS_NAMES),
+            cell(values, "miou"),
+        ]
         for labels, values in rows
     ]
     return markdown_table(headers, body, right=range(first, len(headers)))

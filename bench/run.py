@@ -11,24 +11,29 @@ beside the checkpoint (which may be read-only, or shared by other runs); a run t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.arguments import add_inference_arguments, inference_settings
+from bench.arguments import seeds as seeds_argument
 from bench.atomic import check_writable
 from bench.engine.recipes import Recipe, default_recipe
 from bench.engine.recipes import label as recipe_label
+from bench.evaluation.sinks import DEFAULT_QUALITY, QualitySettings, add_quality_arguments, quality_settings
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
 from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
 NOTES = "trained from scratch (no ImageNet weights offline)"
+DEFAULT_MODEL = "pspnet"
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ def ensure_checkpoint(
     from bench.engine import checkpoint as ckpt
     from bench.engine.train import RunOptions, train
 
-    out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}")
+    seeded = f"-seed{seed}" if seed else ""  # seed 0 keeps the cache path it always had
+    out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}{seeded}")
     done = ckpt.list_checkpoints(out)
     if done and ckpt.read_metadata(done[-1]).get("steps") == recipe.steps:
         print(f"checkpoint: {done[-1]} (cached; delete {out} to retrain)")
@@ -95,7 +101,7 @@ def ensure_checkpoint(
 
 
 def run_benchmark(
-    model: str,
+    model: str | None,
     *,
     dataset: str | None = None,
     split: str = "val",
@@ -113,17 +119,22 @@ def run_benchmark(
     runs_dir: Path | None = None,
     checkpoint_root: Path = CHECKPOINT_ROOT,
     progress: bool = True,
+    quality: QualitySettings = DEFAULT_QUALITY,
 ):
     """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files).
 
     Frames are scored from the arrays just predicted (bench/evaluation/streaming.py), never re-read from
     PNGs; PNGs are written for the frames of the run folder's sample plot, or for all frames with
     `write_predictions`. `workers`: scoring threads beside the model (default one). `settings`: how the
-    model predicts (mode, scales, flip, crop, stride, precision, BatchNorm folding)."""
+    model predicts (mode, scales, flip, crop, stride, precision, BatchNorm folding). `quality`: the
+    Boundary IoU and calibration sinks beside the evaluator (bench/evaluation/sinks.py). `model` None: the
+    one the checkpoint names (a LiteRT file names itself), else pspnet."""
     from bench.engine.convert.published import reference_for
     from bench.engine.opener import open_checkpoint
     from bench.engine.predict import write_predictions as write
     from bench.engine.tensorflow_import import import_tensorflow
+    from bench.evaluation.command import format_calibration
+    from bench.evaluation.sinks import with_quality
     from bench.evaluation.streaming import StreamingEvaluator
     from bench.report.results import check_results_file
     from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
@@ -132,7 +143,10 @@ def run_benchmark(
 
     began = time.perf_counter()
     import_tensorflow(training=checkpoint is None)  # first: start-up lines filtered, oneDNN set for training
-    registry.get(model)  # an unknown model or bad plugin path fails before any work
+    if model is None and not checkpoint:
+        model = DEFAULT_MODEL
+    if model is not None:
+        registry.get(model)  # an unknown model or bad plugin path fails before any work
     if steps is not None and steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
     if workers is not None and workers < 1:
@@ -158,6 +172,8 @@ def run_benchmark(
         opened = open_checkpoint(trained, precision=settings.precision, fold_bn=settings.fold_bn)
     checkpoint_path = Path(opened.metadata["checkpoint"])
     meta = {} if opened.metadata.get("plain") else opened.metadata  # what the checkpoint records of itself
+    if model is None:
+        model = meta.get("model") or DEFAULT_MODEL
     if meta.get("model") and meta["model"] != model:
         raise UserError(
             f"checkpoint {checkpoint_path} holds model '{meta['model']}', not '{model}': "
@@ -174,22 +190,31 @@ def run_benchmark(
             f"{written}: {pred_dir}"
         )
         samples = list_samples(data.root, split, require_images=True)
-        with StreamingEvaluator(workers=workers or 1) as evaluator:
+        with contextlib.ExitStack() as stack:
+            evaluator = stack.enter_context(StreamingEvaluator(workers=workers or 1))
+            scorers = [stack.enter_context(sink) for sink in quality.sinks()]
             predicted = write(
                 opened,
                 samples,
                 pred_dir,
                 settings,
                 write=True if write_predictions else sample_keys(samples),
-                sinks=[evaluator],
+                sinks=[evaluator, *scorers],
                 split=split,
                 progress=progress,
             )
-        stats, result = predicted.stats, predicted.results[0]
+        stats = predicted.stats
+        result = with_quality(predicted.results[0], predicted.results[1 : 1 + len(scorers)])
         print(
             f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
             f"arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
         )
+        if result.boundary is not None:
+            print(
+                f"boundary IoU: {100 * result.boundary.miou:.1f} (d = {result.boundary.ratio:g} x diagonal)"
+            )
+        if result.calibration is not None:
+            print(format_calibration(result.calibration), end="")
 
         extra = {k: v for k, v in (("results_csv", results_csv),) if v is not None}
         notes = NOTES if not checkpoint else ""
@@ -198,6 +223,15 @@ def run_benchmark(
             entry, extra["reference_id"] = published_ref
             reference = reference or extra["reference_id"]
             notes = f"published checkpoint {entry.file_name}"
+        elif meta.get("weights"):  # published weights run as they are (a LiteRT file)
+            from bench.engine.weights import get, reference_id
+
+            entry = get(meta["weights"])
+            found = reference_id(entry, split, mode=settings.mode, flip=settings.flip, scales=settings.scales)
+            if found:
+                extra["reference_id"] = found
+                reference = reference or found
+            notes = f"published weights {entry.name} ({entry.runtime})"
         elif isinstance(meta.get("source"), dict):
             notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
         if reference:
@@ -221,6 +255,7 @@ def run_benchmark(
             recipe=recipe_label(meta),
             predict_stats=stats,
             notes=notes,
+            seed=None if checkpoint else seed,  # the seed of the training run
             **extra,
         )
     except BaseException:
@@ -229,6 +264,30 @@ def run_benchmark(
     print(report.summary())
     print(f"done in {time.perf_counter() - began:.0f} s")
     return report
+
+
+def run_seeds(model: str | None, seeds: Sequence[int], **options) -> dict:
+    """`run_benchmark` once per seed; with several, one row of their mean and std (bench/report/seeds.py)
+    instead of a row per seed. Returns the row written to the results file."""
+    if len(seeds) == 1:
+        return run_benchmark(model, seed=seeds[0], **options).row
+    from bench.report.seeds import sweep
+
+    if options.get("checkpoint"):
+        print("note: one checkpoint scores the same with every seed; --seeds varies the training run")
+    results_csv = options.pop("results_csv", None) or RESULTS_CSV
+    readme = options.pop("readme", README)
+    return sweep(
+        lambda seed, seeds_csv: (
+            run_benchmark(model, seed=seed, results_csv=seeds_csv, readme=None, **options).row
+        ),
+        seeds,
+        model=model,
+        results_csv=results_csv,
+        runs_dir=options.get("runs_dir") or RUNS_DIR,
+        readme=readme,
+        reference=options.get("reference"),
+    )
 
 
 def sample_keys(samples) -> list[str]:
@@ -246,7 +305,11 @@ def _display_path(path: Path) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="pspnet", help="registry name or package.module:function")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"registry name or package.module:function (default: the checkpoint's, else {DEFAULT_MODEL})",
+    )
     parser.add_argument(
         "--dataset",
         default=None,
@@ -256,13 +319,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help=".keras checkpoint or a PyTorch .pth (converted once, cached by content) (default: train "
-        "the model's CPU preset once and cache it)",
+        help=".keras checkpoint, a PyTorch .pth (converted once, cached by content) or a LiteRT .tflite "
+        "(default: train the model's CPU preset once and cache it)",
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="NAME",
+        help="published weights by name (`python -m bench weights` lists them): the file in --weights-dir, "
+        "else downloaded there and checked",
+    )
+    parser.add_argument(
+        "--weights-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of published weights files (default checkpoints/weights/)",
     )
     add_inference_arguments(parser)
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the default checkpoint")
+    parser.add_argument(
+        "--seeds",
+        type=seeds_argument,
+        default=None,
+        help="comma-separated seeds, e.g. 0,1,2: train (or evaluate) once per seed and write one row with "
+        "the mean and sample std across them (default: --seed alone, a row that says n=1)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="scoring threads (default 1)")
     parser.add_argument(
         "--write-predictions",
@@ -276,21 +359,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "published checkpoint names, else the seed table)",
     )
     parser.add_argument("--no-readme", action="store_true", help="do not regenerate the README section")
+    add_quality_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    run_benchmark(
+    checkpoint = args.checkpoint
+    if args.weights_dir and not args.weights:
+        raise UserError("--weights-dir is where --weights NAME is looked for: add --weights")
+    if args.weights:
+        if checkpoint:
+            raise UserError("--checkpoint and --weights both name the model: give one of them")
+        from bench.engine.download import weights_file
+        from bench.engine.weights import get
+
+        checkpoint = str(weights_file(get(args.weights), args.weights_dir))
+    run_seeds(
         args.model,
+        args.seeds or (args.seed,),
         dataset=args.dataset,
         split=args.split,
-        checkpoint=args.checkpoint,
+        checkpoint=checkpoint,
         settings=inference_settings(args),
         preset=args.preset,
         steps=args.steps,
-        seed=args.seed,
         workers=args.workers,
         write_predictions=args.write_predictions,
         reference=args.reference,
         readme=None if args.no_readme else README,
+        quality=quality_settings(args),
     )
     return 0

@@ -28,13 +28,65 @@ from data.sizes import SCALE_RANGE
 
 
 def normalize(image, spec: InputSpec = IMAGENET_RGB) -> tf.Tensor:
-    """0..255 RGB (any numeric dtype) -> float32 network input as `spec` says (default: ImageNet, RGB)."""
+    """0..255 RGB (any numeric dtype) -> float32 network input as `spec` says (default: ImageNet, RGB).
+
+    The operations and their order are the reference implementations' (x / 255 as torchvision's to_tensor,
+    then (x - mean) / std, then / divisor), so a recipe reproduces their float32 input to the last bit.
+    """
+    return _divide(_standardize(image, spec), spec)
+
+
+def _standardize(image, spec: InputSpec) -> tf.Tensor:
     x = tf.cast(image, tf.float32)
     if spec.value_range != 255.0:
-        x = x * (spec.value_range / 255.0)
+        x = x / np.float32(255.0 / spec.value_range)
     if spec.channel_order == "BGR":
         x = x[..., ::-1]
     return (x - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
+
+
+def _divide(x: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    return x if spec.divisor == 1.0 else x / np.float32(spec.divisor)
+
+
+def _pil_resize(image: np.ndarray, size: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    height, width = (int(v) for v in size)
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
+def network_input(image, spec: InputSpec = IMAGENET_RGB) -> tf.Tensor:
+    """uint8 (H, W, 3) RGB frame -> the float32 input the network of `spec` sees, at `spec.size` if it has
+    one, resized and normalised in the recipe's order (mathematically the same for a linear resize on
+    floats, not to the bit, and not at all for PIL's 8-bit one): each recipe runs as its authors ran it."""
+    if spec.size is None:
+        return normalize(image, spec)
+    height, width = spec.size
+    if spec.resize == "pil-bilinear":
+        resized = tf.numpy_function(_pil_resize, [image, tf.constant(spec.size)], tf.uint8, stateful=False)
+        resized.set_shape((height, width, 3))
+        return normalize(resized, spec)
+    if spec.order == "normalize-then-resize":  # ESPNet: (x - mean) / std, resize, / 255
+        return _divide(tf.image.resize(_standardize(image, spec), (height, width), method="bilinear"), spec)
+    return normalize(tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear"), spec)
+
+
+def frame_size(path) -> tuple[int, int]:
+    """(height, width) of an image file, from its header alone."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.height, image.width
+
+
+def frame_logits_from_network(logits: np.ndarray, frame_size: tuple[int, int], spec: InputSpec) -> np.ndarray:
+    """Logits (h, w, C) at the network's input size -> (H, W, C) at the frame's, as `spec.output_resize`
+    says (nearest: each network pixel's logits repeated, what resizing the arg-max with PIL does)."""
+    if tuple(logits.shape[:2]) == tuple(frame_size):
+        return logits
+    method = "nearest" if spec.output_resize == "nearest" else "bilinear"
+    return tf.image.resize(logits[None], frame_size, method=method)[0].numpy()
 
 
 def decode_image(path: tf.Tensor) -> tf.Tensor:
@@ -192,20 +244,23 @@ def eval_dataset(
 ) -> tf.data.Dataset:
     """Whole frames, one at a time and in sample order, without augmentation: `(image (1, H, W, 3)[, label])`.
 
-    Frames of a split may differ in size, so the batch is always one frame.
+    Frames of a split may differ in size, so the batch is always one frame. A recipe with an input size
+    (`input_spec.size`) gives frames at that size: `frame_logits_from_network` brings logits back.
     """
     images, labels = _paths(samples)
     workers = parallel or tf.data.AUTOTUNE
     if with_labels:
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
         ds = ds.map(
-            lambda i, lb: (normalize(decode_image(i), input_spec), decode_train_ids(lb)),
+            lambda i, lb: (network_input(decode_image(i), input_spec), decode_train_ids(lb)),
             num_parallel_calls=workers,
             deterministic=True,
         )
     else:
         ds = tf.data.Dataset.from_tensor_slices(images)
         ds = ds.map(
-            lambda i: normalize(decode_image(i), input_spec), num_parallel_calls=workers, deterministic=True
+            lambda i: network_input(decode_image(i), input_spec),
+            num_parallel_calls=workers,
+            deterministic=True,
         )
     return ds.batch(1).prefetch(tf.data.AUTOTUNE)

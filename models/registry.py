@@ -23,7 +23,13 @@ from typing import Any
 
 from data.errors import UserError
 
-BUILTIN_MODULES = ("models.pspnet", "models.lightweight_pspnet", "models.fcn")
+BUILTIN_MODULES = (
+    "models.pspnet",
+    "models.lightweight_pspnet",
+    "models.fcn",
+    "models.espnet",
+    "models.espnetv2",
+)
 
 
 class RegistryError(UserError):

@@ -67,6 +67,10 @@ def test_run_appends_a_row_with_scores_and_provenance(two_runs):
         f"{row['threads']:.0f} threads, fp32, batch 1, 64x128"
         in (base / "results" / "results.md").read_text()
     )
+    # beyond mIoU: calibration from the logits and Boundary IoU from the label maps, in every row
+    assert 0 < row["ece"] <= 100 and 0 <= row["mce"] <= 100 and row["nll"] > 0 and 0 < row["brier"] <= 2
+    assert row["temperature"] > 0 and row["temperature_source"] == "fit" and row["nll_t"] <= row["nll"]
+    assert 0 <= row["boundary_miou"] <= 100 and row["boundary_ratio"] == 0.005
 
 
 @pytest.mark.slow
@@ -93,6 +97,11 @@ def test_run_folder_holds_json_confusion_and_plots(two_runs):
             assert img.format == "PNG" and img.size == size
     with Image.open(run_dir / "samples.png") as img:
         assert img.format == "PNG" and img.width == 1200
+    assert data["calibration"]["available"] and data["calibration"]["pixels"] > 0
+    assert abs(100 * data["calibration"]["ece"] - float(first.row["ece"])) < 1e-3
+    assert abs(100 * data["boundaryIoU"]["averageScoreClasses"] - float(first.row["boundary_miou"])) < 1e-3
+    with Image.open(run_dir / "reliability.png") as img:
+        assert img.format == "PNG" and img.size == (600, 650)
 
 
 @pytest.mark.slow

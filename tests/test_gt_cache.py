@@ -213,3 +213,13 @@ def test_evaluate_cli_options_and_the_cache_command(frames, capsys, monkeypatch)
     blocker.write_text("")
     assert main([*base, "--gt-cache", str(blocker)]) == 2
     assert "--gt-cache folder" in capsys.readouterr().err
+
+
+def test_label_readers_get_the_labels_from_a_valid_entry_and_nothing_otherwise(frames, monkeypatch):
+    gt, pred, cache = frames
+    path = labels_file(gt)
+    instances = path.with_name(path.name.replace("labelIds", "instanceIds"))
+    assert cache.labels(path, instances) is None  # no entry: the caller decodes
+    evaluate(gt, "val", pred, workers=1, gt_cache=cache)
+    no_gt_decoding(monkeypatch)
+    assert np.array_equal(cache.labels(path, instances), np.array(Image.open(path)))

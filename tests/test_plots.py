@@ -162,3 +162,13 @@ def test_plots_replace_files_atomically_and_leave_no_temp_files(tmp_path):
     plots.iou_bars({"road": 50.0, "miou": 50.0}, out)
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     assert [p.name for p in tmp_path.iterdir()] == ["bars.png"]
+
+
+def test_leaderboard_ranges_is_a_png_of_the_fixed_size(tmp_path):
+    import pandas as pd
+
+    board = pd.DataFrame([{n: 50.0 + i for n in CLASS_NAMES} | {"miou": 60.0 + i} for i in range(3)])
+    board.loc[1, "train"] = float("nan")
+    ours = {name: 40.0 for name in CLASS_NAMES} | {"miou": 40.0, "bus": float("nan")}
+    out = plots.leaderboard_ranges(ours, board, tmp_path / "ranges.png", ours_label="ours")
+    _assert_png(out, expected_size("ranges"))

@@ -165,3 +165,31 @@ def test_plot_under_a_file_is_refused_before_anything_is_written(project, capsys
     assert main(["readme", "--readme", str(readme), "--results", str(results), "--plot", str(plot)]) == 2
     assert "afile is a file, not a folder" in capsys.readouterr().err
     assert readme.read_text() == README
+
+
+def test_the_latest_row_is_placed_among_the_published_and_regenerating_changes_nothing(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1)
+    _add(results, 2, model="fcn")  # the latest row is the one placed
+    assert readme_mod.update_readme(readme, results) is True
+    section = _section(readme.read_text())
+    part = section.split("### Among published Cityscapes results")[1]
+    assert "The latest row (fcn on synthetic-v1 (*synthetic*), val split)" in part
+    assert "| class | ours | rank | lowest published | best published | best method | gap (pp) |" in part
+    assert "](results/leaderboard.png)" in part
+    assert "| PSPNet | fine+coarse | 98.6 | 86.6 |" in part  # the leaderboard, per class
+    assert "| DeepLabv3+ | fine+coarse | 98.7 |" in part and "| 78.0 | - | - | - | - | 82.1 |" in part
+    assert "| SegFormer MIT-B5 (mmseg, 1024x1024, 160k) |" in part  # the val-only table
+    assert "| cityscapes-test-leaderboard |" not in section  # not repeated among the reference rows
+    board_png = project / "results" / "leaderboard.png"
+    first, plot = readme.read_bytes(), board_png.read_bytes()
+    assert readme_mod.update_readme(readme, results) is False
+    assert readme.read_bytes() == first and board_png.read_bytes() == plot
+
+
+def test_without_results_the_leaderboard_is_listed_but_nothing_is_placed(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    readme_mod.update_readme(readme, results)
+    section = _section(readme.read_text())
+    assert "| PSPNet | fine+coarse | 98.6 |" in section and "The latest row" not in section
+    assert not (project / "results" / "leaderboard.png").exists()

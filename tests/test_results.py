@@ -310,6 +310,7 @@ WHERE = {
     "input_size": "512x1024",
     "threads": 2,
     "tensorflow": "2.21.0",
+    "runtime": "tensorflow",
 }
 
 

@@ -401,9 +401,11 @@ def test_predict_evaluate_scores_from_arrays_equal_bench_evaluate_on_the_written
     args = ["--checkpoint", str(trained), "--dataset", str(root), "--out", str(out), "--no-progress"]
     assert main(["predict", *args, "--evaluate", "--json", str(tmp_path / "streamed.json")]) == 0
     files = tmp_path / "files.json"
-    assert main(["evaluate", "--gt", str(root), "--pred", str(out), "--json", str(files)]) == 0
+    assert main(["evaluate", "--gt", str(root), "--pred", str(out), "--boundary", "--json", str(files)]) == 0
     streamed = json.loads((tmp_path / "streamed.json").read_text())
-    assert streamed == json.loads(files.read_text())
+    calibration = streamed.pop("calibration")  # from the logits: only the loop has them
+    assert streamed == json.loads(files.read_text())  # IoU and Boundary IoU alike from arrays and files
+    assert calibration["available"] and calibration["temperatureSource"] == "fit"
     assert streamed["nImages"] == 2 and streamed["averageScoreClasses"] > 0.3
     stats = json.loads((out / "predict_stats.json").read_text())
     assert stats["precision"] == "fp32" and stats["batch"] == 1 and stats["input_size"] == "64x128"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,32 +53,29 @@ def predict_frames(
     tf = import_tensorflow()
 
     from bench.engine.device import environment
-    from data.pipeline import eval_dataset
+    from data.pipeline import eval_dataset, frame_size
 
     opened = as_opened(model)
-    forward = opened.logits_function()
     options = settings.mode_options()
     metadata = opened.metadata
-    if opened.outputs == "train_ids" and (settings.mode != "whole" or settings.flip):
-        raise UserError(
-            f"{metadata.get('checkpoint') or 'this model'} gives only its arg-max, no logits to average: "
-            f"use --mode whole without --flip"
-        )
-    predict = _argmax_only if opened.outputs == "train_ids" else _from_logits
+    predict = frame_predictor(opened, settings)
     for sink in sinks:
         sink.reset()
 
-    frames = eval_dataset(samples, with_labels=False, input_spec=opened.input_spec)
+    spec = opened.input_spec
+    frames = eval_dataset(samples, with_labels=False, input_spec=spec)
     latencies: list[float] = []
     sizes: set[tuple[int, int]] = set()
     began = None
     bar = progress_bar(len(samples), desc="predict", unit="img", enabled=progress)
     for sample, image in zip(samples, frames, strict=True):
         if began is None:  # warm-up: trace and compile on the first frame, outside the timings
-            predict(forward, image, options)
+            predict(image)
             began = time.perf_counter()
         t0 = time.perf_counter()
-        train_ids, logits = predict(forward, image, options)
+        train_ids, logits = predict(image)
+        if spec.size is not None:  # the network saw the recipe's input size: back to the frame's
+            train_ids, logits = back_to_frame(train_ids, logits, frame_size(sample.image), spec)
         latencies.append(time.perf_counter() - t0)
         sizes.add(train_ids.shape)
         for sink in sinks:
@@ -105,13 +102,48 @@ def predict_frames(
         "train_steps": metadata.get("steps"),
         "folded_bn": metadata.get("folded_bn", False),
         "input": opened.input_spec.to_dict(),
+        # what ran the network: TensorFlow (its version in "tensorflow"), or e.g. "litert 2.3.0"
+        "runtime": " ".join(str(metadata[k]) for k in ("runtime", "runtime_version") if metadata.get(k))
+        or "tensorflow",
         **options,
     }
     return Predicted(stats, tuple(sink.evaluate() for sink in sinks))
 
 
+def frame_predictor(
+    model: OpenedModel | Any, settings: InferenceSettings = DEFAULT_SETTINGS
+) -> Callable[[Any], tuple[np.ndarray, np.ndarray | None]]:
+    """What the loop does to one normalised frame (1, H, W, 3): (train IDs (H, W) uint8, logits (H, W, C)
+    float32 or None for an arg-max-only model) under `settings`' mode; for loops that make their own frames
+    (bench robustness)."""
+    opened = as_opened(model)
+    forward = opened.logits_function()
+    options = settings.mode_options()
+    if opened.outputs == "train_ids" and (settings.mode != "whole" or settings.flip):
+        raise UserError(
+            f"{opened.metadata.get('checkpoint') or 'this model'} gives only its arg-max, no logits to "
+            f"average: use --mode whole without --flip"
+        )
+    predict = _argmax_only if opened.outputs == "train_ids" else _from_logits
+    return lambda image: predict(forward, image, options)
+
+
 def _from_logits(forward, image, options) -> tuple[np.ndarray, np.ndarray]:
     logits = frame_logits(forward, image, **options)
+    return np.argmax(logits, axis=-1).astype(np.uint8), logits
+
+
+def back_to_frame(train_ids, logits, size, spec) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arg-max and logits at the network's input size (a recipe with `InputSpec.size`) -> at the frame's
+    `size`, as the recipe says (`InputSpec.output_resize`; an arg-max alone is resized nearest)."""
+    from data.pipeline import frame_logits_from_network
+
+    if logits is None:
+        import tensorflow as tf
+
+        resized = tf.image.resize(train_ids[None, :, :, None], size, method="nearest")
+        return np.asarray(resized)[0, :, :, 0].astype(np.uint8), None
+    logits = frame_logits_from_network(logits, size, spec)
     return np.argmax(logits, axis=-1).astype(np.uint8), logits
 
 

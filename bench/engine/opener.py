@@ -1,11 +1,13 @@
 """One way to open a model for prediction: `open_checkpoint(path)` -> an `OpenedModel`.
 
 A source is one kind of thing a user may name: a published PyTorch `.pth` (converted once into a checkpoint
-of ours, cached by content hash under `CONVERTED_ROOT`), and a `.keras` checkpoint or a training folder (its
-latest checkpoint). `SOURCES` is tried in order, the first whose `matches` accepts the name opens it; a new
-kind (a LiteRT `.tflite` file, published weights by name) is one more `Source` put before the catch-all
-Keras one. A source without a Keras model (LiteRT) gives an `OpenedModel` with `keras=None` and its own
-`forward`; the prediction loop (bench/engine/loop.py) needs nothing else.
+of ours, cached by content hash under `CONVERTED_ROOT`), a LiteRT `.tflite` file (bench/engine/litert.py,
+recognised by its content), a published weights name of `bench weights` (the checked file under
+checkpoints/weights/, downloaded there first), and a `.keras` checkpoint or a training folder (its latest
+checkpoint). `SOURCES` is tried in order, the first whose `matches` accepts the name opens it; a new kind is
+one more `Source` put before the catch-all Keras one. A source without a Keras model (LiteRT) gives an
+`OpenedModel` with `keras=None` and its own `forward`; the prediction loop (bench/engine/loop.py) needs
+nothing else.
 
 `bench/engine/checkpoint.py` only stores and reads checkpoint files; the converters live in
 `bench/engine/convert/`. Neither imports this module, so opening is the one place that chooses.
@@ -187,7 +189,37 @@ def _open_keras(name, *, precision: str, fold_bn: bool, cache=None) -> OpenedMod
     return OpenedModel(model, metadata)
 
 
+def _is_litert(name: str) -> bool:
+    from bench.engine.litert import is_litert
+
+    return Path(name).is_file() and is_litert(name)
+
+
+def _open_litert(name: str, *, precision: str, fold_bn: bool, cache) -> OpenedModel:
+    from bench.engine.litert import open_source
+
+    return open_source(name, precision=precision, fold_bn=fold_bn, cache=cache)
+
+
+def _is_weights_name(name: str) -> bool:
+    """A published weights name (`bench weights`) that is not also a path."""
+    from bench.engine.weights import table
+
+    return not Path(name).exists() and any(name == entry.name for entry in table())
+
+
+def _open_weights(name: str, *, precision: str, fold_bn: bool, cache) -> OpenedModel:
+    """Published weights by name: the checked file in checkpoints/weights/, downloaded there first."""
+    from bench.engine.download import weights_file
+    from bench.engine.weights import get
+
+    path = weights_file(get(name))
+    return open_checkpoint(path, precision=precision, fold_bn=fold_bn, cache=cache)
+
+
 SOURCES: list[Source] = [
     Source("pytorch", _is_torch, _open_torch),
+    Source("litert", _is_litert, _open_litert),
+    Source("weights", _is_weights_name, _open_weights),
     Source("keras", lambda name: True, _open_keras),  # last: a .keras file or a training folder
 ]

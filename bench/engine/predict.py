@@ -47,6 +47,7 @@ from bench.arguments import add_inference_arguments, inference_settings
 from bench.atomic import check_writable, replaced_folder, write_text
 from bench.engine.loop import Predicted, predict_frames
 from bench.engine.sinks import ColourPngs, LabelPngs, LogitsFiles, Sink
+from bench.evaluation.sinks import add_quality_arguments, quality_settings, with_quality
 from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
@@ -142,8 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help=".keras checkpoint, a training --out folder (its latest checkpoint) or a PyTorch .pth "
-        "(converted once, cached)",
+        help=".keras checkpoint, a training --out folder (its latest checkpoint), a PyTorch .pth "
+        "(converted once, cached), a LiteRT .tflite or a published weights name (`bench weights`)",
     )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split to predict (default val)")
@@ -164,6 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", default=None, help="with --evaluate: write the scores here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quality_arguments(parser)  # with --evaluate: Boundary IoU and calibration beside the IoU
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json and not args.evaluate:
         raise UserError("--json writes the scores of --evaluate: add --evaluate")
+    if args.temperature is not None and not args.evaluate:
+        raise UserError("--temperature is applied when scoring calibration: add --evaluate")
+    quality = quality_settings(args)
     settings = inference_settings(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be at least 1")
@@ -186,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             from bench.evaluation.streaming import StreamingEvaluator
 
             sinks.append(stack.enter_context(StreamingEvaluator()))
+            sinks += [stack.enter_context(sink) for sink in quality.sinks()]
         predicted = write_predictions(
             model,
             samples,
@@ -207,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluate:
         from bench.evaluation.command import format_result
 
-        result = predicted.results[0]
+        result = with_quality(predicted.results[0], predicted.results[1 : len(sinks)])
         print(format_result(result), end="")
         for warning in result.warnings:
             print(f"WARNING: {warning}", file=sys.stderr)

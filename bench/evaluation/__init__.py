@@ -2,7 +2,8 @@
 
 `scoring` holds the maths, `accumulator` the running totals, `png` the decoding, `matching` the file
 pairing, `pool` the worker processes, `evaluator` the driver, `reference` the isolated cityscapesScripts
-yardstick and `command` the CLI.
+yardstick and `command` the CLI. Beyond mIoU: `boundary` (Boundary IoU), `calibration` and
+`calibration_fit` (ECE, NLL, Brier, temperature), and `sinks`, their prediction-loop sinks.
 """
 
 from bench.evaluation.accumulator import Accumulator

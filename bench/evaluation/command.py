@@ -28,6 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", default=None, help="write cityscapesScripts' score keys here (NaN as null)")
     parser.add_argument(
+        "--boundary",
+        action="store_true",
+        help="also score Boundary IoU per class (bands of d = ratio x image diagonal pixels, Cheng et al.)",
+    )
+    parser.add_argument(
+        "--boundary-ratio",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="band width d as a fraction of the image diagonal (default 0.005, the authors' for "
+        "Cityscapes; implies --boundary)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -111,8 +124,27 @@ def format_result(result: EvaluationResult) -> str:
             right=range(1, len(cats) + 2),
         )
     )
+    if result.boundary is not None:
+        row = {name: value * 100 for name, value in result.boundary.class_iou.items()}
+        row["miou"] = result.boundary.miou * 100
+        label = f"boundary IoU (d = {result.boundary.ratio:g} x diagonal)"
+        parts.append(per_class_table([([label], row)], label_headers=("",)))
+    if result.calibration is not None:
+        parts.append(format_calibration(result.calibration))
     parts.append(f"{result.n_images} images, {result.seconds:.2f} s\n")
     return "\n".join(parts)
+
+
+def format_calibration(calibration) -> str:
+    """One line: ECE, MCE, NLL, Brier at T = 1, the temperature and ECE/NLL after it (or why none)."""
+    if not calibration.available:
+        return "calibration: unavailable (no logits: arg-max-only predictions)\n"
+    source = "fitted on this split: optimistic" if calibration.temperature_source == "fit" else "given"
+    return (
+        f"calibration: ECE {100 * calibration.ece:.2f}%, MCE {100 * calibration.mce:.2f}%, NLL "
+        f"{calibration.nll:.4f}, Brier {calibration.brier:.4f}; temperature {calibration.temperature:.3g} "
+        f"({source}): ECE {100 * calibration.ece_t:.2f}%, NLL {calibration.nll_t:.4f}\n"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be at least 1, not {args.workers}")
     if args.json:
         check_writable(args.json, "--json file", folder=False)  # before the work, not after it
+    ratio = args.boundary_ratio
+    if ratio is None and args.boundary:
+        from bench.evaluation.boundary import DILATION_RATIO
+
+        ratio = DILATION_RATIO
     workers, note = cap_workers(args.workers)
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -133,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         workers=workers,
         progress=sys.stderr.isatty(),
         gt_cache=gt_cache_from_arguments(args),
+        boundary_ratio=ratio,
     )
     print(format_result(result), end="")
     for warning in result.warnings:  # after the table, where the eye lands

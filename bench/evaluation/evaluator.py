@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ class _Task:
     gt_instances: Path
     prediction: Path
     pred_ids: str
+    boundary_ratio: float | None = None  # also count Boundary IoU with this dilation ratio
     gt_cache: GTCache | None = None
 
 
@@ -43,12 +45,16 @@ def score_prediction(
     pred_path: Path | str,
     pred_ids: str = "label",
     gt_cache: GTCache | None = None,
+    *,
+    gt: np.ndarray | None = None,
 ) -> ImageStats:
     """Score the prediction array against one frame's GT (`pred_path` names it in errors): the GT is
-    decoded from its PNGs, or read from `gt_cache` (and stored there on the first use)."""
+    decoded from its PNGs (the labels given as `gt` when the caller decoded them already), or read from
+    `gt_cache` (and stored there on the first use)."""
     names = {"gt_path": gt_labels, "inst_path": gt_instances, "pred_path": pred_path, "pred_ids": pred_ids}
     if gt_cache is None:
-        gt = read_png(gt_labels, "ground truth")
+        if gt is None:
+            gt = read_png(gt_labels, "ground truth")
         inst = read_png(gt_instances, "instance ground truth")
         _check_size(pred, gt.shape, pred_path, gt_labels)
         return score_image(gt, inst, to_label_ids(pred, pred_ids, Path(pred_path)), **names)
@@ -74,6 +80,25 @@ def _score_task(task: _Task) -> ImageStats:
     )
 
 
+def _score_task_with_boundary(task: _Task):
+    """(ImageStats, BoundaryCounts) of one file pair, the GT decoded once for both."""
+    from bench.evaluation.boundary import boundary_counts
+    from data.labels import to_train_ids
+
+    pred = read_png(task.prediction, "prediction")
+    if task.gt_cache is None:
+        gt = read_png(task.gt_labels, "ground truth")
+        stats = score_prediction(
+            task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids, gt=gt
+        )
+    else:  # the labels back from the entry just read (or written): no PNG decoded when it was there
+        args = (task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids, task.gt_cache)
+        stats = score_prediction(*args)
+        gt = task.gt_cache.open(task.gt_labels, task.gt_instances).runs.to_arrays()[0]
+    labels_ = to_label_ids(pred, task.pred_ids, task.prediction)
+    return stats, boundary_counts(to_train_ids(gt), to_train_ids(labels_), ratio=task.boundary_ratio)
+
+
 def evaluate_pairs(
     tasks: Sequence[_Task],
     *,
@@ -83,14 +108,26 @@ def evaluate_pairs(
 ) -> EvaluationResult:
     """Score (GT, prediction) tasks; the totals are accumulated in task order."""
     totals = Accumulator(pred_ids=tasks[0].pred_ids if tasks else "label", started=started)
-    stream = map_images(_score_task, tasks, workers)
+    ratio = tasks[0].boundary_ratio if tasks else None
+    stream = map_images(_score_task if ratio is None else _score_task_with_boundary, tasks, workers)
     if progress:
         from tqdm import tqdm
 
         stream = tqdm(stream, total=len(tasks), desc="evaluate", unit="img")
-    for stats in stream:
+    if ratio is None:
+        for stats in stream:
+            totals.add(stats)
+        return totals.result()
+    from bench.evaluation.boundary import BoundaryResult, empty_counts
+
+    counts = empty_counts()
+    for stats, frame_counts in stream:
         totals.add(stats)
-    return totals.result()
+        counts += frame_counts
+    result = totals.result()
+    return dataclasses.replace(
+        result, boundary=BoundaryResult(counts, ratio, result.n_images, result.seconds)
+    )
 
 
 def evaluate(
@@ -101,19 +138,24 @@ def evaluate(
     pred_ids: str = "label",
     workers: int | None = None,
     progress: bool = False,
+    boundary_ratio: float | None = None,
     gt_cache: GTCache | str | os.PathLike | None = AUTO,
 ) -> EvaluationResult:
-    """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET).
-
-    `gt_cache`: where decoded GT is kept between evaluations (`AUTO`: the environment's; None: none)."""
+    """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET);
+    with `boundary_ratio`, Boundary IoU too (`result.boundary`). `gt_cache`: where decoded GT is kept
+    between evaluations (`AUTO`: the environment's; None: none)."""
     started = time.perf_counter()
+    if boundary_ratio is not None:
+        from bench.evaluation.boundary import band_width
+
+        band_width((1, 1), boundary_ratio)  # a bad ratio fails before any work
     if pred_ids not in PRED_ID_MODES:
         raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
     samples = list_samples(gt_root, split)
     predictions = match_predictions(samples, pred_dir)
     cache = resolve_gt_cache(gt_cache)
     tasks = [
-        _Task(s.key, s.label_ids, s.instance_ids, p, pred_ids, cache)
+        _Task(s.key, s.label_ids, s.instance_ids, p, pred_ids, boundary_ratio, cache)
         for s, p in zip(samples, predictions, strict=True)
     ]
     return evaluate_pairs(tasks, workers=workers, progress=progress, started=started)

@@ -98,6 +98,16 @@ class GTCache:
         blob = _encode(runs, name, began, signature, (_digest(label_bytes), _digest(inst_bytes)))
         return CachedFrame(runs, (entry, blob))
 
+    def labels(self, labels: Path, instances: Path) -> np.ndarray | None:
+        """The frame's label-ID image from a valid entry, or None (nothing is decoded or stored here): for
+        readers that need only the labels (Boundary IoU, calibration) beside the scoring that fills it."""
+        name = _path_hash(labels, instances)
+        signature = _signature(labels, instances)
+        if signature is None:
+            return None
+        runs = _read_entry(self.root / f"{name.hex()}{SUFFIX}", name, signature, (labels, instances))
+        return None if runs is None else runs.to_arrays()[0]
+
     def entries(self) -> list[Path]:
         """The entry files in the folder (nothing else in it is ours)."""
         try:

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 _THREADED_RUNTIMES = ("tensorflow", "torch", "jax")
 
@@ -92,10 +92,43 @@ def map_images(func, items: Sequence, workers: int | None) -> Iterator:
         try:
             yield from pool.imap(func, items, chunksize=1)
         except KeyboardInterrupt:
-            # Pool.terminate() takes the task queue's lock, which an idle worker holds while waiting for a
-            # task that never comes once terminating: Ctrl-C could hang there. Kill the workers and leave.
-            for worker in pool._pool:
-                worker.kill()
-            sys.stderr.write("interrupted\n")
-            sys.stderr.flush()
-            os._exit(130)
+            _exit_interrupted(pool)
+
+
+def _exit_interrupted(pool) -> None:
+    """Ctrl-C: Pool.terminate() takes the task queue's lock, which an idle worker holds while waiting for a
+    task that never comes once terminating, so it could hang there. Kill the workers and leave."""
+    for worker in pool._pool:
+        worker.kill()
+    sys.stderr.write("interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def bounded_map(func, items: Iterable, workers: int, ahead: int) -> Iterator:
+    """func over items in order in `workers` processes, at most `ahead` results computed but not yet taken.
+
+    For large results (full-resolution frames) made faster than they are consumed: `map_images`' `imap`
+    queues every task at once and keeps every finished result. `items` is read lazily, as results are
+    taken. Inline for `workers` <= 1.
+    """
+    if workers <= 1:
+        yield from map(func, items)
+        return
+    ahead = max(ahead, workers)
+    with _start_pool(workers) as pool:  # leaving it terminates the live workers
+        pending: list = []
+        upcoming = iter(items)
+        for item in upcoming:
+            pending.append(pool.apply_async(func, (item,)))
+            if len(pending) >= ahead:
+                break
+        try:
+            while pending:
+                result = pending.pop(0).get()
+                for item in upcoming:
+                    pending.append(pool.apply_async(func, (item,)))
+                    break
+                yield result
+        except KeyboardInterrupt:
+            _exit_interrupted(pool)

@@ -21,6 +21,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,10 @@ from data.labels import (
     id2label,
     labels,
 )
+
+if TYPE_CHECKING:
+    from bench.evaluation.boundary import BoundaryResult
+    from bench.evaluation.calibration_fit import CalibrationResult
 
 PRED_ID_MODES = ("label", "train")
 
@@ -379,6 +384,8 @@ class EvaluationResult:
     n_images: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    boundary: BoundaryResult | None = None  # Boundary IoU, when asked for (bench/evaluation/boundary.py)
+    calibration: CalibrationResult | None = None  # from the logits, when the loop had them
 
     @property
     def class_iou(self) -> dict[str, float]:
@@ -434,10 +441,15 @@ class EvaluationResult:
         }
 
     def write_json(self, path: str | os.PathLike) -> Path:
-        """Write to_cityscapes_dict() (plus image count and confusion matrix) atomically, NaN as null."""
+        """Write to_cityscapes_dict() (plus image count and confusion matrix, and our `boundaryIoU` and
+        `calibration` sections when present) atomically, NaN as null."""
         data = nan_to_none(self.to_cityscapes_dict())
         data["nImages"] = self.n_images
         data["confMatrix"] = self.confusion.tolist()
+        if self.boundary is not None:
+            data["boundaryIoU"] = nan_to_none(self.boundary.to_dict())
+        if self.calibration is not None:
+            data["calibration"] = nan_to_none(self.calibration.to_dict())
         from bench.atomic import write_text
 
         return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")

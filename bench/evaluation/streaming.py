@@ -89,6 +89,13 @@ class StreamingEvaluator:
             self._collect()
         return dataclasses.replace(self._totals.result(), seconds=self._busy)
 
+    def totals(self) -> Accumulator:
+        """The sums of every frame processed since `reset` (waits for the frames still being scored): what
+        a caller saves to resume or to add to other parts' sums (bench robustness)."""
+        while self._pending:
+            self._collect()
+        return self._totals
+
     def close(self) -> None:
         """Stop the worker thread (pending frames are dropped)."""
         for future in self._pending:

@@ -19,6 +19,8 @@ TARGETS = {
         "training images/s with 1 and N data-parallel replicas, scaling efficiency",
     ),
     "precision": ("bench.perf.precision", "bf16 vs fp32 on a checkpoint: arg-max agreement, mIoU, speed"),
+    "metrics": ("bench.perf.metrics", "cost of calibration and Boundary IoU per frame vs a prediction pass"),
+    "corruptions": ("bench.perf.corruptions", "seconds per frame of each Cityscapes-C corruption (this CPU)"),
 }
 
 

@@ -21,7 +21,7 @@ from bench.paths import PROJECT_ROOT
 from bench.perf.peer import PARITY_PYTHON, PeerProcess
 from bench.perf.timing import Timing, best_seconds, interleaved_passes, load_note, median, timed
 from data.errors import UserError
-from data.sizes import parse_dims, parse_size
+from data.sizes import parse_dims, parse_size, size_argument
 from models.precision import PRECISIONS
 
 DEFAULT_CASES = ("pspnet@512x1024", "pspnet:cpu@256x512", "fcn:cpu@256x512")
@@ -36,6 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         metavar="MODEL[:PRESET]@HxW",
         help=f"what to time (default: {' '.join(DEFAULT_CASES)})",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="time whole frames of this checkpoint instead of registry cases (any `bench predict "
+        "--checkpoint`, a LiteRT .tflite included), at --size",
+    )
+    parser.add_argument(
+        "--size", type=size_argument, default=(1024, 2048), help="with --checkpoint: frame HxW (1024x2048)"
     )
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass (1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed forward passes per case (3)")
@@ -267,6 +276,12 @@ def run(args: argparse.Namespace) -> int:
         from bench.atomic import check_writable
 
         check_writable(args.csv, "--csv file", folder=False)  # before the timing, not after it
+    if args.checkpoint:
+        if args.cases:
+            raise UserError("--checkpoint times that checkpoint: give no MODEL@HxW cases with it")
+        from bench.perf import checkpoint
+
+        return checkpoint.run(args)
     cases = [parse_case(text) for text in (args.cases or DEFAULT_CASES)]
     train_step = parse_train_step(args.train_step) if args.train_step else None
     tf = import_tensorflow(training=train_step is not None)

@@ -190,8 +190,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference",
         default=None,
-        help="table name in results/reference/ or a reference row id (default: the one our row names, "
-        f"else {references.DEFAULT_REFERENCE})",
+        help="table name in results/reference/, a reference row id, or 'leaderboard' (our row placed among "
+        "the published Cityscapes test results, per class) (default: the one our row names, else "
+        f"{references.DEFAULT_REFERENCE})",
     )
     parser.add_argument("--reference-row", type=int, default=0, help="row of the reference table (default 0)")
     parser.add_argument("--reference-dir", default=str(references.REFERENCE_DIR), help=argparse.SUPPRESS)
@@ -199,9 +200,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--row", type=int, help="row of results.csv (0-based, <0 from the end; default last)")
     which.add_argument("--model", help="the last row of this model in results.csv")
     parser.add_argument("--markdown", action="store_true", help="print markdown instead of a text table")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        help="also save a PNG: per-class bars against the reference, or with --reference leaderboard the "
+        "published range per class and our value",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.reference == "leaderboard":
+        return compare_leaderboard(args)
     if args.reference:  # checked before our row, so a typo is reported first
         reference = references.select(args.reference, args.reference_row, args.reference_dir)
     ours = load_ours(args.source, row=args.row, model=args.model)
@@ -213,4 +222,36 @@ def run(args: argparse.Namespace) -> int:
     print(text(table, ours, reference), end="")
     if table["ours"].isna().all():
         print(f"warning: our row has no IoU values ({MISSING} everywhere)")
+    if args.plot:
+        from bench.report import plots
+
+        label = f"{reference['method']} ({reference['split']})"
+        out = plots.iou_bars(
+            ours, args.plot, reference=reference, ours_label=_describe_ours(ours), reference_label=label
+        )
+        print(f"plot: {out}")
+    return 0
+
+
+def compare_leaderboard(args) -> int:
+    """`bench compare SOURCE --reference leaderboard [--markdown] [--plot FILE]`."""
+    from bench.report import leaderboard
+
+    board = leaderboard.load(leaderboard.TEST_TABLE, args.reference_dir)
+    ours = load_ours(args.source, row=args.row, model=args.model)
+    table = leaderboard.place(ours, board)
+    notes = leaderboard.caveats(ours)
+    if args.markdown:
+        described = leaderboard.describe_board(board)
+        lines = [f"**ours:** {_describe_ours(ours)}  ", f"**leaderboard:** {described}", ""]
+        lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+        print("\n".join(lines) + "\n" + leaderboard.format_markdown(table), end="")
+    else:
+        header = [f"ours:        {_describe_ours(ours)}", f"leaderboard: {leaderboard.describe_board(board)}"]
+        print(leaderboard.format_text(table, header + [f"note: {n}" for n in notes]), end="")
+    if getattr(args, "plot", None):
+        from bench.report import plots
+
+        out = plots.leaderboard_ranges(ours, board, args.plot, ours_label=_describe_ours(ours))
+        print(f"plot: {out}")
     return 0

@@ -24,6 +24,8 @@ DPI = 100
 BARS_SIZE = (12.0, 4.5)  # inches -> 1200 x 450 px
 CONFUSION_SIZE = (9.0, 8.0)  # -> 900 x 800 px
 CURVE_SIZE = (8.0, 4.5)  # -> 800 x 450 px
+RELIABILITY_SIZE = (6.0, 6.5)  # -> 600 x 650 px
+RANGES_SIZE = (12.0, 5.0)  # -> 1200 x 500 px
 GRID_CELL = (4.0, 2.0)  # one image cell; a grid of n rows is 1200 x (200 n + 40) px
 GRID_TITLE = 0.4  # inches for the column titles
 VOID = "void"
@@ -91,6 +93,40 @@ def iou_bars(
     return _save(fig, out)
 
 
+def leaderboard_ranges(
+    ours: Mapping[str, Any], board, out: str | os.PathLike, *, ours_label: str = "ours"
+) -> Path:
+    """Per class and for mIoU: the published range (min-max bar), a dot per published method, our value.
+
+    `board` is a leaderboard DataFrame (bench/report/leaderboard.py); a class no source gives has no bar,
+    a class our row lacks no marker ('n/a').
+    """
+    keys = [*CLASS_NAMES, "miou"]
+    fig = _figure(RANGES_SIZE)
+    ax = fig.add_axes((0.06, 0.18, 0.92, 0.68))
+    x = np.arange(len(keys), dtype=float)
+    x[-1] += 0.6  # mIoU apart from the classes
+    for xi, key in zip(x, keys, strict=True):
+        values = board[key].dropna().to_numpy(dtype=float)
+        if len(values):
+            ax.vlines(xi, values.min(), values.max(), color="#cccccc", linewidth=9, zorder=1)
+            ax.scatter(np.full(len(values), xi), values, s=9, color="#555555", zorder=2)
+    mine = np.array([to_float(ours.get(k)) for k in keys])
+    ax.scatter(x, mine, s=60, marker="D", color="#1f77b4", zorder=3, label=f"{ours_label}")
+    for i in np.flatnonzero(np.isnan(mine)):
+        ax.text(x[i], 1.5, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.scatter([], [], s=9, color="#555555", label="published (one dot per method)")
+    ax.set_xticks(x, [*SHORT_NAMES, "mIoU"], rotation=45, ha="right")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(-0.6, x[-1] + 0.6)
+    ax.set_ylabel("IoU (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.01), fontsize=8, frameon=False, ncols=2)
+    title = "Per-class IoU among published Cityscapes test results"
+    fig.text(0.5, 0.97, title, ha="center", va="top", fontsize=10)
+    return _save(fig, out)
+
+
 def miou_curve(
     steps: Sequence[int],
     miou: Sequence[float],
@@ -126,6 +162,74 @@ def miou_curve(
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     fig.text(0.5, 0.97, title, ha="center", va="top", fontsize=10)
+    return _save(fig, out)
+
+
+def reliability_diagram(
+    bins: Sequence[Mapping[str, Any]],
+    out: str | os.PathLike,
+    *,
+    after: Sequence[Mapping[str, Any]] | None = None,
+    title: str = "Reliability (top-1, pixels)",
+    note: str = "",
+) -> Path:
+    """Accuracy against confidence per bin (bars, the gap to the diagonal shaded), pixel share per bin below.
+
+    `bins` (and `after`, the same after temperature scaling, drawn as a line) hold dicts with low, high,
+    count, accuracy, confidence (`bench.evaluation.calibration.bin_table`); empty bins draw nothing.
+    """
+    fig = _figure(RELIABILITY_SIZE)
+    ax = fig.add_axes((0.13, 0.36, 0.82, 0.56))
+    share_ax = fig.add_axes((0.13, 0.08, 0.82, 0.2))
+    total = sum(int(b["count"]) for b in bins) or 1
+    shown = [b for b in bins if int(b["count"]) and float(b["high"]) > float(b["low"])]
+    ones = [b for b in bins if int(b["count"]) and float(b["high"]) == float(b["low"])]  # confidence 1.0
+    lefts = [float(b["low"]) for b in shown]
+    widths = [float(b["high"]) - float(b["low"]) for b in shown]
+    acc = [float(b["accuracy"]) for b in shown]
+    conf = [float(b["confidence"]) for b in shown]
+    ax.bar(lefts, acc, widths, align="edge", color="#1f77b4", edgecolor="white", label="accuracy")
+    ax.bar(
+        lefts,
+        [c - a for c, a in zip(conf, acc, strict=True)],
+        widths,
+        bottom=acc,
+        align="edge",
+        color="#d62728",
+        alpha=0.3,
+        label="gap to confidence",
+    )
+    for b in ones:
+        ax.plot([1.0], [float(b["accuracy"])], marker="s", color="#1f77b4", label="confidence = 1.0")
+    if after:
+        kept = [b for b in after if int(b["count"])]
+        ax.plot(
+            [float(b["confidence"]) for b in kept],
+            [float(b["accuracy"]) for b in kept],
+            marker="o",
+            markersize=3,
+            color="#2ca02c",
+            label="after temperature",
+        )
+    ax.plot([0, 1], [0, 1], color="#888888", linestyle="--", linewidth=1)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    share_ax.bar(
+        [float(b["low"]) for b in bins if int(b["count"])],
+        [int(b["count"]) / total for b in bins if int(b["count"])],
+        [max(float(b["high"]) - float(b["low"]), 0.01) for b in bins if int(b["count"])],
+        align="edge",
+        color="#7f7f7f",
+    )
+    share_ax.set_xlim(0, 1.02)
+    share_ax.set_xlabel("confidence")
+    share_ax.set_ylabel("pixels")
+    fig.text(0.5, 0.975, title, ha="center", va="top", fontsize=10)
+    if note:
+        fig.text(0.5, 0.945, note, ha="center", va="top", fontsize=8)
     return _save(fig, out)
 
 

@@ -19,7 +19,7 @@ DEFAULT_REFERENCE = "pspnet-paper-test"
 """The seed document's row: PSPNet on the Cityscapes test set, mIoU 80.2."""
 
 REQUIRED_COLUMNS = ("method", "split", "protocol", *CLASS_COLUMNS, "miou", "source", "url", "notes")
-NUMERIC_COLUMNS = (*CLASS_COLUMNS, "miou", "iiou", "category_miou")
+NUMERIC_COLUMNS = (*CLASS_COLUMNS, "miou", "iiou", "category_miou", "category_iiou")
 
 
 def available(reference_dir: str | os.PathLike = REFERENCE_DIR) -> list[str]:

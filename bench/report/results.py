@@ -55,13 +55,42 @@ METRIC_COLUMNS = (
     "peak_memory_mb",
     "eval_seconds",
 )
-ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow")
+QUALITY_COLUMNS = (
+    "boundary_miou",
+    "boundary_ratio",
+    "ece",
+    "mce",
+    "nll",
+    "brier",
+    "temperature",
+    "temperature_source",
+    "ece_t",
+    "nll_t",
+)
+"""Beyond mIoU: Boundary IoU (percent, with its band ratio) and calibration (ECE/MCE in percent, NLL in nats,
+Brier in [0, 2], the temperature, whether it was fitted on this split ("fit", optimistic) or "given", and ECE
+and NLL after it). Empty where the run had no logits or no boundary scoring."""
+ENVIRONMENT_COLUMNS = ("device", "precision", "batch", "input_size", "threads", "tensorflow", "runtime")
 """Where the speed figures were measured: without these an images/s cannot be trusted or compared."""
 TAIL_COLUMNS = ("run_dir", "reference", "notes")  # reference: the row id a published checkpoint should match
-COLUMNS: tuple[str, ...] = RUN_COLUMNS + CLASS_COLUMNS + METRIC_COLUMNS + ENVIRONMENT_COLUMNS + TAIL_COLUMNS
+SCORE_COLUMNS: tuple[str, ...] = CLASS_COLUMNS + ("miou", "iiou", "category_miou", "category_iiou")
+"""The scores a row carries, in percent; a row of several seeds holds their mean (bench/report/seeds.py)."""
+STD_COLUMNS: tuple[str, ...] = tuple(f"{c}_std" for c in SCORE_COLUMNS)
+SEED_COLUMNS: tuple[str, ...] = ("n_seeds", "seeds", *STD_COLUMNS)
+"""Seed variance: how many seeds a row averages, which, and each score's standard deviation across them
+(empty in single-seed rows and in rows written before these columns existed: both are n=1)."""
+COLUMNS: tuple[str, ...] = (
+    RUN_COLUMNS
+    + CLASS_COLUMNS
+    + METRIC_COLUMNS
+    + QUALITY_COLUMNS
+    + ENVIRONMENT_COLUMNS
+    + TAIL_COLUMNS
+    + SEED_COLUMNS
+)
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
-PERCENT_COLUMNS = frozenset(CLASS_COLUMNS + ("miou", "iiou", "category_miou", "category_iiou"))
+PERCENT_COLUMNS = frozenset(SCORE_COLUMNS + STD_COLUMNS + ("boundary_miou", "ece", "mce", "ece_t"))
 DATASET_KINDS = ("synthetic", "real")
 
 _STATS_COLUMNS = ("n_images", "images_per_s", "latency_p50_ms", "latency_p95_ms", "peak_memory_mb")
@@ -207,7 +236,12 @@ def read_rows(csv_path: str | os.PathLike, *, missing_ok: bool = False):
     return frame
 
 
-NUMERIC_COLUMNS = frozenset(PERCENT_COLUMNS | set(METRIC_COLUMNS) | {"train_steps", "batch", "threads"})
+NUMERIC_COLUMNS = frozenset(
+    PERCENT_COLUMNS
+    | set(METRIC_COLUMNS)
+    | (set(QUALITY_COLUMNS) - {"temperature_source"})
+    | {"train_steps", "batch", "threads", "n_seeds"}
+)
 
 
 def _numbers(cells, column: str, csv_path: Path, lines: list[int]):
@@ -265,12 +299,13 @@ def row_from_result(
     reference_id: str = "",
     commit: str | None = None,
     date: str | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """A results.csv row from an evaluation result (fractions in [0, 1], shown in percent) plus the run's
     metadata. `predict_stats` is the dict `bench.engine.predict.predict` returns (images_per_s, ..., and
     where it ran: device, precision, batch, input_size, threads, tensorflow).
     `reference_id` (column "reference"): the reference row this run should reproduce (a recognised
-    published checkpoint)."""
+    published checkpoint). One run is one seed (n_seeds 1, no std); `seed`, when known, is recorded."""
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
     class_iou = result.class_iou
@@ -304,11 +339,19 @@ def row_from_result(
     for key in _STATS_COLUMNS[1:]:
         row[key] = stats.get(key)
     row["eval_seconds"] = result.seconds
+    row.update(dict.fromkeys(QUALITY_COLUMNS, ""))
+    if result.boundary is not None:
+        row.update(result.boundary.columns())
+    if result.calibration is not None:
+        row.update(result.calibration.columns())
     for key in ENVIRONMENT_COLUMNS:
         row[key] = stats.get(key)
     row["run_dir"] = _relative(run_dir) if run_dir else ""
     row["reference"] = reference_id
     row["notes"] = notes
+    row["n_seeds"] = 1
+    row["seeds"] = "" if seed is None else str(seed)
+    row.update(dict.fromkeys(STD_COLUMNS))
     return row
 
 

@@ -94,9 +94,10 @@ def write_run_folder(
 ) -> dict[str, Path]:
     """Write a run's files into `run_dir` and return them by kind.
 
-    result.json (cityscapesScripts keys), row.json (our results.csv row, if given), confusion.csv and
-    confusion.png (when the result has a confusion matrix), iou_bars.png (against `reference`, a row in
-    percent), samples.png (image / GT / prediction for `samples`).
+    result.json (cityscapesScripts keys, plus `boundaryIoU` and `calibration` when measured), row.json (our
+    results.csv row, if given), confusion.csv and confusion.png (when the result has a confusion matrix),
+    iou_bars.png (against `reference`, a row in percent), samples.png (image / GT / prediction for
+    `samples`), reliability.png (when the result carries calibration).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,6 +114,18 @@ def write_run_folder(
     )
     if samples:
         files["samples"] = plots.sample_grid(samples, run_dir / "samples.png", pred_ids=pred_ids)
+    calibration = result.calibration
+    if calibration is not None and calibration.available:
+        files["reliability"] = plots.reliability_diagram(
+            calibration.details["bins"],
+            run_dir / "reliability.png",
+            after=calibration.details.get("binsAfterTemperature"),
+            note=(
+                f"ECE {100 * calibration.ece:.2f}% -> {100 * calibration.ece_t:.2f}% after T = "
+                f"{calibration.temperature:.3g} ({calibration.temperature_source}), "
+                f"NLL {calibration.nll:.3f} -> {calibration.nll_t:.3f}"
+            ),
+        )
     return files
 
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bench.markdown import MISSING, markdown_table, number, pct, per_class_table
+from bench.markdown import MISSING, markdown_table, number, pct, per_class_table, spread
 
 SYNTHETIC_NOTE = (
     "Rows marked *synthetic* ran on the generated synthetic dataset: they check the harness "
@@ -46,6 +46,7 @@ def where_it_ran(row: Mapping[str, Any]) -> str:
         f"batch {text('batch')}" if text("batch") else "",
         text("input_size"),
         f"TF {text('tensorflow')}" if text("tensorflow") else "",
+        text("runtime") if text("runtime") not in ("", "tensorflow") else "",  # e.g. litert
     ]
     return ", ".join(p for p in parts if p) or MISSING
 
@@ -79,6 +80,7 @@ def render_results_markdown(frame) -> str:
                 for i, r in enumerate(records)
             ),
             label_headers=("#", "Method", "dataset", "split"),
+            seeds=True,
         )
     )
     parts.append("## Runs\n")
@@ -94,6 +96,10 @@ def render_results_markdown(frame) -> str:
         "mIoU",
         "iIoU",
         "cat. mIoU",
+        "bIoU",
+        "ECE",
+        "NLL",
+        "T",
         "images/s",
         "ran on",
         "eval s",
@@ -108,14 +114,23 @@ def render_results_markdown(frame) -> str:
             number(r.get("train_steps"), ".0f"),
             r.get("checkpoint", "") or MISSING,
             r.get("commit", ""),
-            pct(r.get("miou")),
-            pct(r.get("iiou")),
-            pct(r.get("category_miou")),
+            spread(r, "miou"),
+            spread(r, "iiou"),
+            spread(r, "category_miou"),
+            pct(r.get("boundary_miou")),
+            pct(r.get("ece")),
+            number(r.get("nll"), ".3f"),
+            number(r.get("temperature")),
             number(r.get("images_per_s")),
             where_it_ran(r),
             number(r.get("eval_seconds")),
         ]
         for i, r in enumerate(records)
     ]
-    parts.append(markdown_table(headers, body, right=(0, 5, 8, 9, 10, 11, 13)))
+    parts.append(markdown_table(headers, body, right=(0, 5, 8, 9, 10, 11, 12, 13, 14, 15, 17)))
+    parts.append(
+        "bIoU: mean Boundary IoU (%); ECE: top-1 expected calibration error, 15 bins (%); NLL in nats; "
+        "T: the temperature of least NLL (fitted on the scored split unless given: optimistic). "
+        "`-`: not measured (no logits, or no boundary scoring).\n"
+    )
     return "\n".join(parts)

@@ -18,7 +18,9 @@ from data.errors import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument(
-        "--checkpoint", help="predict with this checkpoint (.keras file, training folder or PyTorch .pth)"
+        "--checkpoint",
+        help="predict with this checkpoint (.keras file, training folder, PyTorch .pth, LiteRT .tflite or "
+        "a published weights name)",
     )
     what.add_argument("--check", metavar="ZIP", help="validate this zip against the split instead")
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")

@@ -11,7 +11,9 @@ from data.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", help="PyTorch checkpoint (.pth, zip or legacy format), e.g. mmseg's PSPNet")
+    parser.add_argument(
+        "src", help="PyTorch checkpoint (.pth, zip or legacy format): mmseg's PSPNet, ESPNet or ESPNetv2"
+    )
     parser.add_argument("--out", required=True, help="checkpoint to write (.keras)")
     parser.add_argument("--source", choices=sorted(SOURCES), default=None, help="layout (default: detect)")
 
@@ -25,8 +27,9 @@ def run(args: argparse.Namespace) -> int:
     import_tensorflow()
     metadata = convert(args.src, out, source=args.source)
     options = metadata["options"]
+    shown = f"pspnet R-{options['depth']}" if "depth" in options else f"{metadata['model']} {options}"
     print(
-        f"wrote {out}: pspnet R-{options['depth']} ({metadata['source']['format']} layout, "
+        f"wrote {out}: {shown} ({metadata['source']['format']} layout, "
         f"{metadata['source']['tensors']} tensors, {metadata['num_classes']} classes"
         f"{', auxiliary head' if metadata['aux_head'] else ''})"
     )

@@ -2,9 +2,10 @@
 cached form `open_checkpoint` uses (one conversion per file content, under checkpoints/converted/).
 
 SRC is read without torch and without running its pickle's code (torch_reader). The source layout is
-detected from the keys (today mmsegmentation's PSPNet; `source` insists on one), the architecture from the
-keys and shapes; the matching `pspnet` is built, every weight of it is set from the file and every tensor
-of the file is used (`num_batches_tracked` counters aside). A missing, extra or mis-shaped tensor is an
+detected from the keys (mmsegmentation's PSPNet, ESPNet, ESPNetv2; `source` insists on one), the
+architecture from the keys and shapes; the matching registry model is built, every weight of it is set
+from the file (the ESPNets' by layer name, torch_layers.py) and every tensor of the file is used
+(`num_batches_tracked` counters aside). A missing, extra or mis-shaped tensor is an
 error naming its key. DST is an ordinary checkpoint (bench/engine/checkpoint.py) whose metadata records the
 source file and hash, the architecture options, the input normalisation and the published test protocol,
 so `bench predict` and `bench run` treat it like any other.
@@ -19,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.engine.convert import mmseg, published, torch_reader
+from bench.engine.convert import espnet, espnetv2, mmseg, published, torch_reader
 from bench.paths import CONVERTED_ROOT
 from data.errors import UserError
 
-SOURCES = {mmseg.NAME: mmseg}
+SOURCES = {mmseg.NAME: mmseg, espnet.NAME: espnet, espnetv2.NAME: espnetv2}
 TORCH_SUFFIXES = (".pth", ".pt")
 
 
@@ -38,7 +39,7 @@ def detect_source(state: Mapping[str, np.ndarray], path: str | os.PathLike, sour
         if source not in SOURCES:
             raise UserError(f"--source {source}: choose one of {', '.join(SOURCES)}")
         if not SOURCES[source].matches(state):
-            raise UserError(f"{path} is not an {source} PSPNet state dict (its keys do not match)")
+            raise UserError(f"{path} is not a {source} state dict (its keys do not match)")
         return SOURCES[source]
     for module in SOURCES.values():
         if module.matches(state):
@@ -46,7 +47,7 @@ def detect_source(state: Mapping[str, np.ndarray], path: str | os.PathLike, sour
     sample = ", ".join(sorted(state)[:4])
     raise UserError(
         f"{path}: no known layout for keys like {sample}: supported are mmsegmentation's PSPNet "
-        f"R-18/50/101-D8 (semseg/Caffe layouts are not)"
+        f"R-18/50/101-D8 (semseg/Caffe layouts are not), ESPNet (sacmehta/ESPNet) and ESPNetv2 (EdgeNets)"
     )
 
 
@@ -106,6 +107,8 @@ def build_converted(
 
     src = Path(src)
     layout = detect_source(state, src, source)
+    if hasattr(layout, "build_converted"):  # sources whose layers are named after theirs (torch_layers.py)
+        return layout.build_converted(state, src)
     options, num_classes, has_aux = layout.architecture(state, file_name=src.name)
     try:
         model = registry.build("pspnet", num_classes=num_classes, aux_head=has_aux, **options)

@@ -1,0 +1,137 @@
+"""A sweep's output folder: its manifest, one sums file per finished unit, and a lock per unit being computed.
+
+    OUT/manifest.json              what the numbers depend on (plan.manifest); a sweep resumes only its own
+    OUT/units/{corruption}-{s}.json   a finished unit: the evaluator's sums, stamped with the manifest digest
+    OUT/units/.{name}.json.lock    held (flock) by the process computing that unit
+
+Resumption is "skip what is finished": a unit file exists only once its unit is complete (written whole with
+`bench/atomic.py`: a kill leaves no file or the whole file, never a half), and holds the Accumulator's exact
+sums (integer confusion matrix, instance sums as exact float reprs), so a resumed sweep's numbers are those of
+an uninterrupted one. Workers share the folder: a unit is computed by whoever first takes its lock, and the
+kernel releases a lost worker's locks so another takes the unit over. This needs a file system with working
+`flock` between the workers (local disks and most shared ones; not every NFS setup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import atomic
+from bench.evaluation.accumulator import Accumulator
+from bench.evaluation.scoring import InstanceTotals
+from bench.robustness.plan import Unit, differences, digest
+from data.errors import UserError
+from data.labels import NUM_LABEL_IDS
+
+MANIFEST = "manifest.json"
+UNITS = "units"
+
+
+class SweepFolder:
+    """The output folder of one sweep (`manifest` as `plan.manifest` makes it)."""
+
+    def __init__(self, out: str | os.PathLike, manifest: dict[str, Any]):
+        self.out = Path(out)
+        self.manifest = json.loads(json.dumps(manifest))  # as it reads back: lists, not tuples
+        self.digest = digest(manifest)
+
+    def open(self) -> SweepFolder:
+        """Write the manifest into a new folder, or check an existing folder's against ours (refuse others).
+
+        Several workers may open the same folder at once: the manifest is read and written under a lock.
+        """
+        atomic.check_writable(self.out, "--out", folder=True)
+        path = self.out / MANIFEST
+        with atomic.locked(path):
+            if path.is_file():
+                theirs = _read_json(path)
+                if theirs != self.manifest:
+                    changed = ", ".join(differences(self.manifest, theirs))
+                    raise UserError(
+                        f"--out {self.out} holds a sweep with other settings ({changed} differ): rerun with "
+                        f"the settings of {path}, or choose a new --out"
+                    )
+            elif self.out.is_dir() and any(p.name != f".{MANIFEST}.lock" for p in self.out.iterdir()):
+                raise UserError(
+                    f"--out {self.out} already holds files but no {MANIFEST}: choose a new or empty folder"
+                )
+            else:
+                atomic.write_text(path, json.dumps(self.manifest, indent=1) + "\n")
+        (self.out / UNITS).mkdir(exist_ok=True)
+        return self
+
+    def unit_path(self, unit: Unit) -> Path:
+        return self.out / UNITS / f"{unit.name}.json"
+
+    def is_done(self, unit: Unit) -> bool:
+        return self.unit_path(unit).is_file()
+
+    @contextlib.contextmanager
+    def claim(self, unit: Unit) -> Iterator[bool]:
+        """Yield True holding `unit`'s lock when it is not done and nobody else holds it, else False."""
+        path = self.unit_path(unit)
+        with open(path.with_name(f".{path.name}.lock"), "a+b") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield not path.is_file()  # checked under the lock: finished while we waited for it
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def save(self, unit: Unit, totals: Accumulator, extra: dict[str, Any]) -> Path:
+        """Write a finished unit's sums (whole, atomically)."""
+        data = {
+            "manifest_sha256": self.digest,
+            "corruption": unit.corruption,
+            "severity": unit.severity,
+            "n_images": totals.n_images,
+            "confusion": totals.confusion.tolist(),
+            "instance_classes": totals.instances.classes,
+            "instance_categories": totals.instances.categories,
+            **extra,
+        }
+        return atomic.write_text(self.unit_path(unit), json.dumps(data) + "\n")
+
+    def load(self, unit: Unit) -> tuple[Accumulator, dict[str, Any]]:
+        """A finished unit's sums as an Accumulator (whose `result()` is the evaluator's) and its data."""
+        path = self.unit_path(unit)
+        data = _read_json(path)
+        try:
+            if data["manifest_sha256"] != self.digest or [data["corruption"], data["severity"]] != [
+                unit.corruption,
+                unit.severity,
+            ]:
+                raise ValueError("it belongs to another sweep or unit")
+            totals = Accumulator()
+            confusion = np.asarray(data["confusion"], dtype=np.int64)
+            if confusion.shape != (NUM_LABEL_IDS, NUM_LABEL_IDS):
+                raise ValueError(f"its confusion matrix is {confusion.shape}")
+            totals.confusion = confusion
+            totals.instances = InstanceTotals(
+                classes={k: [float(a), float(b)] for k, (a, b) in data["instance_classes"].items()},
+                categories={k: [float(a), float(b)] for k, (a, b) in data["instance_categories"].items()},
+            )
+            totals.n_images = int(data["n_images"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(
+                f"{path} is not a finished unit of this sweep ({exc}): delete it to recompute it"
+            ) from None
+        return totals, data
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} ({exc}): delete it to start that part again") from None
