@@ -82,6 +82,21 @@ def test_ground_truth_runs_score_like_the_three_arrays_on_any_shape():
                 assert np.array_equal(getattr(got, field), getattr(want, field)), field
 
 
+def test_a_value_map_applied_run_by_run_equals_mapping_the_image_first():
+    from data.labels import TRAIN_TO_LABEL
+
+    rng = np.random.default_rng(8)
+    labels, instances = random_scene(rng, n_instances=40)
+    runs = GroundTruthRuns.from_arrays(labels, instances)
+    train = rng.integers(0, 19, labels.shape).astype(np.uint8)
+    train[rng.random(labels.shape) < 0.05] = 255  # void
+    train[:3, :5] = 200  # no train ID: to_label_ids maps it as it maps any value
+    want = score_image(labels, instances, TRAIN_TO_LABEL[train])
+    got = runs.score(train, value_map=TRAIN_TO_LABEL)
+    for field in ("confusion", "instance_ids", "instance_sizes", "instance_hits", "category_hits"):
+        assert np.array_equal(getattr(got, field), getattr(want, field)), field
+
+
 def test_a_changed_ground_truth_file_is_read_again(frames):
     gt, pred, cache = frames
     before = evaluate(gt, "val", pred, workers=1, gt_cache=cache)

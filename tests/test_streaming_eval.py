@@ -71,8 +71,11 @@ def test_reset_forgets_the_frames_processed_before(scenes):
         assert evaluator.evaluate().n_images == len(samples)
 
 
-def test_train_id_arrays_as_the_loop_passes_them_equal_their_label_id_twins(scenes):
+@pytest.mark.parametrize("cached", [False, True])
+def test_train_id_arrays_as_the_loop_passes_them_equal_their_label_id_twins(scenes, cached, tmp_path):
+    """With the GT cache the train IDs are mapped run by run, not pixel by pixel: the same sums."""
     root, predictions = scenes
+    cache = GTCache(tmp_path / "gt-cache") if cached else None
     to_train = np.full(256, 255, np.uint8)  # label id -> train id, 255 for every id that is no train class
     to_train[TRAIN_TO_LABEL[:19]] = np.arange(19, dtype=np.uint8)
     to_label = np.zeros(
@@ -81,8 +84,8 @@ def test_train_id_arrays_as_the_loop_passes_them_equal_their_label_id_twins(scen
     to_label[:19] = TRAIN_TO_LABEL[:19]
     samples = list_samples(root, "val")
     results = {}
-    for mode in ("label", "train"):
-        with StreamingEvaluator(ids=mode) as evaluator:
+    for mode in ("label", "train", "train"):  # with a cache: cold, then warm
+        with StreamingEvaluator(ids=mode, gt_cache=cache) as evaluator:
             for sample in samples:
                 train_ids = to_train[predictions[sample.key]]
                 prediction = train_ids if mode == "train" else to_label[train_ids]

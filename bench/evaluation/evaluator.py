@@ -47,11 +47,15 @@ def score_prediction(
     gt_cache: GTCache | None = None,
     *,
     gt: np.ndarray | None = None,
+    value_map: np.ndarray | None = None,
 ) -> ImageStats:
     """Score the prediction array against one frame's GT (`pred_path` names it in errors): the GT is
     decoded from its PNGs (the labels given as `gt` when the caller decoded them already), or read from
-    `gt_cache` (and stored there on the first use)."""
+    `gt_cache` (and stored there on the first use). `value_map`: a uint8 lookup the prediction's values
+    go through first (`data.labels.TRAIN_TO_LABEL` for train IDs), run by run with a cache."""
     names = {"gt_path": gt_labels, "inst_path": gt_instances, "pred_path": pred_path, "pred_ids": pred_ids}
+    if value_map is not None and gt_cache is None:
+        pred = value_map[np.asarray(pred, dtype=np.uint8)]
     if gt_cache is None:
         if gt is None:
             gt = read_png(gt_labels, "ground truth")
@@ -60,7 +64,10 @@ def score_prediction(
         return score_image(gt, inst, to_label_ids(pred, pred_ids, Path(pred_path)), **names)
     frame = gt_cache.open(Path(gt_labels), Path(gt_instances))
     _check_size(pred, frame.runs.shape, pred_path, gt_labels)
-    stats = frame.runs.score(to_label_ids(pred, pred_ids, Path(pred_path)), **names)
+    if value_map is None:
+        stats = frame.runs.score(to_label_ids(pred, pred_ids, Path(pred_path)), **names)
+    else:
+        stats = frame.runs.score(pred, value_map=value_map, **names)
     frame.commit()  # only GT that scored without error is stored
     return stats
 

@@ -23,7 +23,7 @@ from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.scoring import PRED_ID_MODES, EvaluationResult, ImageStats
 from data.cityscapes import Sample
 from data.errors import UserError
-from data.labels import to_label_ids
+from data.labels import TRAIN_TO_LABEL
 
 MAX_PENDING = 4
 """Frames predicted but not yet scored: bounds the arrays held when scoring falls behind the model."""
@@ -74,10 +74,10 @@ class StreamingEvaluator:
     def process(self, sample: Sample, prediction: np.ndarray, logits: np.ndarray | None = None) -> None:
         """Queue one frame for scoring against `sample`'s ground truth."""
         name = f"prediction of {sample.key}"
-        label_ids = to_label_ids(prediction) if self.ids == "train" else prediction
+        value_map = TRAIN_TO_LABEL if self.ids == "train" else None  # applied in the worker thread
         self._pending.append(
             self._pool.submit(
-                _score, sample.label_ids, sample.instance_ids, label_ids, name, "label", self.gt_cache
+                _score, sample.label_ids, sample.instance_ids, prediction, name, self.gt_cache, value_map
             )
         )
         while len(self._pending) > self.max_pending:
@@ -116,7 +116,9 @@ class StreamingEvaluator:
         self._busy += seconds
 
 
-def _score(gt_labels, gt_instances, prediction, name, pred_ids, gt_cache) -> tuple[ImageStats, float]:
+def _score(gt_labels, gt_instances, prediction, name, gt_cache, value_map) -> tuple[ImageStats, float]:
     began = time.perf_counter()
-    stats = score_prediction(gt_labels, gt_instances, prediction, name, pred_ids, gt_cache)
+    stats = score_prediction(
+        gt_labels, gt_instances, prediction, name, "label", gt_cache, value_map=value_map
+    )
     return stats, time.perf_counter() - began
