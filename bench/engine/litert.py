@@ -333,39 +333,3 @@ def _resize_bilinear(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         weight = weight.reshape(shape)
         logits = np.take(logits, low, axis=axis) * (1 - weight) + np.take(logits, high, axis=axis) * weight
     return logits
-
-
-def open_source(name: str, *, precision: str = "fp32", fold_bn: bool = False, cache=None):
-    """`open_checkpoint`'s LiteRT source: an `OpenedModel` whose forward runs `frame_outputs` on the frame.
-
-    The loop decodes frames with the identity recipe (0..255 RGB as read: metadata "input"), since the
-    model's own recipe is applied here; the file's published name (bench/engine/weights.py, by SHA-256)
-    names the model when it is one. `fold_bn` and `cache` do not apply to a LiteRT file."""
-    from bench.engine.convert.published import sha256
-    from bench.engine.opener import OpenedModel
-    from bench.engine.weights import by_sha256
-    from models.precision import check_precision
-
-    if check_precision(precision) != "fp32":
-        raise UserError(
-            f"{name} is a LiteRT model, run in its own dtypes: --precision {precision} does not apply"
-        )
-    model = LiteRTModel(name)
-    digest = sha256(model.path)
-    published = by_sha256(digest)
-    metadata = {
-        **model.metadata,
-        "model": published.name if published else model.path.stem,
-        "weights": published.name if published else None,
-        "sha256": digest,
-        "input": RAW_PIXELS.to_dict(),
-        "precision": "int8" if model.input_quantization else "fp32",
-        "folded_bn": False,
-    }
-
-    def forward(images) -> np.ndarray:
-        train_ids, logits = model.frame_outputs(np.asarray(images)[0])
-        return (train_ids if logits is None else logits)[None]
-
-    outputs = "train_ids" if model.output_kind == "argmax" else "logits"
-    return OpenedModel(None, metadata, forward=forward, outputs=outputs)

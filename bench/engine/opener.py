@@ -196,9 +196,42 @@ def _is_litert(name: str) -> bool:
 
 
 def _open_litert(name: str, *, precision: str, fold_bn: bool, cache) -> OpenedModel:
-    from bench.engine.litert import open_source
+    """An `OpenedModel` whose forward runs the interpreter's `frame_outputs` on the frame.
 
-    return open_source(name, precision=precision, fold_bn=fold_bn, cache=cache)
+    The loop decodes frames with the identity recipe (0..255 RGB as read: metadata "input"), since the
+    model's own recipe is applied by bench/engine/litert.py; the file's published name
+    (bench/engine/weights.py, by SHA-256) names the model when it is one. `fold_bn` and `cache` do not
+    apply to a LiteRT file."""
+    import numpy as np
+
+    from bench.engine.convert.published import sha256
+    from bench.engine.litert import RAW_PIXELS, LiteRTModel
+    from bench.engine.weights import by_sha256
+    from models.precision import check_precision
+
+    if check_precision(precision) != "fp32":
+        raise UserError(
+            f"{name} is a LiteRT model, run in its own dtypes: --precision {precision} does not apply"
+        )
+    model = LiteRTModel(name)
+    digest = sha256(model.path)
+    published = by_sha256(digest)
+    metadata = {
+        **model.metadata,
+        "model": published.name if published else model.path.stem,
+        "weights": published.name if published else None,
+        "sha256": digest,
+        "input": RAW_PIXELS.to_dict(),
+        "precision": "int8" if model.input_quantization else "fp32",
+        "folded_bn": False,
+    }
+
+    def forward(images) -> np.ndarray:
+        train_ids, logits = model.frame_outputs(np.asarray(images)[0])
+        return (train_ids if logits is None else logits)[None]
+
+    outputs = "train_ids" if model.output_kind == "argmax" else "logits"
+    return OpenedModel(None, metadata, forward=forward, outputs=outputs)
 
 
 def _is_weights_name(name: str) -> bool:
