@@ -22,11 +22,13 @@ SEEDS ?=
 SYNTHETIC ?= data/generated/synthetic
 PARITY_ARGS ?=
 PRESET ?= lite
+GPU_VENV ?= .venv-gpu
+GPU_CHECK_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-parity test test-fast lint format data bench robustness parity parity-fixtures perf-peer clean
+.PHONY: help venv venv-parity test test-fast lint format data bench robustness parity parity-fixtures perf-peer gpu-check clean
 
 help: ## List targets and variables
 	@echo "cityscapes-bench: Cityscapes segmentation benchmark harness"
@@ -44,6 +46,7 @@ help: ## List targets and variables
 	@echo "  SYNTHETIC=$(SYNTHETIC)  where 'make data' writes the synthetic dataset"
 	@echo "  PRESET=$(PRESET)         robustness sweep size: lite (minutes) | full (the published protocol)"
 	@echo "  PARITY_ARGS=...      extra options of tests/parity/mmseg_parity.py, e.g. --depths 18 --size 512x1024"
+	@echo "  GPU_CHECK_ARGS=...   extra options of bench/perf/gpu_check.py, e.g. --dry-run (CPU plumbing) or --iterations 200"
 	@echo "  REQUIREMENTS=$(REQUIREMENTS)  pinned dependencies; for CUDA: VENV=.venv-gpu REQUIREMENTS=requirements-gpu.txt"
 
 $(STAMP): $(REQUIREMENTS) requirements-common.txt
@@ -99,6 +102,10 @@ parity-fixtures: $(STAMP) $(PARITY_STAMP) ## Rewrite tests/fixtures/mmseg/ (what
 perf-peer: $(STAMP) $(TEST_STAMP) $(PARITY_STAMP) ## Time PSPNet-R50-D8 fp32/bf16 against mmsegmentation's own on torch (same input, threads)
 	$(PY) -m pytest -q -m peer
 	$(PY) -m bench perf model pspnet@512x1024 --precision bf16 --fold-bn --peer mmseg --repeats 5
+
+gpu-check: ## PSPNet-R50-D8 fps (fp32, bf16, bf16+XLA) and training images/s on a GPU -> results/gpu-check.{json,md}
+	$(MAKE) --no-print-directory venv VENV=$(GPU_VENV) REQUIREMENTS=requirements-gpu.txt
+	$(GPU_VENV)/bin/python -m bench.perf.gpu_check $(GPU_CHECK_ARGS)
 
 clean: ## Remove caches and generated data (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache data/generated

@@ -27,8 +27,12 @@ _TMP_SUFFIX = ".tmp"
 _TMP_RANDOM = 8  # characters tempfile adds between prefix and suffix
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Replace `path` with `data` atomically; the folder is created if needed. Returns the path."""
+def write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
+    """Replace `path` with `data` atomically; the folder is created if needed. Returns the path.
+
+    `durable=False` skips the fsyncs (still atomic for readers, not across a power cut): for caches whose
+    entries carry a checksum, where a torn entry after a crash is detected and rebuilt anyway.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,8 +43,9 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -48,7 +53,8 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         if isinstance(exc, OSError):
             raise _write_error(path, exc) from None
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
     return path
 
 

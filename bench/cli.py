@@ -16,6 +16,7 @@ from data.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.run", "end to end: dataset, checkpoint, predict, evaluate, results, README"),
     "evaluate": ("bench.evaluation.command", "score prediction PNGs against Cityscapes ground truth"),
+    "cache": ("bench.evaluation.cache_command", "the ground-truth cache of evaluations: info, clear"),
     "models": ("bench.engine.models_listing", "list the model registry with options and parameter counts"),
     "train": ("bench.engine.train_command", "train a registry model on a Cityscapes-format dataset"),
     "weights": ("bench.engine.weights_listing", "list the published weights: URL, sha256, licence, mIoU"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.evaluation.gt_cache import ENV_VAR as GT_CACHE_ENV
 from data.synthetic import generate
 
 # A shell starts background jobs with SIGINT ignored (CI may run the suite so), an ignored signal stays
@@ -15,6 +16,16 @@ from data.synthetic import generate
 # every child started by a test the Ctrl-C of a terminal.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_gt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ground-truth cache of this test session: a temporary folder, never the user's ~/.cache (the
+    variable is inherited by the CLI subprocesses tests start)."""
+    folder = tmp_path_factory.mktemp("gt-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(GT_CACHE_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 from PIL import Image
 
 from bench.evaluation import AVG_CLASS_SIZE, evaluate, read_png
+from bench.evaluation.gt_cache import GTCache
 from bench.evaluation.reference import (
     SCORE_KEYS,
     ReferenceEvaluationError,
@@ -36,8 +39,19 @@ def assert_same_as_cityscapesscripts(
     workers: int = 1,
 ):
     """Run both evaluators, each finding its own files; every score key equal within 1e-9, NaN in the same
-    places. Returns ours."""
-    ours = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers)
+    places. Ours runs three times, bit-identical: without the GT cache, with a cold one (decodes and stores
+    every frame) and warm (reads every frame from its entry, rewrites none). Returns ours."""
+    ours = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers, gt_cache=None)
+    with tempfile.TemporaryDirectory(prefix="gt-cache-") as folder:
+        cache = GTCache(Path(folder))
+        cold = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers, gt_cache=cache)
+        stored = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in cache.entries()}
+        warm = evaluate(root, "val", pred_dir, pred_ids=pred_ids, workers=workers, gt_cache=cache)
+        assert len(stored) == ours.n_images
+        assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in cache.entries()} == stored
+    for cached in (cold, warm):
+        assert repr(cached.to_cityscapes_dict()) == repr(ours.to_cityscapes_dict())
+        assert np.array_equal(cached.confusion, ours.confusion) and cached.warnings == ours.warnings
     gts = ground_truth_files(root, "val")
     assert sorted(str(s.label_ids) for s in list_samples(root, "val")) == gts
     ref = score_dict(evaluate_img_lists(find_predictions(gts, reference_preds or pred_dir), gts))
@@ -251,6 +265,34 @@ def test_png_decoding_is_bit_exact_with_pillow(tmp_path):
         expected = np.array(Image.open(tmp_path / name))
         got = read_png(tmp_path / name)
         assert got.dtype == expected.dtype and np.array_equal(got, expected), name
+
+
+def test_prediction_pngs_we_write_are_unfiltered_and_read_back_exactly_by_pillow_and_us():
+    import struct
+    import zlib
+
+    from bench.evaluation.png import encode_png
+
+    rng = np.random.default_rng(6)
+    labels, _ = random_scene(rng)
+    for array in (labels, rng.integers(0, 256, (H, W, 3)).astype(np.uint8)):
+        data = encode_png(array)
+        assert np.array_equal(np.array(Image.open(io.BytesIO(data))), array)
+        assert np.array_equal(decode_png_bytes(data), array)
+        chunks, pos = [], 8
+        while pos < len(data):
+            (length,) = struct.unpack_from(">I", data, pos)
+            chunks.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]))
+            pos += 12 + length
+        raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+        row = array.shape[1] * (array.shape[2] if array.ndim == 3 else 1) + 1
+        assert set(raw[::row]) == {0}  # filter type None on every row: nothing to undo when decoding
+
+
+def decode_png_bytes(data: bytes) -> np.ndarray:
+    from bench.evaluation.png import decode_png
+
+    return decode_png(data, "in memory")
 
 
 def test_average_class_sizes_are_cityscapesscripts_table():

@@ -30,5 +30,8 @@ def test_benchmark_prints_both_ratios_and_agrees_with_cityscapesscripts(tmp_path
     )
     assert perf_eval.run(args) == 0  # non-zero when the scores differ
     out = capsys.readouterr().out
-    assert "speedup vs cityscapesScripts" in out and "ratio to decode-only" in out
-    assert "max |ours - cityscapesScripts| over all scores: 0" in out
+    for line in ("cold `bench evaluate` vs", "warm `bench evaluate` vs", "in-loop from arrays   vs"):
+        assert line in out
+    assert "GT cache warm" in out and "in-loop from arrays, warm, 1 thread" in out
+    assert "max |ours - cityscapesScripts| over all scores (uncached, cold, warm, in-loop): 0" in out
+    assert not (tmp_path / "gt-cache").exists() or not list((tmp_path / "gt-cache").iterdir())

@@ -8,6 +8,7 @@ import pytest
 
 from bench.evaluation import evaluate
 from bench.evaluation.accumulator import Accumulator
+from bench.evaluation.gt_cache import GTCache
 from bench.evaluation.streaming import StreamingEvaluator
 from data.cityscapes import list_samples
 from data.errors import UserError
@@ -43,15 +44,20 @@ def assert_same_result(a, b) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-def test_arrays_scored_in_the_loop_equal_bench_evaluate_on_the_written_files(scenes, workers):
+def test_arrays_scored_in_the_loop_equal_bench_evaluate_on_the_written_files(scenes, workers, tmp_path):
+    """Without the GT cache, with a cold one and with it warm (the second pass reads every frame's GT from
+    the entries the first one wrote)."""
     root, predictions = scenes
-    from_files = evaluate(root, "val", root / "pred", workers=1)
-    with StreamingEvaluator(ids="label", workers=workers, max_pending=2) as evaluator:
-        for sample in list_samples(root, "val"):
-            evaluator.process(sample, predictions[sample.key])
-        streamed = evaluator.evaluate()
-    assert_same_result(streamed, from_files)
-    assert streamed.warnings == from_files.warnings
+    from_files = evaluate(root, "val", root / "pred", workers=1, gt_cache=None)
+    cache = GTCache(tmp_path / "gt-cache")
+    for gt_cache in (None, cache, cache):
+        with StreamingEvaluator(ids="label", workers=workers, max_pending=2, gt_cache=gt_cache) as evaluator:
+            for sample in list_samples(root, "val"):
+                evaluator.process(sample, predictions[sample.key])
+            streamed = evaluator.evaluate()
+        assert_same_result(streamed, from_files)
+        assert streamed.warnings == from_files.warnings
+    assert len(cache.entries()) == len(predictions)
 
 
 def test_reset_forgets_the_frames_processed_before(scenes):
@@ -65,8 +71,11 @@ def test_reset_forgets_the_frames_processed_before(scenes):
         assert evaluator.evaluate().n_images == len(samples)
 
 
-def test_train_id_arrays_as_the_loop_passes_them_equal_their_label_id_twins(scenes):
+@pytest.mark.parametrize("cached", [False, True])
+def test_train_id_arrays_as_the_loop_passes_them_equal_their_label_id_twins(scenes, cached, tmp_path):
+    """With the GT cache the train IDs are mapped run by run, not pixel by pixel: the same sums."""
     root, predictions = scenes
+    cache = GTCache(tmp_path / "gt-cache") if cached else None
     to_train = np.full(256, 255, np.uint8)  # label id -> train id, 255 for every id that is no train class
     to_train[TRAIN_TO_LABEL[:19]] = np.arange(19, dtype=np.uint8)
     to_label = np.zeros(
@@ -75,8 +84,8 @@ def test_train_id_arrays_as_the_loop_passes_them_equal_their_label_id_twins(scen
     to_label[:19] = TRAIN_TO_LABEL[:19]
     samples = list_samples(root, "val")
     results = {}
-    for mode in ("label", "train"):
-        with StreamingEvaluator(ids=mode) as evaluator:
+    for mode in ("label", "train", "train"):  # with a cache: cold, then warm
+        with StreamingEvaluator(ids=mode, gt_cache=cache) as evaluator:
             for sample in samples:
                 train_ids = to_train[predictions[sample.key]]
                 prediction = train_ids if mode == "train" else to_label[train_ids]

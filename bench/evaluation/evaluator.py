@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.evaluation.accumulator import Accumulator
+from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.matching import match_predictions
 from bench.evaluation.png import read_png
 from bench.evaluation.pool import map_images
@@ -34,6 +35,7 @@ class _Task:
     prediction: Path
     pred_ids: str
     boundary_ratio: float | None = None  # also count Boundary IoU with this dilation ratio
+    gt_cache: GTCache | None = None
 
 
 def score_prediction(
@@ -42,34 +44,47 @@ def score_prediction(
     pred: np.ndarray,
     pred_path: Path | str,
     pred_ids: str = "label",
+    gt_cache: GTCache | None = None,
     *,
     gt: np.ndarray | None = None,
+    value_map: np.ndarray | None = None,
 ) -> ImageStats:
-    """Decode one frame's GT (unless `gt` holds it already) and score the prediction array against it
-    (`pred_path` names it in errors)."""
-    if gt is None:
-        gt = read_png(gt_labels, "ground truth")
-    inst = read_png(gt_instances, "instance ground truth")
-    if pred.shape[:2] != gt.shape[:2]:
+    """Score the prediction array against one frame's GT (`pred_path` names it in errors): the GT is
+    decoded from its PNGs (the labels given as `gt` when the caller decoded them already), or read from
+    `gt_cache` (and stored there on the first use). `value_map`: a uint8 lookup the prediction's values
+    go through first (`data.labels.TRAIN_TO_LABEL` for train IDs), run by run with a cache."""
+    names = {"gt_path": gt_labels, "inst_path": gt_instances, "pred_path": pred_path, "pred_ids": pred_ids}
+    if value_map is not None and gt_cache is None:
+        pred = value_map[np.asarray(pred, dtype=np.uint8)]
+    if gt_cache is None:
+        if gt is None:
+            gt = read_png(gt_labels, "ground truth")
+        inst = read_png(gt_instances, "instance ground truth")
+        _check_size(pred, gt.shape, pred_path, gt_labels)
+        return score_image(gt, inst, to_label_ids(pred, pred_ids, Path(pred_path)), **names)
+    frame = gt_cache.open(Path(gt_labels), Path(gt_instances))
+    _check_size(pred, frame.runs.shape, pred_path, gt_labels)
+    if value_map is None:
+        stats = frame.runs.score(to_label_ids(pred, pred_ids, Path(pred_path)), **names)
+    else:
+        stats = frame.runs.score(pred, value_map=value_map, **names)
+    frame.commit()  # only GT that scored without error is stored
+    return stats
+
+
+def _check_size(pred: np.ndarray, shape: tuple[int, ...], pred_path: Path | str, gt_labels: Path) -> None:
+    if pred.shape[:2] != tuple(shape[:2]):
         raise UserError(
             f"prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]} but its ground "
-            f"truth {gt_labels} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution"
+            f"truth {gt_labels} is {shape[1]}x{shape[0]}: predict at full resolution"
         )
-    labels_ = to_label_ids(pred, pred_ids, Path(pred_path))
-    return score_image(
-        gt,
-        inst,
-        labels_,
-        gt_path=gt_labels,
-        inst_path=gt_instances,
-        pred_path=pred_path,
-        pred_ids=pred_ids,
-    )
 
 
 def _score_task(task: _Task) -> ImageStats:
     pred = read_png(task.prediction, "prediction")
-    return score_prediction(task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids)
+    return score_prediction(
+        task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids, task.gt_cache
+    )
 
 
 def _score_task_with_boundary(task: _Task):
@@ -78,8 +93,15 @@ def _score_task_with_boundary(task: _Task):
     from data.labels import to_train_ids
 
     pred = read_png(task.prediction, "prediction")
-    gt = read_png(task.gt_labels, "ground truth")
-    stats = score_prediction(task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids, gt=gt)
+    if task.gt_cache is None:
+        gt = read_png(task.gt_labels, "ground truth")
+        stats = score_prediction(
+            task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids, gt=gt
+        )
+    else:  # the labels back from the entry just read (or written): no PNG decoded when it was there
+        args = (task.gt_labels, task.gt_instances, pred, task.prediction, task.pred_ids, task.gt_cache)
+        stats = score_prediction(*args)
+        gt = task.gt_cache.open(task.gt_labels, task.gt_instances).runs.to_arrays()[0]
     labels_ = to_label_ids(pred, task.pred_ids, task.prediction)
     return stats, boundary_counts(to_train_ids(gt), to_train_ids(labels_), ratio=task.boundary_ratio)
 
@@ -124,9 +146,11 @@ def evaluate(
     workers: int | None = None,
     progress: bool = False,
     boundary_ratio: float | None = None,
+    gt_cache: GTCache | str | os.PathLike | None = AUTO,
 ) -> EvaluationResult:
     """Evaluate the predictions in pred_dir against the GT of `split` (gt_root None: $CITYSCAPES_DATASET);
-    with `boundary_ratio`, Boundary IoU too (`result.boundary`)."""
+    with `boundary_ratio`, Boundary IoU too (`result.boundary`). `gt_cache`: where decoded GT is kept
+    between evaluations (`AUTO`: the environment's; None: none)."""
     started = time.perf_counter()
     if boundary_ratio is not None:
         from bench.evaluation.boundary import band_width
@@ -136,8 +160,9 @@ def evaluate(
         raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
     samples = list_samples(gt_root, split)
     predictions = match_predictions(samples, pred_dir)
+    cache = resolve_gt_cache(gt_cache)
     tasks = [
-        _Task(s.key, s.label_ids, s.instance_ids, p, pred_ids, boundary_ratio)
+        _Task(s.key, s.label_ids, s.instance_ids, p, pred_ids, boundary_ratio, cache)
         for s, p in zip(samples, predictions, strict=True)
     ]
     return evaluate_pairs(tasks, workers=workers, progress=progress, started=started)

@@ -1,4 +1,5 @@
-"""PNG decoding for the evaluator: libpng through imagecodecs, bit-exact with Pillow, and clear errors."""
+"""PNG decoding for the evaluator (libpng through imagecodecs, bit-exact with Pillow, clear errors), and the
+encoding of the prediction files the project writes, chosen for the evaluator's sake."""
 
 from __future__ import annotations
 
@@ -44,6 +45,20 @@ def decode_png(data: bytes, path: str | os.PathLike, role: str = "image") -> np.
         if array.ndim == 2:
             return array
     return _read_with_pillow(data, Path(path), role)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """A (H, W) grey or (H, W, 3) RGB array as PNG bytes that decode fast: no row filter, zlib level 1.
+
+    Decoding is the floor of every evaluation of prediction files, and with Pillow's defaults (level 6,
+    adaptive filters) libpng spends most of its time undoing Sub/Up/Paeth filters. Measured on model-like
+    1024x2048 label maps (`bench perf eval`'s frames): libpng decodes these in 2.0 ms instead of 5.4 ms
+    (Pillow, as cityscapesScripts reads them: 2.7 ms instead of 7.7 ms), encoding takes 4.5 ms instead of
+    25 ms, and files are about 1.45x larger (55 KB instead of 38 KB). Any PNG reader reads them.
+    """
+    import imagecodecs
+
+    return imagecodecs.png_encode(np.ascontiguousarray(array), level=1, filter=imagecodecs.PNG.FILTER.NONE)
 
 
 def png_header(data: bytes) -> tuple[int, int, int, int] | None:

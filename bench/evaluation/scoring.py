@@ -165,6 +165,24 @@ def score_image(
 
     The paths and pred_ids only name the files in error messages.
     """
+    check_ground_truth(gt_labels, gt_instances, gt_path=gt_path, inst_path=inst_path)
+    starts, lengths = _runs(gt_instances, gt_labels, pred_label_ids)
+    return score_runs(
+        lengths,
+        gt_labels.ravel()[starts],
+        gt_instances.ravel()[starts],
+        pred_label_ids.ravel()[starts],
+        gt_path=gt_path,
+        inst_path=inst_path,
+        pred_path=pred_path,
+        pred_ids=pred_ids,
+    )
+
+
+def check_ground_truth(
+    gt_labels: np.ndarray, gt_instances: np.ndarray, *, gt_path: Path | str, inst_path: Path | str
+) -> None:
+    """The checks of the decoded GT arrays that come before any counting (types, shapes, id range)."""
     if gt_labels.dtype != np.uint8 or gt_labels.ndim != 2:
         raise UserError(
             f"ground truth {gt_path} is not an 8-bit single-channel label-ID image: "
@@ -184,10 +202,24 @@ def score_image(
             f"instance file {inst_path} has ids outside 0..65535: use the "
             f"*_gtFine_instanceIds.png files of the dataset"
         )
-    starts, lengths = _runs(gt_instances, gt_labels, pred_label_ids)
-    gt_runs = gt_labels.ravel()[starts]
-    pred_runs = pred_label_ids.ravel()[starts]
 
+
+def score_runs(
+    lengths: np.ndarray,
+    gt_runs: np.ndarray,
+    inst_runs: np.ndarray,
+    pred_runs: np.ndarray,
+    *,
+    gt_path: Path | str = "ground truth",
+    inst_path: Path | str = "instances",
+    pred_path: Path | str = "prediction",
+    pred_ids: str = "label",
+) -> ImageStats:
+    """`score_image` from the runs of equal (instance, gt, pred) pixels: their lengths and values.
+
+    The one place the counting happens, whether the runs come from three arrays (`_runs`) or from cached
+    ground-truth runs merged with a prediction (`bench.evaluation.runs`): the same runs give the same sums.
+    """
     # confusion: (gt, pred) of every run, weighted by its length
     counts = _weighted_counts(gt_runs.astype(np.intp) << 8 | pred_runs, lengths, 65536).reshape(256, 256)
     if counts[NUM_LABEL_IDS:].any():
@@ -202,7 +234,7 @@ def score_image(
     confusion = counts[:NUM_LABEL_IDS, :NUM_LABEL_IDS]
 
     # instances: runs on GT instance ids > 1000 (cityscapesScripts' instList)
-    ids = gt_instances.ravel()[starts].astype(np.intp)
+    ids = inst_runs.astype(np.intp)
     on_instance = ids > 1000
     ids, lengths, pred = ids[on_instance], lengths[on_instance], pred_runs[on_instance]
     hits = _INSTANCE_LABEL[ids] == pred

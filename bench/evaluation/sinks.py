@@ -29,8 +29,13 @@ from data.labels import to_train_ids
 
 
 def read_gt_train_ids(sample: Sample) -> np.ndarray:
-    """A frame's ground truth as train IDs (255 void), from its *_gtFine_labelIds.png."""
-    return to_train_ids(read_png(sample.label_ids, "ground truth"))
+    """A frame's ground truth as train IDs (255 void): from the GT cache's entry when the scoring filled
+    it already (bench/evaluation/gt_cache.py), else from its *_gtFine_labelIds.png."""
+    from bench.evaluation.gt_cache import default_gt_cache
+
+    cache = default_gt_cache()
+    labels = cache.labels(sample.label_ids, sample.instance_ids) if cache else None
+    return to_train_ids(read_png(sample.label_ids, "ground truth") if labels is None else labels)
 
 
 class _ThreadedSink:

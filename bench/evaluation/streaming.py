@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -18,10 +19,11 @@ import numpy as np
 
 from bench.evaluation.accumulator import Accumulator
 from bench.evaluation.evaluator import score_prediction
+from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.scoring import PRED_ID_MODES, EvaluationResult, ImageStats
 from data.cityscapes import Sample
 from data.errors import UserError
-from data.labels import to_label_ids
+from data.labels import TRAIN_TO_LABEL
 
 MAX_PENDING = 4
 """Frames predicted but not yet scored: bounds the arrays held when scoring falls behind the model."""
@@ -36,14 +38,23 @@ class StreamingEvaluator:
     the array is label IDs already); `logits` are not needed. Errors of a frame (bad GT, wrong size)
     surface at the next call.
     `seconds` of the result is the scoring work itself (GT decoding and counting), overlapped with the model.
+    `gt_cache` keeps the decoded GT between evaluations (`AUTO`: the environment's cache; None: none).
     """
 
-    def __init__(self, *, ids: str = "train", workers: int = 1, max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self,
+        *,
+        ids: str = "train",
+        workers: int = 1,
+        max_pending: int = MAX_PENDING,
+        gt_cache: GTCache | str | os.PathLike | None = AUTO,
+    ) -> None:
         if ids not in PRED_ID_MODES:
             raise UserError(f"ids must be one of {PRED_ID_MODES}, not {ids!r}")
         if workers < 1:
             raise UserError(f"scoring needs at least 1 worker thread, not {workers}")
         self.ids = ids
+        self.gt_cache = resolve_gt_cache(gt_cache)
         self.max_pending = max(int(workers), int(max_pending))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score")
         self._pending: collections.deque[Future] = collections.deque()
@@ -63,9 +74,11 @@ class StreamingEvaluator:
     def process(self, sample: Sample, prediction: np.ndarray, logits: np.ndarray | None = None) -> None:
         """Queue one frame for scoring against `sample`'s ground truth."""
         name = f"prediction of {sample.key}"
-        label_ids = to_label_ids(prediction) if self.ids == "train" else prediction
+        value_map = TRAIN_TO_LABEL if self.ids == "train" else None  # applied in the worker thread
         self._pending.append(
-            self._pool.submit(_score, sample.label_ids, sample.instance_ids, label_ids, name, "label")
+            self._pool.submit(
+                _score, sample.label_ids, sample.instance_ids, prediction, name, self.gt_cache, value_map
+            )
         )
         while len(self._pending) > self.max_pending:
             self._collect()
@@ -103,7 +116,9 @@ class StreamingEvaluator:
         self._busy += seconds
 
 
-def _score(gt_labels, gt_instances, prediction, name, pred_ids) -> tuple[ImageStats, float]:
+def _score(gt_labels, gt_instances, prediction, name, gt_cache, value_map) -> tuple[ImageStats, float]:
     began = time.perf_counter()
-    stats = score_prediction(gt_labels, gt_instances, prediction, name, pred_ids)
+    stats = score_prediction(
+        gt_labels, gt_instances, prediction, name, "label", gt_cache, value_map=value_map
+    )
     return stats, time.perf_counter() - began

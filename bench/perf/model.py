@@ -76,6 +76,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also time mmsegmentation's own PSPNet-R50-D8 (PyTorch, .venv-parity) on the same input",
     )
     parser.add_argument(
+        "--modes",
+        default=None,
+        help="inference modes to time, comma-separated: whole, slide, multiscale (+flip); each gives p50/p90 "
+        "latency, images/s and peak memory (default whole; with --precision bf16 both precisions, each "
+        "on its own, instead of the interleaved bf16/fp32 ratio)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="calls left out before the --repeats timed ones (default 1; mmsegmentation's benchmark uses 5)",
+    )
+    parser.add_argument(
+        "--csv",
+        default=None,
+        metavar="FILE",
+        help="append one row per case, mode and precision to FILE (e.g. results/perf.csv)",
+    )
+    parser.add_argument(
         "--peer-python",
         default=str(PARITY_PYTHON),
         help=f"interpreter with torch and mmsegmentation (default {PARITY_PYTHON.relative_to(PROJECT_ROOT)})",
@@ -248,6 +267,15 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value < 1:
             raise UserError(f"{option} {value} must be at least 1")
+    from bench.perf import model_latency
+
+    model_latency.parse_modes(args.modes)  # bad options fail before TensorFlow starts
+    if args.warmup < 0:
+        raise UserError(f"--warmup {args.warmup} must be 0 or more")
+    if args.csv:
+        from bench.atomic import check_writable
+
+        check_writable(args.csv, "--csv file", folder=False)  # before the timing, not after it
     if args.checkpoint:
         if args.cases:
             raise UserError("--checkpoint times that checkpoint: give no MODEL@HxW cases with it")
@@ -276,8 +304,10 @@ def run(args: argparse.Namespace) -> int:
     )
     peaks = [matmul_gflops(args.matmul_size)]
     print(f"float32 matmul {args.matmul_size}^3: {peaks[0]:.1f} GFLOP/s", flush=True)
-    if args.precision != "fp32" or args.peer:
+    if args.peer or (args.precision != "fp32" and args.modes is None):
         return _run_comparisons(args, cases, int(env["threads"]), peaks)
+    if args.batch == 1:
+        return model_latency.run_field(args, cases, env, peaks, matmul_gflops)
     for name, preset, size in cases:
         label = f"{name}{':' + preset if preset else ''}@{size[0]}x{size[1]}"
         r = time_model(

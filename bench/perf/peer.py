@@ -20,14 +20,18 @@ PEER_SCRIPT = Path(__file__).with_name("peer_mmseg.py")
 class PeerProcess:
     """The peer benchmark child (bench/perf/peer_mmseg.py under the parity venv), one forward per request."""
 
-    def __init__(self, python: str, size: tuple[int, int], batch: int, threads: int) -> None:
+    def __init__(
+        self, python: str, size: tuple[int, int], batch: int, threads: int, *, script: Path = PEER_SCRIPT
+    ) -> None:
+        """`script`: the child (peer_mmseg.py, forward passes; peer_mmseg_train.py, training steps)."""
         if not Path(python).is_file():
             raise UserError(
                 f"the peer needs the parity venv's interpreter {python}, which does not exist: run "
                 f"`make venv-parity` (torch CPU + mmsegmentation), or pass --peer-python"
             )
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        command = [python, str(PEER_SCRIPT), "--size", f"{size[0]}x{size[1]}", "--batch", str(batch)]
+        self.script = Path(script)
+        command = [python, str(self.script), "--size", f"{size[0]}x{size[1]}", "--batch", str(batch)]
         command += ["--threads", str(threads)]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
@@ -44,7 +48,7 @@ class PeerProcess:
                 return reply
         self._stderr.seek(0)
         tail = "".join(self._stderr.readlines()[-15:])
-        raise UserError(f"the peer benchmark {PEER_SCRIPT.name} stopped without an answer:\n{tail}")
+        raise UserError(f"the peer benchmark {self.script.name} stopped without an answer:\n{tail}")
 
     def timing(self, precision: str) -> Timing:
         """One forward pass by the child's own clocks (no pipe round trip in them)."""

@@ -28,9 +28,15 @@ class RunnerUnavailable(Exception):
 
 
 def cpu_seconds(children: bool = False) -> float:
-    """CPU seconds of this process (all threads), plus its finished child processes with `children`."""
+    """CPU seconds of this process (all threads), plus its finished child processes with `children`.
+
+    The process's own time comes from `time.process_time` (nanosecond clock): `os.times` counts in clock
+    ticks of 10 ms, so a short pass could read 0 s and a ratio of two passes divide by zero."""
+    own = time.process_time()
+    if not children:
+        return own
     t = os.times()
-    return t.user + t.system + ((t.children_user + t.children_system) if children else 0.0)
+    return own + t.children_user + t.children_system
 
 
 def measure(fn: Callable[[], Any], *, children: bool = False) -> tuple[Timing, Any]:

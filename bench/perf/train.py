@@ -29,6 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)"
     )
     parser.add_argument("--float32", action="store_true", help="no mixed precision or XLA even on GPUs")
+    from bench.perf.peer import PARITY_PYTHON
+
+    parser.add_argument(
+        "--peer",
+        choices=("mmseg",),
+        default=None,
+        help="instead: PSPNet-R50-D8's training step, ours against mmsegmentation's own on torch CPU "
+        "(.venv-parity), same batch (--per-replica-batch), crop and threads, fp32 and bf16; --steps "
+        "timed steps each (bench/perf/train_peer.py)",
+    )
+    parser.add_argument(
+        "--peer-python",
+        default=str(PARITY_PYTHON),
+        help="interpreter with torch and mmsegmentation (default .venv-parity/bin/python)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="with --peer: intra-op threads of both (default: all cores)"
+    )
 
 
 def measure(
@@ -74,6 +92,11 @@ def measure(
 
 def run(args: argparse.Namespace) -> int:
     from data.errors import UserError
+
+    if args.peer:
+        from bench.perf import train_peer
+
+        return train_peer.run(args)
 
     if min(args.per_replica_batch, args.replicas, args.steps) < 1:
         raise UserError("--per-replica-batch, --replicas and --steps must be at least 1")

@@ -158,10 +158,10 @@ def _read_table(csv_path: Path) -> tuple[list[str], list[dict[str, str]], list[i
     return header, rows, lines
 
 
-def merged_columns(*headers: list[str] | tuple[str, ...]) -> list[str]:
+def merged_columns(*headers: list[str] | tuple[str, ...], schema: tuple[str, ...] = COLUMNS) -> list[str]:
     """Schema columns first (in schema order) when present anywhere, then any others by first appearance."""
     seen = {c for h in headers for c in h}
-    columns = [c for c in COLUMNS if c in seen]
+    columns = [c for c in schema if c in seen]
     for header in headers:
         columns += [c for c in header if c not in columns]
     return columns
@@ -177,17 +177,25 @@ def serialize(header: list[str], rows: list[Mapping[str, str]]) -> str:
     return out.getvalue()
 
 
-def append_row(csv_path: str | os.PathLike, row: Mapping[str, Any], *, markdown: bool = True) -> Path:
+def append_row(
+    csv_path: str | os.PathLike,
+    row: Mapping[str, Any],
+    *,
+    markdown: bool = True,
+    columns: tuple[str, ...] = COLUMNS,
+) -> Path:
     """Append one result row to `csv_path` atomically under a lock, then re-render the markdown twin.
 
-    Columns are the union of the file's header, the schema and the row's keys (see `merged_columns`), so a
-    new column never breaks an old file. With `markdown`, `results.md` next to the CSV is rewritten too.
+    Columns are the union of the file's header, the schema (`columns`: results.csv's by default) and the
+    row's keys (see `merged_columns`), so a new column never breaks an old file. With `markdown`,
+    `results.md` next to the CSV is rewritten too.
     """
+    schema = columns
     csv_path = Path(csv_path)
     new = {k: format_value(v) for k, v in row.items()}
     with atomic.locked(csv_path):
         header, rows, _ = _read_table(csv_path)
-        columns = merged_columns(header, COLUMNS, list(new))
+        columns = merged_columns(header, schema, list(new), schema=schema)
         rows.append(new)
         text = serialize(columns, rows)
         atomic.write_text(csv_path, text)
