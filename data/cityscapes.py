@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,26 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
                 f"{len(missing)} ground-truth file(s) of split '{split}' have no image, e.g. "
                 f"{missing[0]}: expected it under {img_dir}"
             )
+        for sample in samples.values():
+            check_image(sample.image)
     return [samples[k] for k in sorted(samples)]
+
+
+def check_image(path: Path) -> None:
+    """An image that is no regular file or is empty fails here, named, before any work: TensorFlow's reader
+    would block on a FIFO for ever and fail on a folder or 0 bytes steps into a run, with a traceback."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        broken = " (a broken symbolic link)" if path.is_symlink() else ""
+        raise DatasetError(
+            f"cannot read image {path}{broken}: {exc.strerror}; restore the frame's PNG"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a pipe or device)"
+        raise DatasetError(f"image {path} is {kind}: replace it with the frame's PNG")
+    if info.st_size == 0:
+        raise DatasetError(f"image {path} is empty (0 bytes): restore the frame's PNG (a copy cut short?)")
 
 
 def _check_split(split: str, under: str) -> None:
@@ -199,6 +219,7 @@ def list_images(root: str | os.PathLike | None, split: str) -> list[Sample]:
             Path(f"{gt}instanceIds.png"),
             Path(f"{gt}polygons.json"),
         )
+        check_image(path)
     if not frames:
         present = [s for s in SPLITS if _glob(root / "leftImg8bit" / s, f"*/*{IMAGE_SUFFIX}")]
         raise DatasetError(

@@ -15,14 +15,14 @@ starts its runtime, so the strategy is made first thing in a fresh process (`ben
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
+from bench.engine.cluster import STRATEGIES, choose, peers_of, read_tf_config
 from data.errors import UserError
 
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+__all__ = ["STRATEGIES", "Distribution", "chief_of", "choose", "make_distribution", "read_tf_config"]
 
 
 @dataclass(frozen=True)
@@ -47,27 +47,6 @@ class Distribution:
         return f"{self.kind} strategy, {self.replicas} replica(s){where}{chief}"
 
 
-def read_tf_config() -> dict[str, Any] | None:
-    """The parsed `TF_CONFIG` (None when unset or empty); a malformed one is a user error."""
-    text = os.environ.get("TF_CONFIG", "").strip()
-    if not text:
-        return None
-    try:
-        config = json.loads(text)
-        cluster, task = config["cluster"], config["task"]
-        kind, index = task["type"], int(task["index"])
-        members = cluster[kind]
-        if not isinstance(members, list) or not 0 <= index < len(members):
-            raise ValueError(f"task index {index} is not in cluster[{kind!r}] ({members})")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(
-            f"TF_CONFIG is not a usable cluster configuration ({type(exc).__name__}: {exc}): set it to "
-            f'JSON like {{"cluster": {{"worker": ["host1:port", "host2:port"]}}, '
-            f'"task": {{"type": "worker", "index": 0}}}}'
-        ) from exc
-    return config
-
-
 def chief_of(config: dict[str, Any] | None) -> bool:
     """TensorFlow's convention: the `chief` task, else `worker` 0 when the cluster has no chief."""
     if not config:
@@ -76,29 +55,6 @@ def chief_of(config: dict[str, Any] | None) -> bool:
     if task["type"] == "chief":
         return True
     return task["type"] == "worker" and int(task["index"]) == 0 and "chief" not in config["cluster"]
-
-
-def choose(kind: str, *, tf_config: dict | None, gpus: int, cpu_replicas: int | None) -> str:
-    """The concrete strategy for a requested one ("auto" resolved); pure, so it is testable without TF."""
-    if kind not in STRATEGIES:
-        raise UserError(f"--strategy {kind}: choose one of {', '.join(STRATEGIES)}")
-    if kind == "auto":
-        if tf_config:
-            return "multiworker"
-        return "mirrored" if gpus >= 2 or (cpu_replicas or 1) >= 2 else "default"
-    if kind == "mirrored" and tf_config:
-        raise UserError(
-            "--strategy mirrored runs on one machine but TF_CONFIG describes a cluster: unset TF_CONFIG, "
-            "or use --strategy multiworker"
-        )
-    if kind == "multiworker" and not tf_config:
-        raise UserError(
-            "--strategy multiworker needs TF_CONFIG (the cluster's worker addresses and this task's "
-            "index); set it on every worker, or use --strategy mirrored on one machine"
-        )
-    if cpu_replicas and cpu_replicas > 1 and kind != "mirrored":
-        raise UserError(f"--cpu-replicas {cpu_replicas} needs --strategy mirrored (or auto), not {kind}")
-    return kind
 
 
 def split_cpu(count: int) -> list[str]:
@@ -124,8 +80,11 @@ def split_cpu(count: int) -> list[str]:
     return devices[:count]
 
 
-def make_distribution(kind: str = "auto", *, cpu_replicas: int | None = None) -> Distribution:
-    """Create the strategy (first thing in the process for multiworker or `cpu_replicas`)."""
+def make_distribution(
+    kind: str = "auto", *, cpu_replicas: int | None = None, worker_timeout: float = 300.0
+) -> Distribution:
+    """Create the strategy (first thing in the process for multiworker or `cpu_replicas`); a multi-worker
+    one waits for every peer of `TF_CONFIG`, for at most `worker_timeout` seconds (bench/engine/peers.py)."""
     import tensorflow as tf
 
     tf_config = read_tf_config()
@@ -139,13 +98,17 @@ def make_distribution(kind: str = "auto", *, cpu_replicas: int | None = None) ->
         devices = split_cpu(cpu_replicas) if cpu_replicas else None
         strategy = tf.distribute.MirroredStrategy(devices)
     else:
-        try:
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        except (RuntimeError, ValueError) as exc:
-            raise UserError(
-                f"cannot start the multi-worker strategy ({exc}): it must be created before any other "
-                f"TensorFlow work, in a fresh process"
-            ) from exc
+        from bench.engine.peers import barrier, waiting_for
+
+        with waiting_for(peers_of(tf_config), worker_timeout):
+            try:
+                strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            except (RuntimeError, ValueError) as exc:
+                raise UserError(
+                    f"cannot start the multi-worker strategy ({exc}): it must be created before any other "
+                    f"TensorFlow work, in a fresh process"
+                ) from exc
+            barrier(strategy)
     ids = strategy.experimental_distribute_values_from_function(
         lambda ctx: tf.constant(ctx.replica_id_in_sync_group)
     )

@@ -46,9 +46,10 @@ from typing import Any
 
 from bench.atomic import check_writable, exclusive
 from bench.engine import checkpoint as ckpt
+from bench.engine.cluster import check_plan, read_tf_config
 from bench.engine.progress import progress_bar
 from bench.engine.recipes import Recipe
-from bench.engine.strategy import STRATEGIES, chief_of, read_tf_config
+from bench.engine.strategy import chief_of
 from bench.engine.tensorflow_import import import_tensorflow
 from bench.engine.train_log import TrainingLog
 from data.errors import UserError
@@ -64,7 +65,7 @@ class RunOptions:
     `resume` from the latest checkpoint of `out`; the `tf.distribute` `strategy` (one of `STRATEGIES`) and
     `cpu_replicas` logical CPU devices to mirror over; `accelerate` mixed precision and XLA (None: when a
     GPU is present); a log row every `log_every` steps; validation on the first `val_limit` frames; a
-    progress bar."""
+    progress bar; at most `worker_timeout` seconds waiting for the other workers of a multi-worker job."""
 
     resume: bool = False
     strategy: str = "auto"
@@ -73,6 +74,7 @@ class RunOptions:
     log_every: int = 10
     val_limit: int | None = None
     progress: bool = True
+    worker_timeout: float = 300.0
 
 
 def check_recipe(recipe: Recipe, run: RunOptions) -> None:
@@ -100,8 +102,13 @@ def check_recipe(recipe: Recipe, run: RunOptions) -> None:
             raise UserError(f"{option} {value} must be a finite number of at least 0")
     if not 0 <= recipe.seed < 2**32:
         raise UserError(f"--seed {recipe.seed} must be between 0 and 2**32 - 1")
-    if run.strategy not in STRATEGIES:
-        raise UserError(f"--strategy {run.strategy}: choose one of {', '.join(STRATEGIES)}")
+    check_plan(
+        run.strategy,
+        cpu_replicas=run.cpu_replicas,
+        batch=recipe.batch,
+        tf_config=read_tf_config(),
+        worker_timeout=run.worker_timeout,
+    )
 
 
 def _is_chief() -> bool:
@@ -195,17 +202,21 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
     out = Path(out)
     root = resolve_root(dataset)
     samples = list_samples(root, "train", require_images=True)
-    with training_folder(out):
-        return _train(recipe, root, samples, out, run)
-
-
-def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions) -> Path:
+    if _is_chief():
+        check_writable(out, "--out", folder=True)  # before TensorFlow starts
     # The strategy comes before any other TensorFlow work (multi-worker collectives and logical CPU
-    # devices are fixed when the runtime starts).
+    # devices are fixed when the runtime starts), and before the folder is taken: a worker that gives up
+    # waiting for its peers ends the process at once, with nothing written.
     from bench.engine.strategy import make_distribution
 
+    import_tensorflow(training=True)
+    dist = make_distribution(run.strategy, cpu_replicas=run.cpu_replicas, worker_timeout=run.worker_timeout)
+    with training_folder(out):
+        return _train(recipe, root, samples, out, run, dist)
+
+
+def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions, dist) -> Path:
     tf = import_tensorflow(training=True)
-    dist = make_distribution(run.strategy, cpu_replicas=run.cpu_replicas)
     steps, batch, crop = recipe.steps, recipe.batch, (int(recipe.crop[0]), int(recipe.crop[1]))
     if batch % dist.replicas:
         raise UserError(

@@ -9,7 +9,7 @@ import dataclasses
 from bench.arguments import size
 from bench.engine import checkpoint as ckpt
 from bench.engine import recipes
-from bench.engine.strategy import STRATEGIES
+from bench.engine.cluster import STRATEGIES
 from data.errors import UserError
 
 
@@ -80,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="mirror over N logical CPU devices (tests and benchmarks of the distributed path without GPUs)",
     )
+    parser.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="multiworker: give up (exit 2) when the other workers of TF_CONFIG have not all joined after "
+        "this long (default 300)",
+    )
 
 
 def _recorded_recipe(out: str) -> str | None:
@@ -127,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         val_limit=args.val_limit,
         progress=not args.no_progress,
+        worker_timeout=args.worker_timeout,
     )
     train(recipe, args.dataset, args.out, run=options_of_run)
     return 0

@@ -9,7 +9,9 @@ label IDs (0..33; not train IDs, not colour), and nothing else in the archive. E
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -18,6 +20,7 @@ import numpy as np
 from bench.evaluation.matching import prediction_keys
 from bench.evaluation.png import decode_png, png_header
 from bench.evaluation.scoring import VOID_LOOKALIKE_IDS
+from bench.files import not_a_file
 from data.errors import UserError
 from data.labels import CLASS_NAMES, NUM_LABEL_IDS
 
@@ -59,7 +62,7 @@ def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | N
     zip_path = Path(zip_path)
     frames = {s.key: s for s in list_images(dataset, split)}
     if not zip_path.is_file():
-        raise UserError(f"submission {zip_path} does not exist: write it with `bench submit --out`")
+        raise UserError(f"{not_a_file(zip_path, 'submission')} (write it with `bench submit --out`)")
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -71,6 +74,10 @@ def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | N
         lengths = {len(key) for key in frames}
         for info in archive.infolist():
             if info.is_dir():
+                continue
+            unsafe = _unsafe(info)
+            if unsafe:
+                problems.append(Problem(info.filename, unsafe))
                 continue
             keys = prediction_keys(PurePosixPath(info.filename).name, frames.keys(), lengths)
             if not info.filename.endswith(".png"):
@@ -105,7 +112,8 @@ def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | N
                 )
                 continue
             expected = _image_size(frames[key].image)
-            problem = _check_png(names[0], archive.read(names[0]), expected)
+            data = _read(archive, archive.getinfo(names[0]), expected)
+            problem = data if isinstance(data, Problem) else _check_png(names[0], data, expected)
             if problem:
                 problems.append(problem)
             else:
@@ -120,7 +128,38 @@ def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | N
     return CheckReport(zip_path, len(frames), tuple(sorted(sizes)))
 
 
+def _unsafe(info: zipfile.ZipInfo) -> str | None:
+    """What makes an entry unsafe to unpack (a name leaving the folder, a link, a password), or None."""
+    name = info.filename
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith("/") or "\\" in name or ".." in parts or ":" in parts[0]:
+        return "has an unsafe name (absolute, '..' or '\\'): store each PNG under a plain file name"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "is a symbolic link, not a file: store the PNG itself"
+    if info.flag_bits & 0x1:
+        return "is encrypted: write the zip without a password"
+    return None
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, expected: tuple[int, int]) -> bytes | Problem:
+    """The entry's bytes, read only when its declared size is one a label PNG of `expected` can have."""
+    height, width = expected
+    limit = height * (width + 1) * 2 + (1 << 20)  # an uncompressed PNG, twice over, plus 1 MiB of chunks
+    if info.file_size > limit:
+        return Problem(
+            info.filename,
+            f"declares {info.file_size} bytes uncompressed ({info.compress_size} stored), more than a "
+            f"{width}x{height} label PNG can take ({limit}): a zip bomb or a damaged zip; write it again",
+        )
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
+        return Problem(info.filename, f"cannot be read ({exc}): write the zip again")
+
+
 def _image_size(path: Path) -> tuple[int, int]:
+    if not path.is_file():
+        raise UserError(f"{not_a_file(path, 'image')} (the dataset's leftImg8bit images must be PNG files)")
     with open(path, "rb") as f:
         header = png_header(f.read(26))
     if header is None:

@@ -160,8 +160,29 @@ def converted(path: str | os.PathLike, root: str | os.PathLike | None = None) ->
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     out = Path(root) / f"{stem[:80]}-{digest[:12]}.keras"
     if out.is_file():
-        print(f"checkpoint: {out} (converted from {path.name}, cached)")
-        return out
+        problem = _cache_problem(out, digest)
+        if problem is None:
+            print(f"checkpoint: {out} (converted from {path.name}, cached)")
+            return out
+        print(f"checkpoint: the cached {out} is damaged ({problem}): converting again")
     print(f"checkpoint: converting {path} -> {out}")
     convert(path, out, digest=digest)
     return out
+
+
+def _cache_problem(out: Path, digest: str) -> str | None:
+    """Why a cached conversion cannot be trusted (cut short, bit rot, another file's), or None."""
+    import zipfile
+
+    from bench.engine import checkpoint as ckpt
+
+    try:
+        with zipfile.ZipFile(out) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            return f"bad CRC in {bad}"
+        if ckpt.read_metadata(out).get("source", {}).get("sha256") != digest:
+            return "it records another source file"
+    except (UserError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None

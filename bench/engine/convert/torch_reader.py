@@ -32,6 +32,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from bench.engine.convert.files import (
+    MAX_PICKLE_BYTES,
+    check_entry_size,
+    read_entry,
+    tensor_array,
+)
+from bench.files import not_a_file
 from data.errors import UserError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -272,7 +279,7 @@ def _element_count(nbytes: int, dtype: np.dtype, what: str) -> int:
 def _materialise(obj: Any, storage_array: Callable[[StorageRef], np.ndarray]) -> Any:
     """`obj` with every TensorRef replaced by a numpy array (containers rebuilt, the rest unchanged)."""
     if isinstance(obj, TensorRef):
-        return _tensor_array(obj, storage_array(obj.storage))
+        return tensor_array(obj, storage_array(obj.storage))
     if isinstance(obj, OrderedDict):
         return OrderedDict((k, _materialise(v, storage_array)) for k, v in obj.items())
     if isinstance(obj, dict):
@@ -282,31 +289,6 @@ def _materialise(obj: Any, storage_array: Callable[[StorageRef], np.ndarray]) ->
     if isinstance(obj, tuple):
         return tuple(_materialise(v, storage_array) for v in obj)
     return obj
-
-
-def _tensor_array(ref: TensorRef, storage: np.ndarray) -> np.ndarray:
-    """The strided view `ref` describes, bounds-checked (a corrupt stride must not read past the storage)."""
-    if len(ref.size) != len(ref.stride) or min((*ref.size, *ref.stride, ref.offset, 0)) < 0:
-        raise UserError(f"tensor of size {ref.size}, stride {ref.stride}: malformed")
-    if 0 in ref.size:
-        out = np.zeros(ref.size, storage.dtype)
-    else:
-        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
-        if last >= storage.size:
-            raise UserError(
-                f"tensor of size {ref.size} at offset {ref.offset} reaches element {last} of a storage of "
-                f"{storage.size}: the file is truncated or corrupt"
-            )
-        view = np.lib.stride_tricks.as_strided(
-            storage[ref.offset :],
-            shape=ref.size,
-            strides=tuple(s * storage.itemsize for s in ref.stride),
-            writeable=False,
-        )
-        out = np.array(view)  # a contiguous copy that owns its memory
-    if ref.storage.type.name == "BFloat16Storage":  # the upper half of a float32
-        return (out.astype(np.uint32) << 16).view(np.float32)
-    return out.astype(out.dtype.newbyteorder("="))
 
 
 def _read_zip(path: Path) -> Any:
@@ -335,7 +317,8 @@ def _read_zip(path: Path) -> Any:
             refs.setdefault(ref.key, ref)
             return ref
 
-        obj = _unpickle(io.BytesIO(archive.read(pickles[0])), str(path), persistent)
+        check_entry_size(path, archive.getinfo(pickles[0]), MAX_PICKLE_BYTES)
+        obj = _unpickle(io.BytesIO(read_entry(path, archive, pickles[0])), str(path), persistent)
         cache: dict[str, np.ndarray] = {}
 
         def storage_array(ref: StorageRef) -> np.ndarray:
@@ -344,7 +327,8 @@ def _read_zip(path: Path) -> Any:
                 if entry not in names:
                     raise UserError(f"{path} lacks the storage entry {entry}: the file is truncated")
                 dtype = ref.type.dtype.newbyteorder(order)
-                data = archive.read(entry)
+                check_entry_size(path, archive.getinfo(entry), ref.numel * dtype.itemsize)
+                data = read_entry(path, archive, entry)
                 count = _element_count(len(data), dtype, entry)
                 cache[ref.key] = np.frombuffer(data, dtype=dtype, count=count)
             return cache[ref.key]
@@ -376,6 +360,7 @@ def _read_legacy(path: Path, stream: BinaryIO) -> Any:
         view_key, offset, size = view
         return StorageRef(str(view_key), ref.type, int(size), (ref.key, int(offset), int(size)))
 
+    size = os.fstat(stream.fileno()).st_size
     obj = _unpickle(stream, source, persistent)
     keys = _unpickle(stream, source)
     if not isinstance(keys, list) or set(map(str, keys)) != set(roots):
@@ -390,6 +375,8 @@ def _read_legacy(path: Path, stream: BinaryIO) -> Any:
         if numel != ref.numel:
             raise UserError(f"{path}: storage {key} holds {numel} elements, the object names {ref.numel}")
         nbytes = numel * ref.type.dtype.itemsize
+        if nbytes > size - stream.tell():  # checked before reading: the count may declare terabytes
+            raise UserError(f"{path} ends inside storage {key}: the file is truncated")
         data = stream.read(nbytes)
         if len(data) != nbytes:
             raise UserError(f"{path} ends inside storage {key}: the file is truncated")
@@ -411,7 +398,16 @@ def load(path: str | os.PathLike) -> Any:
     """The object a `.pth` file holds, tensors as numpy arrays; refuses globals outside the allow-list."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
+        raise UserError(not_a_file(path))
+    try:
+        return _load(path)
+    except UserError as exc:
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def _load(path: Path) -> Any:
     if zipfile.is_zipfile(path):
         return _read_zip(path)
     with open(path, "rb") as stream:
