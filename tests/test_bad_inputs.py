@@ -539,7 +539,7 @@ README_CASES = [
 
 # ---------------------------------------------------------------- models
 MODEL_CASES = [
-    Case("models-unknown-name", lambda f: ["models", "--no-params", "pspnet50"], r"unknown model 'pspnet50': choose one of fcn, pspnet, pspnet-seed"),
+    Case("models-unknown-name", lambda f: ["models", "--no-params", "pspnet50"], r"unknown model 'pspnet50': choose one of (\w[\w-]*, )*pspnet, pspnet-seed"),
     Case("models-plugin-module-missing", lambda f: ["models", "--no-params", "nosuchpkg.mod:build"], r"cannot import plugin module 'nosuchpkg.mod'"),
     Case("models-plugin-function-missing", lambda f: ["models", "--no-params", "models.pspnet:nope"], r"module 'models.pspnet' has no function 'nope'"),
     Case("models-plugin-not-callable", lambda f: ["models", "--no-params", "models.pspnet:PRESETS"], r"has no function 'PRESETS'"),

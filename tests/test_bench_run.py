@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.evaluation.gt_cache import ENV_VAR as GT_CACHE_ENV
 from bench.evaluation.reference import SCORE_KEYS
 from bench.report import results
 from bench.report.readme import update_readme
@@ -131,6 +132,7 @@ def test_run_scores_the_predicted_arrays_and_never_rereads_its_own_pngs(two_runs
 
     monkeypatch.setattr(evaluator, "read_png", spy)
     monkeypatch.setattr(evaluator, "evaluate", no_file_evaluation)
+    monkeypatch.setenv(GT_CACHE_ENV, "off")  # the runs above cached the GT: count its decoding here
     report = run_benchmark(
         "pspnet",
         dataset=str(tiny_dataset),

@@ -287,8 +287,10 @@ def test_two_tf_config_workers_give_exactly_the_numbers_of_one_process(
     texts = [finish(p, log) for p, log in zip(processes, logs, strict=True)]
     assert "worker 1 done" in texts[1] and "robustness.md" not in texts[1]
     assert "wrote" in texts[0] and (out / "robustness.md").is_file()
+    # Each worker takes its own share first, then any unit nobody holds: a worker that starts late may find
+    # every unit taken (work stealing), so who computed which unit is timing, not a result.
     computed_by = {json.loads(p.read_text())["worker"] for p in (out / "units").glob("*.json")}
-    assert computed_by == {0, 1}  # both took a share
+    assert computed_by <= {0, 1} and computed_by
     assert unit_sums(out) == unit_sums(reference)
 
 
