@@ -204,6 +204,9 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
     samples = list_samples(root, "train", require_images=True)
     if _is_chief():
         check_writable(out, "--out", folder=True)  # before TensorFlow starts
+        if out.is_dir():  # a folder another run trains into is refused at once, not after start-up
+            with exclusive(out / "train", f"training folder {out}"):
+                pass
     # The strategy comes before any other TensorFlow work (multi-worker collectives and logical CPU
     # devices are fixed when the runtime starts), and before the folder is taken: a worker that gives up
     # waiting for its peers ends the process at once, with nothing written.
