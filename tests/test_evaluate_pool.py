@@ -83,6 +83,34 @@ def test_ctrl_c_with_two_workers_exits_130_every_time(tmp_path):
         assert err.strip() == "interrupted", err  # no worker tracebacks
 
 
+LATE_LOOK = """
+import os, sys, time
+from bench.evaluation import pool as pool_module
+
+def slow(item):
+    time.sleep(0.01)
+    return item
+
+exit_code = []
+os._exit, real_exit = exit_code.append, os._exit
+pool = pool_module._start_pool(2)
+results = pool.imap(slow, range(10_000), chunksize=1)
+next(results)
+pool_module._exit_interrupted(pool)
+time.sleep(0.5)  # a loaded machine: the exit comes late; the pool's handler had time to replace workers
+alive = [w.name for w in pool._pool if w.is_alive()]
+print(exit_code, alive, flush=True)
+real_exit(0)
+"""
+
+
+def test_no_worker_is_alive_when_the_interrupted_command_exits():
+    """A replacement worker started after the kills printed a BrokenPipeError traceback (seen in CI)."""
+    run = subprocess.run([sys.executable, "-c", LATE_LOOK], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "[130] []", run.stdout + run.stderr
+    assert run.stderr.strip() == "interrupted", run.stderr
+
+
 def _pid(_: int) -> int:
     time.sleep(0.01)  # long enough that every worker gets tasks
     return os.getpid()

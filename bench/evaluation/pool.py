@@ -9,6 +9,7 @@ ends the pool while every worker is alive, and the command exits 130.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import sys
@@ -97,9 +98,20 @@ def map_images(func, items: Sequence, workers: int | None) -> Iterator:
 
 def _exit_interrupted(pool) -> None:
     """Ctrl-C: Pool.terminate() takes the task queue's lock, which an idle worker holds while waiting for a
-    task that never comes once terminating, so it could hang there. Kill the workers and leave."""
-    for worker in pool._pool:
+    task that never comes once terminating, so it could hang there. Kill the workers and leave.
+
+    The pool's worker handler replaces every worker that dies; a replacement started after the kills would
+    take a task and print a BrokenPipeError traceback once this process is gone. So the handler is stopped
+    first (what Pool.terminate() does before it takes that lock) and every worker is dead before the exit.
+    """
+    handler = pool._worker_handler
+    handler._state = multiprocessing.pool.TERMINATE
+    pool._change_notifier.put(None)  # wakes the handler from its wait for a worker to die
+    handler.join(timeout=5)
+    for worker in list(pool._pool):
         worker.kill()
+    for worker in list(pool._pool):
+        worker.join(timeout=5)
     sys.stderr.write("interrupted\n")
     sys.stderr.flush()
     os._exit(130)
