@@ -106,7 +106,9 @@ real_exit(0)
 
 def test_no_worker_is_alive_when_the_interrupted_command_exits():
     """A replacement worker started after the kills printed a BrokenPipeError traceback (seen in CI)."""
-    run = subprocess.run([sys.executable, "-c", LATE_LOOK], cwd=REPO, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", LATE_LOOK], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert run.stdout.strip() == "[130] []", run.stdout + run.stderr
     assert run.stderr.strip() == "interrupted", run.stderr
 

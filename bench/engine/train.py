@@ -77,8 +77,9 @@ class RunOptions:
     worker_timeout: float = 300.0
 
 
-def check_recipe(recipe: Recipe, run: RunOptions) -> None:
-    """Every number checked before any work: a bad one would otherwise fail steps later, or never."""
+def check_recipe(recipe: Recipe, run: RunOptions) -> str:
+    """Every number checked before any work: a bad one would otherwise fail steps later, or never.
+    Returns the strategy as far as it is known before TensorFlow starts (`check_plan`)."""
     if not recipe.model:
         raise UserError("the recipe names no model: give --model (a registry name, see `bench models`)")
     counts = {
@@ -102,7 +103,7 @@ def check_recipe(recipe: Recipe, run: RunOptions) -> None:
             raise UserError(f"{option} {value} must be a finite number of at least 0")
     if not 0 <= recipe.seed < 2**32:
         raise UserError(f"--seed {recipe.seed} must be between 0 and 2**32 - 1")
-    check_plan(
+    return check_plan(
         run.strategy,
         cpu_replicas=run.cpu_replicas,
         batch=recipe.batch,
@@ -198,7 +199,7 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
     continues from the steps already done. The checkpoints record the recipe (its name and settings)."""
     from data.cityscapes import list_samples, resolve_root
 
-    check_recipe(recipe, run)
+    plan = check_recipe(recipe, run)
     out = Path(out)
     root = resolve_root(dataset)
     samples = list_samples(root, "train", require_images=True)
@@ -212,6 +213,10 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
     # waiting for its peers ends the process at once, with nothing written.
     from bench.engine.strategy import make_distribution
 
+    if plan != "multiworker":  # `python -m bench train` held SIGTERM for a wait for peers that won't come
+        from bench.engine.peers import release_termination
+
+        release_termination()
     import_tensorflow(training=True)
     dist = make_distribution(run.strategy, cpu_replicas=run.cpu_replicas, worker_timeout=run.worker_timeout)
     with training_folder(out):
