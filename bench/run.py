@@ -133,6 +133,8 @@ def run_benchmark(
     from bench.engine.opener import open_checkpoint
     from bench.engine.predict import write_predictions as write
     from bench.engine.tensorflow_import import import_tensorflow
+    from bench.engine.weights import of_metadata as published_weights
+    from bench.engine.weights import reference_id
     from bench.evaluation.command import format_calibration
     from bench.evaluation.sinks import with_quality
     from bench.evaluation.streaming import StreamingEvaluator
@@ -186,7 +188,8 @@ def run_benchmark(
         pred_dir = run_dir / "predictions"
         written = "all frames" if write_predictions else f"the {N_SAMPLES} frames of the sample plot"
         print(
-            f"predict and evaluate: {split} split, mode {settings.mode}, {settings.precision}; PNGs of "
+            f"predict and evaluate: {split} split, mode {settings.mode}, "
+            f"{opened.metadata.get('precision', settings.precision)}; PNGs of "
             f"{written}: {pred_dir}"
         )
         samples = list_samples(data.root, split, require_images=True)
@@ -223,15 +226,16 @@ def run_benchmark(
             entry, extra["reference_id"] = published_ref
             reference = reference or extra["reference_id"]
             notes = f"published checkpoint {entry.file_name}"
-        elif meta.get("weights"):  # published weights run as they are (a LiteRT file)
-            from bench.engine.weights import get, reference_id
-
-            entry = get(meta["weights"])
-            found = reference_id(entry, split, mode=settings.mode, flip=settings.flip, scales=settings.scales)
+        elif (weights := published_weights(meta)) is not None:  # a LiteRT file, a converted ESPNet .pth
+            found = reference_id(
+                weights, split, mode=settings.mode, flip=settings.flip, scales=settings.scales
+            )
             if found:
                 extra["reference_id"] = found
                 reference = reference or found
-            notes = f"published weights {entry.name} ({entry.runtime})"
+            notes = f"published weights {weights.name} ({weights.runtime})"
+            if isinstance(meta.get("source"), dict):
+                notes += f", converted from {meta['source'].get('file')}"
         elif isinstance(meta.get("source"), dict):
             notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
         if reference:

@@ -100,6 +100,11 @@ def slide_logits(forward: Callable, image, crop: tuple[int, int], stride: tuple[
     return total / count
 
 
+def slides(mode: str, crop: tuple[int, int] | None) -> bool:
+    """Whether a mode slides windows over the frame (slide; multiscale when given a crop)."""
+    return mode == "slide" or (mode == "multiscale" and crop is not None)
+
+
 def frame_logits(
     forward: Callable,
     image,
@@ -114,7 +119,7 @@ def frame_logits(
     import tensorflow as tf
 
     height, width = int(image.shape[1]), int(image.shape[2])
-    sliding = mode == "slide" or (mode == "multiscale" and crop is not None)
+    sliding = slides(mode, crop)
     crop = crop or DEFAULT_CROP
     stride = stride or tuple(max(1, math.ceil(c * (1 - DEFAULT_OVERLAP))) for c in crop)
     run_scales = scales if mode == "multiscale" else (1.0,)

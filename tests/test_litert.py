@@ -261,3 +261,30 @@ def test_predicting_with_litert_leaves_tensorflow_unimported(tiny):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_stride_reaches_the_windows_a_litert_model_slides_itself(tiny):
+    """`--stride` in `--mode whole` is the step of the model's own windows; the coarse model's outputs
+    depend on where its windows lie, so a stride that did not arrive would give the default's numbers."""
+    from bench.engine.loop import frame_predictor
+    from bench.engine.opener import open_checkpoint
+    from models.inference_modes import InferenceSettings
+
+    frame = _frame(50, 77, seed=8)
+    opened = open_checkpoint(str(tiny["coarse"]))
+    image = frame.astype(np.float32)[None]
+    own = LiteRTModel(tiny["coarse"])
+    _, default = frame_predictor(opened)(image)
+    _, strided = frame_predictor(opened, InferenceSettings(stride=(9, 11)))(image)
+    np.testing.assert_array_equal(default, own.frame_outputs(frame)[1])
+    np.testing.assert_array_equal(strided, own.frame_outputs(frame, stride=(9, 11))[1])
+    assert not np.array_equal(strided, default)
+
+
+def test_stride_without_windows_to_step_is_refused(tiny):
+    from bench.engine.loop import frame_predictor
+    from bench.engine.opener import open_checkpoint
+    from models.inference_modes import InferenceSettings
+
+    with pytest.raises(UserError, match=r"--stride 9x11 applies to --mode slide"):
+        frame_predictor(open_checkpoint(str(tiny["dynamic"])), InferenceSettings(stride=(9, 11)))

@@ -33,6 +33,7 @@ def tflite(tmp_path_factory):
     return {
         "logits": convert(tf, logits, folder / "logits.bin"),
         "argmax": convert(tf, argmax, folder / "argmax.model"),
+        "int8": convert(tf, logits, folder / "int8.tflite", quantised_input=tf.uint8),
     }
 
 
@@ -104,6 +105,25 @@ def test_bench_run_scores_a_dataset_with_a_tflite_and_the_row_says_litert(tflite
     row = report.row
     assert row["model"] == "argmax" and row["runtime"].startswith("litert ") and row["precision"] == "fp32"
     assert 0 <= row["miou"] <= 100 and row["n_images"] == 3
+
+
+def test_bench_run_of_an_int8_file_says_int8_where_it_says_the_precision(
+    tflite, tiny_dataset, tmp_path, capsys
+):
+    from bench.run import run_benchmark
+
+    report = run_benchmark(
+        None,
+        dataset=str(tiny_dataset),
+        checkpoint=str(tflite["int8"]),
+        readme=None,
+        results_csv=tmp_path / "results.csv",
+        runs_dir=tmp_path / "runs",
+        checkpoint_root=tmp_path / "checkpoints",
+        progress=False,
+    )
+    assert "predict and evaluate: val split, mode whole, int8;" in capsys.readouterr().out
+    assert report.row["precision"] == "int8"
 
 
 def _served_entry(path, monkeypatch, tmp_path):

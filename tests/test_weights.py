@@ -133,3 +133,17 @@ def test_listing_the_table_leaves_tensorflow_unimported():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_a_converted_file_names_its_published_weights_and_their_reference_row():
+    """A `bench run` of a converted ESPNet .pth names the row it should reproduce (it named none)."""
+    v2 = weights.get("espnetv2_s2.0_cityscapes-1024x512")
+    converted = {"source": {"format": "espnetv2", "file": "renamed.pth", "sha256": v2.sha256}}
+    assert weights.of_metadata(converted) == v2
+    assert (
+        weights.reference_id(weights.of_metadata(converted), "val") == "espnetv2_s2.0_cityscapes-1024x512/val"
+    )
+    deeplab = weights.get("deeplab_edgetpu-slim_cityscapes-513x513-int8")
+    assert weights.of_metadata({"weights": deeplab.name}) == deeplab  # a LiteRT file names itself
+    assert weights.of_metadata({"source": {"file": "ours.pth", "sha256": "f" * 64}}) is None
+    assert weights.of_metadata({"model": "pspnet"}) is None

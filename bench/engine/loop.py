@@ -11,6 +11,7 @@ precision, batch, frame size), the model's metadata and the mode settings.
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import time
@@ -25,7 +26,7 @@ from bench.engine.progress import progress_bar
 from bench.engine.sinks import Sink
 from bench.engine.tensorflow_import import import_tensorflow
 from data.errors import UserError
-from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings, frame_logits
+from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings, frame_logits, slides
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,13 @@ def frame_predictor(
             f"{opened.metadata.get('checkpoint') or 'this model'} gives only its arg-max, no logits to "
             f"average: use --mode whole without --flip"
         )
+    if settings.stride is not None and not slides(settings.mode, settings.crop):
+        if not opened.strided:
+            raise UserError(
+                f"--stride {settings.stride[0]}x{settings.stride[1]} applies to --mode slide (or multiscale "
+                f"with --crop), or to a model that slides its own windows (a LiteRT file of fixed input size)"
+            )
+        forward = functools.partial(forward, stride=settings.stride)
     predict = _argmax_only if opened.outputs == "train_ids" else _from_logits
     return lambda image: predict(forward, image, options)
 

@@ -38,6 +38,8 @@ class OpenedModel:
     `checkpoint` (the file opened), `precision` and `folded_bn`. `jit`: XLA-compile the traced forward
     pass (None: when a GPU is present). `outputs`: "logits", or "train_ids" for a model that gives only its
     arg-max (1, H, W) (then only `--mode whole` without `--flip` applies, and sinks get `logits=None`).
+    `strided`: the forward slides windows of its own fixed input size over the frame and takes their step
+    as `forward(images, stride=(H, W))` (a LiteRT file): `--stride` reaches it.
     """
 
     keras: Any | None
@@ -45,6 +47,7 @@ class OpenedModel:
     forward: Callable | None = None
     jit: bool | None = None
     outputs: str = "logits"
+    strided: bool = False
 
     @property
     def input_spec(self) -> InputSpec:
@@ -226,12 +229,12 @@ def _open_litert(name: str, *, precision: str, fold_bn: bool, cache) -> OpenedMo
         "folded_bn": False,
     }
 
-    def forward(images) -> np.ndarray:
-        train_ids, logits = model.frame_outputs(np.asarray(images)[0])
+    def forward(images, stride: tuple[int, int] | None = None) -> np.ndarray:
+        train_ids, logits = model.frame_outputs(np.asarray(images)[0], stride=stride)
         return (train_ids if logits is None else logits)[None]
 
     outputs = "train_ids" if model.output_kind == "argmax" else "logits"
-    return OpenedModel(None, metadata, forward=forward, outputs=outputs)
+    return OpenedModel(None, metadata, forward=forward, outputs=outputs, strided=model.input_size is not None)
 
 
 def _is_weights_name(name: str) -> bool:

@@ -205,6 +205,19 @@ def by_sha256(digest: str, reference_dir: str | os.PathLike = REFERENCE_DIR) -> 
     return None
 
 
+def of_metadata(
+    metadata: Mapping[str, Any], reference_dir: str | os.PathLike = REFERENCE_DIR
+) -> Weights | None:
+    """The published weights a checkpoint's metadata comes from: named (a LiteRT file run as it is), else
+    identified by the SHA-256 of the file it was converted from (an ESPNet .pth); None for neither."""
+    if metadata.get("weights"):
+        return get(str(metadata["weights"]), reference_dir)
+    source = metadata.get("source")
+    if isinstance(source, Mapping) and source.get("sha256"):
+        return by_sha256(str(source["sha256"]), reference_dir)
+    return None
+
+
 def reference_rows(reference_dir: str | os.PathLike = REFERENCE_DIR) -> dict[str, dict[str, Any]]:
     """Every reference row that has an id, by id (one read of the tables, for `published`)."""
     from bench.report import references
