@@ -1,15 +1,26 @@
-"""Small argparse value types shared by the train, predict and perf commands, and the one definition of
-the inference options every command that predicts takes (`add_inference_arguments`)."""
+"""Small argparse value types shared by the train, predict and perf commands, the one definition of the
+inference options every command that predicts takes (`add_inference_arguments`) and of the ground-truth
+cache options of every command that scores (`add_gt_cache_arguments`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from data.sizes import size_argument as size
 from models.inference_modes import DEFAULT_SCALES, MAX_SCALE, MODES, InferenceSettings, scales_for
 from models.precision import DEFAULT_PRECISION, PRECISIONS
 
-__all__ = ["MAX_SCALE", "add_inference_arguments", "inference_settings", "scales", "seeds", "size"]
+__all__ = [
+    "MAX_SCALE",
+    "add_gt_cache_arguments",
+    "add_inference_arguments",
+    "gt_cache_from_arguments",
+    "inference_settings",
+    "scales",
+    "seeds",
+    "size",
+]
 
 
 def scales(text: str) -> tuple[float, ...]:
@@ -76,3 +87,46 @@ def seeds(text: str) -> tuple[int, ...]:
         return parse_seeds(text)
     except UserError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_gt_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """--gt-cache DIR and --no-gt-cache, for every command that scores against ground truth."""
+    from bench.evaluation.gt_cache import ENV_VAR
+
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--gt-cache",
+        default=None,
+        metavar="DIR",
+        help=f"keep the decoded ground truth here between evaluations (default: ${ENV_VAR}, else "
+        "$XDG_CACHE_HOME/cityscapes-bench/gt, else ~/.cache/cityscapes-bench/gt); "
+        "`bench cache clear` empties it",
+    )
+    group.add_argument(
+        "--no-gt-cache",
+        action="store_true",
+        help="decode the ground-truth PNGs every time, neither reading nor writing the cache",
+    )
+
+
+def gt_cache_from_arguments(args: argparse.Namespace):
+    """The cache the options ask for, checked before the work: a folder given with --gt-cache that cannot
+    be written is an error; the default one is only skipped (with a note), it never costs the result."""
+    from bench.atomic import check_writable
+    from bench.evaluation.gt_cache import AUTO, resolve_gt_cache
+    from data.errors import UserError
+
+    if getattr(args, "no_gt_cache", False):
+        return None
+    explicit = getattr(args, "gt_cache", None)
+    cache = resolve_gt_cache(explicit or AUTO)
+    if cache is None:
+        return None
+    try:
+        check_writable(cache.root, "--gt-cache folder", folder=True)
+    except UserError as exc:
+        if explicit:
+            raise
+        print(f"note: evaluating without the ground-truth cache: {exc}", file=sys.stderr)
+        return None
+    return cache

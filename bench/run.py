@@ -21,11 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.arguments import add_inference_arguments, inference_settings
+from bench.arguments import (
+    add_gt_cache_arguments,
+    add_inference_arguments,
+    gt_cache_from_arguments,
+    inference_settings,
+)
 from bench.arguments import seeds as seeds_argument
 from bench.atomic import check_writable
 from bench.engine.recipes import Recipe, default_recipe
 from bench.engine.recipes import label as recipe_label
+from bench.evaluation.gt_cache import AUTO
 from bench.evaluation.sinks import DEFAULT_QUALITY, QualitySettings, add_quality_arguments, quality_settings
 from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
 from bench.report.run_folder import slug
@@ -120,6 +126,7 @@ def run_benchmark(
     checkpoint_root: Path = CHECKPOINT_ROOT,
     progress: bool = True,
     quality: QualitySettings = DEFAULT_QUALITY,
+    gt_cache=AUTO,
 ):
     """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files).
 
@@ -127,8 +134,9 @@ def run_benchmark(
     PNGs; PNGs are written for the frames of the run folder's sample plot, or for all frames with
     `write_predictions`. `workers`: scoring threads beside the model (default one). `settings`: how the
     model predicts (mode, scales, flip, crop, stride, precision, BatchNorm folding). `quality`: the
-    Boundary IoU and calibration sinks beside the evaluator (bench/evaluation/sinks.py). `model` None: the
-    one the checkpoint names (a LiteRT file names itself), else pspnet."""
+    Boundary IoU and calibration sinks beside the evaluator (bench/evaluation/sinks.py). `gt_cache`: where
+    the decoded ground truth is kept between runs (bench/evaluation/gt_cache.py; None: decoded every
+    time). `model` None: the one the checkpoint names (a LiteRT file names itself), else pspnet."""
     from bench.engine.convert.published import reference_for
     from bench.engine.opener import open_checkpoint
     from bench.engine.predict import write_predictions as write
@@ -194,7 +202,7 @@ def run_benchmark(
         )
         samples = list_samples(data.root, split, require_images=True)
         with contextlib.ExitStack() as stack:
-            evaluator = stack.enter_context(StreamingEvaluator(workers=workers or 1))
+            evaluator = stack.enter_context(StreamingEvaluator(workers=workers or 1, gt_cache=gt_cache))
             scorers = [stack.enter_context(sink) for sink in quality.sinks()]
             predicted = write(
                 opened,
@@ -364,6 +372,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-readme", action="store_true", help="do not regenerate the README section")
     add_quality_arguments(parser)
+    add_gt_cache_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -391,5 +400,6 @@ def run(args: argparse.Namespace) -> int:
         reference=args.reference,
         readme=None if args.no_readme else README,
         quality=quality_settings(args),
+        gt_cache=gt_cache_from_arguments(args),
     )
     return 0

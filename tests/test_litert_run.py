@@ -239,3 +239,29 @@ def test_perf_model_times_a_tflite_checkpoint(tflite, capsys):
     assert "argmax (litert " in out and "24x32 windows) on a 48x64 frame" in out and "CPU s median" in out
     assert main(["perf", "model", "pspnet@64x64", "--checkpoint", str(tflite["argmax"])]) == 2
     assert "give no MODEL@HxW cases" in capsys.readouterr().err
+
+
+def test_bench_run_keeps_the_ground_truth_where_gt_cache_says(tflite, tiny_dataset, tmp_path):
+    import argparse
+
+    from bench.evaluation.gt_cache import SUFFIX, GTCache
+    from bench.run import add_arguments, gt_cache_from_arguments, run_benchmark
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    folder = tmp_path / "gt-cache"
+    assert gt_cache_from_arguments(parser.parse_args(["--gt-cache", str(folder)])) == GTCache(folder)
+    assert gt_cache_from_arguments(parser.parse_args(["--no-gt-cache"])) is None
+    for cache, name in ((None, "uncached"), (GTCache(folder), "cached")):
+        run_benchmark(
+            None,
+            dataset=str(tiny_dataset),
+            checkpoint=str(tflite["logits"]),
+            readme=None,
+            results_csv=tmp_path / name / "results.csv",
+            runs_dir=tmp_path / name / "runs",
+            checkpoint_root=tmp_path / "checkpoints",
+            progress=False,
+            gt_cache=cache,
+        )
+        assert len(list(folder.glob(f"*{SUFFIX}"))) == (0 if cache is None else 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.arguments import add_gt_cache_arguments, gt_cache_from_arguments
 from bench.atomic import check_writable
 from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
 from bench.evaluation.pool import available_cores, cap_workers
@@ -47,48 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"decoding processes (default and most: the cores, {available_cores()})",
     )
     add_gt_cache_arguments(parser)
-
-
-def add_gt_cache_arguments(parser: argparse.ArgumentParser) -> None:
-    """--gt-cache DIR and --no-gt-cache, for every command that scores against ground truth."""
-    from bench.evaluation.gt_cache import ENV_VAR
-
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--gt-cache",
-        default=None,
-        metavar="DIR",
-        help=f"keep the decoded ground truth here between evaluations (default: ${ENV_VAR}, else "
-        "$XDG_CACHE_HOME/cityscapes-bench/gt, else ~/.cache/cityscapes-bench/gt); "
-        "`bench cache clear` empties it",
-    )
-    group.add_argument(
-        "--no-gt-cache",
-        action="store_true",
-        help="decode the ground-truth PNGs every time, neither reading nor writing the cache",
-    )
-
-
-def gt_cache_from_arguments(args: argparse.Namespace):
-    """The cache the options ask for, checked before the work: a folder given with --gt-cache that cannot
-    be written is an error; the default one is only skipped (with a note), it never costs the result."""
-    from bench.evaluation.gt_cache import AUTO, resolve_gt_cache
-    from data.errors import UserError
-
-    if getattr(args, "no_gt_cache", False):
-        return None
-    explicit = getattr(args, "gt_cache", None)
-    cache = resolve_gt_cache(explicit or AUTO)
-    if cache is None:
-        return None
-    try:
-        check_writable(cache.root, "--gt-cache folder", folder=True)
-    except UserError as exc:
-        if explicit:
-            raise
-        print(f"note: evaluating without the ground-truth cache: {exc}", file=sys.stderr)
-        return None
-    return cache
 
 
 def format_result(result: EvaluationResult) -> str:
