@@ -70,7 +70,7 @@ venv-parity: $(PARITY_STAMP) ## Create .venv-parity: mmsegmentation's own PSPNet
 # Test processes (pytest-xdist, whole files each): much of the suite is single-threaded (TensorFlow starting
 # in the CLI subprocesses, PNG decoding), so two processes on two cores take 11 min where one takes 18.
 TEST_WORKERS ?= 2
-XDIST = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+XDIST = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: $(STAMP) $(TEST_STAMP) ## Run the whole test suite (what CI runs; TEST_WORKERS=1: in one process)
 	$(PY) -m pytest -q $(XDIST)

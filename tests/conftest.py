@@ -19,8 +19,9 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 
 # The longest files first (longest-processing-time-first scheduling): `make test` runs whole files on two
-# xdist workers (--dist loadfile), and the file that takes a quarter of the suite, started late, would run
-# on alone at the end. The other files keep their order.
+# xdist workers (--dist loadfile, --no-loadscope-reorder: xdist would order the files by their number of
+# tests), and the file that takes a quarter of the suite, started late, would run on alone at the end.
+# The other files keep their order.
 LONGEST_FIRST = ("test_distribute.py", "test_bad_inputs_faults.py")
 
 

@@ -89,19 +89,25 @@ def test_a_litert_model_refuses_only_the_settings_it_cannot_honour(tflite, tiny_
     assert sink.frames[0][1].shape == (64, 128) and sink.frames[0][2].shape == (64, 128, 19)
 
 
-def test_bench_run_scores_a_dataset_with_a_tflite_and_the_row_says_litert(tflite, tiny_dataset, tmp_path):
+def run_in(folder, dataset, checkpoint, **options):
+    """`bench run` of `checkpoint` on `dataset`, everything it writes under `folder`."""
     from bench.run import run_benchmark
 
-    report = run_benchmark(
+    return run_benchmark(
         None,
-        dataset=str(tiny_dataset),
-        checkpoint=str(tflite["argmax"]),
+        dataset=str(dataset),
+        checkpoint=str(checkpoint),
         readme=None,
-        results_csv=tmp_path / "results.csv",
-        runs_dir=tmp_path / "runs",
-        checkpoint_root=tmp_path / "checkpoints",
+        results_csv=folder / "results.csv",
+        runs_dir=folder / "runs",
+        checkpoint_root=folder.parent / "checkpoints",
         progress=False,
+        **options,
     )
+
+
+def test_bench_run_scores_a_dataset_with_a_tflite_and_the_row_says_litert(tflite, tiny_dataset, tmp_path):
+    report = run_in(tmp_path / "run", tiny_dataset, tflite["argmax"])
     row = report.row
     assert row["model"] == "argmax" and row["runtime"].startswith("litert ") and row["precision"] == "fp32"
     assert 0 <= row["miou"] <= 100 and row["n_images"] == 3
@@ -110,18 +116,7 @@ def test_bench_run_scores_a_dataset_with_a_tflite_and_the_row_says_litert(tflite
 def test_bench_run_of_an_int8_file_says_int8_where_it_says_the_precision(
     tflite, tiny_dataset, tmp_path, capsys
 ):
-    from bench.run import run_benchmark
-
-    report = run_benchmark(
-        None,
-        dataset=str(tiny_dataset),
-        checkpoint=str(tflite["int8"]),
-        readme=None,
-        results_csv=tmp_path / "results.csv",
-        runs_dir=tmp_path / "runs",
-        checkpoint_root=tmp_path / "checkpoints",
-        progress=False,
-    )
+    report = run_in(tmp_path / "run", tiny_dataset, tflite["int8"])
     assert "predict and evaluate: val split, mode whole, int8;" in capsys.readouterr().out
     assert report.row["precision"] == "int8"
 
@@ -153,19 +148,9 @@ def test_a_weights_name_opens_the_downloaded_file(tflite, tmp_path, monkeypatch)
 
 def test_a_run_of_published_weights_names_their_reference_row(tflite, tiny_dataset, tmp_path, monkeypatch):
     from bench.engine.download import weights_file
-    from bench.run import run_benchmark
 
     entry = _served_entry(tflite["argmax"], monkeypatch, tmp_path)
-    report = run_benchmark(
-        None,
-        dataset=str(tiny_dataset),
-        checkpoint=str(weights_file(entry, tmp_path / "w", progress=False)),
-        readme=None,
-        results_csv=tmp_path / "results.csv",
-        runs_dir=tmp_path / "runs",
-        checkpoint_root=tmp_path / "checkpoints",
-        progress=False,
-    )
+    report = run_in(tmp_path / "run", tiny_dataset, weights_file(entry, tmp_path / "w", progress=False))
     assert (
         report.row["model"] == "tiny-litert"
         and report.row["notes"] == "published weights tiny-litert (litert)"
@@ -245,7 +230,7 @@ def test_bench_run_keeps_the_ground_truth_where_gt_cache_says(tflite, tiny_datas
     import argparse
 
     from bench.evaluation.gt_cache import SUFFIX, GTCache
-    from bench.run import add_arguments, gt_cache_from_arguments, run_benchmark
+    from bench.run import add_arguments, gt_cache_from_arguments
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -253,15 +238,5 @@ def test_bench_run_keeps_the_ground_truth_where_gt_cache_says(tflite, tiny_datas
     assert gt_cache_from_arguments(parser.parse_args(["--gt-cache", str(folder)])) == GTCache(folder)
     assert gt_cache_from_arguments(parser.parse_args(["--no-gt-cache"])) is None
     for cache, name in ((None, "uncached"), (GTCache(folder), "cached")):
-        run_benchmark(
-            None,
-            dataset=str(tiny_dataset),
-            checkpoint=str(tflite["logits"]),
-            readme=None,
-            results_csv=tmp_path / name / "results.csv",
-            runs_dir=tmp_path / name / "runs",
-            checkpoint_root=tmp_path / "checkpoints",
-            progress=False,
-            gt_cache=cache,
-        )
+        run_in(tmp_path / name, tiny_dataset, tflite["logits"], gt_cache=cache)
         assert len(list(folder.glob(f"*{SUFFIX}"))) == (0 if cache is None else 3)
