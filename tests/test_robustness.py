@@ -361,3 +361,15 @@ def test_inference_settings_are_the_prediction_loops_own(checkpoint, tiny_datase
     assert np.array_equal(result_of(out, Unit("clean", 0)).confusion, expected.confusion)
     settings = json.loads((out / "manifest.json").read_text())["settings"]
     assert (settings["mode"], settings["crop"], settings["flip"]) == ("slide", [48, 64], True)
+
+
+def test_the_sweep_keeps_the_ground_truth_where_gt_cache_says(checkpoint, tiny_dataset, tmp_path):
+    from bench.evaluation.gt_cache import SUFFIX
+
+    cache = tmp_path / "gt-cache"
+    for name, option in (("uncached", ["--no-gt-cache"]), ("cached", ["--gt-cache", str(cache)])):
+        args = sweep_args(
+            checkpoint, tiny_dataset, tmp_path / name, "--corruptions", "fog", "--severities", "1"
+        )
+        assert main([*args, "--workers", "1", *option]) == 0
+        assert len(list(cache.glob(f"*{SUFFIX}"))) == (0 if name == "uncached" else 3)

@@ -29,7 +29,7 @@ def _levels(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bench.arguments import add_inference_arguments
+    from bench.arguments import add_gt_cache_arguments, add_inference_arguments
     from bench.robustness.plan import PRESETS
     from data.corruptions import CORRUPTIONS
 
@@ -77,11 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mirror over N logical CPU devices (tests, CPU machines)",
     )
     add_inference_arguments(parser)
+    add_gt_cache_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def settings_from(args: argparse.Namespace):
-    from bench.arguments import inference_settings
+    from bench.arguments import gt_cache_from_arguments, inference_settings
     from bench.robustness.plan import PRESETS
     from bench.robustness.sweep import SweepSettings
 
@@ -103,6 +104,7 @@ def settings_from(args: argparse.Namespace):
         cpu_replicas=args.cpu_replicas,
         inference=inference_settings(args),
         progress=not args.no_progress,
+        gt_cache=gt_cache_from_arguments(args),
     )
 
 

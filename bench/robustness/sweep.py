@@ -21,7 +21,9 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from bench.evaluation.gt_cache import AUTO
 from bench.robustness import plan
 from bench.robustness.frames import FrameTask, frames
 from bench.robustness.state import SweepFolder
@@ -49,6 +51,7 @@ class SweepSettings:
     cpu_replicas: int | None = None
     inference: InferenceSettings = DEFAULT_SETTINGS
     progress: bool = True
+    gt_cache: Any = AUTO  # where decoded ground truth is kept (bench/evaluation/gt_cache.py; None: none)
 
     def identity(self) -> dict:
         """The inference settings the numbers depend on (in the manifest)."""
@@ -153,7 +156,7 @@ def run_sweep(model, sweep: Prepared, settings: SweepSettings, place: Place | No
     todo = [u for u in plan.share(sweep.units, place.index, place.count) if not folder.is_done(u)]
     workers = cap_workers(settings.workers)[0]
     bar = progress_bar(len(todo) * len(samples), desc="robustness", unit="img", enabled=settings.progress)
-    scores = StreamingEvaluator()  # the prediction loop's scoring sink, one unit at a time
+    scores = StreamingEvaluator(gt_cache=settings.gt_cache)  # the loop's scoring sink, a unit at a time
     figures = {"units": 0, "frames": 0, "seconds": 0.0, "waiting_s": 0.0}
     try:
         while todo:
