@@ -15,9 +15,10 @@ told to stop kept waiting until the timeout. `hold_termination`, called first th
 blocks SIGTERM in this thread and so in every thread started after it (TensorFlow's, OpenBLAS's): a
 SIGTERM stays pending, the watchdog sees it in `/proc/<pid>/status` and stops this process the same way
 (status 2). When the wait is over, SIGTERM's own handler replaces TensorFlow's and is unblocked (a pending
-one then acts at once). A process whose SIGINT is ignored (a background job of a script) is stopped with
-SIGKILL instead. Nothing has been written when this happens: the strategy is made before the training
-folder is taken.
+one then acts at once). SIGINT gets that handler even where it was ignored (a background job of a script):
+it is how the watchdog stops the wait, and such a worker used to wait forever at the timeout; it is
+ignored again after the wait. Nothing has been written when this happens: the strategy is made before the
+training folder is taken.
 """
 
 from __future__ import annotations
@@ -128,8 +129,7 @@ def waiting_for(peers: list[str], timeout: float, *, notice_after: float = NOTIC
     (SIGTERM where `hold_termination` came first)."""
     main = _main_thread()
     term_held = main and signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    catch_int = main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
-    stop = signal.SIGINT if catch_int else signal.SIGKILL
+    stop = signal.SIGINT if main else signal.SIGKILL  # only the main thread can set the C-level handler
     watchdog = subprocess.Popen(
         [
             sys.executable,
@@ -145,11 +145,13 @@ def waiting_for(peers: list[str], timeout: float, *, notice_after: float = NOTIC
         ],
         stdin=subprocess.PIPE,
     )
-    # the handlers to put back; an ignored signal stays ignored (a background job's SIGINT)
-    previous = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM) if main}
-    previous = {n: handler for n, handler in previous.items() if handler is not signal.SIG_IGN}
-    # an unheld SIGTERM gets the C-level exit too: it works where TensorFlow leaves SIGTERM alone
-    _exit_on(tuple(n for n in previous if n == signal.SIGINT or not term_held))
+    previous = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM) if main}  # put back after
+    # an unheld SIGTERM gets the C-level exit too (it works where TensorFlow leaves SIGTERM alone), unless
+    # it is ignored; SIGINT always (see the module docstring)
+    term_exit = (
+        signal.SIGTERM in previous and not term_held and previous[signal.SIGTERM] is not signal.SIG_IGN
+    )
+    _exit_on(tuple(n for n in previous if n == signal.SIGINT or term_exit))
     try:
         yield
     finally:
@@ -157,7 +159,7 @@ def waiting_for(peers: list[str], timeout: float, *, notice_after: float = NOTIC
             watchdog.stdin.write(b"done\n")
             watchdog.stdin.close()
         watchdog.wait()
-        for number, handler in previous.items():  # Python's own handlers again, TensorFlow's SIGTERM one out
+        for number, handler in previous.items():  # the handlers of before, TensorFlow's SIGTERM one out
             signal.signal(number, handler or signal.SIG_DFL)
         if term_held:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
