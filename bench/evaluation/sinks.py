@@ -10,9 +10,6 @@ surfaces at a later call. A sink keeps a reference to the arrays it was given un
 
 from __future__ import annotations
 
-import collections
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -23,6 +20,7 @@ from bench.evaluation import boundary as boundary_maths
 from bench.evaluation import calibration as calibration_maths
 from bench.evaluation import calibration_fit
 from bench.evaluation.png import read_png
+from bench.evaluation.threaded import ThreadedSink
 from data.cityscapes import Sample
 from data.errors import UserError
 from data.labels import to_train_ids
@@ -36,59 +34,6 @@ def read_gt_train_ids(sample: Sample) -> np.ndarray:
     cache = default_gt_cache()
     labels = cache.labels(sample.label_ids, sample.instance_ids) if cache else None
     return to_train_ids(read_png(sample.label_ids, "ground truth") if labels is None else labels)
-
-
-class _ThreadedSink:
-    """Frames go to one worker thread; their results are folded in `process` order by `_add`."""
-
-    def __init__(self, *, max_pending: int, name: str) -> None:
-        self.max_pending = max(1, int(max_pending))
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._pending: collections.deque[Future] = collections.deque()
-        self._busy = 0.0
-
-    def _clear(self) -> None:
-        for future in self._pending:
-            future.cancel()
-        for future in self._pending:
-            if not future.cancelled():
-                future.exception()  # wait; its outcome no longer matters
-        self._pending.clear()
-        self._busy = 0.0
-
-    def _submit(self, fn, *args) -> None:
-        def timed():
-            began = time.perf_counter()
-            return fn(*args), time.perf_counter() - began
-
-        self._pending.append(self._pool.submit(timed))
-        while len(self._pending) > self.max_pending:
-            self._collect()
-
-    def _drain(self) -> None:
-        while self._pending:
-            self._collect()
-
-    def _collect(self) -> None:
-        value, seconds = self._pending.popleft().result()  # re-raises a frame's UserError here
-        self._add(value)
-        self._busy += seconds
-
-    def _add(self, value: Any) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Stop the worker thread (pending frames are dropped)."""
-        for future in self._pending:
-            future.cancel()
-        self._pending.clear()
-        self._pool.shutdown(wait=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 def _check_shape(sample: Sample, gt: np.ndarray, train_ids: np.ndarray) -> None:
@@ -105,7 +50,7 @@ def _boundary_frame(sample: Sample, train_ids: np.ndarray, ratio: float) -> boun
     return boundary_maths.boundary_counts(gt, train_ids, ratio=ratio)
 
 
-class BoundarySink(_ThreadedSink):
+class BoundarySink(ThreadedSink):
     """Boundary IoU per class over the frames processed since `reset` (needs only the label maps)."""
 
     def __init__(self, *, ratio: float = boundary_maths.DILATION_RATIO, max_pending: int = 4) -> None:
@@ -137,7 +82,7 @@ def _calibration_frame(sample, train_ids, logits, betas) -> calibration_maths.Fr
     return calibration_maths.frame_sums(logits, gt, train_ids, betas=betas)
 
 
-class CalibrationSink(_ThreadedSink):
+class CalibrationSink(ThreadedSink):
     """ECE, MCE, NLL, Brier and the temperature over the frames processed since `reset`.
 
     `temperature=None` fits T on these frames (optimistic: scored on the split it was fitted on);
@@ -183,9 +128,9 @@ class QualitySettings:
     calibration: bool = True
     temperature: float | None = None
 
-    def sinks(self) -> list[_ThreadedSink]:
+    def sinks(self) -> list[ThreadedSink]:
         """Fresh sinks (each with its worker thread: use them as context managers, or `close()` them)."""
-        sinks: list[_ThreadedSink] = []
+        sinks: list[ThreadedSink] = []
         if self.boundary_ratio is not None:
             sinks.append(BoundarySink(ratio=self.boundary_ratio))
         if self.calibration:

@@ -9,11 +9,8 @@ No TensorFlow here either: the loop that feeds it owns the model.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -21,6 +18,7 @@ from bench.evaluation.accumulator import Accumulator
 from bench.evaluation.evaluator import score_prediction
 from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.scoring import PRED_ID_MODES, EvaluationResult, ImageStats
+from bench.evaluation.threaded import ThreadedSink
 from data.cityscapes import Sample
 from data.errors import UserError
 from data.labels import TRAIN_TO_LABEL
@@ -29,7 +27,7 @@ MAX_PENDING = 4
 """Frames predicted but not yet scored: bounds the arrays held when scoring falls behind the model."""
 
 
-class StreamingEvaluator:
+class StreamingEvaluator(ThreadedSink):
     """Scores frames as they are predicted, in worker threads (`workers`, default one: the model needs the
     cores); results are summed in the order of `process` whatever the thread count.
 
@@ -53,72 +51,41 @@ class StreamingEvaluator:
             raise UserError(f"ids must be one of {PRED_ID_MODES}, not {ids!r}")
         if workers < 1:
             raise UserError(f"scoring needs at least 1 worker thread, not {workers}")
+        super().__init__(max_pending=max_pending, name="score", workers=workers)
         self.ids = ids
         self.gt_cache = resolve_gt_cache(gt_cache)
-        self.max_pending = max(int(workers), int(max_pending))
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score")
-        self._pending: collections.deque[Future] = collections.deque()
         self.reset()
 
     def reset(self) -> None:
         """Forget every frame processed so far (frames still being scored are waited for and dropped)."""
-        for future in self._pending:
-            future.cancel()
-        for future in self._pending:
-            if not future.cancelled():
-                future.exception()  # wait; its outcome no longer matters
-        self._pending.clear()
+        self._clear()
         self._totals = Accumulator()
-        self._busy = 0.0
 
     def process(self, sample: Sample, prediction: np.ndarray, logits: np.ndarray | None = None) -> None:
         """Queue one frame for scoring against `sample`'s ground truth."""
         name = f"prediction of {sample.key}"
         value_map = TRAIN_TO_LABEL if self.ids == "train" else None  # applied in the worker thread
-        self._pending.append(
-            self._pool.submit(
-                _score, sample.label_ids, sample.instance_ids, prediction, name, self.gt_cache, value_map
-            )
+        self._submit(
+            score_prediction,
+            sample.label_ids,
+            sample.instance_ids,
+            prediction,
+            name,
+            "label",
+            self.gt_cache,
+            value_map=value_map,
         )
-        while len(self._pending) > self.max_pending:
-            self._collect()
 
     def evaluate(self) -> EvaluationResult:
         """The scores of every frame processed since `reset` (waits for the frames still being scored)."""
-        while self._pending:
-            self._collect()
+        self._drain()
         return dataclasses.replace(self._totals.result(), seconds=self._busy)
 
     def totals(self) -> Accumulator:
         """The sums of every frame processed since `reset` (waits for the frames still being scored): what
         a caller saves to resume or to add to other parts' sums (bench robustness)."""
-        while self._pending:
-            self._collect()
+        self._drain()
         return self._totals
 
-    def close(self) -> None:
-        """Stop the worker thread (pending frames are dropped)."""
-        for future in self._pending:
-            future.cancel()
-        self._pending.clear()
-        self._pool.shutdown(wait=True)
-
-    def __enter__(self) -> StreamingEvaluator:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def _collect(self) -> None:
-        future = self._pending.popleft()
-        stats, seconds = future.result()  # re-raises a frame's UserError here, in the caller's thread
+    def _add(self, stats: ImageStats) -> None:
         self._totals.add(stats)
-        self._busy += seconds
-
-
-def _score(gt_labels, gt_instances, prediction, name, gt_cache, value_map) -> tuple[ImageStats, float]:
-    began = time.perf_counter()
-    stats = score_prediction(
-        gt_labels, gt_instances, prediction, name, "label", gt_cache, value_map=value_map
-    )
-    return stats, time.perf_counter() - began
