@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from bench.engine.convert import espnet, espnetv2, mmseg, published, torch_reader
+from bench.engine.convert.torch_layers import refuse_unplaced
 from bench.paths import CONVERTED_ROOT
 from data.errors import UserError
 
@@ -79,13 +80,7 @@ def assign_weights(model, state: Mapping[str, np.ndarray], modules, path: str | 
             values.append(array.astype(weight.dtype))
             used.add(key)
         layer.set_weights(values)
-    extra = sorted(k for k in state if k not in used and not k.endswith(mmseg.IGNORED_SUFFIXES))
-    if extra:
-        more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
-        raise UserError(
-            f"{path} has {len(extra)} tensor(s) the detected architecture has no place for: "
-            f"{', '.join(extra[:5])}{more}"
-        )
+    refuse_unplaced(state, used, path)
     return len(used)
 
 

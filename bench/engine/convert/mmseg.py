@@ -45,7 +45,6 @@ BN_SLOTS = {
     "running_var": "moving_variance",
 }
 CONV_SLOTS = {"weight": "kernel", "bias": "bias"}
-IGNORED_SUFFIXES = (".num_batches_tracked",)
 # from configs/_base_/models/pspnet_r50-d8.py (mmseg layout; see models/pspnet.py MMSEG_LAYOUT)
 _OUTPUT_STRIDE = re.compile(r"(?:^|[_-])d(8|16|32)(?:[_-]|$)")
 

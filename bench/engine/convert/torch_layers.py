@@ -100,6 +100,15 @@ def assign(
             values.append(array.astype(weight.dtype))
             used.add(key)
         layer.set_weights(values)
+    refuse_unplaced(state, used, path, unused=unused)
+    return len(used)
+
+
+def refuse_unplaced(
+    state: Mapping[str, np.ndarray], used: set[str], path: str | os.PathLike, *, unused: Iterable[str] = ()
+) -> None:
+    """A file's tensor that no weight took is an error (`num_batches_tracked` counters and the keys
+    matching the `unused` regular expressions aside): a converter that skips tensors converts wrong."""
     patterns = [re.compile(p) for p in unused]
     extra = sorted(
         k
@@ -112,7 +121,6 @@ def assign(
             f"{path} has {len(extra)} tensor(s) the detected architecture has no place for: "
             f"{', '.join(extra[:5])}{more}"
         )
-    return len(used)
 
 
 def state_dict(model) -> dict[str, np.ndarray]:
