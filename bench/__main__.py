@@ -6,8 +6,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 if os.environ.get("TF_CONFIG") and sys.argv[1:2] == ["train"]:
     # A worker of a multi-worker job holds SIGTERM before any thread exists: its wait for the peers can
-    # only see a SIGTERM that no thread took to TensorFlow's handler (bench/engine/peers.py).
-    from bench.engine.peers import hold_termination
+    # only see a SIGTERM that no thread took to TensorFlow's handler (bench/training/peers.py).
+    from bench.training.peers import hold_termination
 
     hold_termination()
 

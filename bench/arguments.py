@@ -112,7 +112,7 @@ def add_gt_cache_arguments(parser: argparse.ArgumentParser) -> None:
 def gt_cache_from_arguments(args: argparse.Namespace):
     """The cache the options ask for, checked before the work: a folder given with --gt-cache that cannot
     be written is an error; the default one is only skipped (with a note), it never costs the result."""
-    from bench.atomic import check_writable
+    from bench.common.atomic import check_writable
     from bench.evaluation.gt_cache import AUTO, resolve_gt_cache
     from data.errors import UserError
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,82 +26,19 @@ from bench.arguments import (
     inference_settings,
 )
 from bench.arguments import seeds as seeds_argument
-from bench.atomic import check_writable
-from bench.engine.recipes import Recipe, default_recipe
-from bench.engine.recipes import label as recipe_label
+from bench.common.atomic import check_writable
+from bench.common.datasets import resolve_dataset
+from bench.common.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR
 from bench.evaluation.gt_cache import AUTO
 from bench.evaluation.sinks import DEFAULT_QUALITY, QualitySettings, add_quality_arguments, quality_settings
-from bench.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR, SYNTHETIC_ROOT
-from bench.report.run_folder import slug
+from bench.training.default_checkpoint import default_preset, ensure_checkpoint
+from bench.training.recipes import Recipe, default_recipe
+from bench.training.recipes import label as recipe_label
 from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
 NOTES = "trained from scratch (no ImageNet weights offline)"
 DEFAULT_MODEL = "pspnet"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    root: Path
-    name: str
-    kind: str  # "synthetic" | "real"
-
-
-def resolve_dataset(dataset: str | None, *, progress: bool = True) -> Dataset:
-    """The dataset to benchmark: the argument, else `$CITYSCAPES_DATASET`, else the synthetic set."""
-    from data import synthetic
-
-    dataset = dataset or os.environ.get("CITYSCAPES_DATASET") or None
-    if dataset:
-        from data.cityscapes import resolve_root
-
-        root = resolve_root(dataset)
-    else:
-        root = SYNTHETIC_ROOT
-        print(f"dataset: embedded synthetic set at {root} (set CITYSCAPES_DATASET for real data)")
-        from bench.engine.progress import is_terminal
-
-        synthetic.generate(root, progress=progress and is_terminal())  # no bar in a log
-    manifest = synthetic.read_manifest(root)
-    if manifest is None:
-        return Dataset(root, "cityscapes", "real")
-    h, w = manifest["size"]
-    return Dataset(root, f"synthetic-v{manifest['version']}-{h}x{w}", "synthetic")
-
-
-def default_preset(model: str) -> str | None:
-    """The model's "cpu" preset where it has one (plugins and small models train as they are)."""
-    from models import registry
-
-    return "cpu" if "cpu" in registry.get(model).presets else None
-
-
-def ensure_checkpoint(
-    model: str,
-    dataset: Dataset,
-    *,
-    preset: str | None,
-    recipe: Recipe,
-    seed: int,
-    root: Path = CHECKPOINT_ROOT,
-    progress: bool = True,
-) -> Path:
-    """The cached default checkpoint of `model` on `dataset`, trained (or resumed) when missing."""
-    from bench.engine import checkpoint as ckpt
-    from bench.engine.train import RunOptions, train
-
-    seeded = f"-seed{seed}" if seed else ""  # seed 0 keeps the cache path it always had
-    out = Path(root) / slug(f"{model}-{preset or 'default'}-{dataset.name}{seeded}")
-    done = ckpt.list_checkpoints(out)
-    if done and ckpt.read_metadata(done[-1]).get("steps") == recipe.steps:
-        print(f"checkpoint: {done[-1]} (cached; delete {out} to retrain)")
-        return done[-1]
-    print(
-        f"checkpoint: training {model} (preset {preset or 'none'}) for {recipe.steps} steps, batch "
-        f"{recipe.batch}, crop {recipe.crop[0]}x{recipe.crop[1]} into {out}" + (" (resuming)" if done else "")
-    )
-    recipe = dataclasses.replace(recipe, model=model, preset=preset, seed=seed, val_every=0)
-    return train(recipe, dataset.root, out, run=RunOptions(resume=bool(done), progress=progress))
 
 
 def run_benchmark(
@@ -137,17 +72,17 @@ def run_benchmark(
     Boundary IoU and calibration sinks beside the evaluator (bench/evaluation/sinks.py). `gt_cache`: where
     the decoded ground truth is kept between runs (bench/evaluation/gt_cache.py; None: decoded every
     time). `model` None: the one the checkpoint names (a LiteRT file names itself), else pspnet."""
-    from bench.engine.convert.published import reference_for
-    from bench.engine.opener import open_checkpoint
-    from bench.engine.predict import write_predictions as write
-    from bench.engine.tensorflow_import import import_tensorflow
-    from bench.engine.weights import of_metadata as published_weights
-    from bench.engine.weights import reference_id
+    from bench.common.tensorflow_import import import_tensorflow
     from bench.evaluation.command import format_calibration
     from bench.evaluation.sinks import with_quality
     from bench.evaluation.streaming import StreamingEvaluator
+    from bench.inference.predict import write_predictions as write
     from bench.report.results import check_results_file
     from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
+    from bench.sources.convert.published import reference_for
+    from bench.sources.opener import open_checkpoint
+    from bench.sources.weights import of_metadata as published_weights
+    from bench.sources.weights import reference_id
     from data.cityscapes import list_samples
     from models import registry
 
@@ -382,8 +317,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         if checkpoint:
             raise UserError("--checkpoint and --weights both name the model: give one of them")
-        from bench.engine.download import weights_file
-        from bench.engine.weights import get
+        from bench.sources.download import weights_file
+        from bench.sources.weights import get
 
         checkpoint = str(weights_file(get(args.weights), args.weights_dir))
     run_seeds(

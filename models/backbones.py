@@ -11,7 +11,7 @@ and so keeps the ImageNet weights usable; optionally a "deep" stem of three 3x3 
 PSPNet paper's ResNet. Small variants for CPUs: basic-block ResNet-18/34 and a width multiplier.
 
 The same layer names also carry PyTorch layouts (`BlockStyle`, `stem_channels`, `contract_dilation`):
-mmsegmentation's ResNetV1c, whose published weights bench/engine/convert/ loads.
+mmsegmentation's ResNetV1c, whose published weights bench/sources/convert/ loads.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ size with PyTorch's bins, channel shuffle, and PyTorch's bilinear `align_corners
 
 Every layer that holds weights is named after the authors' module that holds them (`encoder.level2.0.c1.conv`,
 `base_net.level3.0.proj_1x1.bn`): a converted state dict is matched by name, one rule for both families
-(bench/engine/convert/torch_layers.py).
+(bench/sources/convert/torch_layers.py).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.paths import PROJECT_ROOT
+from bench.common.paths import PROJECT_ROOT
 
 SHARED_ENV = "CITYSCAPES_BENCH_SHARED"
 

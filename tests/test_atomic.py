@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import atomic
+from bench.common import atomic
 from data.errors import UserError
 from tests.filesystems import full_file_system
 

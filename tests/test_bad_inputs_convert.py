@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.engine.convert import torch_reader
+from bench.sources.convert import torch_reader
 from tests.torch_files import Tensor, write_pth
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mmseg"
@@ -426,7 +426,7 @@ def run_cli(argv: list[str]) -> int:
 @pytest.fixture(scope="module", autouse=True)
 def _tensorflow_once():
     """`bench convert` imports TensorFlow first: do it before a case caps the address space."""
-    from bench.engine.tensorflow_import import import_tensorflow
+    from bench.common.tensorflow_import import import_tensorflow
 
     import_tensorflow()
 
@@ -465,7 +465,7 @@ def test_the_convert_matrix_holds_its_cases():
 def test_corrupted_cache_entry_is_converted_again(tmp_path, capsys, monkeypatch):
     """A cache entry cut short (a convert killed before `replacing` existed, a full disk, bit rot) is not
     trusted: the next run notices and converts again instead of failing on it forever."""
-    from bench.engine.convert.converter import converted
+    from bench.sources.convert.converter import converted
 
     src = tmp_path / ZIP.name
     shutil.copy(ZIP, src)
@@ -476,7 +476,7 @@ def test_corrupted_cache_entry_is_converted_again(tmp_path, capsys, monkeypatch)
     again = converted(src, root=cache)
     out = capsys.readouterr().out
     assert again == first and "damaged" in out and "converting" in out
-    from bench.engine import checkpoint as ckpt
+    from bench.sources import keras_checkpoint as ckpt
 
     assert ckpt.read_metadata(again)["source"]["file"] == src.name
     assert sorted(p.name for p in cache.iterdir()) == [first.name]
@@ -501,7 +501,7 @@ def test_two_converts_of_one_file_at_once_both_succeed_with_one_whole_result(tmp
     for job, (stdout, stderr) in zip(jobs, results, strict=True):
         assert job.returncode == 0 and "Traceback" not in stderr, stderr
         assert f"wrote {out}" in stdout
-    from bench.engine import checkpoint as ckpt
+    from bench.sources import keras_checkpoint as ckpt
 
     assert ckpt.read_metadata(out)["source"]["tensors"] > 100
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]  # no temporary file left

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import atomic
 from bench.cli import main
-from bench.engine import progress as progress_module
-from bench.engine.tensorflow_import import filter_lines
+from bench.common import atomic
+from bench.common import progress as progress_module
+from bench.common.tensorflow_import import filter_lines
 from data.errors import UserError
 from tests.cityscapes_files import write_dataset
 
@@ -416,7 +416,7 @@ def test_full_disk_while_predicting_keeps_the_old_predictions(ctx, tmp_path, cap
             raise OSError(errno.ENOSPC, "No space left on device")
         return atomic.write_bytes(path, data)
 
-    monkeypatch.setattr("bench.engine.sinks.write_bytes", disk_full)
+    monkeypatch.setattr("bench.inference.sinks.write_bytes", disk_full)
     assert main(_predict_argv(ctx, out, "--no-progress")) == 2
     err = capsys.readouterr().err
     assert "cannot write predictions" in err and "No space left" in err and "Traceback" not in err
@@ -431,7 +431,7 @@ def test_ctrl_c_while_predicting_keeps_the_old_predictions(ctx, tmp_path, capsys
     def interrupted(path, data):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("bench.engine.sinks.write_bytes", interrupted)
+    monkeypatch.setattr("bench.inference.sinks.write_bytes", interrupted)
     assert main(_predict_argv(ctx, out, "--no-progress")) == 130
     assert snapshot(tmp_path) == before
 
@@ -440,7 +440,7 @@ def test_full_disk_while_saving_a_checkpoint_is_a_clear_error(ctx, tmp_path, cap
     def disk_full(model, path, metadata):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("bench.engine.checkpoint.save", disk_full)
+    monkeypatch.setattr("bench.sources.keras_checkpoint.save", disk_full)
     argv = ["train", "--model", MODEL, "--dataset", str(ctx.ds), "--steps", "1", "--batch", "1"]
     assert main([*argv, "--crop", "32x32", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err

@@ -179,7 +179,11 @@ def _interrupt(*args, **kwargs):
 
 @pytest.mark.parametrize(
     "where",
-    ["bench.atomic.os.replace", "bench.atomic.os.fsync", "bench.report.tables.render_results_markdown"],
+    [
+        "bench.common.atomic.os.replace",
+        "bench.common.atomic.os.fsync",
+        "bench.report.tables.render_results_markdown",
+    ],
     ids=["ctrl-c-at-rename", "ctrl-c-at-fsync", "ctrl-c-while-rendering"],
 )
 def test_ctrl_c_while_appending_a_row_keeps_the_results_file_whole(where, tmp_path, monkeypatch):

@@ -319,7 +319,7 @@ def test_the_strategy_matrix_holds_its_cases():
 
 
 def test_a_good_cluster_configuration_is_accepted_as_written():
-    from bench.engine.cluster import check_plan, parse_tf_config, peers_of
+    from bench.training.cluster import check_plan, parse_tf_config, peers_of
 
     text = cfg(
         {"chief": ["[::1]:2000"], "worker": ["node-1.example:2001", "10.0.0.3:2002"]},

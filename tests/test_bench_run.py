@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.common.datasets import resolve_dataset
 from bench.evaluation.gt_cache import ENV_VAR as GT_CACHE_ENV
 from bench.evaluation.reference import SCORE_KEYS
 from bench.report import results
 from bench.report.readme import update_readme
-from bench.run import Recipe, resolve_dataset, run_benchmark
+from bench.run import run_benchmark
+from bench.training.recipes import Recipe
 from data.errors import UserError
 from models.inference_modes import InferenceSettings
 

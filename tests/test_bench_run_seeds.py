@@ -10,7 +10,8 @@ import pytest
 from bench.cli import main
 from bench.report import results
 from bench.report.seeds import mean_std
-from bench.run import Recipe, run_seeds
+from bench.run import run_seeds
+from bench.training.recipes import Recipe
 
 TINY_RECIPE = Recipe(steps=2, batch=2, crop=(64, 64), lr=0.01, name="tiny-test")
 

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
-from bench.engine.convert import published, torch_reader
-from bench.engine.convert.torch_reader import UnsafeCheckpointError
+from bench.sources.convert import published, torch_reader
+from bench.sources.convert.unpickler import UnsafeCheckpointError
 from data.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mmseg"
@@ -83,9 +83,9 @@ def test_bench_convert_refuses_a_hostile_file_with_exit_2(tmp_path, capsys):
 
 def test_pickle_cannot_modify_the_allowed_globals(tmp_path):
     """BUILD on an allowed global would set attributes on our functions for every later load."""
-    from bench.engine.convert.torch_reader import ALLOWED_GLOBALS
+    from bench.sources.convert import unpickler
 
-    defaults = torch_reader._rebuild_tensor_v2.__defaults__
+    defaults = unpickler._rebuild_tensor_v2.__defaults__
     payloads = {  # GLOBAL, then BUILD with (no dict state, slot state {...})
         "torch._utils._rebuild_tensor_v2": b"ctorch._utils\n_rebuild_tensor_v2\n"
         b"(N}X\x0c\x00\x00\x00__defaults__(K\x01tstb.",
@@ -96,8 +96,8 @@ def test_pickle_cannot_modify_the_allowed_globals(tmp_path):
         path.write_bytes(b"\x80\x02" + payload)
         with pytest.raises(UnsafeCheckpointError, match=f"modifies {name}"):
             torch_reader.load(path)
-    assert torch_reader._rebuild_tensor_v2.__defaults__ == defaults
-    assert ALLOWED_GLOBALS[("torch", "FloatStorage")].name == "FloatStorage"
+    assert unpickler._rebuild_tensor_v2.__defaults__ == defaults
+    assert unpickler.ALLOWED_GLOBALS[("torch", "FloatStorage")].name == "FloatStorage"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -148,7 +148,7 @@ def _state():
 
 
 def test_architecture_is_read_from_keys_and_shapes():
-    from bench.engine.convert import mmseg
+    from bench.sources.convert import mmseg
 
     options, num_classes, has_aux = mmseg.architecture(_state(), file_name="pspnet_r18-d8-w8_zip.pth")
     assert num_classes == 19 and has_aux
@@ -179,7 +179,7 @@ def test_architecture_is_read_from_keys_and_shapes():
 )
 def test_missing_extra_or_misshaped_tensor_is_an_error_naming_its_key(change, message):
     pytest.importorskip("tensorflow")
-    from bench.engine.convert.converter import build_converted
+    from bench.sources.convert.converter import build_converted
 
     state = _state()
     change(state)
@@ -189,7 +189,7 @@ def test_missing_extra_or_misshaped_tensor_is_an_error_naming_its_key(change, me
 
 def test_num_batches_tracked_is_ignored_and_aux_head_optional():
     pytest.importorskip("tensorflow")
-    from bench.engine.convert.converter import build_converted
+    from bench.sources.convert.converter import build_converted
 
     state = {k: v for k, v in _state().items() if not k.startswith("auxiliary_head.")}
     assert any(k.endswith("num_batches_tracked") for k in state)
@@ -215,7 +215,7 @@ def frame_dataset(root: Path) -> Path:
 def test_converted_checkpoint_predicts_mmseg_logits(fmt, tmp_path):
     """Parity with mmsegmentation's own model through `bench convert` and `bench predict` (whole image)."""
     pytest.importorskip("tensorflow")
-    from bench.engine import checkpoint as ckpt
+    from bench.sources import keras_checkpoint as ckpt
 
     out = tmp_path / "converted.keras"
     assert main(["convert", str(fixture(fmt)), "--out", str(out)]) == 0
@@ -244,8 +244,8 @@ def test_converted_checkpoint_predicts_mmseg_logits(fmt, tmp_path):
 
 def test_predict_accepts_a_pth_and_caches_the_conversion(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
-    from bench.engine.convert import converter
-    from bench.engine.opener import open_checkpoint
+    from bench.sources.convert import converter
+    from bench.sources.opener import open_checkpoint
 
     monkeypatch.setattr(converter, "CONVERTED_ROOT", tmp_path / "converted")
     opened = open_checkpoint(fixture("legacy"))

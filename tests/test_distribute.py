@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.recipes import Recipe  # noqa: E402
-from bench.engine.train import RunOptions, train  # noqa: E402
-from bench.engine.train_step import make_optimizer  # noqa: E402
+from bench.sources import keras_checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
+from bench.training.recipes import Recipe  # noqa: E402
+from bench.training.train import RunOptions, train  # noqa: E402
+from bench.training.train_step import make_optimizer  # noqa: E402
 
 STEPS, BATCH, CROP, LR = 6, 8, (32, 48), 0.001
 TIMEOUT = 300  # seconds a training process may take before the test kills it and fails
@@ -242,8 +242,8 @@ def test_mixed_precision_runs_under_mirrored_replicas_with_syncbn(tiny_dataset, 
     """The GPU settings (bfloat16 compute) under a two-replica strategy, exercised on logical CPUs; XLA is
     left to single-replica runs."""
     code = (
-        "import sys\nfrom bench.engine.recipes import Recipe\n"
-        "from bench.engine.train import RunOptions, train\n"
+        "import sys\nfrom bench.training.recipes import Recipe\n"
+        "from bench.training.train import RunOptions, train\n"
         "recipe = Recipe(model='pspnet', preset='tiny', steps=2, batch=8, crop=(32, 48), lr=0.01)\n"
         f"p = train(recipe, {str(tiny_dataset)!r}, {str(tmp_path / 'out')!r}, "
         "run=RunOptions(progress=False, accelerate=True, cpu_replicas=2))\n"

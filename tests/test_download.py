@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.engine.download import fetch, weights_file
-from bench.engine.weights import Weights
+from bench.sources.download import fetch, weights_file
+from bench.sources.weights import Weights
 from data.errors import UserError
 
 PAYLOAD = bytes(range(256)) * 5000  # 1.2 MiB: two progress steps

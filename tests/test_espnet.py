@@ -36,7 +36,7 @@ def randomised(model, seed: int = 0):
 
 def round_trip(name: str, file_name: str, image_size=(64, 128), **options):
     """(options read back, outputs of our model and of its conversion from its own PyTorch state dict)."""
-    from bench.engine.convert import converter, torch_layers
+    from bench.sources.convert import converter, torch_layers
     from models import registry
 
     model = randomised(registry.build(name, **options))
@@ -91,14 +91,14 @@ def test_the_logits_drop_only_the_background_channel():
 
 @pytest.fixture(scope="module")
 def espnet_state():
-    from bench.engine.convert import torch_layers
+    from bench.sources.convert import torch_layers
     from models import registry
 
     return torch_layers.state_dict(registry.build("espnet", p=1, q=1))
 
 
 def test_a_missing_tensor_is_named(espnet_state):
-    from bench.engine.convert import converter
+    from bench.sources.convert import converter
 
     state = dict(espnet_state)
     del state["encoder.level3.0.d8.conv.weight"]
@@ -107,7 +107,7 @@ def test_a_missing_tensor_is_named(espnet_state):
 
 
 def test_a_misshaped_tensor_is_named_with_both_shapes(espnet_state):
-    from bench.engine.convert import converter
+    from bench.sources.convert import converter
 
     state = dict(espnet_state)
     state["level3_C.conv.weight"] = np.zeros((20, 130, 1, 1), np.float32)
@@ -118,7 +118,7 @@ def test_a_misshaped_tensor_is_named_with_both_shapes(espnet_state):
 
 
 def test_a_tensor_the_architecture_has_no_place_for_is_refused(espnet_state):
-    from bench.engine.convert import converter
+    from bench.sources.convert import converter
 
     state = {**espnet_state, "decoder.extra.weight": np.zeros(3, np.float32)}
     with pytest.raises(UserError, match=r"1 tensor\(s\) .* no place for: decoder\.extra\.weight"):
@@ -126,7 +126,7 @@ def test_a_tensor_the_architecture_has_no_place_for_is_refused(espnet_state):
 
 
 def test_espnetv2_leaves_out_only_the_prelu_its_strided_eesp_never_applies():
-    from bench.engine.convert import converter, torch_layers
+    from bench.sources.convert import converter, torch_layers
     from models import registry
 
     state = torch_layers.state_dict(registry.build("espnetv2", s=0.5, blocks=(1, 1)))
@@ -138,7 +138,7 @@ def test_espnetv2_leaves_out_only_the_prelu_its_strided_eesp_never_applies():
 
 
 def test_detection_tells_the_three_sources_apart(espnet_state):
-    from bench.engine.convert import converter, torch_layers
+    from bench.sources.convert import converter, torch_layers
     from models import registry
 
     v2 = torch_layers.state_dict(registry.build("espnetv2", s=0.5, blocks=(1, 1)))

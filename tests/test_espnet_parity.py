@@ -61,7 +61,7 @@ def name(request) -> str:
 def test_our_recipe_reproduces_the_authors_network_input_to_the_bit(model):
     import tensorflow as tf
 
-    from bench.engine.convert import converter
+    from bench.sources.convert import converter
     from data.pipeline import decode_image, network_input
 
     ref = reference(model)
@@ -75,7 +75,7 @@ def forward_from_their_input(name):
     """(their reference, our network's 20-channel output and our 19-channel logits on their input)."""
     import keras
 
-    from bench.engine.convert import converter, torch_reader
+    from bench.sources.convert import converter, torch_reader
 
     path = weights(name)
     ref = reference(name)
@@ -140,7 +140,7 @@ def test_bench_convert_and_predict_from_the_png_reproduce_their_argmax(name, tmp
 
 
 def test_the_shared_espnetv2_of_another_width_converts_with_every_tensor_placed():
-    from bench.engine.convert import converter, torch_reader
+    from bench.sources.convert import converter, torch_reader
 
     path = shared_file(
         "weights/espnetv2_s_0.5_city_1024x512.pth",

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from bench.evaluation import read_png
-from bench.perf import eval as perf_eval
+from bench.perf.evaluation import evaluator as perf_eval
 
 
 def test_generated_pairs_have_instances_void_and_realistic_predictions(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.paths import PROJECT_ROOT
+from bench.common.paths import PROJECT_ROOT
 from bench.perf import gpu_check
 
 

@@ -142,8 +142,8 @@ def column_logits(images):
 
 @pytest.mark.parametrize("arg_max_only", [False, True])
 def test_the_prediction_loop_feeds_the_network_its_size_and_scores_at_the_frames(tiny_dataset, arg_max_only):
-    from bench.engine.loop import predict_frames
-    from bench.engine.opener import OpenedModel
+    from bench.inference.loop import predict_frames
+    from bench.sources.opener import OpenedModel
     from data.cityscapes import list_samples
 
     seen = []
@@ -170,10 +170,10 @@ def test_the_prediction_loop_feeds_the_network_its_size_and_scores_at_the_frames
 def test_the_robustness_sweep_applies_the_recipe_as_the_prediction_loop_does(tiny_dataset, tmp_path):
     from PIL import Image
 
-    from bench.engine import checkpoint as ckpt
-    from bench.engine.loop import predict_frames
-    from bench.engine.opener import open_checkpoint
+    from bench.inference.loop import predict_frames
     from bench.robustness.replicas import ReplicaModel
+    from bench.sources import keras_checkpoint as ckpt
+    from bench.sources.opener import open_checkpoint
     from data.cityscapes import list_samples
     from models import registry
     from models.inference_modes import InferenceSettings

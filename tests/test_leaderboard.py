@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
-from bench.paths import REFERENCE_DIR
+from bench.common.paths import REFERENCE_DIR
 from bench.report import leaderboard, references
 from bench.report.results import CLASS_COLUMNS, append_row, row_from_result
 from data.errors import UserError

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench.engine.litert import LiteRTModel, _nearest_centre, is_litert, open_litert
+from bench.sources.litert_runtime import LiteRTModel, _nearest_centre, is_litert, open_litert
 from data.errors import UserError
 from data.normalization import InputSpec
 from tests.shared_files import shared_file
@@ -34,7 +34,7 @@ SAMPLE_GT = "fixtures/cityscapes-sample/gtFine/val/frankfurt/frankfurt_000000_00
 def tiny(tmp_path_factory):
     """Converted .tflite files (float, int8 with uint8 / int8 input, arg-max, dynamic size) and a Keras
     network with the same weights that takes any frame size, for the reference outputs."""
-    from bench.engine.tensorflow_import import import_tensorflow
+    from bench.common.tensorflow_import import import_tensorflow
 
     tf = import_tensorflow()
     import keras
@@ -254,7 +254,7 @@ def test_shared_deeplab_predicts_the_real_frame():
 
 def test_predicting_with_litert_leaves_tensorflow_unimported(tiny):
     code = (
-        "import sys\nimport numpy as np\nfrom bench.engine.litert import open_litert\n"
+        "import sys\nimport numpy as np\nfrom bench.sources.litert_runtime import open_litert\n"
         f"model = open_litert({str(tiny['float'])!r})\n"
         "model.frame_outputs(np.zeros((30, 40, 3), np.uint8)); model.metadata\n"
         "print('tensorflow' in sys.modules)"
@@ -266,8 +266,8 @@ def test_predicting_with_litert_leaves_tensorflow_unimported(tiny):
 def test_stride_reaches_the_windows_a_litert_model_slides_itself(tiny):
     """`--stride` in `--mode whole` is the step of the model's own windows; the coarse model's outputs
     depend on where its windows lie, so a stride that did not arrive would give the default's numbers."""
-    from bench.engine.loop import frame_predictor
-    from bench.engine.opener import open_checkpoint
+    from bench.inference.loop import frame_predictor
+    from bench.sources.opener import open_checkpoint
     from models.inference_modes import InferenceSettings
 
     frame = _frame(50, 77, seed=8)
@@ -282,8 +282,8 @@ def test_stride_reaches_the_windows_a_litert_model_slides_itself(tiny):
 
 
 def test_stride_without_windows_to_step_is_refused(tiny):
-    from bench.engine.loop import frame_predictor
-    from bench.engine.opener import open_checkpoint
+    from bench.inference.loop import frame_predictor
+    from bench.sources.opener import open_checkpoint
     from models.inference_modes import InferenceSettings
 
     with pytest.raises(UserError, match=r"--stride 9x11 applies to --mode slide"):

@@ -9,10 +9,10 @@ import types
 import numpy as np
 import pytest
 
-from bench.engine import weights
-from bench.engine.litert import LiteRTModel
-from bench.engine.opener import open_checkpoint
 from bench.evaluation.png import read_png
+from bench.sources import weights
+from bench.sources.litert_runtime import LiteRTModel
+from bench.sources.opener import open_checkpoint
 from data.cityscapes import list_samples
 from data.errors import UserError
 from tests.tiny_litert import INPUT, convert, per_pixel
@@ -22,7 +22,7 @@ from tests.tiny_litert import INPUT, convert, per_pixel
 def tflite(tmp_path_factory):
     """{"logits": float per-pixel model, "argmax": its arg-max}, saved under names without .tflite: they
     are recognised by content."""
-    from bench.engine.tensorflow_import import import_tensorflow
+    from bench.common.tensorflow_import import import_tensorflow
 
     tf = import_tensorflow()
     import keras
@@ -52,7 +52,7 @@ class Recorder:
 
 @pytest.mark.parametrize("kind", ["logits", "argmax"])
 def test_the_loop_hands_the_sinks_what_the_litert_source_computes(tflite, tiny_dataset, kind):
-    from bench.engine.loop import predict_frames
+    from bench.inference.loop import predict_frames
 
     opened = open_checkpoint(tflite[kind])
     assert opened.keras is None and opened.outputs == ("logits" if kind == "logits" else "train_ids")
@@ -73,7 +73,7 @@ def test_the_loop_hands_the_sinks_what_the_litert_source_computes(tflite, tiny_d
 
 
 def test_a_litert_model_refuses_only_the_settings_it_cannot_honour(tflite, tiny_dataset):
-    from bench.engine.loop import predict_frames
+    from bench.inference.loop import predict_frames
     from models.inference_modes import InferenceSettings
 
     with pytest.raises(UserError, match="LiteRT model, run in its own dtypes"):
@@ -123,8 +123,8 @@ def test_bench_run_of_an_int8_file_says_int8_where_it_says_the_precision(
 
 def _served_entry(path, monkeypatch, tmp_path):
     """A weights entry for `path` (a file:// URL) put into the table, and the default folder in tmp."""
-    from bench.engine import download
-    from bench.engine.convert.published import sha256
+    from bench.sources import download
+    from bench.sources.convert.published import sha256
 
     entry = weights.Weights(
         name="tiny-litert",
@@ -147,7 +147,7 @@ def test_a_weights_name_opens_the_downloaded_file(tflite, tmp_path, monkeypatch)
 
 
 def test_a_run_of_published_weights_names_their_reference_row(tflite, tiny_dataset, tmp_path, monkeypatch):
-    from bench.engine.download import weights_file
+    from bench.sources.download import weights_file
 
     entry = _served_entry(tflite["argmax"], monkeypatch, tmp_path)
     report = run_in(tmp_path / "run", tiny_dataset, weights_file(entry, tmp_path / "w", progress=False))
@@ -229,8 +229,9 @@ def test_perf_model_times_a_tflite_checkpoint(tflite, capsys):
 def test_bench_run_keeps_the_ground_truth_where_gt_cache_says(tflite, tiny_dataset, tmp_path):
     import argparse
 
+    from bench.arguments import gt_cache_from_arguments
     from bench.evaluation.gt_cache import SUFFIX, GTCache
-    from bench.run import add_arguments, gt_cache_from_arguments
+    from bench.run import add_arguments
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-from bench.engine.loop import predict_frames  # noqa: E402
-from bench.engine.opener import OpenedModel  # noqa: E402
 from bench.evaluation.streaming import StreamingEvaluator  # noqa: E402
+from bench.inference.loop import predict_frames  # noqa: E402
+from bench.sources.opener import OpenedModel  # noqa: E402
 from data.cityscapes import list_samples  # noqa: E402
 from data.errors import UserError  # noqa: E402
 from models.inference_modes import InferenceSettings  # noqa: E402

@@ -18,13 +18,13 @@ import textwrap
 import numpy as np
 import pytest
 
-from bench.engine.tensorflow_import import ONEDNN_VARIABLE
+from bench.common.tensorflow_import import ONEDNN_VARIABLE
 
 TRIGGER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from bench.engine.tensorflow_import import import_tensorflow
+    from bench.common.tensorflow_import import import_tensorflow
 
     tf = import_tensorflow(training=True)
     rng = np.random.default_rng(0)
@@ -74,7 +74,7 @@ def test_training_import_runs_the_minimal_trigger_to_the_right_gradient(tmp_path
 
 def test_training_import_turns_onednn_off_unless_the_user_chose():
     code = (
-        "import os\nfrom bench.engine.tensorflow_import import import_tensorflow\n"
+        "import os\nfrom bench.common.tensorflow_import import import_tensorflow\n"
         "import_tensorflow(training=True)\nprint(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
     )
     env = {k: v for k, v in os.environ.items() if k != ONEDNN_VARIABLE} | {"TF_CPP_MIN_LOG_LEVEL": "2"}

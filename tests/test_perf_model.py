@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.cli import main
-from bench.perf import peer as perf_peer
 from bench.perf import timing
+from bench.perf.model import peer as perf_peer
 
 
 def test_runners_take_turns_after_a_warm_up_and_one_that_cannot_run_is_reported():

@@ -8,8 +8,8 @@ import csv
 import pytest
 
 from bench.cli import main
-from bench.perf import model_latency
 from bench.perf.latency import PUBLISHED, Latency
+from bench.perf.model import modes as model_latency
 
 
 def a_row(mode: str = "whole", precision: str = "fp32") -> dict:

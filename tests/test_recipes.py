@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from bench.cli import main
-from bench.engine import recipes, strategy
-from bench.engine.train_command import add_arguments, resolve_recipe
+from bench.training import recipes, strategy
+from bench.training.train_command import add_arguments, resolve_recipe
 from data.errors import UserError
 
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bench import atomic
+from bench.common import atomic
 from bench.report import results
 from bench.report.results import CLASS_COLUMNS, COLUMNS, append_row, read_rows
 from data.errors import UserError

@@ -22,10 +22,10 @@ tf = pytest.importorskip("tensorflow")
 pytest.importorskip("imagecorruptions")
 
 from bench.cli import main  # noqa: E402  (after the TensorFlow check)
-from bench.engine import checkpoint as ckpt  # noqa: E402
-from bench.paths import PROJECT_ROOT  # noqa: E402
+from bench.common.paths import PROJECT_ROOT  # noqa: E402
 from bench.robustness.plan import Unit  # noqa: E402
 from bench.robustness.state import SweepFolder  # noqa: E402
+from bench.sources import keras_checkpoint as ckpt  # noqa: E402
 from data.corruptions import corrupt, seed_for  # noqa: E402
 from data.errors import UserError  # noqa: E402
 from data.synthetic import generate  # noqa: E402

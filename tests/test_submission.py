@@ -194,7 +194,7 @@ def test_check_and_checkpoint_are_exclusive_and_writing_needs_out(test_split, ca
 @pytest.fixture()
 def checkpoint(tmp_path) -> Path:
     pytest.importorskip("tensorflow")
-    from bench.engine import checkpoint as ckpt
+    from bench.sources import keras_checkpoint as ckpt
     from models.registry import build
 
     model = "tests.tiny_model:tiny"
@@ -220,7 +220,7 @@ def test_submit_writes_a_zip_that_the_check_accepts(test_split, checkpoint, tmp_
 
 @pytest.mark.slow
 def test_a_crash_while_predicting_leaves_no_zip_behind(test_split, checkpoint, tmp_path, monkeypatch):
-    import bench.engine.sinks as sinks
+    import bench.inference.sinks as sinks
 
     calls = []
 
@@ -234,7 +234,7 @@ def test_a_crash_while_predicting_leaves_no_zip_behind(test_split, checkpoint, t
     out = tmp_path / "submission.zip"
     out.write_bytes(b"the previous submission")
     with pytest.raises(KeyboardInterrupt):
-        from bench.engine.opener import open_checkpoint
+        from bench.sources.opener import open_checkpoint
         from bench.submission.writer import write_submission
         from data.cityscapes import list_images
 

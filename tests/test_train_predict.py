@@ -17,11 +17,11 @@ from tests.cityscapes_files import write_dataset
 from tests.keras_helpers import model_precision
 
 tf = pytest.importorskip("tensorflow")
-from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.opener import open_checkpoint  # noqa: E402
-from bench.engine.predict import write_predictions  # noqa: E402
-from bench.engine.recipes import Recipe  # noqa: E402
-from bench.engine.train import RunOptions, train  # noqa: E402
+from bench.inference.predict import write_predictions  # noqa: E402
+from bench.sources import keras_checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
+from bench.sources.opener import open_checkpoint  # noqa: E402
+from bench.training.recipes import Recipe  # noqa: E402
+from bench.training.train import RunOptions, train  # noqa: E402
 from models.inference_modes import InferenceSettings, frame_logits, slide_windows  # noqa: E402
 
 MODEL = "tests.tiny_model:tiny"
@@ -151,7 +151,7 @@ def test_checkpoint_records_model_and_loads_the_trained_weights(root, trained, m
 
 def restored_state(path, steps):
     """Weights, optimizer variables and iteration count as a resumed run would see them."""
-    from bench.engine.train_step import make_optimizer
+    from bench.training.train_step import make_optimizer
 
     net = ckpt.rebuild(ckpt.read_metadata(path))
     optimizer = make_optimizer(0.05, steps)

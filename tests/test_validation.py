@@ -9,14 +9,15 @@ import pytest
 from PIL import Image
 
 tf = pytest.importorskip("tensorflow")
-from bench.engine import checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
-from bench.engine.opener import open_checkpoint  # noqa: E402
-from bench.engine.predict import write_predictions  # noqa: E402
-from bench.engine.recipes import Recipe  # noqa: E402
-from bench.engine.train import BEST_CHECKPOINT, RunOptions, train  # noqa: E402
-from bench.engine.train_log import VAL_CURVE  # noqa: E402
-from bench.engine.validate import Validator  # noqa: E402
 from bench.evaluation import evaluate  # noqa: E402
+from bench.inference.predict import write_predictions  # noqa: E402
+from bench.sources import keras_checkpoint as ckpt  # noqa: E402  (after the TensorFlow check)
+from bench.sources.opener import open_checkpoint  # noqa: E402
+from bench.training.folder import BEST_CHECKPOINT  # noqa: E402
+from bench.training.recipes import Recipe  # noqa: E402
+from bench.training.train import RunOptions, train  # noqa: E402
+from bench.training.train_log import VAL_CURVE  # noqa: E402
+from bench.training.validate import Validator  # noqa: E402
 
 MODEL = "tests.tiny_model:tiny"
 

@@ -11,10 +11,10 @@ import sys
 import pytest
 
 from bench.cli import main
-from bench.engine import weights
-from bench.engine.convert.published import checkpoints, sha256
-from bench.paths import REFERENCE_DIR
+from bench.common.paths import REFERENCE_DIR
 from bench.report import references
+from bench.sources import weights
+from bench.sources.convert.published import checkpoints, sha256
 from models import registry
 from tests.shared_files import shared_dir
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.engine.convert.torch_reader import LEGACY_MAGIC, LEGACY_PROTOCOL
+from bench.sources.convert.torch_reader import LEGACY_MAGIC, LEGACY_PROTOCOL
 
 STORAGE_OF = {np.dtype("float32"): "FloatStorage", np.dtype("int64"): "LongStorage"}
 

@@ -1,9 +1,7 @@
-"""Cityscapes pixel-level evaluation, identical to cityscapesScripts and much faster (no TensorFlow here).
+"""Cityscapes pixel-level evaluation, identical to cityscapesScripts and much faster (no TensorFlow here):
+scoring maths, PNG decoding, matching, worker pool, GT cache, calibration, Boundary IoU, `bench evaluate`.
 
-`scoring` holds the maths, `accumulator` the running totals, `png` the decoding, `matching` the file
-pairing, `pool` the worker processes, `evaluator` the driver, `reference` the isolated cityscapesScripts
-yardstick and `command` the CLI. Beyond mIoU: `boundary` (Boundary IoU), `calibration` and
-`calibration_fit` (ECE, NLL, Brier, temperature), and `sinks`, their prediction-loop sinks.
+May import: bench.common, bench.arguments, data.
 """
 
 from bench.evaluation.accumulator import Accumulator
@@ -11,7 +9,8 @@ from bench.evaluation.evaluator import evaluate, evaluate_pairs
 from bench.evaluation.matching import match_predictions
 from bench.evaluation.png import read_png
 from bench.evaluation.pool import map_images
-from bench.evaluation.scoring import AVG_CLASS_SIZE, PRED_ID_MODES, EvaluationResult, ImageStats, score_image
+from bench.evaluation.scores import EvaluationResult
+from bench.evaluation.scoring import AVG_CLASS_SIZE, PRED_ID_MODES, ImageStats, score_image
 
 __all__ = [
     "Accumulator",

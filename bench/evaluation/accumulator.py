@@ -13,16 +13,8 @@ import time
 
 import numpy as np
 
-from bench.evaluation.scoring import (
-    PRED_ID_MODES,
-    VALID_IDS,
-    VOID_LOOKALIKE_IDS,
-    EvaluationResult,
-    ImageStats,
-    InstanceTotals,
-    category_scores,
-    class_scores,
-)
+from bench.evaluation.scores import EvaluationResult, InstanceTotals, category_scores, class_scores
+from bench.evaluation.scoring import PRED_ID_MODES, VALID_IDS, VOID_LOOKALIKE_IDS, ImageStats
 from data.errors import UserError
 from data.labels import NUM_LABEL_IDS
 

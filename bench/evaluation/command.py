@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from bench.arguments import add_gt_cache_arguments, gt_cache_from_arguments
-from bench.atomic import check_writable
+from bench.common.atomic import check_writable
 from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
 from bench.evaluation.pool import available_cores, cap_workers
 
@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_result(result: EvaluationResult) -> str:
     """The seed's per-class IoU table, then iIoU per instance class and category IoU/iIoU (percent)."""
-    from bench.markdown import markdown_table, pct, per_class_table
+    from bench.common.markdown import markdown_table, pct, per_class_table
 
     def percent(value: float) -> str:
         return pct(value * 100)

@@ -16,13 +16,8 @@ from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.matching import match_predictions
 from bench.evaluation.png import read_png
 from bench.evaluation.pool import map_images
-from bench.evaluation.scoring import (
-    PRED_ID_MODES,
-    EvaluationResult,
-    ImageStats,
-    score_image,
-    to_label_ids,
-)
+from bench.evaluation.scores import EvaluationResult
+from bench.evaluation.scoring import PRED_ID_MODES, ImageStats, score_image, to_label_ids
 from data.cityscapes import list_samples
 from data.errors import UserError
 

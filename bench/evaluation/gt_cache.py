@@ -155,7 +155,7 @@ class CachedFrame:
         """Store the entry (atomic; a cache that cannot be written only costs speed, never the result)."""
         if self.pending is None:
             return
-        from bench.atomic import write_bytes
+        from bench.common.atomic import write_bytes
 
         path, blob = self.pending
         self.pending = None

@@ -17,7 +17,8 @@ import numpy as np
 from bench.evaluation.accumulator import Accumulator
 from bench.evaluation.evaluator import score_prediction
 from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
-from bench.evaluation.scoring import PRED_ID_MODES, EvaluationResult, ImageStats
+from bench.evaluation.scores import EvaluationResult
+from bench.evaluation.scoring import PRED_ID_MODES, ImageStats
 from bench.evaluation.threaded import ThreadedSink
 from data.cityscapes import Sample
 from data.errors import UserError
@@ -31,7 +32,7 @@ class StreamingEvaluator(ThreadedSink):
     """Scores frames as they are predicted, in worker threads (`workers`, default one: the model needs the
     cores); results are summed in the order of `process` whatever the thread count.
 
-    A sink of the prediction loop (bench/engine/sinks.py): `process(sample, train_ids, logits)` takes the
+    A sink of the prediction loop (bench/inference/sinks.py): `process(sample, train_ids, logits)` takes the
     frame's prediction as a (H, W) uint8 array of train IDs, mapped to label IDs here (with `ids="label"`
     the array is label IDs already); `logits` are not needed. Errors of a frame (bad GT, wrong size)
     surface at the next call.

@@ -11,16 +11,28 @@ import argparse
 import importlib
 
 TARGETS = {
-    "eval": ("bench.perf.eval", "evaluator vs cityscapesScripts vs PNG decoding on full-size frames"),
-    "model": ("bench.perf.model", "forward images/s and GFLOP/s of a model vs a float32 matmul"),
-    "pipeline": ("bench.perf.pipeline", "input pipeline images/s vs one training step"),
+    "eval": (
+        "bench.perf.evaluation.evaluator",
+        "evaluator vs cityscapesScripts vs PNG decoding on full-size frames",
+    ),
+    "model": ("bench.perf.model.forward", "forward images/s and GFLOP/s of a model vs a float32 matmul"),
+    "pipeline": ("bench.perf.inputs.pipeline", "input pipeline images/s vs one training step"),
     "train": (
-        "bench.perf.train",
+        "bench.perf.training.steps",
         "training images/s with 1 and N data-parallel replicas, scaling efficiency",
     ),
-    "precision": ("bench.perf.precision", "bf16 vs fp32 on a checkpoint: arg-max agreement, mIoU, speed"),
-    "metrics": ("bench.perf.metrics", "cost of calibration and Boundary IoU per frame vs a prediction pass"),
-    "corruptions": ("bench.perf.corruptions", "seconds per frame of each Cityscapes-C corruption (this CPU)"),
+    "precision": (
+        "bench.perf.model.precision",
+        "bf16 vs fp32 on a checkpoint: arg-max agreement, mIoU, speed",
+    ),
+    "metrics": (
+        "bench.perf.evaluation.metrics",
+        "cost of calibration and Boundary IoU per frame vs a prediction pass",
+    ),
+    "corruptions": (
+        "bench.perf.inputs.corruptions",
+        "seconds per frame of each Cityscapes-C corruption (this CPU)",
+    ),
 }
 
 

@@ -5,7 +5,7 @@ model call only (forward, arg-max, the label map fetched to the host, as its `si
 call timed on its own and synchronised on the device (the host fetch waits for the device), the first
 `WARMUP` calls left out, fps = (n - WARMUP) / (time of the others). In fp32, bf16 (Keras mixed_bfloat16) and
 bf16 compiled with XLA; beside mmsegmentation's published 4.07 fps (fp32 on a V100). Then the trainer's own
-step (`bench.perf.train.measure`: forward, backward with the auxiliary loss, SGD) at 512x1024 batch 8 in
+step (`perf.training.steps.measure`: forward, backward with the auxiliary loss, SGD) at 512x1024 batch 8 in
 bf16 + XLA, and with more than one GPU the mirrored weak scaling (batch 8 per GPU). The figures go to
 `<out>.json` and `<out>.md` (a README-ready table).
 
@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench.paths import RESULTS_DIR
+from bench.common.paths import RESULTS_DIR
 from bench.perf.latency import PUBLISHED, WARMUP, PeakMemory, time_calls
 
 MODES = ("fp32", "bf16", "bf16+xla")
@@ -116,7 +116,7 @@ def inference(settings: Settings, mode: str, gpu: bool) -> dict[str, float]:
 
 def training(settings: Settings, devices: list[str], gpu: bool) -> float:
     """Images/s of the trainer's step mirrored over `devices` (bf16 + XLA on a single GPU)."""
-    from bench.perf.train import measure
+    from bench.perf.training.steps import measure
 
     return measure(
         settings.model,
@@ -132,13 +132,13 @@ def training(settings: Settings, devices: list[str], gpu: bool) -> float:
 def run_check(settings: Settings) -> dict:
     """Every figure of the check, as the JSON stores it."""
     began = time.perf_counter()
-    from bench.engine.tensorflow_import import import_tensorflow
+    from bench.common.tensorflow_import import import_tensorflow
 
     tf = import_tensorflow(training=True)  # it trains too: on a CPU (--dry-run) oneDNN off, as bench train
     import keras
 
     if settings.dry_run:
-        from bench.engine.strategy import split_cpu
+        from bench.training.strategy import split_cpu
 
         cpu_devices = split_cpu(2)  # before TensorFlow starts: two logical devices for the scaling run
     from data.errors import UserError
@@ -151,7 +151,7 @@ def run_check(settings: Settings) -> dict:
         )
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
-    from bench.engine.device import environment
+    from bench.common.device import environment
 
     on_gpu = bool(gpus) and not settings.dry_run
     build = tf.sysconfig.get_build_info()
@@ -245,7 +245,7 @@ def _model_name(settings: dict) -> str:
 
 
 def write_report(report: dict, out: Path) -> tuple[Path, Path]:
-    from bench.atomic import write_text
+    from bench.common.atomic import write_text
 
     json_path = write_text(out.with_name(out.name + ".json"), json.dumps(report, indent=2) + "\n")
     return json_path, write_text(out.with_name(out.name + ".md"), markdown(report))
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf.gpu_check", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    from bench.atomic import check_writable
+    from bench.common.atomic import check_writable
     from data.errors import UserError
 
     settings = DRY_RUN if args.dry_run else Settings()

@@ -91,7 +91,7 @@ def median(values: list[float]) -> float:
 
 def load_note() -> str:
     """The machine's load average: other processes on the cores make wall times unreliable."""
-    from bench.engine.device import cpu_count
+    from bench.common.device import cpu_count
 
     try:
         load = os.getloadavg()[0]

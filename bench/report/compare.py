@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.markdown import MISSING, markdown_table, pct, signed
-from bench.numbers import to_float
+from bench.common.markdown import MISSING, markdown_table, pct, signed
+from bench.common.numbers import to_float
 from bench.report import references
 from bench.report.results import CLASS_COLUMNS, read_rows
 from bench.report.tables import dataset_label, method_label

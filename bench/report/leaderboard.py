@@ -16,9 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.markdown import MISSING, markdown_table, pct, signed
-from bench.numbers import to_float
-from bench.paths import REFERENCE_DIR
+from bench.common.markdown import MISSING, markdown_table, pct, signed
+from bench.common.numbers import to_float
+from bench.common.paths import REFERENCE_DIR
 from bench.report import references
 from bench.report.results import CLASS_COLUMNS
 from data.errors import UserError
@@ -174,7 +174,7 @@ def format_markdown(table) -> str:
 
 def board_markdown(board) -> str:
     """The leaderboard itself, per class (`-` where the source gives no number), then its sources."""
-    from bench.markdown import per_class_table
+    from bench.common.markdown import per_class_table
 
     parts = [
         per_class_table(

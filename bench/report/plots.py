@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from bench import atomic
-from bench.numbers import to_float
+from bench.common import atomic
+from bench.common.numbers import to_float
 from data.labels import CLASS_NAMES, LABEL_TO_TRAIN, NUM_CLASSES, SHORT_NAMES, colorize
 
 DPI = 100

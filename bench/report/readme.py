@@ -12,9 +12,9 @@ import argparse
 import os
 from pathlib import Path
 
-from bench import atomic
-from bench.markdown import markdown_table, pct, per_class_table, signed
-from bench.paths import README, RESULTS_CSV
+from bench.common import atomic
+from bench.common.markdown import markdown_table, pct, per_class_table, signed
+from bench.common.paths import README, RESULTS_CSV
 from bench.report import leaderboard, references
 from bench.report.leaderboard import TABLES as LEADERBOARD_TABLES  # their own part of the section
 from bench.report.results import read_rows

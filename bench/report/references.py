@@ -11,7 +11,7 @@ import io
 import os
 from pathlib import Path
 
-from bench.paths import REFERENCE_DIR
+from bench.common.paths import REFERENCE_DIR
 from bench.report.results import CLASS_COLUMNS
 from data.errors import UserError
 

@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import atomic
-from bench.numbers import to_float
-from bench.paths import PROJECT_ROOT
+from bench.common import atomic
+from bench.common.numbers import to_float
+from bench.common.paths import PROJECT_ROOT
 from data.errors import UserError
 from data.labels import CLASS_NAMES
 
@@ -302,7 +302,7 @@ def row_from_result(
     seed: int | None = None,
 ) -> dict[str, Any]:
     """A results.csv row from an evaluation result (fractions in [0, 1], shown in percent) plus the run's
-    metadata. `predict_stats` is the dict `bench.engine.predict.predict` returns (images_per_s, ..., and
+    metadata. `predict_stats` is the dict `bench.inference.predict.predict` returns (images_per_s, ..., and
     where it ran: device, precision, batch, input_size, threads, tensorflow).
     `reference_id` (column "reference"): the reference row this run should reproduce (a recognised
     published checkpoint). One run is one seed (n_seeds 1, no std); `seed`, when known, is recorded."""

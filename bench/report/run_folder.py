@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import atomic
-from bench.numbers import nan_to_none
-from bench.paths import RESULTS_CSV, RUNS_DIR
+from bench.common import atomic
+from bench.common.numbers import nan_to_none
+from bench.common.paths import RESULTS_CSV, RUNS_DIR
 from bench.report import plots, references
 from bench.report.results import append_row, row_from_result
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.numbers import to_float
+from bench.common.numbers import to_float
 from bench.report.results import METRIC_COLUMNS, QUALITY_COLUMNS, SCORE_COLUMNS, _relative, append_row
 from data.errors import UserError
 

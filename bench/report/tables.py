@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bench.markdown import MISSING, markdown_table, number, pct, per_class_table, spread
+from bench.common.markdown import MISSING, markdown_table, number, pct, per_class_table, spread
 
 SYNTHETIC_NOTE = (
     "Rows marked *synthetic* ran on the generated synthetic dataset: they check the harness "

@@ -109,12 +109,12 @@ def settings_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.paths import PROJECT_ROOT
+    from bench.common.datasets import resolve_dataset
+    from bench.common.paths import PROJECT_ROOT
     from bench.report.results import git_commit
     from bench.robustness import report
     from bench.robustness.replicas import ReplicaModel
     from bench.robustness.sweep import cluster_place, load_results, prepare, run_sweep
-    from bench.run import resolve_dataset
 
     settings = settings_from(args)
     place = cluster_place()

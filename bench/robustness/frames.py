@@ -40,7 +40,7 @@ def make_frame(task: FrameTask) -> np.ndarray:
     if task.corruption != CLEAN:
         frame = corrupt(frame, task.corruption, task.severity, task.seed)
     if task.save:
-        from bench.atomic import write_bytes
+        from bench.common.atomic import write_bytes
 
         buffer = io.BytesIO()
         Image.fromarray(frame).save(buffer, format="PNG")

@@ -1,8 +1,8 @@
 """The model of a sweep on the local replicas of a tf.distribute strategy: R frames per call, one per replica.
 
-The model is opened by `bench.engine.opener.open_checkpoint` (a `.keras` file, a training folder, a `.pth`)
+The model is opened by `bench.sources.opener.open_checkpoint` (a `.keras` file, a training folder, a `.pth`)
 under the strategy's scope, so its weights are mirrored on every replica. With one replica (one GPU or the
-CPU) each frame goes through the prediction loop's own per-frame step (`bench.engine.loop.frame_predictor`):
+CPU) each frame goes through the prediction loop's own per-frame step (`inference.loop.frame_predictor`):
 every inference mode, flip, arg-max-only models. With R > 1 (`MirroredStrategy` over the local GPUs, or over
 `cpu_replicas` logical CPU devices, which is how a CPU machine runs and tests this path) each call runs
 `strategy.run` on a per-replica value holding one frame per replica: whole-image inference, frames of one
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.engine.tensorflow_import import import_tensorflow
+from bench.common.tensorflow_import import import_tensorflow
 from data.errors import UserError
 from models.inference_modes import InferenceSettings
 
@@ -31,9 +31,9 @@ class ReplicaModel:
         self, checkpoint: str | os.PathLike, settings: InferenceSettings, *, cpu_replicas: int | None = None
     ) -> None:
         tf = import_tensorflow()
-        from bench.engine.loop import frame_predictor
-        from bench.engine.opener import open_checkpoint
-        from bench.engine.strategy import split_cpu
+        from bench.inference.loop import frame_predictor
+        from bench.sources.opener import open_checkpoint
+        from bench.training.strategy import split_cpu
 
         gpus = tf.config.list_physical_devices("GPU")
         replicas = cpu_replicas if cpu_replicas and cpu_replicas > 1 else max(1, len(gpus))
@@ -74,7 +74,7 @@ class ReplicaModel:
 
     def predict(self, frames: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(train IDs (H, W) uint8, logits (H, W, C) float32 or None) of each frame, in order."""
-        from bench.engine.loop import back_to_frame
+        from bench.inference.loop import back_to_frame
         from data.pipeline import network_input
 
         if not 0 < len(frames) <= self.replicas:
@@ -99,6 +99,6 @@ class ReplicaModel:
 
     def describe(self) -> dict[str, Any]:
         """Where the model runs, for the result rows."""
-        from bench.engine.device import environment
+        from bench.common.device import environment
 
         return {**environment(), "strategy": self.kind, "replicas": self.replicas}

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import atomic
-from bench.evaluation.scoring import EvaluationResult
-from bench.numbers import nan_to_none
+from bench.common import atomic
+from bench.common.numbers import nan_to_none
+from bench.evaluation.scores import EvaluationResult
 from bench.report.results import format_value, serialize
 from bench.report.tables import markdown_table, pct
 from bench.robustness.plan import Unit

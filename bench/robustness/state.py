@@ -5,7 +5,7 @@
     OUT/units/.{name}.json.lock    held (flock) by the process computing that unit
 
 Resumption is "skip what is finished": a unit file exists only once its unit is complete (written whole with
-`bench/atomic.py`: a kill leaves no file or the whole file, never a half), and holds the Accumulator's exact
+`common/atomic.py`: a kill leaves no file or the whole file, never a half), and holds the Accumulator's exact
 sums (integer confusion matrix, instance sums as exact float reprs), so a resumed sweep's numbers are those of
 an uninterrupted one. Workers share the folder: a unit is computed by whoever first takes its lock, and the
 kernel releases a lost worker's locks so another takes the unit over. This needs a file system with working
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import atomic
+from bench.common import atomic
 from bench.evaluation.accumulator import Accumulator
-from bench.evaluation.scoring import InstanceTotals
+from bench.evaluation.scores import InstanceTotals
 from bench.robustness.plan import Unit, differences, digest
 from data.errors import UserError
 from data.labels import NUM_LABEL_IDS

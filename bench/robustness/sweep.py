@@ -81,7 +81,7 @@ class Place:
 
 def cluster_place() -> Place:
     """From `TF_CONFIG` (chief first, then workers in their listed order); one process without it."""
-    from bench.engine.strategy import read_tf_config
+    from bench.training.strategy import read_tf_config
 
     config = read_tf_config()
     if not config:
@@ -107,7 +107,7 @@ def prepare(model, dataset, out, settings: SweepSettings) -> Prepared:
     """Plan the sweep of `model` (a `ReplicaModel`) and open its folder (`out`, default
     `RUNS_DIR/robustness-{manifest digest}`, so the same command finds the same folder again); refuses a
     folder of another sweep."""
-    from bench.paths import RUNS_DIR
+    from bench.common.paths import RUNS_DIR
     from data.cityscapes import list_samples
     from data.corruptions import package_version
 
@@ -147,7 +147,7 @@ def run_sweep(model, sweep: Prepared, settings: SweepSettings, place: Place | No
     """Compute every unit of `sweep` not yet in its folder (this process's share first); return figures:
     {"units": computed here, "frames", "seconds", "frames_per_s", "waiting_s" (the model idle, waiting for
     corrupted frames), "workers", and where the model ran}."""
-    from bench.engine.progress import progress_bar
+    from bench.common.progress import progress_bar
     from bench.evaluation.pool import cap_workers
     from bench.evaluation.streaming import StreamingEvaluator
 

@@ -17,10 +17,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from bench.common.files import not_a_file
 from bench.evaluation.matching import prediction_keys
 from bench.evaluation.png import decode_png, png_header
 from bench.evaluation.scoring import VOID_LOOKALIKE_IDS
-from bench.files import not_a_file
 from data.errors import UserError
 from data.labels import CLASS_NAMES, NUM_LABEL_IDS
 

@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("--checkpoint needs --out, the zip to write (e.g. --out submission.zip)")
-    from bench.engine.opener import open_checkpoint
-    from bench.engine.tensorflow_import import import_tensorflow
+    from bench.common.tensorflow_import import import_tensorflow
+    from bench.sources.opener import open_checkpoint
     from bench.submission.writer import check_zip_name, write_submission
     from data.cityscapes import list_images
 

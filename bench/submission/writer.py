@@ -2,7 +2,7 @@
 
 Entries are `{city}_{seq}_{frame}_leftImg8bit.png` at the top of the archive, full resolution, 8-bit label
 IDs, written as they are predicted (no folder of PNGs in between); PNGs are stored, not deflated again. The
-archive is written under a temporary name and renamed when complete (`bench.atomic.replacing`), so a crash
+archive is written under a temporary name and renamed when complete (`common.atomic.replacing`), so a crash
 or Ctrl-C never leaves a half-written zip where the upload would pick it up. The finished zip is checked
 with `check.check_submission` before the command reports success.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.atomic import replacing
+from bench.common.atomic import replacing
 from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
@@ -45,7 +45,7 @@ class ZipSink:
         self.written = 0
 
     def process(self, sample, train_ids: np.ndarray, logits: np.ndarray | None) -> None:
-        from bench.engine.sinks import png_bytes
+        from bench.inference.sinks import png_bytes
         from data.labels import to_label_ids
 
         self.archive.writestr(entry_name(sample.key), png_bytes(to_label_ids(train_ids)))
@@ -65,7 +65,7 @@ def write_submission(
 ) -> dict[str, Any]:
     """Predict every frame of `frames` (`data.cityscapes.list_images` of the split) with `model`
     (`open_checkpoint`'s) into the zip `out`; return the prediction figures of the run."""
-    from bench.engine.loop import predict_frames
+    from bench.inference.loop import predict_frames
 
     out = check_zip_name(out)
     with replacing(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:

@@ -35,7 +35,7 @@ def bench(*args: str) -> None:
 def figures(name: str, shared: Path, work: Path) -> dict[str, float]:
     import keras
 
-    from bench.engine.convert import converter, torch_reader
+    from bench.sources.convert import converter, torch_reader
     from data.labels import LABEL_TO_TRAIN
 
     stem = MODELS[name]
