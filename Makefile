@@ -28,7 +28,7 @@ GPU_CHECK_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-parity test test-fast lint format data bench robustness parity parity-fixtures perf-peer gpu-check clean
+.PHONY: help venv venv-parity test test-fast lint format data bench robustness generalize parity parity-fixtures perf-peer gpu-check clean
 
 help: ## List targets and variables
 	@echo "cityscapes-bench: Cityscapes segmentation benchmark harness"
@@ -97,6 +97,11 @@ bench: $(STAMP) ## Benchmark MODEL end to end: data, checkpoint, predict, evalua
 robustness: $(STAMP) ## Cityscapes-C sweep of CHECKPOINT: mIoU per corruption x severity, mPC, rPC (PRESET=lite|full)
 	@test -n "$(CHECKPOINT)" || { echo "make robustness needs CHECKPOINT=ckpt.keras or a training folder, e.g. the one make bench trains: CHECKPOINT=checkpoints/pspnet-cpu-synthetic-v1-256x512"; exit 2; }
 	$(PY) -m bench robustness --checkpoint $(CHECKPOINT) --preset $(PRESET) $(if $(DATASET),--dataset $(DATASET))
+
+generalize: $(STAMP) ## CHECKPOINT on DATASETS=cityscapes=ROOT,acdc=ROOT,darkzurich=ROOT,foggy=ROOT,bdd100k=ROOT (any subset)
+	@test -n "$(CHECKPOINT)" || { echo "make generalize needs CHECKPOINT=ckpt.keras (or a training folder / .pth)"; exit 2; }
+	@test -n "$(DATASETS)" || { echo "make generalize needs DATASETS=cityscapes=ROOT,acdc=ROOT,... (see README 'Generalization')"; exit 2; }
+	$(PY) -m bench generalize $(CHECKPOINT) --datasets $(DATASETS) --readme $(or $(README_OUT),README.md)
 
 parity: $(STAMP) $(PARITY_STAMP) ## Parity of `bench convert` with mmsegmentation's own PSPNet R-18/50/101-D8 (~10 min)
 	$(PARITY_VENV)/bin/python tests/parity/mmseg_parity.py --python $(PY) $(PARITY_ARGS)

@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bench.robustness.command",
         "Cityscapes-C: mIoU under corruptions x severities, mPC, rPC",
     ),
+    "generalize": (
+        "bench.generalize.command",
+        "ACDC, Dark Zurich, Foggy Cityscapes, BDD100K beside Cityscapes val: one row per condition",
+    ),
 }
 
 
