@@ -9,6 +9,7 @@ No TensorFlow here either: the loop that feeds it owns the model.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 
@@ -61,11 +62,13 @@ class StreamingEvaluator(ThreadedSink):
         """Forget every frame processed so far (frames still being scored are waited for and dropped)."""
         self._clear()
         self._totals = Accumulator()
+        self._keys: collections.deque[str] = collections.deque()  # of the frames queued, in order
 
     def process(self, sample: Sample, prediction: np.ndarray, logits: np.ndarray | None = None) -> None:
         """Queue one frame for scoring against `sample`'s ground truth."""
         name = f"prediction of {sample.key}"
         value_map = TRAIN_TO_LABEL if self.ids == "train" else None  # applied in the worker thread
+        self._keys.append(sample.key)  # before _submit: it may fold earlier frames, which pop theirs
         self._submit(
             score_prediction,
             sample.label_ids,
@@ -89,4 +92,4 @@ class StreamingEvaluator(ThreadedSink):
         return self._totals
 
     def _add(self, stats: ImageStats) -> None:
-        self._totals.add(stats)
+        self._totals.add(stats, self._keys.popleft())
