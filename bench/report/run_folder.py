@@ -94,7 +94,8 @@ def write_run_folder(
 ) -> dict[str, Path]:
     """Write a run's files into `run_dir` and return them by kind.
 
-    result.json (cityscapesScripts keys, plus `boundaryIoU` and `calibration` when measured), row.json (our
+    result.json (cityscapesScripts keys, plus `boundaryIoU` and `calibration` when measured, `measures`,
+    `frames` and `cities`), frames.csv (one row a frame), row.json (our
     results.csv row, if given), confusion.csv and confusion.png (when the result has a confusion matrix),
     iou_bars.png (against `reference`, a row in percent), samples.png (image / GT / prediction for
     `samples`), reliability.png (when the result carries calibration).
@@ -106,6 +107,8 @@ def write_run_folder(
     ours = dict(row) if row is not None else _percent_row(result)
     if row is not None:
         files["row"] = write_json(run_dir / "row.json", dict(row))
+    if result.frames is not None:
+        files["frames"] = result.frames.write_csv(run_dir / "frames.csv")
     files["confusion_csv"] = plots.confusion_csv(result.confusion, run_dir / "confusion.csv")
     files["confusion_png"] = plots.confusion_heatmap(result.confusion, run_dir / "confusion.png")
     label = str(ours.get("model", "ours"))
