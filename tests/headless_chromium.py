@@ -122,8 +122,9 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def open_page(path: Path, screenshot: Path, width: int = 1280) -> dict:
-    """Load `path` (file://) in headless Chromium; returns console errors, requests, page state."""
+def open_page(path: Path, screenshot: Path, width: int = 1280, script: str | None = None) -> dict:
+    """Load `path` (file://) in headless Chromium; returns console errors, requests, page state (and,
+    under "script", the JSON value of `script` evaluated after the screenshot)."""
     browser = Browser(chromium_or_skip())
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -156,6 +157,11 @@ def open_page(path: Path, screenshot: Path, width: int = 1280) -> dict:
         )
         shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)
         screenshot.write_bytes(base64.b64decode(shot["data"]))
+        if script is not None:
+            answer = browser.send(
+                "Runtime.evaluate", {"expression": script, "returnByValue": True}, session=session
+            )
+            state["script"] = json.loads(answer["result"]["value"])
         events = list(browser.events)
     finally:
         browser.close()

@@ -34,7 +34,7 @@ def write_out_folder(args: argparse.Namespace, result) -> None:
     run_dir = files["json"].parent
     root = resolve_root(args.gt)
     settings = {
-        "ground truth": root,
+        "ground truth": str(root),
         "split": args.split,
         "predictions": args.pred,
         "pred_ids": args.pred_ids,

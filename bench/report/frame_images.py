@@ -3,8 +3,8 @@ and a full-size file in `RUN/report/`, and `RUN/report/worst.json` that lists th
 `bench report` rebuilds the page from without the dataset).
 
 Error map: correct pixels in dim grey, wrong ones in the colour of the class that was predicted (white for
-void), pixels the evaluation ignores (void GT) black. Label maps are PNG (fast compression: they are
-flat), photos JPEG.
+void), pixels the evaluation ignores (void GT) black. Label maps are palette PNGs (a byte a
+pixel, fast compression), the photo the dataset's own file, thumbnails of it JPEG.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.common import atomic
-from data.labels import CLASS_NAMES, colorize, to_train_ids
+from data.labels import CLASS_NAMES, TRAIN_TO_COLOR, to_train_ids
 
 WORST_N = 6
 """Frames shown in a run's report: the lowest per-frame mIoU first."""
@@ -27,73 +28,94 @@ KINDS = ("image", "gt", "pred", "error")
 WORST_JSON = "worst.json"
 
 
+RIGHT, IGNORED, VOID_PRED = 253, 254, 255
+"""Palette indices of the error map beside the 19 class colours: right, ignored GT, a void prediction."""
+
+
+def _palette() -> list[int]:
+    colours = TRAIN_TO_COLOR.copy()
+    colours[RIGHT], colours[IGNORED], colours[VOID_PRED] = (70, 70, 70), (0, 0, 0), (255, 255, 255)
+    return colours.ravel().tolist()
+
+
+PALETTE = _palette()
+
+
 def error_map(gt_train: np.ndarray, pred_train: np.ndarray) -> np.ndarray:
-    """RGB: right pixels dim grey, wrong ones in the predicted class's colour, ignored GT black."""
-    out = colorize(pred_train)
-    right = gt_train == pred_train
-    out[right] = (70, 70, 70)
-    out[~right & (pred_train == 255)] = (255, 255, 255)  # a void prediction on an evaluated pixel
-    out[gt_train == 255] = (0, 0, 0)
+    """Palette indices: right pixels RIGHT (dim grey), wrong ones the predicted train ID (its colour; a void
+    prediction VOID_PRED, white), ignored GT IGNORED (black)."""
+    out = np.where(pred_train == 255, VOID_PRED, pred_train).astype(np.uint8)
+    out[gt_train == pred_train] = RIGHT
+    out[gt_train == 255] = IGNORED
     return out
 
 
-def _save(array: np.ndarray, path: Path, *, photo: bool) -> None:
+def _label_png(indices: np.ndarray, path: Path, width: int | None = None) -> None:
+    """A palette PNG (one byte a pixel: fast to write, lossless), optionally shrunk (nearest) to `width`."""
     from PIL import Image
 
-    image = Image.fromarray(array)
+    image = Image.fromarray(np.asarray(indices, dtype=np.uint8), mode="P")
+    image.putpalette(PALETTE)
+    if width is not None and image.width > width:
+        image = image.resize(
+            (width, max(1, round(image.height * width / image.width))), Image.Resampling.NEAREST
+        )
     tmp = path.with_name(f".{path.name}.tmp")
-    if photo:
-        image.save(tmp, format="JPEG", quality=85)
-    else:
-        image.save(tmp, format="PNG", compress_level=1)
+    image.save(tmp, format="PNG", compress_level=1)
     os.replace(tmp, path)
 
 
-def _thumb(array: np.ndarray, *, photo: bool) -> np.ndarray:
+def _photo(source: Path | np.ndarray, full: Path, thumb: Path) -> None:
+    """The full-size photo (the dataset's file copied as it is, or an array as PNG) and a JPEG thumbnail."""
     from PIL import Image
 
-    h, w = array.shape[:2]
-    if w <= THUMB_WIDTH:
-        return array
-    size = (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w)))
-    resample = Image.Resampling.BILINEAR if photo else Image.Resampling.NEAREST
-    return np.asarray(Image.fromarray(array).resize(size, resample))
+    if isinstance(source, np.ndarray):
+        image = Image.fromarray(source)
+        image.save(full, format="PNG", compress_level=1)
+    else:
+        shutil.copyfile(source, full)
+        image = Image.open(source).convert("RGB")
+    if image.width > THUMB_WIDTH:
+        image = image.resize((THUMB_WIDTH, max(1, round(image.height * THUMB_WIDTH / image.width))))
+    image.save(thumb, format="JPEG", quality=85)
 
 
 def write_frame_images(
-    out_dir: Path, key: str, image: np.ndarray | None, gt_label_ids: np.ndarray, pred_train: np.ndarray
+    out_dir: Path, key: str, image: Path | np.ndarray | None, gt_label_ids: np.ndarray, pred_train: np.ndarray
 ) -> dict[str, dict[str, str]]:
     """The four pictures of one frame (and their thumbnails) in `out_dir`; paths relative to its parent."""
     gt_train = to_train_ids(gt_label_ids)
-    pictures = {
-        "image": image,
-        "gt": colorize(gt_train),
-        "pred": colorize(pred_train),
-        "error": error_map(gt_train, pred_train),
-    }
     files: dict[str, dict[str, str]] = {}
-    for kind, array in pictures.items():
-        if array is None:
-            continue
-        photo = kind == "image"
-        ext = "jpg" if photo else "png"
+
+    def name(kind: str, ext: str) -> tuple[Path, Path]:
         full, thumb = out_dir / f"{key}_{kind}.{ext}", out_dir / f"{key}_{kind}_thumb.{ext}"
-        _save(array, full, photo=photo)
-        _save(_thumb(array, photo=photo), thumb, photo=photo)
         files[kind] = {"full": f"{out_dir.name}/{full.name}", "thumb": f"{out_dir.name}/{thumb.name}"}
+        return full, thumb
+
+    if image is not None:
+        full, thumb = name(
+            "image", "png" if isinstance(image, np.ndarray) else Path(image).suffix[1:] or "png"
+        )
+        thumb = thumb.with_suffix(".jpg")
+        files["image"]["thumb"] = f"{out_dir.name}/{thumb.name}"
+        _photo(image, full, thumb)
+    for kind, indices in (("gt", gt_train), ("pred", pred_train), ("error", error_map(gt_train, pred_train))):
+        full, thumb = name(kind, "png")
+        _label_png(indices, full)
+        _label_png(indices, thumb, THUMB_WIDTH)
     return files
 
 
 def write_worst_frames(
     run_dir: str | os.PathLike,
     frames,
-    load: Callable[[str], tuple[np.ndarray | None, np.ndarray, np.ndarray] | None],
+    load: Callable[[str], tuple[Path | np.ndarray | None, np.ndarray, np.ndarray] | None],
     n: int = WORST_N,
 ) -> Path:
     """Pictures of the `n` worst frames of `frames` (a FrameScores) and `report/worst.json`.
 
-    `load(key)` gives (RGB image or None, GT label ids, prediction as train ids), or None where the
-    prediction is not at hand (that frame is listed without pictures).
+    `load(key)` gives (image file or RGB array or None, GT label ids, prediction as train ids), or None
+    where the prediction is not at hand (that frame is listed without pictures).
     """
     out_dir = Path(run_dir) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,9 +145,10 @@ def _number(value: float) -> float | None:
 
 def loader(
     samples: Sequence, predictions: Mapping[str, np.ndarray] | None = None, pred_dir=None, pred_ids="label"
-) -> Callable[[str], tuple[np.ndarray | None, np.ndarray, np.ndarray] | None]:
-    """`load(key)` for `write_worst_frames` from the split's samples and predictions held in memory
-    (train IDs, from the loop) or written as PNGs in `pred_dir` (`pred_ids`: what their values are)."""
+) -> Callable[[str], tuple[Path | None, np.ndarray, np.ndarray] | None]:
+    """`load(key)` for `write_worst_frames` (the image as the dataset's file) from the split's samples and
+    predictions held in memory (train IDs, from the loop) or written as PNGs in `pred_dir` (`pred_ids`:
+    what their values are)."""
     from bench.evaluation.png import read_png
 
     by_key = {s.key: s for s in samples}
@@ -146,9 +169,7 @@ def loader(
             return None
         image = None
         if getattr(sample, "image", None) is not None and Path(sample.image).is_file():
-            from PIL import Image
-
-            image = np.asarray(Image.open(sample.image).convert("RGB"))
+            image = Path(sample.image)
         return image, read_png(sample.label_ids, "ground truth"), pred
 
     return load

@@ -119,7 +119,7 @@ def build_page(run_dir: str | os.PathLike) -> str:
     ]
     ref_miou = reference.get("miou")
     label = f"{reference.get('method', '')} ({reference.get('split', '')})" if reference else ""
-    boundary = (result.get("boundaryIoU") or {}).get("mIoU")
+    boundary = (result.get("boundaryIoU") or {}).get("averageScoreClasses")
     calibration = result.get("calibration") or {}
     parts.append("<h2>Summary</h2><div class=cards>")
     parts.append(_card("averageScoreClasses", "mIoU", result.get("averageScoreClasses"), _float(ref_miou)))
@@ -128,7 +128,7 @@ def build_page(run_dir: str | os.PathLike) -> str:
     for key in ("aAcc", "mAcc", "fwIoU", "mDice", "mF1", "mPrecision", "mRecall"):
         parts.append(_card(f"measures.{key}", key, measures.get(key)))
     if boundary is not None:
-        parts.append(_card("boundaryIoU.mIoU", "boundary mIoU", boundary))
+        parts.append(_card("boundaryIoU.averageScoreClasses", "boundary mIoU", boundary))
     if calibration.get("ece") is not None:
         parts.append(_card("calibration.ece", "ECE", calibration.get("ece")))
     parts.append("</div>")
