@@ -144,19 +144,21 @@ def build_page(run_dir: str | os.PathLike) -> str:
             )
     parts.append(_worst_section(worst))
     parts.append(_city_table(result.get("cities") or []))
-    parts.append("<h2>Speed and memory</h2><table><tr><th>measure</th><th>value</th></tr>")
-    for key in SPEED_KEYS:
-        value = _float(row.get(key))
-        text = "–" if value is None else f"{value:.4g}"
-        parts.append(
-            f'<tr><td>{escape(key)}</td><td data-key="row.{key}" data-value="{value or ""}">{text}</td></tr>'
-        )
-    parts.append("</table><h2>Settings and environment</h2><table><tr><th>setting</th><th>value</th></tr>")
-    for key in SETTING_KEYS:
-        if row.get(key) not in (None, ""):
-            parts.append(
-                f"<tr><td>{escape(key)}</td><td style='text-align:left'>{escape(str(row[key]))}</td></tr>"
-            )
+    parts.append("<h2>Speed and memory</h2>")
+    speed = {key: _float(row.get(key)) for key in SPEED_KEYS if _float(row.get(key)) is not None}
+    if speed:
+        parts.append("<table><tr><th>measure</th><th>value</th></tr>")
+        for key, value in speed.items():
+            cell = f'<td data-key="row.{key}" data-value="{value!r}">{value:.4g}</td>'
+            parts.append(f"<tr><td>{escape(key)}</td>{cell}</tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p class=sub>Not measured: an evaluation of prediction files runs no model.</p>")
+    parts.append("<h2>Settings and environment</h2><table><tr><th>setting</th><th>value</th></tr>")
+    settings = {k: row[k] for k in SETTING_KEYS if row.get(k) not in (None, "")}
+    settings.update(context.get("settings") or {})
+    for key, value in settings.items():
+        parts.append(f"<tr><td>{escape(key)}</td><td style='text-align:left'>{escape(str(value))}</td></tr>")
     parts.append("</table><p class=sub>Files: result.json, frames.csv, confusion.csv")
     parts.append(
         " in this folder. Per-frame means are not the dataset mIoU: see the README.</p></body></html>\n"
