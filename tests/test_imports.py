@@ -231,3 +231,11 @@ def test_readme_layout_names_every_package_and_its_rule():
 def test_every_module_imports(name):
     pytest.importorskip("tensorflow")
     importlib.import_module(name)
+
+
+def test_the_project_folders_are_the_checkouts():
+    """Where paths.py sits decides where results and checkpoints go: a move must not shift them."""
+    from bench.common import paths
+
+    assert paths.PROJECT_ROOT == ROOT
+    assert (paths.PROJECT_ROOT / "Makefile").is_file() and paths.README == ROOT / "README.md"
