@@ -2,7 +2,7 @@
 and a full-size file in `RUN/report/`, and `RUN/report/worst.json` that lists them with their scores (what
 `bench report` rebuilds the page from without the dataset).
 
-Error map: correct pixels in dim grey, wrong ones in the colour of the class that was predicted (white for
+Error map: correct pixels near white, wrong ones in the colour of the class that was predicted (cyan for
 void), pixels the evaluation ignores (void GT) black. Label maps are palette PNGs (a byte a
 pixel, fast compression), the photo the dataset's own file, thumbnails of it JPEG.
 """
@@ -34,7 +34,7 @@ RIGHT, IGNORED, VOID_PRED = 253, 254, 255
 
 def _palette() -> list[int]:
     colours = TRAIN_TO_COLOR.copy()
-    colours[RIGHT], colours[IGNORED], colours[VOID_PRED] = (70, 70, 70), (0, 0, 0), (255, 255, 255)
+    colours[RIGHT], colours[IGNORED], colours[VOID_PRED] = (235, 235, 235), (0, 0, 0), (0, 255, 255)
     return colours.ravel().tolist()
 
 
@@ -42,8 +42,8 @@ PALETTE = _palette()
 
 
 def error_map(gt_train: np.ndarray, pred_train: np.ndarray) -> np.ndarray:
-    """Palette indices: right pixels RIGHT (dim grey), wrong ones the predicted train ID (its colour; a void
-    prediction VOID_PRED, white), ignored GT IGNORED (black)."""
+    """Palette indices: right pixels RIGHT (near white: no class colour), wrong ones the predicted train ID
+    (its colour; a void prediction VOID_PRED, cyan), ignored GT IGNORED (black)."""
     out = np.where(pred_train == 255, VOID_PRED, pred_train).astype(np.uint8)
     out[gt_train == pred_train] = RIGHT
     out[gt_train == 255] = IGNORED

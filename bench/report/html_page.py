@@ -206,7 +206,8 @@ def _worst_section(worst: list[dict]) -> str:
         return ""
     out = [
         "<h2>Worst frames</h2><p class=sub>Lowest per-frame mIoU first; click a picture for full size. "
-        "Error map: right pixels grey, wrong ones in the predicted class's colour, ignored pixels black.</p>"
+        "Error map: right pixels near white, wrong ones in the colour of the class predicted (cyan: void), "
+        "ignored pixels black.</p>"
     ]
     for rank, entry in enumerate(worst, start=1):
         key = entry["frame"]
