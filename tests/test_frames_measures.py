@@ -171,3 +171,15 @@ def test_json_carries_measures_frames_and_cities(tmp_path):
     assert data["measures"]["aAcc"] == pytest.approx(averages(result.confusion)["aAcc"])
     assert [f["frame"] for f in data["frames"]] == result.frames.keys
     assert {c["city"] for c in data["cities"]} == {"bochum", "ulm"}
+
+
+def test_the_readme_worked_example_of_per_frame_means_against_the_dataset_miou():
+    from bench.evaluation.frames import FrameScores
+    from bench.evaluation.scores import InstanceTotals, _mean, class_scores
+
+    a = matrix({("road", "road"): 1000})
+    b = matrix({("road", "road"): 100, ("car", "road"): 100})
+    frames = FrameScores(["aachen_000000_000019", "bochum_000000_000019"], np.stack([a, b]))
+    assert list(frames.miou) == [1.0, 0.25] and frames.miou.mean() == 0.625
+    dataset = _mean(class_scores(a + b, InstanceTotals())[0])
+    assert dataset == pytest.approx((1100 / 1200 + 0.0) / 2)  # 45.8: pixels pooled before dividing

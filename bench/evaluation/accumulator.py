@@ -27,10 +27,11 @@ class Accumulator:
     mostly on void ids warns that the files look like train IDs. `result()` may be called repeatedly.
     """
 
-    def __init__(self, *, pred_ids: str = "label", started: float | None = None):
+    def __init__(self, *, pred_ids: str = "label", started: float | None = None, keep_frames: bool = True):
         if pred_ids not in PRED_ID_MODES:
             raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
         self.pred_ids = pred_ids
+        self.keep_frames = keep_frames  # off: no per-frame scores (what `bench perf eval` times it against)
         self.reset(started)
 
     def reset(self, started: float | None = None) -> None:
@@ -47,13 +48,14 @@ class Accumulator:
         scores (default: its position). The frame's matrix is kept (a copy: 9 kB, not the scratch array)."""
         self.confusion += stats.confusion
         self.instances.add(stats)
-        self.frame_keys.append(key if key is not None else f"frame{self.n_images:05d}")
-        self.frame_confusions.append(np.array(stats.confusion, dtype=np.int64))
+        if self.keep_frames:
+            self.frame_keys.append(key if key is not None else f"frame{self.n_images:05d}")
+            self.frame_confusions.append(np.array(stats.confusion, dtype=np.int64))
         self.n_images += 1
 
     def frames(self) -> FrameScores | None:
         """Per-frame scores of the images added (None when the totals were restored without them)."""
-        if len(self.frame_confusions) != self.n_images:
+        if not self.keep_frames or len(self.frame_confusions) != self.n_images:
             return None
         stack = (
             np.stack(self.frame_confusions)
