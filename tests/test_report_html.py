@@ -168,3 +168,24 @@ def test_index_lists_runs_newest_first(tmp_path):
         (runs / name / "row.json").write_text(json.dumps({"date": date, "model": name}))
     text = write_index(runs).read_text()
     assert text.index(">b<") < text.index(">a<") and "50.00" in text and "40.00" in text
+
+
+def test_frame_pictures_use_the_cityscapes_palette_and_mark_errors(tmp_path):
+    from PIL import Image
+
+    from bench.report.frame_images import write_frame_images
+    from data.labels import TRAIN_TO_COLOR
+    from tests.cityscapes_files import lid
+
+    gt = np.full((4, 8), lid("road"), dtype=np.uint8)
+    gt[:, 6:] = lid("unlabeled")  # ignored
+    pred = np.zeros((4, 8), dtype=np.uint8)  # road everywhere (train id 0) ...
+    pred[0, 0] = 2  # ... but one building pixel
+    pred[1, 1] = 255  # and one void prediction
+    files = write_frame_images(tmp_path, "k", None, gt, pred)
+    assert set(files) == {"gt", "pred", "error"}
+    rgb = {kind: np.asarray(Image.open(tmp_path.parent / files[kind]["full"]).convert("RGB")) for kind in files}
+    assert tuple(rgb["gt"][0, 7]) == (0, 0, 0) and tuple(rgb["gt"][0, 0]) == tuple(TRAIN_TO_COLOR[0])
+    err = rgb["error"]
+    assert tuple(err[0, 0]) == tuple(TRAIN_TO_COLOR[2]) and tuple(err[1, 1]) == (0, 255, 255)
+    assert tuple(err[2, 2]) == (235, 235, 235) and tuple(err[0, 7]) == (0, 0, 0)

@@ -38,7 +38,8 @@ def _palette() -> list[int]:
     return colours.ravel().tolist()
 
 
-PALETTE = _palette()
+PALETTE = _palette()  # of the error map
+LABEL_PALETTE = TRAIN_TO_COLOR.ravel().tolist()  # of GT and prediction: 255 (void) black
 
 
 def error_map(gt_train: np.ndarray, pred_train: np.ndarray) -> np.ndarray:
@@ -50,12 +51,12 @@ def error_map(gt_train: np.ndarray, pred_train: np.ndarray) -> np.ndarray:
     return out
 
 
-def _label_png(indices: np.ndarray, path: Path, width: int | None = None) -> None:
+def _label_png(indices: np.ndarray, path: Path, width: int | None = None, palette=LABEL_PALETTE) -> None:
     """A palette PNG (one byte a pixel: fast to write, lossless), optionally shrunk (nearest) to `width`."""
     from PIL import Image
 
     image = Image.fromarray(np.asarray(indices, dtype=np.uint8), mode="P")
-    image.putpalette(PALETTE)
+    image.putpalette(palette)
     if width is not None and image.width > width:
         image = image.resize(
             (width, max(1, round(image.height * width / image.width))), Image.Resampling.NEAREST
@@ -99,10 +100,15 @@ def write_frame_images(
         thumb = thumb.with_suffix(".jpg")
         files["image"]["thumb"] = f"{out_dir.name}/{thumb.name}"
         _photo(image, full, thumb)
-    for kind, indices in (("gt", gt_train), ("pred", pred_train), ("error", error_map(gt_train, pred_train))):
+    errors = error_map(gt_train, pred_train)
+    for kind, indices, palette in (
+        ("gt", gt_train, LABEL_PALETTE),
+        ("pred", pred_train, LABEL_PALETTE),
+        ("error", errors, PALETTE),
+    ):
         full, thumb = name(kind, "png")
-        _label_png(indices, full)
-        _label_png(indices, thumb, THUMB_WIDTH)
+        _label_png(indices, full, palette=palette)
+        _label_png(indices, thumb, THUMB_WIDTH, palette=palette)
     return files
 
 
