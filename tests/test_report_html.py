@@ -189,3 +189,9 @@ def test_frame_pictures_use_the_cityscapes_palette_and_mark_errors(tmp_path):
     err = rgb["error"]
     assert tuple(err[0, 0]) == tuple(TRAIN_TO_COLOR[2]) and tuple(err[1, 1]) == (0, 255, 255)
     assert tuple(err[2, 2]) == (235, 235, 235) and tuple(err[0, 7]) == (0, 0, 0)
+
+
+def test_evaluate_out_refuses_a_folder_that_holds_a_run(evaluated, capsys):
+    args = ["evaluate", "--gt", str(evaluated), "--pred", str(evaluated), "--out", str(evaluated)]
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err

@@ -22,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.out:
+        from pathlib import Path
+
+        from data.errors import UserError
+
+        if (Path(args.out) / "result.json").exists():
+            raise UserError(f"--out {args.out} already holds a run (result.json): pass a new folder")
         check_writable(args.out, "--out folder", folder=True)  # before the work, not after it
     return scoring.run(args, after=write_out_folder if args.out else None)
 
