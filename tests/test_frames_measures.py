@@ -183,3 +183,22 @@ def test_the_readme_worked_example_of_per_frame_means_against_the_dataset_miou()
     assert list(frames.miou) == [1.0, 0.25] and frames.miou.mean() == 0.625
     dataset = _mean(class_scores(a + b, InstanceTotals())[0])
     assert dataset == pytest.approx((1100 / 1200 + 0.0) / 2)  # 45.8: pixels pooled before dividing
+
+
+def test_the_streaming_evaluator_names_its_frames_and_keeps_the_worst_predictions(tmp_path):
+    from bench.evaluation.streaming import StreamingEvaluator
+    from data.cityscapes import list_samples
+    from data.labels import to_train_ids
+
+    dataset = scenes(tmp_path, n=4)
+    samples = list_samples(tmp_path / "gt", "val")
+    arrays = {s.key: to_train_ids(read_png(tmp_path / "pred" / f"{s.key}_leftImg8bit.png")) for s in samples}
+    with StreamingEvaluator(workers=2, gt_cache=None, keep_worst=2) as evaluator:
+        for sample in samples:
+            evaluator.process(sample, arrays[sample.key])
+        result = evaluator.evaluate()
+        worst = evaluator.worst_predictions()
+    assert result.frames.keys == [s.key for s in samples] == dataset.frames.keys
+    np.testing.assert_array_equal(result.frames.confusion.sum(axis=0), result.confusion)
+    want = [result.frames.keys[i] for i in result.frames.worst(2)]
+    assert list(worst) == want and all(worst[k] is arrays[k] for k in want)

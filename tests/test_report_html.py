@@ -184,7 +184,9 @@ def test_frame_pictures_use_the_cityscapes_palette_and_mark_errors(tmp_path):
     pred[1, 1] = 255  # and one void prediction
     files = write_frame_images(tmp_path, "k", None, gt, pred)
     assert set(files) == {"gt", "pred", "error"}
-    rgb = {kind: np.asarray(Image.open(tmp_path.parent / files[kind]["full"]).convert("RGB")) for kind in files}
+    rgb = {
+        kind: np.asarray(Image.open(tmp_path.parent / files[kind]["full"]).convert("RGB")) for kind in files
+    }
     assert tuple(rgb["gt"][0, 7]) == (0, 0, 0) and tuple(rgb["gt"][0, 0]) == tuple(TRAIN_TO_COLOR[0])
     err = rgb["error"]
     assert tuple(err[0, 0]) == tuple(TRAIN_TO_COLOR[2]) and tuple(err[1, 1]) == (0, 255, 255)
