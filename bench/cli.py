@@ -15,7 +15,8 @@ from data.errors import UserError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.run", "end to end: dataset, checkpoint, predict, evaluate, results, README"),
-    "evaluate": ("bench.evaluation.command", "score prediction PNGs against Cityscapes ground truth"),
+    "evaluate": ("bench.report.evaluate_command", "score prediction PNGs against Cityscapes ground truth"),
+    "report": ("bench.report.report_command", "rebuild a run folder's report.html (and results/index.html)"),
     "cache": ("bench.evaluation.cache_command", "the ground-truth cache of evaluations: info, clear"),
     "models": ("bench.sources.models_listing", "list the model registry with options and parameter counts"),
     "train": ("bench.training.train_command", "train a registry model on a Cityscapes-format dataset"),

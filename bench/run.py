@@ -77,6 +77,7 @@ def run_benchmark(
     from bench.evaluation.sinks import with_quality
     from bench.evaluation.streaming import StreamingEvaluator
     from bench.inference.predict import write_predictions as write
+    from bench.report.frame_images import WORST_N
     from bench.report.results import check_results_file
     from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
     from bench.sources.convert.published import reference_for
@@ -137,7 +138,9 @@ def run_benchmark(
         )
         samples = list_samples(data.root, split, require_images=True)
         with contextlib.ExitStack() as stack:
-            evaluator = stack.enter_context(StreamingEvaluator(workers=workers or 1, gt_cache=gt_cache))
+            evaluator = stack.enter_context(
+                StreamingEvaluator(workers=workers or 1, gt_cache=gt_cache, keep_worst=WORST_N)
+            )
             scorers = [stack.enter_context(sink) for sink in quality.sinks()]
             predicted = write(
                 opened,
@@ -150,6 +153,7 @@ def run_benchmark(
                 progress=progress,
             )
         stats = predicted.stats
+        worst_predictions = evaluator.worst_predictions()  # for the report's thumbnails
         result = with_quality(predicted.results[0], predicted.results[1 : 1 + len(scorers)])
         print(
             f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
@@ -194,6 +198,7 @@ def run_benchmark(
             readme=readme,
             run_dir=run_dir,
             when=when,
+            worst_predictions=worst_predictions,
             mode=settings.mode,
             checkpoint=_display_path(checkpoint_path),
             preset=meta.get("preset") or preset,

@@ -330,3 +330,26 @@ def test_rows_say_where_they_ran_and_files_without_those_columns_keep_working(tm
     markdown = path.with_suffix(".md").read_text()
     assert "| CPU: AMD EPYC 9654, 2 threads, bf16, batch 1, 512x1024, TF 2.21.0 |" in markdown
     assert "| 2.50 | - |" in markdown  # the old row: images/s, and '-' where it ran
+
+
+def test_rows_carry_the_other_measures_and_files_without_them_read_as_before(tmp_path):
+    from bench.evaluation.measures import averages
+    from bench.report.results import MEASURE_COLUMNS
+
+    path = tmp_path / "results.csv"
+    old_columns = [c for c in COLUMNS if c not in MEASURE_COLUMNS]
+    old = {k: v for k, v in _row(0).items() if k in old_columns}
+    results.append_row(path, old, columns=tuple(old_columns))  # a file written before the measures
+    before = path.read_text()
+    frame = read_rows(path)
+    assert math.isnan(frame.loc[0, "aacc"]) and frame.loc[0, "model"] == "pspnet"
+    row = _row(1)
+    want = averages(evaluation_result(1).confusion)
+    assert row["aacc"] == pytest.approx(100 * want["aAcc"]) and row["fwiou"] == pytest.approx(
+        100 * want["fwIoU"]
+    )
+    append_row(path, row)
+    assert path.read_text().splitlines()[1] == before.splitlines()[1] + "," * len(MEASURE_COLUMNS)
+    frame = read_rows(path)
+    assert frame.loc[1, "mdice"] == pytest.approx(100 * want["mDice"], rel=1e-5)
+    assert math.isnan(frame.loc[0, "mdice"])

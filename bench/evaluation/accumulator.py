@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from bench.evaluation.frames import FrameScores
 from bench.evaluation.scores import EvaluationResult, InstanceTotals, category_scores, class_scores
 from bench.evaluation.scoring import PRED_ID_MODES, VALID_IDS, VOID_LOOKALIKE_IDS, ImageStats
 from data.errors import UserError
@@ -26,10 +27,11 @@ class Accumulator:
     mostly on void ids warns that the files look like train IDs. `result()` may be called repeatedly.
     """
 
-    def __init__(self, *, pred_ids: str = "label", started: float | None = None):
+    def __init__(self, *, pred_ids: str = "label", started: float | None = None, keep_frames: bool = True):
         if pred_ids not in PRED_ID_MODES:
             raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
         self.pred_ids = pred_ids
+        self.keep_frames = keep_frames  # off: no per-frame scores (what `bench perf eval` times it against)
         self.reset(started)
 
     def reset(self, started: float | None = None) -> None:
@@ -37,13 +39,30 @@ class Accumulator:
         self.confusion = np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS), dtype=np.int64)
         self.instances = InstanceTotals()
         self.n_images = 0
+        self.frame_keys: list[str] = []
+        self.frame_confusions: list[np.ndarray] = []
         self.started = time.perf_counter() if started is None else started
 
-    def add(self, stats: ImageStats) -> None:
-        """Add one image's statistics (from `scoring.score_image`)."""
+    def add(self, stats: ImageStats, key: str | None = None) -> None:
+        """Add one image's statistics (from `scoring.score_image`); `key` names the frame in the per-frame
+        scores (default: its position). The frame's matrix is kept (a copy: 9 kB, not the scratch array)."""
         self.confusion += stats.confusion
         self.instances.add(stats)
+        if self.keep_frames:
+            self.frame_keys.append(key if key is not None else f"frame{self.n_images:05d}")
+            self.frame_confusions.append(np.array(stats.confusion, dtype=np.int64))
         self.n_images += 1
+
+    def frames(self) -> FrameScores | None:
+        """Per-frame scores of the images added (None when the totals were restored without them)."""
+        if not self.keep_frames or len(self.frame_confusions) != self.n_images:
+            return None
+        stack = (
+            np.stack(self.frame_confusions)
+            if self.frame_confusions
+            else np.zeros((0, NUM_LABEL_IDS, NUM_LABEL_IDS), dtype=np.int64)
+        )
+        return FrameScores(list(self.frame_keys), stack)
 
     def result(self) -> EvaluationResult:
         """The scores of the images added so far (cityscapesScripts' definitions)."""
@@ -59,6 +78,7 @@ class Accumulator:
             self.n_images,
             time.perf_counter() - self.started,
             [warning] if warning else [],
+            frames=self.frames(),
         )
 
 

@@ -47,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"decoding processes (default and most: the cores, {available_cores()})",
     )
+    parser.add_argument(
+        "--worst",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print the N frames of lowest per-frame mIoU (with their pixel accuracy and worst classes)",
+    )
     add_gt_cache_arguments(parser)
 
 
@@ -106,13 +113,19 @@ def format_calibration(calibration) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, after=None) -> int:
+    """`bench evaluate`; `after(args, result)` runs once the scores are printed (bench/report's `--out`)."""
     if args.workers is not None and args.workers < 1:
         from data.errors import UserError
 
         raise UserError(f"--workers must be at least 1, not {args.workers}")
+    if args.worst < 0:
+        from data.errors import UserError
+
+        raise UserError(f"--worst must be 0 or more frames, not {args.worst}")
     if args.json:
         check_writable(args.json, "--json file", folder=False)  # before the work, not after it
+
     ratio = args.boundary_ratio
     if ratio is None and args.boundary:
         from bench.evaluation.boundary import DILATION_RATIO
@@ -132,8 +145,15 @@ def run(args: argparse.Namespace) -> int:
         boundary_ratio=ratio,
     )
     print(format_result(result), end="")
+    if args.worst and result.frames is not None:
+        from bench.evaluation.frames import format_worst
+
+        print(f"\nworst {min(args.worst, len(result.frames))} frames by per-frame mIoU (percent):")
+        print(format_worst(result.frames, args.worst), end="")
     for warning in result.warnings:  # after the table, where the eye lands
         print(f"WARNING: {warning}", file=sys.stderr)
     if args.json:
         print(f"wrote {result.write_json(args.json)}")
+    if after is not None:
+        after(args, result)
     return 0

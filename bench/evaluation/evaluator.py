@@ -116,15 +116,16 @@ def evaluate_pairs(
         from tqdm import tqdm
 
         stream = tqdm(stream, total=len(tasks), desc="evaluate", unit="img")
+    keys = (task.key for task in tasks)
     if ratio is None:
         for stats in stream:
-            totals.add(stats)
+            totals.add(stats, next(keys))
         return totals.result()
     from bench.evaluation.boundary import BoundaryResult, empty_counts
 
     counts = empty_counts()
     for stats, frame_counts in stream:
-        totals.add(stats)
+        totals.add(stats, next(keys))
         counts += frame_counts
     result = totals.result()
     return dataclasses.replace(

@@ -32,6 +32,7 @@ from data.labels import (
 if TYPE_CHECKING:
     from bench.evaluation.boundary import BoundaryResult
     from bench.evaluation.calibration_fit import CalibrationResult
+    from bench.evaluation.frames import FrameScores
 
 
 @dataclass
@@ -134,6 +135,14 @@ class EvaluationResult:
     warnings: list[str] = field(default_factory=list)
     boundary: BoundaryResult | None = None  # Boundary IoU, when asked for (bench/evaluation/boundary.py)
     calibration: CalibrationResult | None = None  # from the logits, when the loop had them
+    frames: FrameScores | None = None  # per-frame matrices and scores (bench/evaluation/frames.py)
+
+    @property
+    def measures(self) -> dict[str, object]:
+        """aAcc, mAcc, fwIoU, Dice, F1, precision, recall from the same matrix (measures.py)."""
+        from bench.evaluation.measures import measures_dict
+
+        return measures_dict(self.confusion)
 
     @property
     def class_iou(self) -> dict[str, float]:
@@ -190,10 +199,14 @@ class EvaluationResult:
 
     def write_json(self, path: str | os.PathLike) -> Path:
         """Write to_cityscapes_dict() (plus image count and confusion matrix, and our `boundaryIoU` and
-        `calibration` sections when present) atomically, NaN as null."""
+        `calibration` sections when present, our `measures`, and the per-frame `frames` and `cities`)
+        atomically, NaN as null."""
         data = nan_to_none(self.to_cityscapes_dict())
         data["nImages"] = self.n_images
         data["confMatrix"] = self.confusion.tolist()
+        data["measures"] = nan_to_none(self.measures)
+        if self.frames is not None:
+            data.update(nan_to_none(self.frames.to_dict()))
         if self.boundary is not None:
             data["boundaryIoU"] = nan_to_none(self.boundary.to_dict())
         if self.calibration is not None:

@@ -9,16 +9,19 @@ No TensorFlow here either: the loop that feeds it owns the model.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import heapq
 import os
 
 import numpy as np
 
 from bench.evaluation.accumulator import Accumulator
 from bench.evaluation.evaluator import score_prediction
+from bench.evaluation.frames import FrameScores
 from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.scores import EvaluationResult
-from bench.evaluation.scoring import PRED_ID_MODES, ImageStats
+from bench.evaluation.scoring import PRED_ID_MODES
 from bench.evaluation.threaded import ThreadedSink
 from data.cityscapes import Sample
 from data.errors import UserError
@@ -47,6 +50,7 @@ class StreamingEvaluator(ThreadedSink):
         workers: int = 1,
         max_pending: int = MAX_PENDING,
         gt_cache: GTCache | str | os.PathLike | None = AUTO,
+        keep_worst: int = 0,
     ) -> None:
         if ids not in PRED_ID_MODES:
             raise UserError(f"ids must be one of {PRED_ID_MODES}, not {ids!r}")
@@ -54,6 +58,7 @@ class StreamingEvaluator(ThreadedSink):
             raise UserError(f"scoring needs at least 1 worker thread, not {workers}")
         super().__init__(max_pending=max_pending, name="score", workers=workers)
         self.ids = ids
+        self.keep_worst = max(0, int(keep_worst))
         self.gt_cache = resolve_gt_cache(gt_cache)
         self.reset()
 
@@ -61,11 +66,28 @@ class StreamingEvaluator(ThreadedSink):
         """Forget every frame processed so far (frames still being scored are waited for and dropped)."""
         self._clear()
         self._totals = Accumulator()
+        self._keys: collections.deque[str] = collections.deque()  # of the frames queued, in order
+        self._worst: list[tuple[float, int, str, np.ndarray]] = []  # max-heap on mIoU (negated)
 
     def process(self, sample: Sample, prediction: np.ndarray, logits: np.ndarray | None = None) -> None:
         """Queue one frame for scoring against `sample`'s ground truth."""
         name = f"prediction of {sample.key}"
         value_map = TRAIN_TO_LABEL if self.ids == "train" else None  # applied in the worker thread
+        self._keys.append(sample.key)  # before _submit: it may fold earlier frames, which pop theirs
+        if self.keep_worst:  # the array comes back with its score; the worst few are kept
+            self._submit(
+                _with_array,
+                prediction,
+                score_prediction,
+                sample.label_ids,
+                sample.instance_ids,
+                prediction,
+                name,
+                "label",
+                self.gt_cache,
+                value_map=value_map,
+            )
+            return
         self._submit(
             score_prediction,
             sample.label_ids,
@@ -88,5 +110,25 @@ class StreamingEvaluator(ThreadedSink):
         self._drain()
         return self._totals
 
-    def _add(self, stats: ImageStats) -> None:
-        self._totals.add(stats)
+    def worst_predictions(self) -> dict[str, np.ndarray]:
+        """The `keep_worst` predictions (as given to `process`) of lowest per-frame mIoU, by frame key."""
+        self._drain()
+        return {key: array for _, _, key, array in sorted(self._worst, key=lambda item: -item[0])}
+
+    def _add(self, value) -> None:
+        array = None
+        if self.keep_worst:
+            value, array = value
+        key = self._keys.popleft()
+        self._totals.add(value, key)
+        if array is not None:
+            miou = float(FrameScores([key], value.confusion[None]).miou[0])
+            entry = (-(miou if miou == miou else 2.0), self._totals.n_images, key, array)
+            if len(self._worst) < self.keep_worst:
+                heapq.heappush(self._worst, entry)
+            elif entry[0] > self._worst[0][0]:
+                heapq.heapreplace(self._worst, entry)
+
+
+def _with_array(array: np.ndarray, fn, *args, **kwargs):
+    return fn(*args, **kwargs), array

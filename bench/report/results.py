@@ -79,6 +79,12 @@ STD_COLUMNS: tuple[str, ...] = tuple(f"{c}_std" for c in SCORE_COLUMNS)
 SEED_COLUMNS: tuple[str, ...] = ("n_seeds", "seeds", *STD_COLUMNS)
 """Seed variance: how many seeds a row averages, which, and each score's standard deviation across them
 (empty in single-seed rows and in rows written before these columns existed: both are n=1)."""
+MEASURE_COLUMNS: tuple[str, ...] = ("aacc", "macc", "fwiou", "mdice", "mf1", "mprecision", "mrecall")
+"""mmsegmentation's and detectron2's other measures from the same confusion matrix, in percent
+(bench/evaluation/measures.py); empty in rows written before these columns existed."""
+_MEASURE_KEYS = dict(
+    zip(MEASURE_COLUMNS, ("aAcc", "mAcc", "fwIoU", "mDice", "mF1", "mPrecision", "mRecall"), strict=True)
+)
 COLUMNS: tuple[str, ...] = (
     RUN_COLUMNS
     + CLASS_COLUMNS
@@ -87,10 +93,13 @@ COLUMNS: tuple[str, ...] = (
     + ENVIRONMENT_COLUMNS
     + TAIL_COLUMNS
     + SEED_COLUMNS
+    + MEASURE_COLUMNS
 )
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
-PERCENT_COLUMNS = frozenset(SCORE_COLUMNS + STD_COLUMNS + ("boundary_miou", "ece", "mce", "ece_t"))
+PERCENT_COLUMNS = frozenset(
+    SCORE_COLUMNS + STD_COLUMNS + MEASURE_COLUMNS + ("boundary_miou", "ece", "mce", "ece_t")
+)
 DATASET_KINDS = ("synthetic", "real")
 
 _STATS_COLUMNS = ("n_images", "images_per_s", "latency_p50_ms", "latency_p95_ms", "peak_memory_mb")
@@ -352,6 +361,8 @@ def row_from_result(
     row["n_seeds"] = 1
     row["seeds"] = "" if seed is None else str(seed)
     row.update(dict.fromkeys(STD_COLUMNS))
+    measures = result.measures
+    row.update({column: _percent(measures[key]) for column, key in _MEASURE_KEYS.items()})
     return row
 
 

@@ -94,7 +94,8 @@ def write_run_folder(
 ) -> dict[str, Path]:
     """Write a run's files into `run_dir` and return them by kind.
 
-    result.json (cityscapesScripts keys, plus `boundaryIoU` and `calibration` when measured), row.json (our
+    result.json (cityscapesScripts keys, plus `boundaryIoU` and `calibration` when measured, `measures`,
+    `frames` and `cities`), frames.csv (one row a frame), row.json (our
     results.csv row, if given), confusion.csv and confusion.png (when the result has a confusion matrix),
     iou_bars.png (against `reference`, a row in percent), samples.png (image / GT / prediction for
     `samples`), reliability.png (when the result carries calibration).
@@ -106,6 +107,8 @@ def write_run_folder(
     ours = dict(row) if row is not None else _percent_row(result)
     if row is not None:
         files["row"] = write_json(run_dir / "row.json", dict(row))
+    if result.frames is not None:
+        files["frames"] = result.frames.write_csv(run_dir / "frames.csv")
     files["confusion_csv"] = plots.confusion_csv(result.confusion, run_dir / "confusion.csv")
     files["confusion_png"] = plots.confusion_heatmap(result.confusion, run_dir / "confusion.png")
     label = str(ours.get("model", "ours"))
@@ -126,6 +129,39 @@ def write_run_folder(
                 f"NLL {calibration.nll:.3f} -> {calibration.nll_t:.3f}"
             ),
         )
+    return files
+
+
+def write_html_report(
+    run_dir: Path,
+    result: EvaluationResult,
+    reference: Mapping[str, Any] | None,
+    gt_root: str | os.PathLike | None,
+    split: str,
+    pred_dir: str | os.PathLike | None,
+    pred_ids: str = "label",
+    predictions: Mapping[str, Any] | None = None,
+    *,
+    title: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """report.html with its worst-frame pictures and `report/context.json` (the reference row), so that
+    `bench report RUN_DIR` can rebuild the page from the folder alone."""
+    from bench.report.frame_images import loader, write_worst_frames
+    from bench.report.html_page import CONTEXT_JSON, write_report
+
+    (Path(run_dir) / "report").mkdir(parents=True, exist_ok=True)
+    context = {"reference": dict(reference or {}), "title": title, "settings": dict(settings or {})}
+    files = {"context": write_json(Path(run_dir) / CONTEXT_JSON, context)}
+    if result.frames is not None and len(result.frames):
+        samples = []
+        if gt_root is not None:
+            from data.cityscapes import list_samples
+
+            samples = list_samples(gt_root, split)
+        load = loader(samples, predictions, pred_dir, pred_ids)
+        files["worst"] = write_worst_frames(run_dir, result.frames, load)
+    files["report"] = write_report(run_dir)
     return files
 
 
@@ -172,6 +208,7 @@ def report_run(
     pred_ids: str = "label",
     run_dir: str | os.PathLike | None = None,
     when: datetime | None = None,
+    worst_predictions: Mapping[str, Any] | None = None,
     **row_fields: Any,
 ) -> RunReport:
     """After evaluation: run folder with JSON, confusion and plots; result row; README (unless `readme=None`).
@@ -181,6 +218,8 @@ def report_run(
     `row_fields` go to `bench.report.results.row_from_result` (mode, checkpoint, preset, options, train_steps,
     predict_stats, notes, ...). Samples for the grid come from `gt_root`/`pred_dir` when both are given.
     `run_dir` (made by `new_run_dir` at `when`) is a folder the run already writes into, e.g. its predictions.
+    `worst_predictions`: the worst frames' train-ID arrays held by the loop (else read from `pred_dir`), for
+    the thumbnails of report.html; `results/index.html` (beside `runs_dir`) is rewritten too.
     """
     when = when or datetime.now(timezone.utc)
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(model, dataset, root=runs_dir, when=when)
@@ -205,7 +244,14 @@ def report_run(
         samples=samples,
         pred_ids=pred_ids,
     )
+    files.update(
+        write_html_report(run_dir, result, ref_row, gt_root, split, pred_dir, pred_ids, worst_predictions)
+    )
     append_row(results_csv, row)
+    if Path(run_dir).parent.resolve() == Path(runs_dir).resolve():
+        from bench.report.index_page import write_index
+
+        files["index"] = write_index(runs_dir)
     report = RunReport(run_dir=run_dir, row=row, files=files, results_csv=Path(results_csv))
     if readme is not None:
         from bench.report.readme import update_readme
