@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bench.sources.convert.command",
         "convert a published PyTorch checkpoint (mmseg PSPNet, ESPNet, ESPNetv2)",
     ),
+    "export": (
+        "bench.export.command",
+        "write a checkpoint as ONNX, OpenVINO IR or LiteRT (fp32/fp16/int8), checked against it",
+    ),
     "submit": ("bench.submission.command", "write or check a Cityscapes test-server submission zip"),
     "compare": ("bench.report.compare", "our result rows side by side with a published reference table"),
     "readme": ("bench.report.readme", "regenerate the README results section from results/results.csv"),
