@@ -111,7 +111,10 @@ def _write_openvino(model, path: Path, text: str, precision: str) -> None:
 
     raw = path.with_name("raw-" + path.name)
     model.export(str(raw), format="openvino", verbose=False)
-    graph = ov.Core().read_model(str(raw))
+    traced = ov.Core().read_model(str(raw))
+    # the traced function also returns the scalar shape computations it captured: keep the logits alone
+    logits = [r for r in traced.get_results() if r.get_output_partial_shape(0).rank.get_length() == 4]
+    graph = ov.Model(logits[:1], traced.get_parameters(), traced.get_friendly_name())
     graph.set_rt_info(text, METADATA_KEY)
     ov.save_model(graph, str(path), compress_to_fp16=precision == "fp16")
     for leftover in (raw, raw.with_suffix(".bin")):
