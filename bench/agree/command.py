@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if not samples:
         raise UserError(f"{dataset.root} has no {args.split} frames: choose --split")
     import_tensorflow()
-    opened = [open_checkpoint(m, precision=settings.precision, fold_bn=settings.fold_bn) for m in (args.a, args.b)]
+    opened = [
+        open_checkpoint(m, precision=settings.precision, fold_bn=settings.fold_bn) for m in (args.a, args.b)
+    ]
     pair = predict_pair(*opened, samples, settings, progress=not args.no_progress)
     report = comparison(args, dataset.name, pair)
     print(format_report(report), end="")
@@ -118,7 +120,9 @@ def comparison(args: argparse.Namespace, dataset: str, pair) -> dict[str, Any]:
         "b": b,
         "delta_miou": None if a["miou"] is None or b["miou"] is None else b["miou"] - a["miou"],
         "delta_class_iou": {
-            k: None if a["class_iou"][k] is None or b["class_iou"][k] is None else b["class_iou"][k] - a["class_iou"][k]
+            k: None
+            if a["class_iou"][k] is None or b["class_iou"][k] is None
+            else b["class_iou"][k] - a["class_iou"][k]
             for k in a["class_iou"]
         },
         "frames": agreement.per_frame,

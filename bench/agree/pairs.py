@@ -69,7 +69,9 @@ class Agreement:
 
     def add(self, key: str, a_ids, a_logits, b_ids, b_logits) -> None:
         if a_ids.shape != b_ids.shape:
-            raise ValueError(f"{key}: the models' predictions differ in size, {a_ids.shape} and {b_ids.shape}")
+            raise ValueError(
+                f"{key}: the models' predictions differ in size, {a_ids.shape} and {b_ids.shape}"
+            )
         same = int(np.count_nonzero(a_ids == b_ids))
         self.pixels += a_ids.size
         self.agreeing += same
@@ -77,7 +79,9 @@ class Agreement:
         if a_logits is None or b_logits is None:
             self.with_logits = False
         else:
-            delta = np.abs(a_logits.astype(np.float64) - np.asarray(b_logits, np.float64)[..., :NUM_TRAIN_IDS])
+            delta = np.abs(
+                a_logits.astype(np.float64) - np.asarray(b_logits, np.float64)[..., :NUM_TRAIN_IDS]
+            )
             self.delta_sum += float(delta.sum())
             self.delta_count += delta.size
             self.delta_max = max(self.delta_max, float(delta.max()))
@@ -143,7 +147,9 @@ def predict_pair(a, b, samples: Sequence, settings, *, progress: bool = True, bu
         keep_a, keep_b = Continuing(score_a), Continuing(score_b)
         for start in range(0, len(samples), step):
             chunk = samples[start : start + step]
-            for i, (model, sinks) in enumerate(((a, (keep_a, kept)), (b, (keep_b, Compared(kept, agreement))))):
+            for i, (model, sinks) in enumerate(
+                ((a, (keep_a, kept)), (b, (keep_b, Compared(kept, agreement))))
+            ):
                 done = predict_frames(model, chunk, settings, sinks, progress=progress)
                 seconds[i] += done.stats["seconds"]
                 stats[i] = done.stats

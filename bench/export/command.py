@@ -25,10 +25,14 @@ from data.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help=".keras checkpoint, training folder, published .pth or weights name")
+    parser.add_argument(
+        "checkpoint", help=".keras checkpoint, training folder, published .pth or weights name"
+    )
     parser.add_argument("--format", required=True, help=f"{'|'.join(FORMATS)}")
     parser.add_argument("--out", required=True, help=f"file to write ({', '.join(SUFFIXES.values())})")
-    parser.add_argument("--precision", default="fp32", help="fp32 (default), fp16 (openvino, litert), int8 (litert)")
+    parser.add_argument(
+        "--precision", default="fp32", help="fp32 (default), fp16 (openvino, litert), int8 (litert)"
+    )
     parser.add_argument(
         "--calibration-frames", type=int, default=None, metavar="N", help="int8: frames to calibrate on"
     )
@@ -58,7 +62,7 @@ def check_arguments(args: argparse.Namespace) -> Path:
             "--dataset D (the frames' Cityscapes root)"
         )
     if calibrated and args.precision != "int8":
-        raise UserError(f"--calibration-frames calibrates int8 quantisation: add --precision int8")
+        raise UserError("--calibration-frames calibrates int8 quantisation: add --precision int8")
     if calibrated and args.calibration_frames < 1:
         raise UserError(f"--calibration-frames {args.calibration_frames} must be at least 1")
     if calibrated and not (args.dataset or os.environ.get("CITYSCAPES_DATASET")):
@@ -120,7 +124,13 @@ def run(args: argparse.Namespace) -> int:
             if calibration
             else None,
         )
-        check = check_export(args.format, tmp / out.name, opened.logits_function(), image)
+        try:
+            check = check_export(args.format, tmp / out.name, opened.logits_function(), image)
+        except (RuntimeError, ValueError) as exc:  # the runtime refuses the written graph (an op it lacks)
+            raise UserError(
+                f"the {args.format} export of {args.checkpoint} does not run in its runtime "
+                f"({type(exc).__name__}: {str(exc)[:300]}): nothing written"
+            ) from exc
         size_mb = sum(p.stat().st_size for p in written) / 2**20
         print(
             f"{args.format} {args.precision} export of {args.checkpoint} ({size_mb:.1f} MB), checked on "

@@ -126,7 +126,10 @@ def _write_litert(model, path: Path, precision: str, calibration) -> None:
 
     options: dict[str, Any] = {}
     if precision == "fp16":
-        options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
+        options = {
+            "optimizations": [tf.lite.Optimize.DEFAULT],
+            "target_spec": {"supported_types": [tf.float16]},
+        }
     elif precision == "int8":
         if calibration is None:
             raise UserError("--precision int8 needs calibration frames: --calibration-frames N --dataset D")
