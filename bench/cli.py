@@ -30,6 +30,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bench.sources.convert.command",
         "convert a published PyTorch checkpoint (mmseg PSPNet, ESPNet, ESPNetv2)",
     ),
+    "export": (
+        "bench.export.command",
+        "write a checkpoint as ONNX, OpenVINO IR or LiteRT (fp32/fp16/int8), checked against it",
+    ),
+    "agree": (
+        "bench.agree.command",
+        "the same frames through two models or runtimes: agreement, delta logits, mIoU, images/s",
+    ),
     "submit": ("bench.submission.command", "write or check a Cityscapes test-server submission zip"),
     "compare": ("bench.report.compare", "our result rows side by side with a published reference table"),
     "readme": ("bench.report.readme", "regenerate the README results section from results/results.csv"),

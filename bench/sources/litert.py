@@ -31,6 +31,10 @@ def open_litert_file(name: str, *, precision: str, fold_bn: bool, cache) -> Open
         raise UserError(
             f"{name} is a LiteRT model, run in its own dtypes: --precision {precision} does not apply"
         )
+    from bench.sources.graph_recipe import sidecar
+
+    if sidecar(name).is_file():
+        return _with_recipe(name)
     model = LiteRTModel(name)
     digest = sha256(model.path)
     published = by_sha256(digest)
@@ -50,6 +54,38 @@ def open_litert_file(name: str, *, precision: str, fold_bn: bool, cache) -> Open
 
     outputs = "train_ids" if model.output_kind == "argmax" else "logits"
     return OpenedModel(None, metadata, forward=forward, outputs=outputs, strided=model.input_size is not None)
+
+
+def _with_recipe(name: str) -> OpenedModel:
+    """A LiteRT file with a recipe beside it (`FILE.tflite.json`, what `bench export` writes): the loop
+    prepares the input as the recipe says (normalised, at its size) and the interpreter runs it as it is;
+    the recipe's output channels are the train IDs. Quantised kernels behind a float input say int8."""
+    import numpy as np
+
+    from bench.sources.graph_recipe import find_recipe
+
+    recipe = find_recipe(name, None, None)
+    model = LiteRTModel(name)
+    if model.input_dtype.kind != "f" or recipe.kind != "logits":
+        raise UserError(
+            f"{name}: a recipe beside a LiteRT file applies to float input and logits output (what "
+            f"`bench export` writes); remove {name}.json to run the file by its own quantisation"
+        )
+    tensors = model._interpreter.get_tensor_details()
+    quantised = any(np.dtype(t["dtype"]) == np.int8 for t in tensors)
+    channels = list(recipe.channels)
+    metadata = {
+        **model.metadata,
+        "input": recipe.input.to_dict(),
+        "recipe": recipe.origin,
+        "precision": "int8" if quantised else "fp32",
+        "folded_bn": False,
+    }
+
+    def forward(images) -> np.ndarray:
+        return model.invoke(np.ascontiguousarray(images, model.input_dtype))[None][..., channels]
+
+    return OpenedModel(None, metadata, forward=forward, outputs="logits")
 
 
 SOURCE = Source("litert", is_litert_file, open_litert_file)
