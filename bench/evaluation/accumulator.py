@@ -64,6 +64,31 @@ class Accumulator:
         )
         return FrameScores(list(self.frame_keys), stack)
 
+    def to_sums(self) -> dict:
+        """The exact sums as JSON values (what a resumable sweep writes per unit; `from_sums` reads it)."""
+        return {
+            "n_images": self.n_images,
+            "confusion": self.confusion.tolist(),
+            "instance_classes": self.instances.classes,
+            "instance_categories": self.instances.categories,
+        }
+
+    @classmethod
+    def from_sums(cls, data: dict, *, pred_ids: str = "label") -> Accumulator:
+        """The totals `to_sums` wrote (no per-frame scores); KeyError, TypeError or ValueError when `data`
+        holds no such sums, for the caller to name its file."""
+        totals = cls(pred_ids=pred_ids)
+        confusion = np.asarray(data["confusion"], dtype=np.int64)
+        if confusion.shape != (NUM_LABEL_IDS, NUM_LABEL_IDS):
+            raise ValueError(f"its confusion matrix is {confusion.shape}")
+        totals.confusion = confusion
+        totals.instances = InstanceTotals(
+            classes={k: [float(a), float(b)] for k, (a, b) in data["instance_classes"].items()},
+            categories={k: [float(a), float(b)] for k, (a, b) in data["instance_categories"].items()},
+        )
+        totals.n_images = int(data["n_images"])
+        return totals
+
     def result(self) -> EvaluationResult:
         """The scores of the images added so far (cityscapesScripts' definitions)."""
         class_iou, class_iiou = class_scores(self.confusion, self.instances)

@@ -24,9 +24,7 @@ import numpy as np
 
 from bench.common import atomic
 from bench.evaluation.accumulator import Accumulator
-from bench.evaluation.scores import InstanceTotals
 from data.errors import UserError
-from data.labels import NUM_LABEL_IDS
 from data.layouts import FORMATS, Frame, list_frames
 
 PROTOCOL = "generalize-v1"
@@ -130,8 +128,8 @@ class Folder:
             "manifest_sha256": self.digest,
             "unit": unit.name,
             "has_instances": sums.has_instances,
-            "all": _dump(sums.all),
-            "valid": _dump(sums.valid) if sums.valid is not None else None,
+            "all": sums.all.to_sums(),
+            "valid": sums.valid.to_sums() if sums.valid is not None else None,
             "seconds": round(seconds, 3),
         }
         atomic.write_text(self.path(unit), json.dumps(data) + "\n")
@@ -142,35 +140,16 @@ class Folder:
         try:
             if data["manifest_sha256"] != self.digest or data["unit"] != unit.name:
                 raise ValueError("it belongs to another sweep or unit")
-            valid = _load(data["valid"]) if data["valid"] is not None else None
-            return UnitSums(_load(data["all"]), valid, bool(data["has_instances"]))
+            valid = (
+                Accumulator.from_sums(data["valid"], pred_ids="train") if data["valid"] is not None else None
+            )
+            return UnitSums(
+                Accumulator.from_sums(data["all"], pred_ids="train"), valid, bool(data["has_instances"])
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(
                 f"{path} is not a finished unit of this sweep ({exc}): delete it to recompute it"
             ) from None
-
-
-def _dump(totals: Accumulator) -> dict:
-    return {
-        "n_images": totals.n_images,
-        "confusion": totals.confusion.tolist(),
-        "instance_classes": totals.instances.classes,
-        "instance_categories": totals.instances.categories,
-    }
-
-
-def _load(data: dict) -> Accumulator:
-    totals = Accumulator(pred_ids="train")
-    confusion = np.asarray(data["confusion"], dtype=np.int64)
-    if confusion.shape != (NUM_LABEL_IDS, NUM_LABEL_IDS):
-        raise ValueError(f"its confusion matrix is {confusion.shape}")
-    totals.confusion = confusion
-    totals.instances = InstanceTotals(
-        classes={k: [float(a), float(b)] for k, (a, b) in data["instance_classes"].items()},
-        categories={k: [float(a), float(b)] for k, (a, b) in data["instance_categories"].items()},
-    )
-    totals.n_images = int(data["n_images"])
-    return totals
 
 
 def _read(path: Path) -> Any:

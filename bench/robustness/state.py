@@ -22,14 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench.common import atomic
 from bench.evaluation.accumulator import Accumulator
-from bench.evaluation.scores import InstanceTotals
 from bench.robustness.plan import Unit, differences, digest
 from data.errors import UserError
-from data.labels import NUM_LABEL_IDS
 
 MANIFEST = "manifest.json"
 UNITS = "units"
@@ -95,10 +91,7 @@ class SweepFolder:
             "manifest_sha256": self.digest,
             "corruption": unit.corruption,
             "severity": unit.severity,
-            "n_images": totals.n_images,
-            "confusion": totals.confusion.tolist(),
-            "instance_classes": totals.instances.classes,
-            "instance_categories": totals.instances.categories,
+            **totals.to_sums(),
             **extra,
         }
         return atomic.write_text(self.unit_path(unit), json.dumps(data) + "\n")
@@ -113,16 +106,7 @@ class SweepFolder:
                 unit.severity,
             ]:
                 raise ValueError("it belongs to another sweep or unit")
-            totals = Accumulator()
-            confusion = np.asarray(data["confusion"], dtype=np.int64)
-            if confusion.shape != (NUM_LABEL_IDS, NUM_LABEL_IDS):
-                raise ValueError(f"its confusion matrix is {confusion.shape}")
-            totals.confusion = confusion
-            totals.instances = InstanceTotals(
-                classes={k: [float(a), float(b)] for k, (a, b) in data["instance_classes"].items()},
-                categories={k: [float(a), float(b)] for k, (a, b) in data["instance_categories"].items()},
-            )
-            totals.n_images = int(data["n_images"])
+            totals = Accumulator.from_sums(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(
                 f"{path} is not a finished unit of this sweep ({exc}): delete it to recompute it"
