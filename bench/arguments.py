@@ -63,6 +63,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep BatchNorm layers (default: fold them into the convolutions)",
     )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="frames per forward pass, consecutive frames of one size (--mode whole; default 1)",
+    )
 
 
 def inference_settings(args: argparse.Namespace) -> InferenceSettings:
@@ -75,6 +82,7 @@ def inference_settings(args: argparse.Namespace) -> InferenceSettings:
         stride=args.stride,
         precision=args.precision,
         fold_bn=not args.no_fold_bn,
+        batch=getattr(args, "batch", 1),
     )
 
 
