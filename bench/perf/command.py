@@ -29,6 +29,10 @@ TARGETS = {
         "bench.perf.evaluation.metrics",
         "cost of calibration and Boundary IoU per frame vs a prediction pass",
     ),
+    "loop": (
+        "bench.perf.inference.loop",
+        "prediction loop images/s vs the bare forward pass, per sink set, and each stage's share",
+    ),
     "corruptions": (
         "bench.perf.inputs.corruptions",
         "seconds per frame of each Cityscapes-C corruption (this CPU)",
