@@ -33,6 +33,10 @@ TARGETS = {
         "bench.perf.inference.loop",
         "prediction loop images/s vs the bare forward pass, per sink set, and each stage's share",
     ),
+    "backends": (
+        "bench.perf.inference.backends",
+        "one checkpoint every way this machine runs it: images/s, CPU s, memory, agreement with TF fp32",
+    ),
     "corruptions": (
         "bench.perf.inputs.corruptions",
         "seconds per frame of each Cityscapes-C corruption (this CPU)",

@@ -91,24 +91,35 @@ def measure_loop(opened, samples, sets, *, batch: int, repeats: int) -> dict:
         runners["plain loop, sinks: evaluation"] = loop(SINK_SETS["evaluation"], pipelined=False)
     times, _ = interleaved_passes(runners, repeats)
     rates = {name: n / median([t.wall for t in passes]) for name, passes in times.items()}
+    cpu_rates = {name: n / median([t.cpu for t in passes]) for name, passes in times.items()}
     forward_times = times["forward pass (bare)"]
     cores_busy = median([t.cpu / t.wall for t in forward_times])
-    return {"rates": rates, "stages": stage_profile(opened, samples), "cores_busy": cores_busy}
+    stages = stage_profile(opened, samples)
+    return {"rates": rates, "cpu_rates": cpu_rates, "stages": stages, "cores_busy": cores_busy}
 
 
 def report(figures: dict, sets) -> list[str]:
     from bench.common.device import cpu_count
 
-    rates, stages = figures["rates"], figures["stages"]
-    base = rates["forward pass (bare)"]
-    lines = [f"{'':34s} {'images/s':>9} {'x forward':>10}  target"]
+    rates, stages, cpu_rates = figures["rates"], figures["stages"], figures["cpu_rates"]
+    base, cpu_base = rates["forward pass (bare)"], cpu_rates["forward pass (bare)"]
+    lines = [
+        f"{'':34s} {'images/s':>9} {'x forward':>10} {'img/CPU-s':>10} {'x forward':>10}  target (wall)",
+    ]
     for name, value in rates.items():
         set_name = name.rsplit(": ", 1)[-1] if name.startswith("loop") else None
         target = TARGETS.get(set_name)
         verdict = ""
         if target is not None:
             verdict = f">= {target:.2f} {'met' if value / base >= target else 'MISSED'}"
-        lines.append(f"{name:34s} {value:9.2f} {value / base:10.2f}  {verdict}")
+        cpu = cpu_rates[name]
+        lines.append(
+            f"{name:34s} {value:9.2f} {value / base:10.2f} {cpu:10.2f} {cpu / cpu_base:10.2f}  {verdict}"
+        )
+    lines.append(
+        "(img/CPU-s: images per CPU second of this process, all its threads: what the cores give when "
+        "none is idle, as on a loaded machine)"
+    )
     total = sum(stages.values())
     lines += ["", f"{'stage, alone (one after the other)':40s} {'ms/frame':>9} {'share':>7}"]
     for name, seconds in stages.items():
