@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.common.paths import RESULTS_DIR
 from bench.perf.inference.setup import add_model_arguments, check_counts, frames
+from data.errors import UserError
 
 BACKENDS_CSV = RESULTS_DIR / "backends.csv"
 FIELDS = (
@@ -53,11 +54,17 @@ class Labels:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, checkpoint_required=True)
+    parser.add_argument(
+        "--onnx",
+        default=None,
+        metavar="FILE",
+        help="an ONNX (or OpenVINO .xml) export of the same model: adds ONNX Runtime and OpenVINO rows",
+    )
     parser.add_argument("--out", default=str(BACKENDS_CSV), help=f"the CSV of rows (default {BACKENDS_CSV})")
 
 
 def measure_backends(
-    checkpoint: str, samples, size, *, repeats: int, scored: bool, backends=None
+    checkpoint: str, samples, size, *, repeats: int, scored: bool, graph: str | None = None, backends=None
 ) -> list[dict]:
     """One row per backend (see FIELDS); backends that cannot run here have their reason in `note`."""
     from bench.evaluation.streaming import StreamingEvaluator
@@ -67,12 +74,12 @@ def measure_backends(
     from bench.perf.timing import RunnerUnavailable, Timing, interleaved_passes, measure, median
 
     backends = BACKENDS if backends is None else backends
-    context = Context(size)
+    context = Context(size, graph)
     opened, notes = {}, {}
     for backend in backends:
         try:
             opened[backend.name] = backend.open(checkpoint, context)
-        except RunnerUnavailable as exc:
+        except (RunnerUnavailable, UserError) as exc:  # cannot run here: its row says why
             notes[backend.name] = str(exc)
     memory = PeakMemory(gpu=False)
     peaks: dict[str, list[float]] = {name: [] for name in opened}
@@ -175,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
     from data.pipeline import frame_size
 
     size = frame_size(samples[0].image)
-    rows = measure_backends(args.checkpoint, samples, size, repeats=args.repeats, scored=bool(args.dataset))
+    rows = measure_backends(
+        args.checkpoint, samples, size, repeats=args.repeats, scored=bool(args.dataset), graph=args.onnx
+    )
     print(
         f"{args.checkpoint} on {len(samples)} frames of {size[0]}x{size[1]}; TensorFlow {tf.__version__}; "
         f"{load_note()}; agreement: pixels whose arg-max equals the reference's"

@@ -21,6 +21,7 @@ class Context:
     """What an opener may need: the frame size (a LiteRT file has a fixed input) and a scratch folder."""
 
     size: tuple[int, int]
+    graph: str | None = None  # an ONNX (or OpenVINO .xml) export of the same model, for the graph runtimes
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-backends-")))
 
 
@@ -91,9 +92,36 @@ def _litert_fp32(checkpoint: str, context: Context):
     return open_checkpoint(str(path))
 
 
+def _graph(runtime: str, providers: tuple[str, ...] | None = None):
+    """The model's exported graph (`--onnx`, or the checkpoint itself when it is one) run by `runtime`."""
+
+    def open_(checkpoint: str, context: Context):
+        from bench.sources.opened import SourceOptions
+        from bench.sources.opener import open_checkpoint
+
+        graph = context.graph or (checkpoint if checkpoint.endswith((".onnx", ".xml")) else None)
+        if graph is None:
+            raise RunnerUnavailable("no exported graph: give --onnx FILE (an export of the same model)")
+        if runtime == "openvino" and not _installed("openvino"):
+            raise RunnerUnavailable("openvino is not installed")
+        return open_checkpoint(graph, options=SourceOptions(runtime=runtime, providers=providers))
+
+    return open_
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 BACKENDS: list[Backend] = [
     Backend("tensorflow fp32", _tensorflow()),
     Backend("tensorflow bf16", _bf16),
     Backend("tensorflow fp32 + XLA", _tensorflow(xla=True)),
     Backend("litert fp32", _litert_fp32),
+    Backend("onnxruntime cpu", _graph("onnxruntime")),
+    Backend("openvino cpu", _graph("openvino")),
+    Backend("onnxruntime cuda", _graph("onnxruntime", ("cuda", "cpu"))),
+    Backend("onnxruntime tensorrt", _graph("onnxruntime", ("tensorrt", "cuda", "cpu"))),
 ]
