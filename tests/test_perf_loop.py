@@ -54,7 +54,8 @@ def test_backends_rows_agree_with_tensorflow_fp32_and_replace_their_earlier_rows
     samples = list_samples(tiny_dataset, "val", require_images=True)[:2]
     rows = measure_backends(checkpoint, samples, (64, 128), repeats=1, scored=True)
     by_name = {r["backend"]: r for r in rows}
-    assert list(by_name) == ["tensorflow fp32", "tensorflow bf16", "tensorflow fp32 + XLA", "litert fp32"]
+    assert list(by_name)[:4] == ["tensorflow fp32", "tensorflow bf16", "tensorflow fp32 + XLA", "litert fp32"]
+    assert "--onnx" in by_name["onnxruntime cpu"]["note"]  # no export given: the row says how to add one
     reference = by_name["tensorflow fp32"]
     assert (
         reference["argmax_agreement"] == 1.0
@@ -75,6 +76,25 @@ def test_backends_rows_agree_with_tensorflow_fp32_and_replace_their_earlier_rows
     write_rows(rows, out)  # the same checkpoint again: replaced, not added
     with out.open() as f:
         written = list(csv.DictReader(f))
-    assert [r["checkpoint"] for r in written].count(checkpoint) == 4
+    assert [r["checkpoint"] for r in written].count(checkpoint) == len(rows) == 8
     assert [r["checkpoint"] for r in written].count("other.keras") == 1
-    assert not math.isnan(float(written[-1]["argmax_agreement"]))
+    ran = [r for r in written if r["checkpoint"] == checkpoint and r["images_per_s"]]
+    assert ran and all(not math.isnan(float(r["argmax_agreement"])) for r in ran)
+
+
+def test_graph_runtimes_take_their_rows_from_an_onnx_file(tiny_dataset, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tests.tiny_onnx import per_pixel
+
+    graph = per_pixel(tmp_path / "m.onnx", recipe={"input": {"mean": [0, 0, 0], "std": [1, 1, 1]}})
+    samples = list_samples(tiny_dataset, "val", require_images=True)[:1]
+    rows = {
+        r["backend"]: r for r in measure_backends(str(graph), samples, (64, 128), repeats=1, scored=False)
+    }
+    assert "not a TensorFlow model" in rows["tensorflow fp32"]["note"]
+    reference = rows["onnxruntime cpu"]
+    assert reference["note"] == "reference" and reference["argmax_agreement"] == 1.0
+    if "images_per_s" in rows["openvino cpu"]:
+        assert rows["openvino cpu"]["argmax_agreement"] >= 0.999
+    assert "images_per_s" not in rows["onnxruntime tensorrt"]  # not in the CPU build: its row says why
+    assert "TensorrtExecutionProvider" in rows["onnxruntime tensorrt"]["note"]

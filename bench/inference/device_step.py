@@ -32,8 +32,9 @@ def on_device(opened: OpenedModel, settings: InferenceSettings) -> bool:
 
 def device_step(opened: OpenedModel, *, with_logits: bool) -> Callable[[Any], tuple[Any, Any | None]]:
     """(B, H, W, 3) normalised frames -> (train IDs (B, H, W) uint8, logits (B, H, W, C) float32 or None),
-    both still tensors on the device; XLA as `OpenedModel.logits_function` decides it. Kept on `opened`,
-    so that a second run of the loop (validation during training, a benchmark's turns) does not trace again."""
+    both still tensors on the device; XLA as `OpenedModel.logits_function` decides it. Kept on
+    `opened`, so that a second run of the loop (validation during training, a benchmark's turns) does not
+    trace again."""
     steps = vars(opened).setdefault("_device_steps", {})
     if with_logits not in steps:
         steps[with_logits] = _traced(opened, with_logits)

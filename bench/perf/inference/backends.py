@@ -1,11 +1,12 @@
 """`python -m bench perf backends CHECKPOINT`: one model run every way this machine offers, in one run.
 
 Each entry of `BACKENDS` (bench/perf/inference/backends_list.py) is opened, then all run the prediction
-loop over the same frames taking turns (`interleaved_passes`); per backend: images/s (the loop's own clock,
-median of the turns), CPU seconds a frame, the process's peak resident set during its passes (it holds
-every backend's weights: compare the differences), and its faithfulness against the first backend
-(TensorFlow fp32): the share of pixels whose arg-max agrees, and with `--dataset` the mIoU difference.
-The rows go to `results/backends.csv` (this checkpoint's rows replaced) and a table.
+loop over the same frames taking turns (`interleaved_passes`); per backend: images/s (the loop's own
+clock, median of the turns), CPU seconds a frame, peak memory during its passes (the device allocator's
+peak on a GPU, else the process's resident set, which holds every backend's weights: compare the
+differences), and its faithfulness against the first backend that runs (TensorFlow fp32): the share of
+pixels whose arg-max agrees, and with `--dataset` the mIoU difference. The rows go to
+`results/backends.csv` (this checkpoint's rows replaced) and a table.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ FIELDS = (
     "input_size",
     "images_per_s",
     "cpu_s_per_frame",
-    "peak_rss_mb",
+    "peak_memory_mb",
     "argmax_agreement",
     "miou",
     "miou_delta",
@@ -60,11 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="an ONNX (or OpenVINO .xml) export of the same model: adds ONNX Runtime and OpenVINO rows",
     )
+    parser.add_argument("--recipe", default=None, metavar="FILE", help="the --onnx file's recipe JSON")
     parser.add_argument("--out", default=str(BACKENDS_CSV), help=f"the CSV of rows (default {BACKENDS_CSV})")
 
 
 def measure_backends(
-    checkpoint: str, samples, size, *, repeats: int, scored: bool, graph: str | None = None, backends=None
+    checkpoint: str,
+    samples,
+    size,
+    *,
+    repeats: int,
+    scored: bool,
+    graph: str | None = None,
+    recipe=None,
+    backends=None,
 ) -> list[dict]:
     """One row per backend (see FIELDS); backends that cannot run here have their reason in `note`."""
     from bench.evaluation.streaming import StreamingEvaluator
@@ -74,14 +84,16 @@ def measure_backends(
     from bench.perf.timing import RunnerUnavailable, Timing, interleaved_passes, measure, median
 
     backends = BACKENDS if backends is None else backends
-    context = Context(size, graph)
+    context = Context(size, graph, recipe)
     opened, notes = {}, {}
     for backend in backends:
         try:
             opened[backend.name] = backend.open(checkpoint, context)
         except (RunnerUnavailable, UserError) as exc:  # cannot run here: its row says why
             notes[backend.name] = str(exc)
-    memory = PeakMemory(gpu=False)
+    import tensorflow as tf
+
+    memory = PeakMemory(gpu=bool(tf.config.list_physical_devices("GPU")))
     peaks: dict[str, list[float]] = {name: [] for name in opened}
     last: dict[str, tuple] = {}
     n = len(samples)
@@ -123,7 +135,7 @@ def measure_backends(
                 **row,
                 "images_per_s": round(n / median([t.wall for t in times[name]]), 3),
                 "cpu_s_per_frame": round(median([t.cpu for t in times[name]]), 3),
-                "peak_rss_mb": round(max(peaks[name]), 1),
+                "peak_memory_mb": round(max(peaks[name]), 1),
                 "argmax_agreement": round(agree / total, 6),
                 "miou": round(miou, 6) if scored else "",
                 "miou_delta": round(miou - ref_miou, 6) if scored else "",
@@ -167,7 +179,7 @@ def table(rows: list[dict]) -> list[str]:
         delta = f"{100 * r['miou_delta']:+8.2f}" if r["miou_delta"] != "" else f"{'-':>8}"
         lines.append(
             f"{r['backend']:24s} {r['images_per_s']:9.2f} {r['cpu_s_per_frame']:12.3f} "
-            f"{r['peak_rss_mb']:8.0f} {100 * r['argmax_agreement']:9.3f}% {delta}"
+            f"{r['peak_memory_mb']:8.0f} {100 * r['argmax_agreement']:9.3f}% {delta}"
         )
     return lines
 
@@ -183,7 +195,13 @@ def run(args: argparse.Namespace) -> int:
 
     size = frame_size(samples[0].image)
     rows = measure_backends(
-        args.checkpoint, samples, size, repeats=args.repeats, scored=bool(args.dataset), graph=args.onnx
+        args.checkpoint,
+        samples,
+        size,
+        repeats=args.repeats,
+        scored=bool(args.dataset),
+        graph=args.onnx,
+        recipe=args.recipe,
     )
     print(
         f"{args.checkpoint} on {len(samples)} frames of {size[0]}x{size[1]}; TensorFlow {tf.__version__}; "

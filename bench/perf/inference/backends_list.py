@@ -22,6 +22,7 @@ class Context:
 
     size: tuple[int, int]
     graph: str | None = None  # an ONNX (or OpenVINO .xml) export of the same model, for the graph runtimes
+    recipe: str | None = None  # its recipe JSON (None: its sidecar or metadata)
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-backends-")))
 
 
@@ -104,7 +105,9 @@ def _graph(runtime: str, providers: tuple[str, ...] | None = None):
             raise RunnerUnavailable("no exported graph: give --onnx FILE (an export of the same model)")
         if runtime == "openvino" and not _installed("openvino"):
             raise RunnerUnavailable("openvino is not installed")
-        return open_checkpoint(graph, options=SourceOptions(runtime=runtime, providers=providers))
+        return open_checkpoint(
+            graph, options=SourceOptions(runtime=runtime, providers=providers, recipe=context.recipe)
+        )
 
     return open_
 
