@@ -82,9 +82,10 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, threads: bool = Tru
 
     parser.add_argument(
         "--runtime",
-        choices=RUNTIMES,
+        choices=(*RUNTIMES, "auto"),
         default=None,
-        help="what runs an .onnx file: onnxruntime (default) or openvino (an OpenVINO .xml: openvino only)",
+        help="what runs an .onnx file: onnxruntime (default) or openvino (an OpenVINO .xml: openvino only); "
+        "auto: the fastest faithful way measured by `bench perf backends CHECKPOINT` (results/backends.csv)",
     )
     parser.add_argument(
         "--providers",

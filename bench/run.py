@@ -78,6 +78,7 @@ def run_benchmark(
     from bench.evaluation.command import format_calibration
     from bench.evaluation.sinks import with_quality
     from bench.evaluation.streaming import StreamingEvaluator
+    from bench.inference.fastest import open_model
     from bench.inference.predict import write_predictions as write
     from bench.report.results import check_results_file
     from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
@@ -104,7 +105,7 @@ def run_benchmark(
     cache = Path(checkpoint_root) / "converted"
     opened = None
     if checkpoint:  # opened before the dataset is made: a bad checkpoint fails first
-        opened = open_checkpoint(
+        opened = open_model(
             checkpoint,
             precision=settings.precision,
             fold_bn=settings.fold_bn,
@@ -193,6 +194,8 @@ def run_benchmark(
             notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
         if reference:
             extra["reference"] = reference
+        if opened.metadata.get("runtime_choice"):  # --runtime auto: the row says which backend it took
+            notes = "; ".join(n for n in (notes, opened.metadata["runtime_choice"]) if n)
         report = report_run(
             result,
             model=model,

@@ -98,3 +98,51 @@ def test_graph_runtimes_take_their_rows_from_an_onnx_file(tiny_dataset, tmp_path
         assert rows["openvino cpu"]["argmax_agreement"] >= 0.999
     assert "images_per_s" not in rows["onnxruntime tensorrt"]  # not in the CPU build: its row says why
     assert "TensorrtExecutionProvider" in rows["onnxruntime tensorrt"]["note"]
+
+
+def _rows(checkpoint, device, *figures):
+    return [
+        {
+            "checkpoint": checkpoint,
+            "backend": name,
+            "input_size": "64x128",
+            "images_per_s": rate,
+            "argmax_agreement": agree,
+        }
+        | {"device": device}
+        for name, rate, agree in figures
+    ]
+
+
+def test_runtime_auto_takes_the_fastest_faithful_backend_and_says_so(checkpoint, tiny_dataset, tmp_path):
+    from bench.common.device import device_label
+    from bench.inference.fastest import open_fastest, open_model
+    from bench.inference.loop import predict_frames
+    from bench.sources.opened import SourceOptions
+    from data.errors import UserError
+
+    out = tmp_path / "backends.csv"
+    here = device_label()
+    rows = _rows(
+        checkpoint,
+        here,
+        ("tensorflow fp32", 10.0, 1.0),
+        ("tensorflow fp32 + XLA", 20.0, 0.9995),
+        ("tensorflow bf16", 30.0, 0.98),  # fastest, but changes 2% of the pixels
+        ("litert fp32", 40.0, 1.0),  # its file was temporary: not one to open again
+    )
+    rows += _rows(checkpoint, "GPU: 1x elsewhere", ("tensorflow bf16", 99.0, 1.0))  # another machine's
+    write_rows(rows, out)
+    opened = open_fastest(checkpoint, csv_path=out)
+    assert opened.jit is True and opened.metadata["runtime"] == "tensorflow+xla"
+    assert "tensorflow fp32 + XLA, 20.00 images/s" in opened.metadata["runtime_choice"]
+    samples = list_samples(tiny_dataset, "val", require_images=True)[:1]
+    assert "XLA" in predict_frames(opened, samples, progress=False).stats["runtime_choice"]
+
+    write_rows(_rows(checkpoint, here, ("tensorflow fp32", 10.0, 0.5)), out)
+    with pytest.raises(UserError, match="none with agreement >= 99.9%"):
+        open_fastest(checkpoint, csv_path=out)
+    with pytest.raises(UserError, match="does not exist: run `python -m bench perf backends"):
+        open_fastest(checkpoint, csv_path=tmp_path / "none.csv")
+    with pytest.raises(UserError, match="drop --precision bf16"):
+        open_model(checkpoint, precision="bf16", fold_bn=True, options=SourceOptions(runtime="auto"))

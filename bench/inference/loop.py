@@ -163,6 +163,7 @@ def predict_frames(
             str(metadata[k]) for k in ("runtime", "runtime_version", "provider") if metadata.get(k)
         )
         or "tensorflow",
+        **({"runtime_choice": metadata["runtime_choice"]} if metadata.get("runtime_choice") else {}),
         **options,
     }
     return Predicted(stats, tuple(sink.evaluate() for sink in sinks))

@@ -17,11 +17,10 @@ import io
 import math
 from pathlib import Path
 
-from bench.common.paths import RESULTS_DIR
+from bench.inference.fastest import BACKENDS_CSV
 from bench.perf.inference.setup import add_model_arguments, check_counts, frames
 from data.errors import UserError
 
-BACKENDS_CSV = RESULTS_DIR / "backends.csv"
 FIELDS = (
     "checkpoint",
     "backend",
@@ -34,6 +33,8 @@ FIELDS = (
     "miou",
     "miou_delta",
     "device",
+    "graph",
+    "recipe",
     "note",
 )
 
@@ -140,6 +141,11 @@ def measure_backends(
                 "miou": round(miou, 6) if scored else "",
                 "miou_delta": round(miou - ref_miou, 6) if scored else "",
                 "note": "reference" if name == reference else "",
+                **(
+                    {"graph": graph or checkpoint, "recipe": recipe or ""}
+                    if "onnx" in name or "openvino" in name
+                    else {}
+                ),
             }
         )
     return rows
@@ -152,7 +158,7 @@ def write_rows(rows: list[dict], out: str | Path) -> Path:
 
     out = Path(out)
     device = device_label()
-    mine = {(r["checkpoint"], r["input_size"]) for r in rows}
+    mine = {(r["checkpoint"], r["input_size"], r.get("device", device)) for r in rows}
     with locked(out):
         kept = []
         if out.exists():
@@ -163,7 +169,7 @@ def write_rows(rows: list[dict], out: str | Path) -> Path:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(kept + [{**r, "device": device} for r in rows])
+        writer.writerows(kept + [{"device": device, **r} for r in rows])
         write_text(out, buffer.getvalue())
     return out
 
