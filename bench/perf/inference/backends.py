@@ -152,7 +152,7 @@ def measure_backends(
 
 
 def write_rows(rows: list[dict], out: str | Path) -> Path:
-    """`out` with these rows in place of the earlier rows of the same checkpoint and size (atomic)."""
+    """`out` with these rows in place of the earlier rows of the same checkpoint, size and device (atomic)."""
     from bench.common.atomic import locked, write_text
     from bench.common.device import device_label
 
@@ -164,7 +164,9 @@ def write_rows(rows: list[dict], out: str | Path) -> Path:
         if out.exists():
             with out.open(newline="") as f:
                 kept = [
-                    r for r in csv.DictReader(f) if (r.get("checkpoint"), r.get("input_size")) not in mine
+                    r
+                    for r in csv.DictReader(f)
+                    if (r.get("checkpoint"), r.get("input_size"), r.get("device")) not in mine
                 ]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, FIELDS, extrasaction="ignore")
