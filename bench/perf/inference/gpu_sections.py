@@ -40,6 +40,7 @@ def loop_section(model: str, preset: str | None, size: tuple[int, int], *, frame
         "rates": figures["rates"],
         "ratios": {name: rate / base for name, rate in figures["rates"].items()},
         "stages_ms": {name: 1e3 * s for name, s in figures["stages"].items()},
+        "stages_cpu_ms": {name: 1e3 * s for name, s in figures["stage_cpu"].items()},
     }
 
 

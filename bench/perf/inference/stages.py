@@ -33,22 +33,25 @@ def close_sinks(sinks) -> None:
             sink.close()
 
 
-def _per_frame(fn: Callable[[], object], n: int) -> float:
-    began = time.perf_counter()
+def _per_frame(fn: Callable[[], object], n: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per frame of `fn()` over `n` frames."""
+    began, cpu = time.perf_counter(), time.process_time()
     fn()
-    return (time.perf_counter() - began) / n
+    return (time.perf_counter() - began) / n, (time.process_time() - cpu) / n
 
 
-def stage_profile(opened, samples) -> dict[str, float]:
-    """{stage: seconds per frame}: decode + normalise, forward, arg-max on the device, logits to the host,
-    numpy's arg-max (what the plain loop does instead), and each sink alone on the frames' predictions."""
+def stage_profile(opened, samples, cpu: dict[str, float] | None = None) -> dict[str, float]:
+    """{stage: wall seconds per frame}: decode + normalise, forward, arg-max on the device, the logits
+    taken to the host as the loop takes them (a view of the tensor's buffer on a CPU, a copy from a GPU),
+    numpy's arg-max (what the plain loop does instead), and each sink alone on the frames' predictions.
+    `cpu`, when given, receives the CPU seconds per frame of each stage (all threads of the process)."""
+    stages: dict[str, tuple[float, float]] = {}
     import tensorflow as tf
 
     from data.pipeline import eval_dataset
 
     n = len(samples)
     spec = opened.input_spec
-    stages: dict[str, float] = {}
     dataset = eval_dataset(samples, with_labels=False, input_spec=spec, parallel=1, prefetch=0)
     list(dataset.take(1))  # tf.data's start-up
     images: list = []
@@ -62,7 +65,7 @@ def stage_profile(opened, samples) -> dict[str, float]:
     ids = []
     stages["arg-max on the device"] = _per_frame(lambda: ids.extend(argmax(t).numpy()[0] for t in logits), n)
     host = []
-    stages["logits to the host"] = _per_frame(lambda: host.extend(np.array(t[0]) for t in logits), n)
+    stages["logits to the host"] = _per_frame(lambda: host.extend(np.asarray(t)[0] for t in logits), n)
     stages["arg-max in numpy (plain loop)"] = _per_frame(lambda: [np.argmax(a, axis=-1) for a in host], n)
     with tempfile.TemporaryDirectory() as folder:
         for name in SINKS:
@@ -77,7 +80,9 @@ def stage_profile(opened, samples) -> dict[str, float]:
             feed()  # warm: the ground-truth cache, thread start-up
             stages[f"sink: {name}"] = _per_frame(feed, n)
             close_sinks([sink])
-    return stages
+    if cpu is not None:
+        cpu.update({name: c for name, (_, c) in stages.items()})
+    return {name: wall for name, (wall, _) in stages.items()}
 
 
 def _synced(tensor):
