@@ -47,7 +47,11 @@ def fastest_row(checkpoint: str, csv_path: str | Path = BACKENDS_CSV) -> dict:
         and (r["backend"] in TENSORFLOW or (r["backend"] in GRAPH_RUNTIMES and r.get("graph")))
     ]
     if not usable:
-        found = f"{len(mine)} rows of it on {device}, none with agreement >= {100 * MIN_AGREEMENT:g}%"
+        found = (
+            f"{len(mine)} rows of it on {device}, none with agreement >= {100 * MIN_AGREEMENT:g}%"
+            if mine
+            else f"no row of {checkpoint} measured on {device}"
+        )
         raise UserError(f"--runtime auto: {csv_path} has {found}: {how}")
     return max(usable, key=lambda r: float(r["images_per_s"]))
 
