@@ -65,6 +65,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep BatchNorm layers (default: fold them into the convolutions)",
     )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="frames per forward pass, consecutive frames of one size (--mode whole; default 1)",
+    )
     add_source_arguments(parser)
 
 
@@ -75,9 +82,10 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, threads: bool = Tru
 
     parser.add_argument(
         "--runtime",
-        choices=RUNTIMES,
+        choices=(*RUNTIMES, "auto"),
         default=None,
-        help="what runs an .onnx file: onnxruntime (default) or openvino (an OpenVINO .xml: openvino only)",
+        help="what runs an .onnx file: onnxruntime (default) or openvino (an OpenVINO .xml: openvino only); "
+        "auto: the fastest faithful way measured by `bench perf backends CHECKPOINT` (results/backends.csv)",
     )
     parser.add_argument(
         "--providers",
@@ -128,6 +136,7 @@ def inference_settings(args: argparse.Namespace) -> InferenceSettings:
         stride=args.stride,
         precision=args.precision,
         fold_bn=not args.no_fold_bn,
+        batch=getattr(args, "batch", 1),
     )
 
 

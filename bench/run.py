@@ -78,6 +78,7 @@ def run_benchmark(
     from bench.evaluation.command import format_calibration
     from bench.evaluation.sinks import with_quality
     from bench.evaluation.streaming import StreamingEvaluator
+    from bench.inference.fastest import open_model
     from bench.inference.predict import write_predictions as write
     from bench.report.frame_images import WORST_N
     from bench.report.results import check_results_file
@@ -105,7 +106,7 @@ def run_benchmark(
     cache = Path(checkpoint_root) / "converted"
     opened = None
     if checkpoint:  # opened before the dataset is made: a bad checkpoint fails first
-        opened = open_checkpoint(
+        opened = open_model(
             checkpoint,
             precision=settings.precision,
             fold_bn=settings.fold_bn,
@@ -197,6 +198,8 @@ def run_benchmark(
             notes = f"converted from {meta['source'].get('file')} ({meta['source'].get('format')})"
         if reference:
             extra["reference"] = reference
+        if opened.metadata.get("runtime_choice"):  # --runtime auto: the row says which backend it took
+            notes = "; ".join(n for n in (notes, opened.metadata["runtime_choice"]) if n)
         report = report_run(
             result,
             model=model,

@@ -241,8 +241,11 @@ def eval_dataset(
     with_labels: bool = True,
     parallel: int | None = None,
     input_spec: InputSpec = IMAGENET_RGB,
+    prefetch: int | None = None,
 ) -> tf.data.Dataset:
     """Whole frames, one at a time and in sample order, without augmentation: `(image (1, H, W, 3)[, label])`.
+
+    `prefetch` frames are decoded ahead of the one taken (None: as many as tf.data's autotuning decides).
 
     Frames of a split may differ in size, so the batch is always one frame. A recipe with an input size
     (`input_spec.size`) gives frames at that size: `frame_logits_from_network` brings logits back.
@@ -263,4 +266,4 @@ def eval_dataset(
             num_parallel_calls=workers,
             deterministic=True,
         )
-    return ds.batch(1).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(1).prefetch(tf.data.AUTOTUNE if prefetch is None else prefetch)

@@ -35,6 +35,7 @@ class InferenceSettings:
     stride: tuple[int, int] | None = None  # None: 2/3 of the crop
     precision: str = DEFAULT_PRECISION
     fold_bn: bool = True
+    batch: int = 1  # frames of one size per forward pass (whole mode; the loop's `--batch`)
 
     def __post_init__(self) -> None:
         from data.errors import UserError
@@ -53,6 +54,10 @@ class InferenceSettings:
             if value is not None and min(value) < 1:
                 raise UserError(f"{name} {value} must be positive, e.g. 713x713")
         check_precision(self.precision)
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise UserError(f"--batch {self.batch}: give a whole number of frames, 1 or more")
+        if self.batch > 1 and (self.mode != "whole" or self.flip):
+            raise UserError(f"--batch {self.batch} applies to --mode whole without --flip (use --batch 1)")
 
     def mode_options(self) -> dict[str, Any]:
         """The keyword arguments of `frame_logits` (and the mode fields of the prediction figures)."""

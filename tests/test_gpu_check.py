@@ -64,6 +64,14 @@ def test_dry_run_measures_every_figure_on_the_cpu_and_writes_json_and_markdown(t
     assert report["training"]["images_per_s"] > 0 and report["training"]["batch"] == 2
     assert report["scaling"]["replicas"] == 2 and report["scaling"]["efficiency"] > 0
     assert report["settings"]["dry_run"] is True and report["environment"]["device"].startswith("CPU")
+    loop = report["loop"]
+    assert loop["rates"]["forward pass (bare)"] > 0 and loop["ratios"]["loop, sinks: evaluation"] > 0
+    assert {"decode + normalise", "forward", "sink: calibration"} <= set(loop["stages_ms"])
+    backends = {r["backend"]: r for r in report["backends"]}
+    assert backends["tensorflow fp32"]["argmax_agreement"] == 1.0
+    assert backends["tensorflow fp32 + XLA"]["argmax_agreement"] >= 0.999
+    assert "no exported graph" in backends["onnxruntime cuda"]["note"]
     table = Path(f"{out}.md").read_text()
     assert "dry run, figures mean nothing" in table and "| mmsegmentation (published) |" in table
+    assert "| loop, sinks: evaluation |" in table and "| tensorflow fp32 + XLA |" in table
     assert table in done.stdout

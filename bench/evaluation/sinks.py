@@ -53,6 +53,8 @@ def _boundary_frame(sample: Sample, train_ids: np.ndarray, ratio: float) -> boun
 class BoundarySink(ThreadedSink):
     """Boundary IoU per class over the frames processed since `reset` (needs only the label maps)."""
 
+    needs_logits = False
+
     def __init__(self, *, ratio: float = boundary_maths.DILATION_RATIO, max_pending: int = 4) -> None:
         boundary_maths.band_width((1, 1), ratio)  # a bad ratio fails now, not at the first frame
         super().__init__(max_pending=max_pending, name="boundary")
@@ -90,6 +92,8 @@ class CalibrationSink(ThreadedSink):
     without logits (arg-max-only models) makes the whole result unavailable: no calibration columns.
     Two frames' logits at most wait for the thread (`max_pending`): 150 MB each at 1024x2048.
     """
+
+    needs_logits = True
 
     def __init__(self, *, temperature: float | None = None, max_pending: int = 2) -> None:
         if temperature is not None and not (temperature > 0 and np.isfinite(temperature)):

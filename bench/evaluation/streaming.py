@@ -43,6 +43,8 @@ class StreamingEvaluator(ThreadedSink):
     `gt_cache` keeps the decoded GT between evaluations (`AUTO`: the environment's cache; None: none).
     """
 
+    needs_logits = False
+
     def __init__(
         self,
         *,

@@ -4,7 +4,8 @@
 frame becomes (PNGs, logits files, scores, a zip entry) is the sinks' business (bench/inference/sinks.py).
 
 Figures of the run (`Predicted.stats`): images/s over the run (decoding, inference and the sinks, after a
-warm-up frame that pays for tracing), per-frame latency p50/p95 (inference and arg-max), peak resident
+warm-up batch that pays for tracing), per-frame latency p50/p95 (inference and arg-max; on a GPU the
+traced step may return before the device finishes), peak resident
 memory of the process (and GPU memory when there is one), where it ran (device, threads, TensorFlow,
 precision, batch, frame size), the model's metadata and the mode settings.
 """
@@ -23,6 +24,8 @@ import numpy as np
 
 from bench.common.progress import progress_bar
 from bench.common.tensorflow_import import import_tensorflow
+from bench.inference.device_step import device_step, on_device
+from bench.inference.feeder import SinkFeeder
 from bench.inference.sinks import Sink
 from bench.sources.opener import OpenedModel, as_opened
 from data.errors import UserError
@@ -37,6 +40,13 @@ class Predicted:
     results: tuple[Any, ...]
 
 
+PREFETCH = 2
+"""Batches decoded and normalised ahead of the one the model runs (a bounded tf.data prefetch)."""
+
+SINK_DEPTH = 2
+"""Predicted batches waiting for the sinks' thread (bench/inference/feeder.py) before the model waits."""
+
+
 def predict_frames(
     model: OpenedModel | Any,
     samples: Sequence,
@@ -44,10 +54,19 @@ def predict_frames(
     sinks: Sequence[Sink] = (),
     *,
     progress: bool = True,
+    pipelined: bool = True,
 ) -> Predicted:
     """Predict every frame of `samples` (`data.cityscapes.Sample`s with an image) with `model` (an
     `OpenedModel` of `open_checkpoint`, a Keras model or a forward callable) under `settings`, hand each
     frame to every sink in order, and return the figures and the sinks' results.
+
+    `pipelined` (the default) hides the loop's own work behind the forward pass: the next frames are
+    decoded and normalised while one runs (`PREFETCH` batches ahead), the arg-max runs inside the traced
+    forward pass where the logits are (`device_step`; logits leave it only when a sink has `needs_logits`,
+    which a sink without that attribute is taken to have), and the sinks run in a thread of their own in
+    frame order (`SinkFeeder`). `settings.batch` frames of one size go through the network at once (the last
+    batch of a size is padded with its last frame). `pipelined=False` is the plain frame-by-frame loop
+    (numpy arg-max, sinks in the caller's thread): the yardstick the tests hold the fast loop to.
 
     `settings.precision` and `fold_bn` are how the model was opened (`open_checkpoint`); the loop records
     them, it does not apply them."""
@@ -59,30 +78,65 @@ def predict_frames(
     opened = as_opened(model)
     options = settings.mode_options()
     metadata = opened.metadata
-    predict = frame_predictor(opened, settings)
+    spec = opened.input_spec
+    device = pipelined and on_device(opened, settings)
+    if settings.batch > 1 and not device:
+        raise UserError(
+            f"--batch {settings.batch} needs a TensorFlow model run whole at the frame's own size "
+            f"({metadata.get('checkpoint') or 'this model'} is not one): use --batch 1"
+        )
+    with_logits = any(getattr(sink, "needs_logits", True) for sink in sinks)
+    if device:
+        step = device_step(opened, with_logits=with_logits)
+    else:
+        one = frame_predictor(opened, settings)
+
+        def step(images):
+            train_ids, logits = one(images)
+            return train_ids[None], None if logits is None else logits[None]
+
     for sink in sinks:
         sink.reset()
 
-    spec = opened.input_spec
-    frames = eval_dataset(samples, with_labels=False, input_spec=spec)
     latencies: list[float] = []
     sizes: set[tuple[int, int]] = set()
-    began = None
-    bar = progress_bar(len(samples), desc="predict", unit="img", enabled=progress)
-    for sample, image in zip(samples, frames, strict=True):
-        if began is None:  # warm-up: trace and compile on the first frame, outside the timings
-            predict(image)
-            began = time.perf_counter()
-        t0 = time.perf_counter()
-        train_ids, logits = predict(image)
+
+    def frame(sample, train_ids, logits) -> None:
         if spec.size is not None:  # the network saw the recipe's input size: back to the frame's
             train_ids, logits = back_to_frame(train_ids, logits, frame_size(sample.image), spec)
-        latencies.append(time.perf_counter() - t0)
         sizes.add(train_ids.shape)
         for sink in sinks:
             sink.process(sample, train_ids, logits)
-        bar.update(1)
-    bar.close()
+
+    def inline(group, train_ids, logits) -> None:
+        train_ids, logits = np.asarray(train_ids), None if logits is None else np.asarray(logits)
+        for i, sample in enumerate(group):
+            frame(sample, train_ids[i], None if logits is None else logits[i])
+
+    ahead = PREFETCH * settings.batch if pipelined else None
+    frames = eval_dataset(samples, with_labels=False, input_spec=spec, prefetch=ahead)
+    feeder = SinkFeeder(frame, depth=SINK_DEPTH) if pipelined else None
+    hand = feeder.put if feeder is not None else inline
+    began = None
+    bar = progress_bar(len(samples), desc="predict", unit="img", enabled=progress)
+    try:
+        for group, images in _batches(samples, frames, settings.batch, tf):
+            if began is None:  # warm-up: trace and compile on the first batch, outside the timings
+                step(images)
+                began = time.perf_counter()
+            t0 = time.perf_counter()
+            train_ids, logits = step(images)
+            latencies.append((time.perf_counter() - t0) / len(group))
+            hand(group, train_ids, logits)
+            bar.update(len(group))
+    except BaseException:
+        if feeder is not None:
+            feeder.close(raise_error=False)
+        raise
+    finally:
+        bar.close()
+    if feeder is not None:
+        feeder.close()
     seconds = time.perf_counter() - began if began is not None else 0.0
     latency_ms = np.asarray(latencies) * 1000.0
     stats = {
@@ -94,7 +148,7 @@ def predict_frames(
         **_peak_memory(tf),
         **environment(),
         "precision": metadata.get("precision", settings.precision),
-        "batch": 1,
+        "batch": settings.batch,
         "input_size": " ".join(f"{h}x{w}" for h, w in sorted(sizes)),
         "checkpoint": metadata.get("checkpoint"),
         "model": metadata.get("model"),
@@ -109,9 +163,31 @@ def predict_frames(
             str(metadata[k]) for k in ("runtime", "runtime_version", "provider") if metadata.get(k)
         )
         or "tensorflow",
+        **({"runtime_choice": metadata["runtime_choice"]} if metadata.get("runtime_choice") else {}),
         **options,
     }
     return Predicted(stats, tuple(sink.evaluate() for sink in sinks))
+
+
+def _batches(samples: Sequence, frames, size: int, tf):
+    """(samples, images (size, H, W, 3)) of up to `size` consecutive frames of one shape; a short batch is
+    padded with its last frame (one traced shape per frame size), the samples say how many are real."""
+    group: list = []
+    images: list = []
+    for sample, image in zip(samples, frames, strict=True):
+        if images and (len(group) == size or tuple(image.shape) != tuple(images[0].shape)):
+            yield group, _stack(images, size, tf)
+            group, images = [], []
+        group.append(sample)
+        images.append(image)
+    if group:
+        yield group, _stack(images, size, tf)
+
+
+def _stack(images: list, size: int, tf):
+    if size == 1:
+        return images[0]
+    return tf.concat(images + [images[-1]] * (size - len(images)), axis=0)
 
 
 def frame_predictor(

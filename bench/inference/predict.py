@@ -170,7 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.common.tensorflow_import import import_tensorflow
-    from bench.sources.opener import open_checkpoint
+    from bench.inference.fastest import open_model
     from data.cityscapes import list_samples
 
     if args.json and not args.evaluate:
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_folders(args.out, colorize=args.colorize)
     samples = list_samples(args.dataset, args.split, require_images=True)[: args.limit]
     import_tensorflow()
-    model = open_checkpoint(
+    model = open_model(
         args.checkpoint,
         precision=settings.precision,
         fold_bn=settings.fold_bn,

@@ -22,6 +22,9 @@ from data.cityscapes import Sample
 
 
 class Sink(Protocol):
+    """`needs_logits` (a class attribute, True when absent): whether `process` reads `logits`; when no sink
+    of a run does, the loop keeps the logits on the device and hands `logits=None`."""
+
     def reset(self) -> None: ...
 
     def process(self, sample: Sample, train_ids: np.ndarray, logits: np.ndarray | None) -> None: ...
@@ -42,6 +45,7 @@ class _FileSink:
     """Counts what it wrote; `evaluate()` returns {what: count}."""
 
     what = "files"
+    needs_logits = False
 
     def __init__(self) -> None:
         self.reset()
@@ -92,6 +96,7 @@ class LogitsFiles(_FileSink):
     """`FOLDER/{key}_logits.npy`: float32 (H, W, classes in train-ID order), for parity checks, ensembles."""
 
     what = "logits_files"
+    needs_logits = True
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)

@@ -29,6 +29,14 @@ TARGETS = {
         "bench.perf.evaluation.metrics",
         "cost of calibration and Boundary IoU per frame vs a prediction pass",
     ),
+    "loop": (
+        "bench.perf.inference.loop",
+        "prediction loop images/s vs the bare forward pass, per sink set, and each stage's share",
+    ),
+    "backends": (
+        "bench.perf.inference.backends",
+        "one checkpoint every way this machine runs it: images/s, CPU s, memory, agreement with TF fp32",
+    ),
     "corruptions": (
         "bench.perf.inputs.corruptions",
         "seconds per frame of each Cityscapes-C corruption (this CPU)",

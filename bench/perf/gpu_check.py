@@ -6,8 +6,10 @@ call timed on its own and synchronised on the device (the host fetch waits for t
 `WARMUP` calls left out, fps = (n - WARMUP) / (time of the others). In fp32, bf16 (Keras mixed_bfloat16) and
 bf16 compiled with XLA; beside mmsegmentation's published 4.07 fps (fp32 on a V100). Then the trainer's own
 step (`perf.training.steps.measure`: forward, backward with the auxiliary loss, SGD) at 512x1024 batch 8 in
-bf16 + XLA, and with more than one GPU the mirrored weak scaling (batch 8 per GPU). The figures go to
-`<out>.json` and `<out>.md` (a README-ready table).
+bf16 + XLA, and with more than one GPU the mirrored weak scaling (batch 8 per GPU). The prediction loop
+against the bare forward pass at 1024x2048 per sink set, and the backends table (TensorFlow fp32, bf16,
+XLA; ONNX Runtime CUDA and TensorRT where installed), from bench/perf/inference/gpu_sections.py. The
+figures go to `<out>.json` and `<out>.md` (a README-ready table).
 
 `--dry-run` runs the same plumbing on the CPU with the tiny preset at tiny sizes and two logical CPU
 devices for the scaling (the test suite runs it); its figures mean nothing. `make gpu-check` installs
@@ -43,6 +45,8 @@ class Settings:
     train_crop: tuple[int, int] = (512, 1024)
     train_batch: int = 8  # per replica
     train_steps: int = 10  # timed, after one warm-up step
+    loop_frames: int = 4  # frames of the loop-vs-forward and backends sections (bench/perf/inference/)
+    loop_repeats: int = 2  # turns of each contender there
     dry_run: bool = False
 
 
@@ -53,6 +57,8 @@ DRY_RUN = Settings(
     train_crop=(32, 64),
     train_batch=2,
     train_steps=1,
+    loop_frames=2,
+    loop_repeats=1,
     dry_run=True,
 )
 
@@ -172,6 +178,18 @@ def run_check(settings: Settings) -> dict:
         keras.backend.clear_session()  # the mode's model and compiled call go before the next one's
         gc.collect()
         _progress(f"inference {mode}: {report['inference'][mode]['fps']:.2f} fps", began)
+    from bench.perf.inference import gpu_sections
+
+    sections = (settings.model, settings.preset, settings.size)
+    counts = {"frames": settings.loop_frames, "repeats": settings.loop_repeats}
+    report["loop"] = gpu_sections.loop_section(*sections, **counts)
+    ratio = report["loop"]["ratios"].get("loop, sinks: evaluation", float("nan"))
+    _progress(f"loop with the evaluation sink: {ratio:.2f} x the forward pass", began)
+    keras.backend.clear_session()
+    report["backends"] = gpu_sections.backends_section(*sections, **counts)
+    _progress(f"backends: {sum('images_per_s' in r for r in report['backends'])} ran", began)
+    keras.backend.clear_session()
+    gc.collect()
     devices = [f"/gpu:{i}" for i in range(len(gpus))] if on_gpu else cpu_devices
     one = training(settings, devices[:1], on_gpu)
     report["training"] = {
@@ -234,6 +252,9 @@ def markdown(report: dict) -> str:
             f"{c['images_per_s']:.2f} images/s, {100 * c['efficiency']:.0f}% scaling efficiency "
             f"({c['note']})."
         )
+    from bench.perf.inference.gpu_sections import markdown as loop_markdown
+
+    lines += loop_markdown(report)
     lines.append(f"The check took {report['seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
 

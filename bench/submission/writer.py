@@ -37,6 +37,8 @@ def check_zip_name(out: str | os.PathLike) -> Path:
 class ZipSink:
     """A sink of the prediction loop writing each frame's label-ID PNG into an open zip archive."""
 
+    needs_logits = False
+
     def __init__(self, archive: zipfile.ZipFile) -> None:
         self.archive = archive
         self.reset()
