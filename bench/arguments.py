@@ -15,11 +15,13 @@ __all__ = [
     "MAX_SCALE",
     "add_gt_cache_arguments",
     "add_inference_arguments",
+    "add_source_arguments",
     "gt_cache_from_arguments",
     "inference_settings",
     "scales",
     "seeds",
     "size",
+    "source_options",
 ]
 
 
@@ -62,6 +64,57 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-fold-bn",
         action="store_true",
         help="keep BatchNorm layers (default: fold them into the convolutions)",
+    )
+    add_source_arguments(parser)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, threads: bool = True) -> None:
+    """--runtime, --providers, --recipe (and --threads, unless the command has its own): how an exported
+    graph (.onnx, OpenVINO .xml) runs; read back with `source_options(args)`."""
+    from bench.sources.graph_runtimes import RUNTIMES
+
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="what runs an .onnx file: onnxruntime (default) or openvino (an OpenVINO .xml: openvino only)",
+    )
+    parser.add_argument(
+        "--providers",
+        type=lambda text: tuple(p.strip() for p in text.split(",") if p.strip()),
+        default=None,
+        help="ONNX Runtime execution providers in order, e.g. cuda,cpu (default cpu; cuda and tensorrt "
+        "need onnxruntime-gpu), or the OpenVINO device (default CPU)",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        metavar="FILE",
+        help="JSON recipe of an .onnx/.xml model: its input normalisation, output kind and channels, "
+        "layout (default: MODEL.onnx.json beside it, else the file's cityscapes_bench metadata)",
+    )
+    if threads:
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help="threads of an .onnx/.xml model's runtime (default: the cores this process may use)",
+        )
+
+
+def source_options(args: argparse.Namespace):
+    """The `SourceOptions` of `add_source_arguments`' options."""
+    from bench.sources.opened import SourceOptions
+    from data.errors import UserError
+
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads} must be at least 1")
+    return SourceOptions(
+        runtime=getattr(args, "runtime", None),
+        providers=getattr(args, "providers", None) or None,
+        threads=threads,
+        recipe=getattr(args, "recipe", None),
     )
 
 

@@ -24,6 +24,7 @@ from bench.arguments import (
     add_inference_arguments,
     gt_cache_from_arguments,
     inference_settings,
+    source_options,
 )
 from bench.arguments import seeds as seeds_argument
 from bench.common.atomic import check_writable
@@ -62,6 +63,7 @@ def run_benchmark(
     progress: bool = True,
     quality: QualitySettings = DEFAULT_QUALITY,
     gt_cache=AUTO,
+    graph_options=None,
 ):
     """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files).
 
@@ -103,7 +105,15 @@ def run_benchmark(
     opened = None
     if checkpoint:  # opened before the dataset is made: a bad checkpoint fails first
         opened = open_checkpoint(
-            checkpoint, precision=settings.precision, fold_bn=settings.fold_bn, cache=cache
+            checkpoint,
+            precision=settings.precision,
+            fold_bn=settings.fold_bn,
+            cache=cache,
+            options=graph_options,
+        )
+    elif graph_options is not None and graph_options.given():
+        raise UserError(
+            f"{' '.join(graph_options.given())} apply to an exported graph: add --checkpoint FILE"
         )
     data = resolve_dataset(dataset, progress=progress)
     if opened is None:
@@ -336,5 +346,6 @@ def run(args: argparse.Namespace) -> int:
         readme=None if args.no_readme else README,
         quality=quality_settings(args),
         gt_cache=gt_cache_from_arguments(args),
+        graph_options=source_options(args),
     )
     return 0

@@ -103,8 +103,11 @@ def predict_frames(
         "train_steps": metadata.get("steps"),
         "folded_bn": metadata.get("folded_bn", False),
         "input": opened.input_spec.to_dict(),
-        # what ran the network: TensorFlow (its version in "tensorflow"), or e.g. "litert 2.3.0"
-        "runtime": " ".join(str(metadata[k]) for k in ("runtime", "runtime_version") if metadata.get(k))
+        # what ran the network: TensorFlow (its version in "tensorflow"), or e.g. "litert 2.3.0",
+        # "onnxruntime 1.32.0 CPUExecutionProvider" (runtime, version, provider)
+        "runtime": " ".join(
+            str(metadata[k]) for k in ("runtime", "runtime_version", "provider") if metadata.get(k)
+        )
         or "tensorflow",
         **options,
     }

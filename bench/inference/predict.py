@@ -43,7 +43,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.arguments import add_inference_arguments, inference_settings
+from bench.arguments import add_inference_arguments, inference_settings, source_options
 from bench.common.atomic import check_writable, replaced_folder, write_text
 from bench.evaluation.sinks import add_quality_arguments, quality_settings, with_quality
 from bench.inference.loop import Predicted, predict_frames
@@ -184,7 +184,12 @@ def run(args: argparse.Namespace) -> int:
     check_output_folders(args.out, colorize=args.colorize)
     samples = list_samples(args.dataset, args.split, require_images=True)[: args.limit]
     import_tensorflow()
-    model = open_checkpoint(args.checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
+    model = open_checkpoint(
+        args.checkpoint,
+        precision=settings.precision,
+        fold_bn=settings.fold_bn,
+        options=source_options(args),
+    )
     with contextlib.ExitStack() as stack:
         sinks: list[Any] = []
         if args.evaluate:

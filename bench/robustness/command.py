@@ -121,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
     if place.is_chief:
         report.check_csv(args.csv)
     dataset = resolve_dataset(args.dataset, progress=settings.progress)
-    model = ReplicaModel(args.checkpoint, settings.inference, cpu_replicas=settings.cpu_replicas)
+    from bench.arguments import source_options
+
+    model = ReplicaModel(
+        args.checkpoint, settings.inference, cpu_replicas=settings.cpu_replicas, options=source_options(args)
+    )
     sweep = prepare(model, dataset, args.out, settings)
     out, folder = sweep.folder.out, sweep.folder
     print(f"sweep folder {out}: {len(sweep.units)} units x {len(sweep.samples)} frames", flush=True)

@@ -28,7 +28,12 @@ class ReplicaModel:
     """`predict(frames)` -> train IDs and logits of up to `replicas` uint8 RGB frames at once."""
 
     def __init__(
-        self, checkpoint: str | os.PathLike, settings: InferenceSettings, *, cpu_replicas: int | None = None
+        self,
+        checkpoint: str | os.PathLike,
+        settings: InferenceSettings,
+        *,
+        cpu_replicas: int | None = None,
+        options=None,
     ) -> None:
         tf = import_tensorflow()
         from bench.inference.loop import frame_predictor
@@ -52,7 +57,9 @@ class ReplicaModel:
         self.strategy = strategy
         self.replicas = int(strategy.num_replicas_in_sync)
         with strategy.scope():
-            self.opened = open_checkpoint(checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
+            self.opened = open_checkpoint(
+                checkpoint, precision=settings.precision, fold_bn=settings.fold_bn, options=options
+            )
         self.kind = "mirrored" if isinstance(strategy, tf.distribute.MirroredStrategy) else "default"
         if self.replicas == 1:
             self._one = frame_predictor(self.opened, settings)

@@ -101,3 +101,27 @@ class Source:
     name: str
     matches: Callable[[str], bool]
     open: Callable[..., OpenedModel | os.PathLike]
+    takes_options: bool = False  # `open` also takes `options=SourceOptions` (exported graphs)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How an exported graph (ONNX, OpenVINO IR) is run: `runtime` (onnxruntime|openvino, None: the file's
+    default), `providers` (ONNX Runtime execution providers or the OpenVINO device, None: CPU), `threads`
+    (None: the cores this process may use) and `recipe` (a JSON file, None: the sidecar or the file's
+    metadata). Sources of other kinds refuse them (bench/arguments.py: --runtime, --providers, --recipe)."""
+
+    runtime: str | None = None
+    providers: tuple[str, ...] | None = None
+    threads: int | None = None
+    recipe: str | None = None
+
+    def given(self) -> list[str]:
+        """The options set, as the command line names them."""
+        names = {
+            "runtime": "--runtime",
+            "providers": "--providers",
+            "threads": "--threads",
+            "recipe": "--recipe",
+        }
+        return [flag for key, flag in names.items() if getattr(self, key) is not None]

@@ -2,7 +2,8 @@
 
 A source is one kind of thing a user may name, one module each in this folder: a PyTorch `.pth` (pytorch.py,
 converted once), a LiteRT `.tflite` file (litert.py, recognised by its content), a published weights name of
-`bench weights` (download.py: the checked file, downloaded first), and a `.keras` checkpoint or a training
+`bench weights` (download.py: the checked file, downloaded first), an ONNX file (onnx.py, on ONNX Runtime or
+OpenVINO) or an OpenVINO IR (openvino.py), and a `.keras` checkpoint or a training
 folder (keras_checkpoint.py, the catch-all). `SOURCES` is tried in order, the first whose `matches` accepts
 the name opens it: a new kind is one module with a `SOURCE` and one line here, before the catch-all.
 """
@@ -11,15 +12,17 @@ from __future__ import annotations
 
 import os
 
-from bench.sources import download, keras_checkpoint, litert, pytorch
-from bench.sources.opened import OpenedModel, Source, as_opened
+from bench.sources import download, keras_checkpoint, litert, onnx, openvino, pytorch
+from bench.sources.opened import OpenedModel, Source, SourceOptions, as_opened
 from data.errors import UserError
 
-__all__ = ["SOURCES", "OpenedModel", "Source", "as_opened", "open_checkpoint"]
+__all__ = ["SOURCES", "OpenedModel", "Source", "SourceOptions", "as_opened", "open_checkpoint"]
 
 SOURCES: list[Source] = [
     pytorch.SOURCE,
     litert.SOURCE,
+    onnx.SOURCE,
+    openvino.SOURCE,
     download.SOURCE,
     keras_checkpoint.SOURCE,  # last: a .keras file or a training folder
 ]
@@ -31,6 +34,7 @@ def open_checkpoint(
     precision: str = "fp32",
     fold_bn: bool = False,
     cache: str | os.PathLike | None = None,
+    options: SourceOptions | None = None,
 ) -> OpenedModel:
     """The model `path` names, ready to predict: a `.keras` checkpoint, a training folder (its latest
     checkpoint), a PyTorch `.pth` (converted once into `cache`, default checkpoints/converted/), a LiteRT
@@ -38,13 +42,22 @@ def open_checkpoint(
 
     `precision` "bf16" rebuilds the model under Keras' mixed_bfloat16 policy (models/precision.py; weights
     stay float32); `fold_bn` merges BatchNorm into the convolutions (same outputs to float rounding, faster;
-    a model that cannot be folded is used as it is, with a warning).
+    a model that cannot be folded is used as it is, with a warning). `options`: how an exported graph runs
+    (runtime, providers, threads, recipe); a source of another kind refuses any of them set.
     """
     name = os.fspath(path)
     for source in SOURCES:
         if source.matches(name):
-            opened = source.open(name, precision=precision, fold_bn=fold_bn, cache=cache)
+            extra = {}
+            if source.takes_options:
+                extra["options"] = options
+            elif options is not None and options.given():
+                raise UserError(
+                    f"{' '.join(options.given())} apply to an exported graph (.onnx, OpenVINO .xml), "
+                    f"not to {name} ({source.name})"
+                )
+            opened = source.open(name, precision=precision, fold_bn=fold_bn, cache=cache, **extra)
             if isinstance(opened, OpenedModel):
                 return opened
-            return open_checkpoint(opened, precision=precision, fold_bn=fold_bn, cache=cache)
+            return open_checkpoint(opened, precision=precision, fold_bn=fold_bn, cache=cache, options=options)
     raise UserError(f"no source opens {name}")  # unreachable: the Keras source takes everything

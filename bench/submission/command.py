@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.arguments import add_inference_arguments, inference_settings
+from bench.arguments import add_inference_arguments, inference_settings, source_options
 from data.errors import UserError
 
 
@@ -49,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
     check_zip_name(args.out)
     frames = list_images(args.dataset, args.split)
     import_tensorflow()
-    model = open_checkpoint(args.checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
+    model = open_checkpoint(
+        args.checkpoint,
+        precision=settings.precision,
+        fold_bn=settings.fold_bn,
+        options=source_options(args),
+    )
     stats = write_submission(model, frames, args.out, settings, progress=not args.no_progress)
     stats["split"] = args.split
     print(

@@ -11,11 +11,14 @@ import numpy as np
 from bench.perf.timing import load_note, measure, median
 
 
-def time_checkpoint(path: str, size: tuple[int, int], repeats: int) -> dict:
-    """Figures of `repeats` whole-frame passes (after a warm-up) on a random 0..255 RGB frame of `size`."""
+def time_checkpoint(path: str, size: tuple[int, int], repeats: int, options=None) -> dict:
+    """Figures of `repeats` whole-frame passes (after a warm-up) on a random 0..255 RGB frame of `size`
+    (of the recipe's input size where the model's recipe has one: what the loop feeds its network).
+    `options`: how an exported graph runs (`SourceOptions`)."""
     from bench.sources.opener import open_checkpoint
 
-    opened = open_checkpoint(path)
+    opened = open_checkpoint(path, options=options)
+    size = opened.input_spec.size or size
     forward = opened.logits_function()
     frame = np.random.default_rng(0).integers(0, 256, (1, *size, 3)).astype(np.float32)
     forward(frame)  # warm-up: tracing, allocation
@@ -23,9 +26,10 @@ def time_checkpoint(path: str, size: tuple[int, int], repeats: int) -> dict:
     meta = opened.metadata
     return {
         "model": meta.get("model"),
-        "runtime": " ".join(str(meta[k]) for k in ("runtime", "runtime_version") if meta.get(k))
+        "runtime": " ".join(str(meta[k]) for k in ("runtime", "runtime_version", "provider") if meta.get(k))
         or "tensorflow",
         "windows": meta.get("input_size"),
+        "size": size,
         "best_ms": 1000 * min(t.wall for t in timings),
         "median_ms": 1000 * median([t.wall for t in timings]),
         "cpu_s": median([t.cpu for t in timings]),
@@ -33,11 +37,12 @@ def time_checkpoint(path: str, size: tuple[int, int], repeats: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.arguments import source_options
     from bench.common.tensorflow_import import import_tensorflow
 
     import_tensorflow()  # its start-up lines filtered, as the other benchmarks
-    size = args.size
-    r = time_checkpoint(args.checkpoint, size, args.repeats)
+    r = time_checkpoint(args.checkpoint, args.size, args.repeats, source_options(args))
+    size = r["size"]
     windows = f", {r['windows']} windows" if r["windows"] else ""
     print(
         f"{r['model']} ({r['runtime']}{windows}) on a {size[0]}x{size[1]} frame: {r['best_ms']:.0f} ms best, "

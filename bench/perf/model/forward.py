@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from bench.arguments import add_source_arguments
 from bench.common.paths import PROJECT_ROOT
 from bench.perf.model.cases import DEFAULT_CASES, parse_case, parse_train_step
 from bench.perf.model.peer import PARITY_PYTHON, PeerProcess
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         default=None,
         help="time whole frames of this checkpoint instead of registry cases (any `bench predict "
-        "--checkpoint`, a LiteRT .tflite included), at --size",
+        "--checkpoint`, a LiteRT .tflite or an .onnx/.xml graph included), at --size",
     )
     parser.add_argument(
         "--size", type=size_argument, default=(1024, 2048), help="with --checkpoint: frame HxW (1024x2048)"
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="intra-op threads, ours and the peer's (default: all cores)"
     )
+    add_source_arguments(parser, threads=False)  # --threads above is the graph runtime's too
     parser.add_argument(
         "--peer",
         choices=PEERS,
