@@ -35,13 +35,15 @@ def checked_onnx(path: str | os.PathLike) -> Any:
     if not model.graph.node and not model.graph.output:
         raise UserError(f"{path} holds no ONNX graph: is the file complete (or an ONNX file at all)?")
     _check_domains(model, path)
+    external = False
     for tensor in _initializers(model):
         if _is_external(tensor):
             _check_external(tensor, path)
+            external = True
         else:
             _check_size(tensor, path)
-    try:
-        onnx.checker.check_model(model)
+    try:  # by path where data lies beside it: the checker then finds it relative to the model's folder
+        onnx.checker.check_model(str(path) if external else model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path} is not a valid ONNX model: {first}") from None
