@@ -101,7 +101,7 @@ def test_a_20th_background_channel_is_left_out_of_the_arg_max(tmp_path):
     path = per_pixel(tmp_path / "m.onnx", channels=20, boost={19: 2.0}, recipe=PLAIN)
     x = frame(24, 32)
     full = reference(path, x, "NCHW")
-    assert 0.05 < np.mean(full.argmax(-1) == 19) < 0.9  # the background wins somewhere, and is not a train ID here
+    assert 0.05 < np.mean(full.argmax(-1) == 19) < 0.9  # the background wins somewhere: not a train ID
     np.testing.assert_allclose(run(path, x), full[..., :19], rtol=1e-6)
 
 
@@ -122,7 +122,8 @@ def test_channels_1_to_19_hold_the_train_ids_of_a_model_whose_channel_0_is_unlab
 
 
 def test_arg_max_values_past_the_train_ids_become_void(tmp_path):
-    path = per_pixel(tmp_path / "m.onnx", channels=21, argmax=True, boost={19: 1.5, 20: 1.5}, recipe=TRAIN_IDS)
+    boost = {19: 1.5, 20: 1.5}
+    path = per_pixel(tmp_path / "m.onnx", channels=21, argmax=True, boost=boost, recipe=TRAIN_IDS)
     x = frame(24, 32)
     theirs = reference(path, x, "NCHW")
     assert (theirs >= 19).any()
