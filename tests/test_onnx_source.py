@@ -147,16 +147,20 @@ def test_the_recipe_is_looked_up_option_then_sidecar_then_metadata(tmp_path):
     x = frame(8, 8)
     full = reference(path, x, "NCHW")
     opened = open_checkpoint(path)
-    assert opened.metadata["recipe"] == f"{path} metadata"
+    assert opened.metadata["graph_recipe"] == f"{path} metadata"
     np.testing.assert_allclose(np.asarray(opened.forward(x))[0], full[..., 1:], rtol=1e-6)
     (tmp_path / "m.onnx.json").write_text(json.dumps(PLAIN))
     opened = open_checkpoint(path)
-    assert opened.metadata["recipe"] == str(tmp_path / "m.onnx.json")
+    assert opened.metadata["graph_recipe"] == str(tmp_path / "m.onnx.json")
     np.testing.assert_allclose(np.asarray(opened.forward(x))[0], full[..., :19], rtol=1e-6)
     option = tmp_path / "other.json"
     option.write_text(json.dumps({"input": {"mean": [1, 1, 1], "std": [2, 2, 2]}}))
     opened = open_checkpoint(path, options=SourceOptions(recipe=str(option)))
-    assert opened.metadata["recipe"] == f"--recipe {option}" and opened.input_spec.mean == (1.0, 1.0, 1.0)
+    assert opened.metadata["graph_recipe"] == f"--recipe {option}" and opened.input_spec.mean == (
+        1.0,
+        1.0,
+        1.0,
+    )
 
 
 def test_no_recipe_or_a_bad_one_is_a_clear_error(tmp_path):
@@ -358,3 +362,40 @@ def test_bench_predict_runs_an_onnx_file_and_names_its_runtime(tmp_path, tiny_da
         str(tmp_path / "x"),
     ]
     assert main([*args, "--providers", "tensorrt", "--no-progress"]) == 2
+
+
+def test_submit_robustness_and_perf_model_take_an_onnx_file(tmp_path, tiny_dataset, capsys):
+    import zipfile
+
+    from bench.cli import main
+
+    path = per_pixel(
+        tmp_path / "m.onnx", size=(32, 48), recipe={"input": {"mean": [128] * 3, "std": [64] * 3}}
+    )
+    argv = ["--checkpoint", str(path), "--dataset", str(tiny_dataset), "--split", "val", "--no-progress"]
+    zipped = tmp_path / "submission.zip"
+    assert main(["submit", *argv, "--out", str(zipped), "--runtime", "openvino"]) == 0
+    with zipfile.ZipFile(zipped) as archive:
+        assert len(archive.namelist()) == 3
+    sweep = [
+        "--corruptions",
+        "gaussian_noise",
+        "--severities",
+        "1",
+        "--limit",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main(["robustness", *argv, *sweep, "--csv", str(tmp_path / "r.csv"), "--threads", "1"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["runtime"].startswith("onnxruntime ") and summary["checkpoint_sha256"]
+    capsys.readouterr()
+    perf = ["perf", "model", "--checkpoint", str(path), "--size", "64x128", "--repeats", "1"]
+    assert main([*perf, "--runtime", "openvino"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "m (openvino 20" in out and " CPU, 32x48 windows) on a 64x128 frame" in out and "CPU s median" in out
+    )
+    assert main(["perf", "model", "--checkpoint", str(tmp_path / "x.keras"), "--runtime", "openvino"]) == 2
+    assert "--runtime apply to an exported graph" in capsys.readouterr().err

@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
         f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
         f"peak memory {stats['peak_memory_mb']:.0f} MB ({stats['device']}, {stats['threads']} threads, "
-        f"{stats['precision']})"
+        f"{stats['precision']}{'' if stats['runtime'] == 'tensorflow' else ', ' + stats['runtime']})"
     )
     if args.evaluate:
         from bench.evaluation.command import format_result

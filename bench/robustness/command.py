@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": settings.seed,
         **settings.identity(),
         "device": figures["device"],
+        "runtime": model.opened.runtime,  # summary.json only: the CSV keeps its columns
         "frames_per_s": figures["frames_per_s"],
         "commit": git_commit(),
     }

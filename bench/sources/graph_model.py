@@ -140,7 +140,7 @@ class GraphModel:
             "stride": None if self.stride is None else "{}x{}".format(*self.stride),
             "output": self.recipe.kind,
             "output_channels": list(self.recipe.channels),
-            "recipe": self.recipe.origin,
+            "graph_recipe": self.recipe.origin,  # not "recipe": a training recipe's name in a row
         }
 
     def frame_outputs(self, x: np.ndarray, *, stride: tuple[int, int] | None = None) -> np.ndarray:

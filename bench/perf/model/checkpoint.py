@@ -26,8 +26,7 @@ def time_checkpoint(path: str, size: tuple[int, int], repeats: int, options=None
     meta = opened.metadata
     return {
         "model": meta.get("model"),
-        "runtime": " ".join(str(meta[k]) for k in ("runtime", "runtime_version", "provider") if meta.get(k))
-        or "tensorflow",
+        "runtime": opened.runtime,
         "windows": meta.get("input_size") if opened.strided else None,  # the windows it slides itself
         "size": size,
         "best_ms": 1000 * min(t.wall for t in timings),
