@@ -299,6 +299,15 @@ def test_openvino_ir_is_a_source_of_its_own(tmp_path):
     np.testing.assert_allclose(np.asarray(opened.forward(x))[0], reference(twin, x, "NHWC"), atol=1e-5)
     with pytest.raises(UserError, match="runs on --runtime openvino only"):
         open_checkpoint(xml, options=SourceOptions(runtime="onnxruntime"))
+    model = ov.Core().read_model(str(xml))
+    model.set_rt_info(json.dumps(recipe(channels=list(range(18, -1, -1)))), "cityscapes_bench")
+    embedded = tmp_path / "embedded.xml"
+    ov.save_model(model, str(embedded), compress_to_fp16=False)
+    opened = open_checkpoint(embedded)  # no sidecar: the recipe in its rt_info
+    assert opened.metadata["graph_recipe"] == f"{embedded} metadata"  # train IDs in reverse channel order
+    np.testing.assert_allclose(
+        np.asarray(opened.forward(x))[0], reference(twin, x, "NHWC")[..., ::-1], atol=1e-5
+    )
     weights = xml.with_suffix(".bin")
     weights.write_bytes(weights.read_bytes()[:50])
     with pytest.raises(UserError, match="truncated"):

@@ -67,7 +67,7 @@ def open_ir_file(
     runner = OpenVinoRunner(path, providers=options.providers, threads=options.threads)
     embedded = None
     if runner.model.has_rt_info(METADATA_KEY):
-        embedded = str(runner.model.get_rt_info(METADATA_KEY))
+        embedded = runner.model.get_rt_info(METADATA_KEY).astype(str)
     recipe = find_recipe(path, options.recipe, embedded)
     return open_graph(path, recipe, runner, precision=precision)
 
