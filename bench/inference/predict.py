@@ -144,7 +144,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         required=True,
         help=".keras checkpoint, a training --out folder (its latest checkpoint), a PyTorch .pth "
-        "(converted once, cached), a LiteRT .tflite or a published weights name (`bench weights`)",
+        "(converted once, cached), a LiteRT .tflite, an .onnx or OpenVINO .xml (with its recipe: README "
+        "'Benchmark your own model') or a published weights name (`bench weights`)",
     )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split to predict (default val)")

@@ -33,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bench.robustness.plan import PRESETS
     from data.corruptions import CORRUPTIONS
 
-    parser.add_argument("--checkpoint", required=True, help=".keras checkpoint, training folder or .pth")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help=".keras checkpoint, training folder, .pth, .tflite, .onnx or OpenVINO .xml",
+    )
     parser.add_argument(
         "--dataset",
         default=None,
