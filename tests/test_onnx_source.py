@@ -230,6 +230,9 @@ def test_external_data_leaving_the_folder_is_refused_before_loading(tmp_path, no
         path = _external(model_dir, location)
         with pytest.raises(UserError, match="outside the model's folder"):
             open_checkpoint(path)
+    (model_dir / "link.bin").symlink_to(tmp_path / "secret.bin")
+    with pytest.raises(UserError, match="outside the model's folder"):
+        open_checkpoint(_external(model_dir, "link.bin"))
     path = _external(model_dir, "weights.bin")
     with pytest.raises(UserError, match="weights.bin: absent"):
         open_checkpoint(path)
