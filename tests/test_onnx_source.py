@@ -411,3 +411,25 @@ def test_submit_robustness_and_perf_model_take_an_onnx_file(tmp_path, tiny_datas
     )
     assert main(["perf", "model", "--checkpoint", str(tmp_path / "x.keras"), "--runtime", "openvino"]) == 2
     assert "--runtime apply to an exported graph" in capsys.readouterr().err
+
+
+def test_bench_run_scores_an_onnx_file_and_the_row_names_runtime_and_provider(tmp_path, tiny_dataset):
+    from bench.run import run_benchmark
+
+    path = per_pixel(tmp_path / "m.onnx", recipe={"input": {"mean": [128] * 3, "std": [64] * 3}})
+    folder = tmp_path / "run"
+    report = run_benchmark(
+        None,
+        dataset=str(tiny_dataset),
+        checkpoint=str(path),
+        readme=None,
+        results_csv=folder / "results.csv",
+        runs_dir=folder / "runs",
+        checkpoint_root=tmp_path / "checkpoints",
+        progress=False,
+        graph_options=SourceOptions(runtime="openvino", threads=1),
+    )
+    row = report.row
+    assert row["model"] == "m" and row["runtime"].startswith("openvino ") and row["runtime"].endswith(" CPU")
+    assert row["threads"] == 1 and row["n_images"] == 3 and 0 <= row["miou"] <= 100
+    assert row["recipe"] == ""  # the training recipe's column: an exported graph names none
