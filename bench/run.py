@@ -284,8 +284,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help=".keras checkpoint, a PyTorch .pth (converted once, cached by content) or a LiteRT .tflite "
-        "(default: train the model's CPU preset once and cache it)",
+        help=".keras checkpoint, a PyTorch .pth (converted once, cached by content), a LiteRT .tflite, "
+        "an .onnx or OpenVINO .xml with its recipe (default: train the model's CPU preset once and cache it)",
     )
     parser.add_argument(
         "--weights",

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from bench.sources.litert_runtime import LiteRTModel, _nearest_centre, is_litert, open_litert
+from bench.sources.litert_runtime import LiteRTModel, is_litert, open_litert
+from bench.sources.windows import nearest_centre as _nearest_centre
 from data.errors import UserError
 from data.normalization import InputSpec
 from tests.shared_files import shared_file

@@ -147,16 +147,20 @@ def test_the_recipe_is_looked_up_option_then_sidecar_then_metadata(tmp_path):
     x = frame(8, 8)
     full = reference(path, x, "NCHW")
     opened = open_checkpoint(path)
-    assert opened.metadata["recipe"] == f"{path} metadata"
+    assert opened.metadata["graph_recipe"] == f"{path} metadata"
     np.testing.assert_allclose(np.asarray(opened.forward(x))[0], full[..., 1:], rtol=1e-6)
     (tmp_path / "m.onnx.json").write_text(json.dumps(PLAIN))
     opened = open_checkpoint(path)
-    assert opened.metadata["recipe"] == str(tmp_path / "m.onnx.json")
+    assert opened.metadata["graph_recipe"] == str(tmp_path / "m.onnx.json")
     np.testing.assert_allclose(np.asarray(opened.forward(x))[0], full[..., :19], rtol=1e-6)
     option = tmp_path / "other.json"
     option.write_text(json.dumps({"input": {"mean": [1, 1, 1], "std": [2, 2, 2]}}))
     opened = open_checkpoint(path, options=SourceOptions(recipe=str(option)))
-    assert opened.metadata["recipe"] == f"--recipe {option}" and opened.input_spec.mean == (1.0, 1.0, 1.0)
+    assert opened.metadata["graph_recipe"] == f"--recipe {option}" and opened.input_spec.mean == (
+        1.0,
+        1.0,
+        1.0,
+    )
 
 
 def test_no_recipe_or_a_bad_one_is_a_clear_error(tmp_path):
@@ -226,6 +230,9 @@ def test_external_data_leaving_the_folder_is_refused_before_loading(tmp_path, no
         path = _external(model_dir, location)
         with pytest.raises(UserError, match="outside the model's folder"):
             open_checkpoint(path)
+    (model_dir / "link.bin").symlink_to(tmp_path / "secret.bin")
+    with pytest.raises(UserError, match="outside the model's folder"):
+        open_checkpoint(_external(model_dir, "link.bin"))
     path = _external(model_dir, "weights.bin")
     with pytest.raises(UserError, match="weights.bin: absent"):
         open_checkpoint(path)
@@ -295,6 +302,15 @@ def test_openvino_ir_is_a_source_of_its_own(tmp_path):
     np.testing.assert_allclose(np.asarray(opened.forward(x))[0], reference(twin, x, "NHWC"), atol=1e-5)
     with pytest.raises(UserError, match="runs on --runtime openvino only"):
         open_checkpoint(xml, options=SourceOptions(runtime="onnxruntime"))
+    model = ov.Core().read_model(str(xml))
+    model.set_rt_info(json.dumps(recipe(channels=list(range(18, -1, -1)))), "cityscapes_bench")
+    embedded = tmp_path / "embedded.xml"
+    ov.save_model(model, str(embedded), compress_to_fp16=False)
+    opened = open_checkpoint(embedded)  # no sidecar: the recipe in its rt_info
+    assert opened.metadata["graph_recipe"] == f"{embedded} metadata"  # train IDs in reverse channel order
+    np.testing.assert_allclose(
+        np.asarray(opened.forward(x))[0], reference(twin, x, "NHWC")[..., ::-1], atol=1e-5
+    )
     weights = xml.with_suffix(".bin")
     weights.write_bytes(weights.read_bytes()[:50])
     with pytest.raises(UserError, match="truncated"):
@@ -358,3 +374,62 @@ def test_bench_predict_runs_an_onnx_file_and_names_its_runtime(tmp_path, tiny_da
         str(tmp_path / "x"),
     ]
     assert main([*args, "--providers", "tensorrt", "--no-progress"]) == 2
+
+
+def test_submit_robustness_and_perf_model_take_an_onnx_file(tmp_path, tiny_dataset, capsys):
+    import zipfile
+
+    from bench.cli import main
+
+    path = per_pixel(
+        tmp_path / "m.onnx", size=(32, 48), recipe={"input": {"mean": [128] * 3, "std": [64] * 3}}
+    )
+    argv = ["--checkpoint", str(path), "--dataset", str(tiny_dataset), "--split", "val", "--no-progress"]
+    zipped = tmp_path / "submission.zip"
+    assert main(["submit", *argv, "--out", str(zipped), "--runtime", "openvino"]) == 0
+    with zipfile.ZipFile(zipped) as archive:
+        assert len(archive.namelist()) == 3
+    sweep = [
+        "--corruptions",
+        "gaussian_noise",
+        "--severities",
+        "1",
+        "--limit",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main(["robustness", *argv, *sweep, "--csv", str(tmp_path / "r.csv"), "--threads", "1"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["runtime"].startswith("onnxruntime ") and summary["checkpoint_sha256"]
+    capsys.readouterr()
+    perf = ["perf", "model", "--checkpoint", str(path), "--size", "64x128", "--repeats", "1"]
+    assert main([*perf, "--runtime", "openvino"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "m (openvino 20" in out and " CPU, 32x48 windows) on a 64x128 frame" in out and "CPU s median" in out
+    )
+    assert main(["perf", "model", "--checkpoint", str(tmp_path / "x.keras"), "--runtime", "openvino"]) == 2
+    assert "--runtime apply to an exported graph" in capsys.readouterr().err
+
+
+def test_bench_run_scores_an_onnx_file_and_the_row_names_runtime_and_provider(tmp_path, tiny_dataset):
+    from bench.run import run_benchmark
+
+    path = per_pixel(tmp_path / "m.onnx", recipe={"input": {"mean": [128] * 3, "std": [64] * 3}})
+    folder = tmp_path / "run"
+    report = run_benchmark(
+        None,
+        dataset=str(tiny_dataset),
+        checkpoint=str(path),
+        readme=None,
+        results_csv=folder / "results.csv",
+        runs_dir=folder / "runs",
+        checkpoint_root=tmp_path / "checkpoints",
+        progress=False,
+        graph_options=SourceOptions(runtime="openvino", threads=1),
+    )
+    row = report.row
+    assert row["model"] == "m" and row["runtime"].startswith("openvino ") and row["runtime"].endswith(" CPU")
+    assert row["threads"] == 1 and row["n_images"] == 3 and 0 <= row["miou"] <= 100
+    assert row["recipe"] == ""  # the training recipe's column: an exported graph names none

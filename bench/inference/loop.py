@@ -147,6 +147,7 @@ def predict_frames(
         "latency_p95_ms": round(float(np.percentile(latency_ms, 95)), 2) if latencies else 0.0,
         **_peak_memory(tf),
         **environment(),
+        **({"threads": metadata["threads"]} if metadata.get("threads") else {}),  # a runtime's own
         "precision": metadata.get("precision", settings.precision),
         "batch": settings.batch,
         "input_size": " ".join(f"{h}x{w}" for h, w in sorted(sizes)),
@@ -159,10 +160,7 @@ def predict_frames(
         "input": opened.input_spec.to_dict(),
         # what ran the network: TensorFlow (its version in "tensorflow"), or e.g. "litert 2.3.0",
         # "onnxruntime 1.32.0 CPUExecutionProvider" (runtime, version, provider)
-        "runtime": " ".join(
-            str(metadata[k]) for k in ("runtime", "runtime_version", "provider") if metadata.get(k)
-        )
-        or "tensorflow",
+        "runtime": opened.runtime,
         **({"runtime_choice": metadata["runtime_choice"]} if metadata.get("runtime_choice") else {}),
         **options,
     }

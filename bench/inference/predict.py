@@ -144,7 +144,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         required=True,
         help=".keras checkpoint, a training --out folder (its latest checkpoint), a PyTorch .pth "
-        "(converted once, cached), a LiteRT .tflite or a published weights name (`bench weights`)",
+        "(converted once, cached), a LiteRT .tflite, an .onnx or OpenVINO .xml (with its recipe: README "
+        "'Benchmark your own model') or a published weights name (`bench weights`)",
     )
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="val", help="split to predict (default val)")
@@ -213,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
         f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
         f"peak memory {stats['peak_memory_mb']:.0f} MB ({stats['device']}, {stats['threads']} threads, "
-        f"{stats['precision']})"
+        f"{stats['precision']}{'' if stats['runtime'] == 'tensorflow' else ', ' + stats['runtime']})"
     )
     if args.evaluate:
         from bench.evaluation.command import format_result

@@ -33,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bench.robustness.plan import PRESETS
     from data.corruptions import CORRUPTIONS
 
-    parser.add_argument("--checkpoint", required=True, help=".keras checkpoint, training folder or .pth")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help=".keras checkpoint, training folder, .pth, .tflite, .onnx or OpenVINO .xml",
+    )
     parser.add_argument(
         "--dataset",
         default=None,
@@ -154,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": settings.seed,
         **settings.identity(),
         "device": figures["device"],
+        "runtime": model.opened.runtime,  # summary.json only: the CSV keeps its columns
         "frames_per_s": figures["frames_per_s"],
         "commit": git_commit(),
     }

@@ -66,6 +66,11 @@ class ReplicaModel:
         else:
             if self.opened.outputs != "logits":
                 raise UserError(f"{checkpoint} gives only its arg-max: mirror it over one replica")
+            if self.opened.keras is None:
+                raise UserError(
+                    f"{checkpoint} runs on {self.opened.runtime}, not in TensorFlow: it cannot be mirrored "
+                    f"over {self.replicas} replicas; run it without --cpu-replicas (and on one GPU)"
+                )
             forward = self.opened.logits_function()
             self._step = tf.function(lambda values: strategy.run(forward, args=(values,)))
         self._tf = tf

@@ -6,9 +6,9 @@ What the graph says is read from it, what it cannot say comes from the recipe (b
   are 3, and a recipe layout the graph contradicts is refused. The output has the input's layout.
 * Shapes: a dynamic input takes the frame as the loop gives it (at the recipe's `size` where it has one); a
   fixed one takes the recipe's `size` (which must be the graph's), or without one slides windows of the
-  graph's size over the frame (the LiteRT source's windows: 1/3 overlap, the last flush with the border,
-  padded with 0 where the frame is smaller; logits averaged, an arg-max taken from the window whose centre
-  is nearest). `--stride` reaches these windows.
+  graph's size over the frame (bench/sources/windows.py, as for LiteRT: 1/3 overlap, the last flush with
+  the border, padded with 0 where the frame is smaller; logits averaged, an arg-max taken from the window
+  whose centre is nearest). `--stride` reaches these windows.
 * Resolution: an output smaller than its input (1/2, 1/4, 1/8) comes back to the input's size by the
   recipe's `output_resize` (bilinear with half-pixel centres, or nearest); train IDs always by nearest.
 * Label space: `output.channels` picks the 19 train-ID channels in order (a background channel is left
@@ -24,14 +24,8 @@ from typing import Any
 import numpy as np
 
 from bench.sources.graph_recipe import NUM_TRAIN_IDS, GraphRecipe
-from bench.sources.litert_runtime import (
-    DEFAULT_OVERLAP,
-    VOID,
-    _nearest_centre,
-    _resize_bilinear,
-    _resize_nearest,
-    _windows,
-)
+from bench.sources.litert_runtime import DEFAULT_OVERLAP, VOID
+from bench.sources.windows import resize_bilinear, resize_nearest, slide
 from data.errors import UserError
 
 Shape = tuple[int | None, ...]
@@ -140,7 +134,7 @@ class GraphModel:
             "stride": None if self.stride is None else "{}x{}".format(*self.stride),
             "output": self.recipe.kind,
             "output_channels": list(self.recipe.channels),
-            "recipe": self.recipe.origin,
+            "graph_recipe": self.recipe.origin,  # not "recipe": a training recipe's name in a row
         }
 
     def frame_outputs(self, x: np.ndarray, *, stride: tuple[int, int] | None = None) -> np.ndarray:
@@ -150,26 +144,14 @@ class GraphModel:
         height, width = x.shape[:2]
         if not self.slides or (height, width) == self.input_size:
             return self._window_output(x, (height, width))
-        (ch, cw), (sh, sw) = self.input_size, stride or self.stride
-        rows, cols = _windows(height, ch, sh), _windows(width, cw, sw)
-        argmax = self.recipe.kind == "train_ids"
-        if argmax:
-            labels = np.empty((height, width), np.uint8)
-            row_of, col_of = _nearest_centre(height, rows, ch), _nearest_centre(width, cols, cw)
-        else:
-            total = np.zeros((height, width, NUM_TRAIN_IDS), np.float32)
-            count = np.zeros((height, width, 1), np.float32)
-        for i, y0 in enumerate(rows):
-            for j, x0 in enumerate(cols):
-                part = x[y0 : y0 + ch, x0 : x0 + cw]
-                out = self._window_output(part, (ch, cw))[: part.shape[0], : part.shape[1]]
-                if argmax:
-                    mine = np.ix_(np.flatnonzero(row_of == i), np.flatnonzero(col_of == j))
-                    labels[mine] = out[mine[0] - y0, mine[1] - x0]
-                else:
-                    total[y0 : y0 + ch, x0 : x0 + cw] += out
-                    count[y0 : y0 + ch, x0 : x0 + cw] += 1.0
-        return labels if argmax else total / count
+        return slide(
+            x,
+            self.input_size,
+            stride or self.stride,
+            self._window_output,
+            argmax=self.recipe.kind == "train_ids",
+            channels=NUM_TRAIN_IDS,
+        )
 
     def _window_output(self, part: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """The graph's output for one window, padded to `size` first, in train-ID order at `size`."""
@@ -184,7 +166,7 @@ class GraphModel:
             values = out.astype(np.int64)
             inside = (values >= 0) & (values < len(self._lut))
             labels = np.where(inside, self._lut[np.clip(values, 0, len(self._lut) - 1)], VOID)
-            return _resize_nearest(labels.astype(np.uint8), size)
+            return resize_nearest(labels.astype(np.uint8), size)
         if self.layout == "NCHW":
             out = out.transpose(1, 2, 0)
         if out.shape[-1] <= max(self.recipe.channels):
@@ -194,18 +176,8 @@ class GraphModel:
             )
         logits = np.ascontiguousarray(out[..., list(self.recipe.channels)], dtype=np.float32)
         if self.recipe.input.output_resize == "nearest":
-            return _resize_nearest_logits(logits, size)
-        return _resize_bilinear(logits, size)
-
-
-def _resize_nearest_logits(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if logits.shape[:2] == size:
-        return logits
-    rows, cols = (
-        np.minimum(((np.arange(target) + 0.5) * n / target).astype(int), n - 1)
-        for n, target in zip(logits.shape[:2], size, strict=True)
-    )
-    return logits[np.ix_(rows, cols)]
+            return resize_nearest(logits, size)
+        return resize_bilinear(logits, size)
 
 
 def _show(shape: Shape) -> str:

@@ -7,7 +7,7 @@ as `models.inference_modes.slide_windows` places them); a frame smaller than the
 value the network reads as 0 (the input's zero point; 0.0 for a float input). Logits of overlapping
 windows are averaged; an arg-max output has nothing to average, so each pixel takes the window whose
 centre is nearest (the prediction with the most context). A model with a dynamic input size is run on the
-whole frame at once.
+whole frame at once. The windows and resizes are bench/sources/windows.py's, shared with ONNX.
 
 Input recipe: a float input gets `(pixel - mean) / std` of the `InputSpec` given (default: 0..255 RGB as
 it is). A quantised input gets that real value quantised with the model's own scale and zero point; with
@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.sources.windows import resize_bilinear, resize_nearest, slide
 from data.errors import UserError
 from data.normalization import InputSpec
 
@@ -214,25 +214,15 @@ class LiteRTModel:
         height, width = x.shape[:2]
         if self.input_size is None:
             return self._finish(self._window_output(x, (height, width)))
-        (ch, cw), (sh, sw) = self.input_size, stride or self.stride
-        rows, cols = _windows(height, ch, sh), _windows(width, cw, sw)
-        if self.output_kind == "argmax":
-            labels = np.empty((height, width), np.uint8)
-            row_of, col_of = _nearest_centre(height, rows, ch), _nearest_centre(width, cols, cw)
-        else:
-            total = np.zeros((height, width, self.num_classes), np.float32)
-            count = np.zeros((height, width, 1), np.float32)
-        for i, y0 in enumerate(rows):
-            for j, x0 in enumerate(cols):
-                part = x[y0 : y0 + ch, x0 : x0 + cw]
-                out = self._window_output(part, (ch, cw))[: part.shape[0], : part.shape[1]]
-                if self.output_kind == "argmax":
-                    mine = np.ix_(np.flatnonzero(row_of == i), np.flatnonzero(col_of == j))
-                    labels[mine] = out[mine[0] - y0, mine[1] - x0]
-                else:
-                    total[y0 : y0 + ch, x0 : x0 + cw] += out
-                    count[y0 : y0 + ch, x0 : x0 + cw] += 1.0
-        return self._finish(labels if self.output_kind == "argmax" else total / count)
+        output = slide(
+            x,
+            self.input_size,
+            stride or self.stride,
+            self._window_output,
+            argmax=self.output_kind == "argmax",
+            channels=self.num_classes,
+        )
+        return self._finish(output)
 
     def _window_output(self, part: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """The network's map of one window, padded to `size` first, at the window's resolution."""
@@ -242,8 +232,8 @@ class LiteRTModel:
         out = self.invoke(part[None])
         if self.output_kind == "argmax":
             out = out[..., 0] if out.ndim == 3 else out
-            return _train_ids(_resize_nearest(out, size))
-        return _resize_bilinear(out.astype(np.float32), size)
+            return _train_ids(resize_nearest(out, size))
+        return resize_bilinear(out.astype(np.float32), size)
 
     def _finish(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self.output_kind == "argmax":
@@ -286,50 +276,7 @@ def _normalize(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     return (x - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
 
 
-def _windows(length: int, window: int, stride: int) -> list[int]:
-    """Window starts over 0..length, the last flush with the end (one window for a smaller frame)."""
-    from models.inference_modes import slide_windows
-
-    return [start for start, _ in slide_windows(length, window, stride)]
-
-
-def _nearest_centre(length: int, starts: Sequence[int], window: int) -> np.ndarray:
-    """For each position 0..length-1, the index of the window whose centre is nearest (first on a tie).
-
-    Every window covers the positions it is chosen for: they lie between its centre and its neighbours'."""
-    centres = np.array([s + (min(s + window, length) - s - 1) / 2 for s in starts], np.float64)[None, :]
-    positions = np.arange(length, dtype=np.float64)[:, None]
-    return np.argmin(np.abs(positions - centres), axis=1)
-
-
 def _train_ids(values: np.ndarray) -> np.ndarray:
     """Arg-max values as uint8 train IDs; anything outside 0..18 becomes void (255)."""
     values = values.astype(np.int64)
     return np.where((values >= 0) & (values < NUM_TRAIN_IDS), values, VOID).astype(np.uint8)
-
-
-def _resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if labels.shape == size:
-        return labels
-    rows, cols = (
-        np.minimum(((np.arange(target) + 0.5) * n / target).astype(int), n - 1)
-        for n, target in zip(labels.shape, size, strict=True)
-    )
-    return labels[np.ix_(rows, cols)]
-
-
-def _resize_bilinear(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of (h, w, C) with half-pixel centres (as `tf.image.resize`), edges clamped."""
-    if logits.shape[:2] == size:
-        return logits
-    for axis, target in enumerate(size):
-        n = logits.shape[axis]
-        where = np.clip((np.arange(target) + 0.5) * n / target - 0.5, 0, n - 1)
-        low = np.floor(where).astype(int)
-        high = np.minimum(low + 1, n - 1)
-        weight = (where - low).astype(np.float32)
-        shape = [1, 1, 1]
-        shape[axis] = target
-        weight = weight.reshape(shape)
-        logits = np.take(logits, low, axis=axis) * (1 - weight) + np.take(logits, high, axis=axis) * weight
-    return logits

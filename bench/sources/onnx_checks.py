@@ -145,9 +145,9 @@ def _check_external(tensor: Any, path: Path) -> None:
     """External data stays inside the model's folder, exists, and holds the bytes the tensor declares."""
     entries = {e.key: e.value for e in tensor.external_data}
     location = entries.get("location", "")
-    folder = path.resolve().parent
-    target = (folder / location).resolve()
-    if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
+    folder = path.absolute().parent  # where a runtime looks for it, beside the name it was given
+    target = (folder / location).resolve()  # a link beside the model that points elsewhere leaves too
+    if not location or Path(location).is_absolute() or not target.is_relative_to(folder.resolve()):
         raise UserError(
             f"{path}: initializer {tensor.name!r} reads its data from {location!r}, outside the model's "
             f"folder {folder}: refused (external data must be a file beside the model)"

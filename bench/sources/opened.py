@@ -42,6 +42,14 @@ class OpenedModel:
         return InputSpec.from_metadata(self.metadata)
 
     @property
+    def runtime(self) -> str:
+        """What runs the network, as rows name it: "tensorflow" (its version is a column of its own), or
+        the runtime, its version and provider ("litert 2.3.0", "onnxruntime 1.32.0 CPUExecutionProvider")."""
+        meta = self.metadata
+        named = [str(meta[k]) for k in ("runtime", "runtime_version", "provider") if meta.get(k)]
+        return " ".join(named) or "tensorflow"
+
+    @property
     def protocol(self) -> dict | None:
         """The published test protocol of a converted checkpoint (crop, scales, flip), else None."""
         return self.metadata.get("protocol")

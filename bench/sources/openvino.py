@@ -67,7 +67,6 @@ def open_ir_file(
     runner = OpenVinoRunner(path, providers=options.providers, threads=options.threads)
     embedded = None
     if runner.model.has_rt_info(METADATA_KEY):
-        # str() of a read IR's OVAny is "<OVAny class>": astype(str) gives the text
         embedded = runner.model.get_rt_info(METADATA_KEY).astype(str)
     recipe = find_recipe(path, options.recipe, embedded)
     return open_graph(path, recipe, runner, precision=precision)

@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument(
         "--checkpoint",
-        help="predict with this checkpoint (.keras file, training folder, PyTorch .pth, LiteRT .tflite or "
-        "a published weights name)",
+        help="predict with this checkpoint (.keras file, training folder, PyTorch .pth, LiteRT .tflite, "
+        ".onnx, OpenVINO .xml or a published weights name)",
     )
     what.add_argument("--check", metavar="ZIP", help="validate this zip against the split instead")
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")

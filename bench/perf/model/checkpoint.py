@@ -26,9 +26,8 @@ def time_checkpoint(path: str, size: tuple[int, int], repeats: int, options=None
     meta = opened.metadata
     return {
         "model": meta.get("model"),
-        "runtime": " ".join(str(meta[k]) for k in ("runtime", "runtime_version", "provider") if meta.get(k))
-        or "tensorflow",
-        "windows": meta.get("input_size"),
+        "runtime": opened.runtime,
+        "windows": meta.get("input_size") if opened.strided else None,  # the windows it slides itself
         "size": size,
         "best_ms": 1000 * min(t.wall for t in timings),
         "median_ms": 1000 * median([t.wall for t in timings]),
