@@ -171,9 +171,7 @@ def _kind_of_mode(mode: int) -> str | None:
     return "not a regular file"
 
 
-def _check_size(
-    path: Path, what: str, size: int, max_bytes: int, allow_empty: bool, fix: str | None
-) -> None:
+def _check_size(path: Path, what: str, size: int, max_bytes: int, allow_empty: bool, fix: str | None) -> None:
     tail = f": {fix}" if fix else ""
     if size == 0 and not allow_empty:
         raise UserError(f"{what} {path} is empty (0 bytes){tail or ': a copy cut short? give it again'}")

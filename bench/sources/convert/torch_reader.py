@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from bench.common.files import not_a_file
+from bench.common.files import check_file
 from bench.sources.convert.files import (
     MAX_PICKLE_BYTES,
     check_entry_size,
@@ -182,8 +182,7 @@ def _read_legacy(path: Path, stream: BinaryIO) -> Any:
 def load(path: str | os.PathLike) -> Any:
     """The object a `.pth` file holds, tensors as numpy arrays; refuses globals outside the allow-list."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(not_a_file(path))
+    check_file(path, "checkpoint", allow_empty=True)  # kind, loops, links, readable: the one path check
     try:
         return _load(path)
     except UserError as exc:
