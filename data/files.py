@@ -11,8 +11,10 @@ it; `bench.common.files` is the entry point for the rest of the harness.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from data.errors import UserError
@@ -125,6 +127,21 @@ def read_file(
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def content_digest(entries: Iterable[tuple[str, str | os.PathLike]], what: str = "frame file") -> str:
+    """Hex SHA-256 over (label, file contents) pairs, in order: what a list of files holds, for keys of
+    sweeps, caches and result rows that must change when the pixels do, not only when the names do."""
+    digest = hashlib.sha256()
+    for label, path in entries:
+        check_file(path, what, allow_empty=True)
+        digest.update(len(label).to_bytes(4, "big") + label.encode())
+        try:
+            with open(path, "rb") as f:
+                digest.update(hashlib.file_digest(f, "sha256").digest())
+        except OSError as exc:
+            raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
 
 
 def what_it_holds(head: bytes) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from data.files import (
     MAX_FILE_BYTES,
     check_file,
+    content_digest,
     describe_kind,
     not_a_file,
     read_file,
@@ -16,6 +17,7 @@ from data.files import (
 __all__ = [
     "MAX_FILE_BYTES",
     "check_file",
+    "content_digest",
     "describe_kind",
     "not_a_file",
     "read_file",
