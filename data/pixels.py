@@ -28,8 +28,8 @@ def check_pixels(height: int, width: int, path: str | os.PathLike, role: str = "
         raise UserError(f"{role} {path} declares {width}x{height} pixels (an empty image): write it again")
     if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
         raise UserError(
-            f"{role} {path} declares {width}x{height} pixels ({height * width / 1e6:,.0f} Mpx), more than "
-            f"the {MAX_PIXELS / 1e6:.0f} Mpx (sides <= {MAX_SIDE}) any reader here decodes: a decompression "
+            f"{role} {path} declares {width}x{height} pixels ({(height * width) >> 20:,} Mpx), more than "
+            f"the {MAX_PIXELS >> 20} Mpx (sides <= {MAX_SIDE}) any reader here decodes: a decompression "
             f"bomb or a damaged header; give the real image"
         )
 

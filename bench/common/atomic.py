@@ -25,6 +25,16 @@ from data.errors import UserError
 
 _TMP_SUFFIX = ".tmp"
 _TMP_RANDOM = 8  # characters tempfile adds between prefix and suffix
+_WRITE_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EFBIG,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+)
+"""OSErrors of a writer inside `replacing` that are about the target (its space or its file system)."""
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
@@ -66,8 +76,13 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     A process killed outright leaves at most the hidden `.{name}.*.tmp` file, never a half-written `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=_TMP_SUFFIX)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -76,10 +91,25 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            raise _write_error(path, exc) from None
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def writing(
+    path: str | os.PathLike, what: str, fix: str = "free space or choose another path"
+) -> Iterator[None]:
+    """For a write that cannot be atomic (a log appended row by row, a library's writer): an OSError of
+    the file system inside the block (no space, read-only, a folder in the way) is a UserError naming
+    `what` and `path` and the fix, never a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"cannot write {what} {path} ({exc.strerror or exc}): {fix}") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -24,17 +24,20 @@ class Range:
     low_open: bool = False
     unit: str = ""
 
+    def _fmt(self, value: float) -> str:
+        return f"{int(value):,}" if self.kind is int else f"{value:g}"
+
     def __str__(self) -> str:
         noun = "an integer" if self.kind is int else "a number"
         unit = f" {self.unit}" if self.unit else ""
         if self.low is not None and self.high is not None:
             below = "above" if self.low_open else "from"
             to = "and at most" if self.low_open else "to"
-            return f"{noun} {below} {self.low:g} {to} {self.high:g}{unit}"
+            return f"{noun} {below} {self._fmt(self.low)} {to} {self._fmt(self.high)}{unit}"
         if self.low is not None:
-            return f"{noun} {'above' if self.low_open else 'of at least'} {self.low:g}{unit}"
+            return f"{noun} {'above' if self.low_open else 'of at least'} {self._fmt(self.low)}{unit}"
         if self.high is not None:
-            return f"{noun} of at most {self.high:g}{unit}"
+            return f"{noun} of at most {self._fmt(self.high)}{unit}"
         return noun
 
     def parse(self, text: str) -> float | int:
@@ -78,3 +81,7 @@ class Range:
 def positive_int(high: int, unit: str = "") -> Range:
     """1 .. `high`: counts of frames, steps, repeats, workers."""
     return Range(int, 1, high, unit=unit)
+
+
+SEED = Range(int, 0, 2**32 - 1)
+"""Random seeds: NumPy's and TensorFlow's generators take unsigned 32-bit seeds."""
