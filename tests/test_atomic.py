@@ -87,7 +87,7 @@ def test_write_refused_midway_raises_user_error_and_leaves_no_file(tmp_path):
         "import resource, signal, sys\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
-        "from bench import atomic\n"
+        "from bench.common import atomic\n"
         "from data.errors import UserError\n"
         "try:\n"
         "    atomic.write_bytes(sys.argv[1], b'x' * 100_000)\n"
