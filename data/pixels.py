@@ -47,3 +47,32 @@ def check_png(head: bytes, path: str | os.PathLike, role: str = "image") -> None
     dims = png_dimensions(head)
     if dims is not None:
         check_pixels(*dims, path, role)
+
+
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+"""The last 12 bytes of every complete PNG (its empty IEND chunk): a file cut short lacks them."""
+
+
+def check_png_file(
+    path: str | os.PathLike, role: str = "image", fix: str = "restore the frame's PNG"
+) -> None:
+    """Before a reader that fails late (TensorFlow's, steps into a run) opens it: `path` is a readable,
+    non-empty regular file (`data.files.check_file`), a PNG, within the pixel budget, and complete (it ends
+    with its IEND chunk). Reads its first 33 and last 12 bytes, decodes nothing."""
+    from data.files import check_file
+
+    size = check_file(path, role, fix=fix)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(33)
+            f.seek(max(0, size - len(PNG_END)))
+            tail = f.read()
+    except OSError as exc:
+        raise UserError(f"cannot read {role} {path}: {exc.strerror or exc}; {fix}") from None
+    if not head.startswith(PNG_MAGIC):
+        raise UserError(f"{role} {path} is not a PNG file: {fix}")
+    check_png(head, path, role)
+    if not tail.endswith(PNG_END):
+        raise UserError(
+            f"{role} {path} is truncated or corrupt (it does not end with a PNG's IEND chunk): {fix}"
+        )

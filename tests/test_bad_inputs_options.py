@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from shutil import which as shutil_which
 
 import pytest
 
@@ -20,6 +21,9 @@ from bench.sources import keras_checkpoint as ckpt  # noqa: E402
 from data.errors import UserError  # noqa: E402
 from tests.cityscapes_files import write_dataset  # noqa: E402
 from tests.filesystems import full_file_system  # noqa: E402
+from tests.test_bad_inputs_mechanisms import BOMBS  # noqa: E402
+
+BOMB = BOMBS["100k-square-grey"]
 
 MODEL = "tests.tiny_model:tiny"
 UNWRITABLE = Path("/sys/kernel/bench-test")  # refused even to root: sysfs takes no new files
@@ -256,3 +260,58 @@ def test_the_weights_file_that_is_a_fifo_is_named(tmp_path) -> None:
     os.mkfifo(tmp_path / entry.file_name)
     with pytest.raises(UserError, match=r"weights file of .* is a FIFO"):
         weights_file(entry, tmp_path, download=False)
+
+
+# ---------------------------------------------------------------- training inputs: named before TensorFlow reads them
+def _train_labels(root: Path) -> Path:
+    return sorted((root / "gtFine" / "train").rglob("*_gtFine_labelIds.png"))[0]
+
+
+def _train_image(root: Path) -> Path:
+    return sorted((root / "leftImg8bit" / "train").rglob("*_leftImg8bit.png"))[0]
+
+
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+SPOILED_TRAINING = {
+    "labels-truncated": (_train_labels, _cut, r"training labels .*_gtFine_labelIds.png is truncated or corrupt \(it does not end with a PNG's IEND chunk\)"),
+    "labels-fifo": (_train_labels, lambda p: (p.unlink(), os.mkfifo(p)), r"training labels .*labelIds.png is a FIFO"),
+    "labels-bomb": (_train_labels, lambda p: p.write_bytes(BOMB), r"training labels .*labelIds.png declares 100000x100000 pixels"),
+    "image-truncated": (_train_image, _cut, r"image .*_leftImg8bit.png is truncated or corrupt"),
+    "image-bomb": (_train_image, lambda p: p.write_bytes(BOMB), r"image .*_leftImg8bit.png declares 100000x100000 pixels"),
+    "image-jpeg-named-png": (_train_image, lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64), r"image .*_leftImg8bit.png is not a PNG file"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("spoil", SPOILED_TRAINING)
+def test_a_spoiled_training_file_is_named_before_training(spoil: str, dataset, tmp_path, capsys) -> None:
+    import shutil
+
+    root = shutil.copytree(dataset, tmp_path / "ds")
+    which, damage, expect = SPOILED_TRAINING[spoil]
+    damage(which(root))
+    code, out = cli(TRAIN.format(ds=root, tmp=tmp_path).split(), capsys)
+    assert code == 2 and "Traceback" not in out, out
+    assert re.search(expect, out), out
+    assert not (tmp_path / "train").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil_which("setpriv") is None, reason="root without setpriv")
+def test_an_unreadable_training_image_is_named(dataset, tmp_path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    root = shutil.copytree(dataset, tmp_path / "ds")
+    _train_image(root).chmod(0)
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "bench", *TRAIN.format(ds=root, tmp=tmp_path).split()],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert re.search(r"image .*_leftImg8bit.png is not readable \(permission denied\)", done.stderr), (
+        done.stderr
+    )

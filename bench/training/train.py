@@ -120,12 +120,13 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
     """Train `recipe.model` (registry name or plugin path) with `recipe`'s settings on the train split of
     `dataset`; return the final checkpoint path. `recipe.steps` is the total to reach: a resumed run
     continues from the steps already done. The checkpoints record the recipe (its name and settings)."""
-    from data.cityscapes import list_samples, resolve_root
+    from data.cityscapes import check_training_labels, list_samples, resolve_root
 
     plan = check_recipe(recipe, run)
     out = Path(out)
     root = resolve_root(dataset)
     samples = list_samples(root, "train", require_images=True)
+    check_training_labels(samples)  # a truncated or unreadable label file is named now, not steps later
     if is_chief():
         check_writable(out, "--out", folder=True)  # before TensorFlow starts
         if out.is_dir():  # a folder another run trains into is refused at once, not after start-up
