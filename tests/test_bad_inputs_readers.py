@@ -276,3 +276,58 @@ def test_convert_names_its_source_for_what_it_is(name: str, case_folder: Path, c
     assert code == 2 and "Traceback" not in text, text
     assert re.search(expect, text), text
     assert safe_snapshot(case_folder) == before
+
+
+# ---------------------------------------------------------------- hostile .pth contents
+def _zip_pth(path: Path, pickled: bytes) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickled)
+        archive.writestr("archive/byteorder", "little")
+    return path
+
+
+def _deep_nest(depth: int) -> bytes:
+    """A pickle of a list nested `depth` deep, built without recursion: EMPTY_LIST x depth, APPEND x depth-1."""
+    return b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b"."
+
+
+def _billion_laughs(levels: int) -> bytes:
+    import pickle
+
+    node: list = []
+    for _ in range(levels):
+        node = [node, node]  # shared: 2**levels leaves as a tree, `levels` lists as a graph
+    return pickle.dumps({"state_dict": {"w": node}}, protocol=2)
+
+
+def _truncated_zip(folder: Path) -> Path:
+    from tests.torch_files import write_pth
+
+    path = write_pth(folder / "src.pth", {"w": np.zeros((64, 64), np.float32)})
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+HOSTILE_PTH: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "200000-deep-nest": (lambda f: _zip_pth(f / "src.pth", _deep_nest(200_000)), r"nests containers more than 64 deep"),
+    "65-deep-nest": (lambda f: _zip_pth(f / "src.pth", _deep_nest(66)), r"nests containers more than 64 deep"),
+    "billion-laughs-40-levels": (lambda f: _zip_pth(f / "src.pth", _billion_laughs(40)), r"state dict entry 'w' is a list, not a tensor"),
+    "truncated-zip": (_truncated_zip, r"src.pth is a truncated or damaged zip archive"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", HOSTILE_PTH)
+def test_convert_refuses_a_hostile_pth_at_once(name: str, case_folder: Path, capsys) -> None:
+    import time
+
+    make, expect = HOSTILE_PTH[name]
+    src = make(case_folder)
+    began = time.perf_counter()
+    code = bench_main(["convert", str(src), "--out", str(case_folder / "c.keras")])
+    text = "".join(capsys.readouterr())
+    assert code == 2 and "Traceback" not in text, text
+    assert re.search(expect, text), text
+    assert time.perf_counter() - began < 20
+    assert not (case_folder / "c.keras").exists()
