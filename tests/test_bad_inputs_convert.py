@@ -215,7 +215,11 @@ class Case:
 CASES = [
     # truncated (an interrupted download)
     *[
-        Case(f"convert-truncated-zip-{int(k * 100)}", _cut(ZIP, k), ("{src} is a truncated or damaged zip archive",))
+        Case(
+            f"convert-truncated-zip-{int(k * 100)}",
+            _cut(ZIP, k),
+            ("{src} is a truncated or damaged zip archive",),
+        )
         for k in (0.1, 0.5, 0.9, 1.0)
     ],
     *[

@@ -315,3 +315,54 @@ def test_an_unreadable_training_image_is_named(dataset, tmp_path) -> None:
     assert re.search(r"image .*_leftImg8bit.png is not readable \(permission denied\)", done.stderr), (
         done.stderr
     )
+
+
+# ---------------------------------------------------------------- kill -9: what a dead writer left is cleared
+def _unused_pid() -> int:
+    for pid in range(4_194_000, 4_194_300):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except OSError:
+            continue
+    pytest.skip("no unused pid found")
+
+
+def test_a_rerun_clears_what_a_killed_predict_left(checkpoint, dataset, tmp_path, capsys) -> None:
+    argv = PREDICT.format(ckpt=checkpoint, ds=dataset, tmp=tmp_path).split()
+    assert cli(argv, capsys)[0] == 0
+    dead = _unused_pid()
+    stale = tmp_path / f".preds.{dead}.abcd1234.partial"  # what kill -9 mid-predict leaves
+    stale.mkdir()
+    (stale / "frankfurt_000000_000019_leftImg8bit.png").write_bytes(b"half")
+    live = tmp_path / f".preds.{os.getppid()}.efgh5678.partial"  # a live writer's: kept
+    live.mkdir()
+    assert cli(argv, capsys)[0] == 0
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [live.name]
+
+
+def test_a_swap_cut_between_its_renames_gets_the_old_folder_back(tmp_path) -> None:
+    from bench.common.atomic import replaced_folder
+
+    dead = _unused_pid()
+    old = tmp_path / f".preds.{dead}.old"
+    old.mkdir()
+    (old / "kept.png").write_bytes(b"the last complete predictions")
+    with pytest.raises(RuntimeError):
+        with replaced_folder(tmp_path / "preds"):
+            raise RuntimeError("this run fails too")
+    assert (tmp_path / "preds" / "kept.png").read_bytes() == b"the last complete predictions"
+    assert not old.exists()
+
+
+def test_a_rerun_clears_what_a_killed_submit_left(tmp_path) -> None:
+    from bench.common.atomic import replacing
+
+    dead = _unused_pid()
+    stale = tmp_path / f".s.zip.{dead}.abcd1234.tmp"
+    stale.write_bytes(b"PK half a zip")
+    with replacing(tmp_path / "s.zip") as tmp:
+        tmp.write_bytes(b"PK whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zip"]
