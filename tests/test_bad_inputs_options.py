@@ -366,3 +366,40 @@ def test_a_rerun_clears_what_a_killed_submit_left(tmp_path) -> None:
     with replacing(tmp_path / "s.zip") as tmp:
         tmp.write_bytes(b"PK whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zip"]
+
+
+# ---------------------------------------------------------------- multi-worker: this task's own address
+def test_a_tf_config_whose_own_port_is_in_use_is_named(dataset, tmp_path, capsys, monkeypatch) -> None:
+    import json
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = {
+            "cluster": {"worker": [f"localhost:{port}", "localhost:1"]},
+            "task": {"type": "worker", "index": 0},
+        }
+        monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+        argv = TRAIN.format(ds=dataset, tmp=tmp_path).replace("--batch 1", "--batch 2").split()
+        code, out = cli([*argv, "--strategy", "multiworker"], capsys)
+    assert code == 2 and "Traceback" not in out, out
+    assert (
+        f"this task's address localhost:{port} (worker 0): port {port} is in use by another process" in out
+    ), out
+    assert not (tmp_path / "train").exists()
+
+
+@pytest.mark.parametrize("address", ["localhost:http", "localhost:0", "localhost:70000", "localhost"])
+def test_a_tf_config_address_that_is_no_port_is_named(
+    address: str, dataset, tmp_path, capsys, monkeypatch
+) -> None:
+    import json
+
+    config = {"cluster": {"worker": [address, "localhost:1"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    argv = TRAIN.format(ds=dataset, tmp=tmp_path).replace("--batch 1", "--batch 2").split()
+    code, out = cli([*argv, "--strategy", "multiworker"], capsys)
+    assert code == 2 and "Traceback" not in out, out
+    assert f'{address!r}, not a "host:port" address' in out, out
