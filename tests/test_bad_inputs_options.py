@@ -403,3 +403,36 @@ def test_a_tf_config_address_that_is_no_port_is_named(
     code, out = cli([*argv, "--strategy", "multiworker"], capsys)
     assert code == 2 and "Traceback" not in out, out
     assert f'{address!r}, not a "host:port" address' in out, out
+
+
+# ---------------------------------------------------------------- Ctrl-C: the checkpoint is named for what it holds
+def test_ctrl_c_after_a_step_names_the_checkpoint_for_the_weights_it_holds(
+    dataset, tmp_path, monkeypatch
+) -> None:
+    from bench.training import train_step as train_module
+
+    real = train_module.make_train_step
+    calls = []
+
+    def interrupted_after_the_second_update(*args, **kwargs):
+        step = real(*args, **kwargs)
+
+        def wrapped(images, labels):
+            values = step(images, labels)
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt  # the weights hold 2 steps; the loop had counted 1
+            return values
+
+        return wrapped
+
+    monkeypatch.setattr(train_module, "make_train_step", interrupted_after_the_second_update)
+    argv = TRAIN.format(ds=dataset, tmp=tmp_path).replace("--steps 1", "--steps 5").split()
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        code = 130
+    assert code != 0
+    (saved,) = ckpt.list_checkpoints(tmp_path / "train")
+    assert saved.name == ckpt.checkpoint_name(2), saved.name
+    assert ckpt.read_metadata(saved)["steps"] == 2

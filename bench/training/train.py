@@ -359,6 +359,9 @@ def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions, dist
         path = save(done, seconds_before + time.perf_counter() - began)
     except KeyboardInterrupt:
         bar.close()
+        # Ctrl-C may land after a step updated the weights and before `done` counted it: the optimizer's
+        # own count is what the weights hold, so the checkpoint is named for it
+        done = int(optimizer.iterations.numpy())
         path = save(done, seconds_before + time.perf_counter() - began)
         if path:
             print(f"\ninterrupted at step {done}: saved {path}; continue with --resume")
