@@ -94,6 +94,7 @@ REFUSED = [
     ("train-val-limit-negative", TRAIN + " --val-every 1 --val-limit -1", r"--val-limit: -1 is out of range"),
     ("train-val-limit-without-val-every", TRAIN + " --val-limit 1", r"--val-limit 1 limits the validation of --val-every, which is off"),
     ("train-crop-beyond-the-pixel-budget", TRAIN.replace("32x32", "100000x100000"), r"--crop: '100000x100000' is 9,536 Mpx"),
+    ("train-batch-too-large-for-memory", TRAIN.replace("--batch 1", "--batch 1000000"), r"--batch 1000000 x --crop 32x32 is 976 Mpx per step, more than the pixel budget of 64 Mpx: too large for memory"),
     ("perf-eval-repeat-0", "perf eval --n 1 --repeat 0", r"--repeat: 0 is out of range: give an integer from 1 to 10,000"),
     ("perf-eval-repeat-negative", "perf eval --n 1 --repeat -2", r"--repeat: -2 is out of range"),
     ("submit-out-is-a-folder", "submit --checkpoint {ckpt} --dataset {ds} --out {tmp}/adir.zip --no-progress", r"--out .*adir.zip is a folder"),

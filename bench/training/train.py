@@ -50,6 +50,7 @@ from bench.training.recipes import Recipe
 from bench.training.train_log import TrainingLog
 from data.errors import UserError
 from data.normalization import IMAGENET_RGB
+from data.pixels import MAX_PIXELS
 
 KEEP_CHECKPOINTS = 3
 
@@ -91,6 +92,13 @@ def check_recipe(recipe: Recipe, run: RunOptions) -> str:
         raise UserError(f"--val-every {val_every} must be 0 (no validation) or a whole number of steps")
     if min(recipe.crop) < 1:
         raise UserError(f"--crop {recipe.crop} must be positive, e.g. 512x1024")
+    step_pixels = recipe.batch * recipe.crop[0] * recipe.crop[1]
+    if step_pixels > MAX_PIXELS:  # the pixel budget of one decode bounds one step's input too
+        raise UserError(
+            f"--batch {recipe.batch} x --crop {recipe.crop[0]}x{recipe.crop[1]} is {step_pixels >> 20:,} Mpx "
+            f"per step, more than the pixel budget of {MAX_PIXELS >> 20} Mpx: too large for memory "
+            f"(activations take ~100x that); lower --batch (PSPNet trains with 8 at 512x1024: 4 Mpx)"
+        )
     if not (recipe.lr > 0 and math.isfinite(recipe.lr)):
         raise UserError(f"--lr {recipe.lr} must be a positive number, e.g. 0.01")
     for option, value in (("--weight-decay", recipe.weight_decay), ("aux_weight", recipe.aux_weight)):
