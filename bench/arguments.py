@@ -1,18 +1,31 @@
 """Small argparse value types shared by the train, predict and perf commands, the one definition of the
 inference options every command that predicts takes (`add_inference_arguments`) and of the ground-truth
-cache options of every command that scores (`add_gt_cache_arguments`)."""
+cache options of every command that scores (`add_gt_cache_arguments`).
+
+A numeric option takes a `Range` (bench/common/ranges.py) as its `type`: the value is checked against what
+its arithmetic can take, the message and the help say the range (`help=f"... ({FRAME_COUNT})"`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from bench.common.ranges import Range, positive_int
 from data.sizes import size_argument as size
 from models.inference_modes import DEFAULT_SCALES, MAX_SCALE, MODES, InferenceSettings, scales_for
 from models.precision import DEFAULT_PRECISION, PRECISIONS
 
+FRAME_COUNT = positive_int(1_000_000)
+"""How many frames to use (--limit, --val-limit, --n): at least one; Cityscapes has 5000."""
+
+REPEATS = positive_int(10_000)
+"""Timed rounds of a benchmark (--repeat, --repeats): at least one, or nothing is timed."""
+
 __all__ = [
+    "FRAME_COUNT",
     "MAX_SCALE",
+    "REPEATS",
+    "Range",
     "add_gt_cache_arguments",
     "add_inference_arguments",
     "add_source_arguments",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from bench.arguments import seeds as seeds_argument
 from bench.common.atomic import check_writable
 from bench.common.datasets import resolve_dataset
 from bench.common.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR
+from bench.common.ranges import SEED
 from bench.evaluation.gt_cache import AUTO
 from bench.evaluation.sinks import DEFAULT_QUALITY, QualitySettings, add_quality_arguments, quality_settings
 from bench.training.default_checkpoint import default_preset, ensure_checkpoint
@@ -247,12 +249,17 @@ def run_seeds(model: str | None, seeds: Sequence[int], **options) -> dict:
             run_benchmark(model, seed=seed, results_csv=seeds_csv, readme=None, **options).row
         ),
         seeds,
-        model=model,
+        model=model or _checkpoint_name(options.get("checkpoint")),
         results_csv=results_csv,
         runs_dir=options.get("runs_dir") or RUNS_DIR,
         readme=readme,
         reference=options.get("reference"),
     )
+
+
+def _checkpoint_name(checkpoint) -> str:
+    """What a sweep of a checkpoint is named by (its file or folder name), never `None`."""
+    return Path(os.fspath(checkpoint)).stem if checkpoint else "checkpoint"
 
 
 def sample_keys(samples) -> list[str]:
@@ -303,7 +310,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inference_arguments(parser)
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of the default checkpoint")
+    parser.add_argument(
+        "--seed", type=SEED, default=0, help=f"training seed of the default checkpoint ({SEED})"
+    )
     parser.add_argument(
         "--seeds",
         type=seeds_argument,

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import glob
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from data.errors import UserError
+from data.pixels import check_png_file
 
 ENV_VAR = "CITYSCAPES_DATASET"
 SPLITS = ("train", "val", "test")
@@ -135,20 +135,22 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
 
 
 def check_image(path: Path) -> None:
-    """An image that is no regular file or is empty fails here, named, before any work: TensorFlow's reader
-    would block on a FIFO for ever and fail on a folder or 0 bytes steps into a run, with a traceback."""
+    """An image that is no readable regular file, is empty, is no PNG, declares more pixels than the budget
+    or is cut short fails here, named, before any work: TensorFlow's reader would block on a FIFO for ever
+    and fail on a folder, 0 bytes or a truncated file steps into a run, with a traceback."""
     try:
-        info = path.stat()
-    except OSError as exc:
-        broken = " (a broken symbolic link)" if path.is_symlink() else ""
-        raise DatasetError(
-            f"cannot read image {path}{broken}: {exc.strerror}; restore the frame's PNG"
-        ) from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a pipe or device)"
-        raise DatasetError(f"image {path} is {kind}: replace it with the frame's PNG")
-    if info.st_size == 0:
-        raise DatasetError(f"image {path} is empty (0 bytes): restore the frame's PNG (a copy cut short?)")
+        check_png_file(path, "image")
+    except UserError as exc:
+        raise DatasetError(str(exc)) from None
+
+
+def check_training_labels(samples: list[Sample]) -> None:
+    """`check_image` for the label files training decodes with TensorFlow (the evaluator checks its own)."""
+    for sample in samples:
+        try:
+            check_png_file(sample.label_ids, "training labels", "restore the frame's *_gtFine_labelIds.png")
+        except UserError as exc:
+            raise DatasetError(str(exc)) from None
 
 
 def _check_split(split: str, under: str) -> None:

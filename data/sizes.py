@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from data.pixels import MAX_PIXELS, MAX_SIDE
+
 SCALE_RANGE = (0.5, 2.0)
 """Training's random resize of each frame (PSPNet's and mmsegmentation's Cityscapes recipes)."""
 
@@ -28,6 +30,11 @@ def parse_size(text: str) -> tuple[int, int]:
         height, width = parse_dims(dims, 2, "512x1024")
     except ValueError:
         raise ValueError(f"'{text}' is not a size: write HEIGHTxWIDTH, e.g. 512x1024") from None
+    if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
+        raise ValueError(
+            f"'{text}' is {(height * width) >> 20:,} Mpx, more than the pixel budget of "
+            f"{MAX_PIXELS >> 20} Mpx (sides <= {MAX_SIDE}): a Cityscapes frame is 1024x2048"
+        )
     return height, width
 
 

@@ -53,6 +53,13 @@ class InferenceSettings:
         for name, value in (("--crop", self.crop), ("--stride", self.stride)):
             if value is not None and min(value) < 1:
                 raise UserError(f"{name} {value} must be positive, e.g. 713x713")
+        crop = self.crop or DEFAULT_CROP
+        if self.stride is not None and (self.stride[0] > crop[0] or self.stride[1] > crop[1]):
+            raise UserError(
+                f"--stride {self.stride[0]}x{self.stride[1]} is larger than the crop {crop[0]}x{crop[1]}: "
+                f"the pixels between two windows would get no logits (and become class 0); give a stride "
+                f"of at most the crop, e.g. {max(1, crop[0] * 2 // 3)}x{max(1, crop[1] * 2 // 3)}"
+            )
         check_precision(self.precision)
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
             raise UserError(f"--batch {self.batch}: give a whole number of frames, 1 or more")

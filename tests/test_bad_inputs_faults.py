@@ -49,9 +49,9 @@ def _first_image(root: Path, split: str) -> Path:
 SPOILS: dict[str, tuple[Callable[[Path], object], str]] = {
     "zero-bytes": (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
     "a-folder": (lambda p: (p.unlink(), p.mkdir()), "is a folder"),
-    "a-fifo": (lambda p: (p.unlink(), os.mkfifo(p)), "is not a regular file"),
+    "a-fifo": (lambda p: (p.unlink(), os.mkfifo(p)), "is a FIFO (named pipe), not a regular file"),
     "broken-link": (lambda p: (p.unlink(), p.symlink_to(p.with_name("gone.png"))), "a broken symbolic link"),
-    "link-loop": (lambda p: (p.unlink(), p.symlink_to(p)), "Too many levels of symbolic links"),
+    "link-loop": (lambda p: (p.unlink(), p.symlink_to(p)), "is a symbolic link loop"),
 }
 COMMANDS = {
     "train": (

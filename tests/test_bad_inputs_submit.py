@@ -259,7 +259,7 @@ CASES = [
     Case("submit-a-png", _raw(png(labels(0))), ("sub.zip is not a readable zip archive",)),
     Case("submit-tar-archive", _raw(b"ustar" + bytes(600)), ("is not a readable zip archive",)),
     Case("submit-zip-is-a-folder", _zip_folder, ("submission", "sub.zip is a folder")),
-    Case("submit-zip-is-a-fifo", _zip_fifo, ("sub.zip is not a regular file",)),
+    Case("submit-zip-is-a-fifo", _zip_fifo, ("sub.zip is a FIFO (named pipe), not a regular file",)),
     Case("submit-zip-broken-link", _zip_broken_link, ("sub.zip is a broken symbolic link",)),
     Case("submit-zip-missing", lambda f: f / "sub.zip", ("submission", "sub.zip does not exist")),
     Case(

@@ -138,11 +138,11 @@ def test_perfect_prediction_scores_one_and_counts_add_over_frames():
 
 
 def test_bad_ratio_and_mismatched_shapes_are_user_errors():
-    with pytest.raises(UserError, match="positive"):
+    with pytest.raises(UserError, match="above 0 and at most 0.5"):
         band_width((10, 10), 0.0)
     with pytest.raises(UserError, match="size"):
         boundary_counts(np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.uint8))
-    with pytest.raises(UserError, match="positive"):
+    with pytest.raises(UserError, match="above 0 and at most 0.5"):
         BoundarySink(ratio=-1)
 
 
@@ -199,8 +199,10 @@ def test_bench_evaluate_boundary_cli_prints_and_writes_the_section(scenes, tmp_p
     expected = evaluate(root, "val", root / "pred", workers=1, boundary_ratio=0.005).boundary
     assert data["boundaryIoU"]["averageScoreClasses"] == expected.miou
     assert data["boundaryIoU"]["union"] == expected.counts.union.tolist()
-    assert main(["evaluate", "--gt", str(root), "--pred", str(root / "pred"), "--boundary-ratio", "0"]) == 2
-    assert "positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # the option's range, checked by argparse
+        main(["evaluate", "--gt", str(root), "--pred", str(root / "pred"), "--boundary-ratio", "0"])
+    assert refused.value.code == 2
+    assert "above 0 and at most 0.5" in capsys.readouterr().err
 
 
 def test_train_id_prediction_files_score_the_same_boundaries(scenes, tmp_path):

@@ -29,7 +29,13 @@ def test_parse_seeds(text, expected):
 
 @pytest.mark.parametrize(
     "text, needle",
-    [("a,b", "comma-separated"), ("", "comma-separated"), ("-1", "non-negative"), ("1,1", "repeats a seed")],
+    [
+        ("a,b", "comma-separated"),
+        ("", "comma-separated"),
+        ("-1", "from 0 to 4,294,967,295"),
+        ("4294967296", "from 0 to 4,294,967,295"),
+        ("1,1", "repeats a seed"),
+    ],
 )
 def test_bad_seeds_are_a_clear_error(text, needle):
     with pytest.raises(UserError, match=needle):

@@ -25,6 +25,16 @@ from data.errors import UserError
 
 _TMP_SUFFIX = ".tmp"
 _TMP_RANDOM = 8  # characters tempfile adds between prefix and suffix
+_WRITE_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EFBIG,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+)
+"""OSErrors of a writer inside `replacing` that are about the target (its space or its file system)."""
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
@@ -66,8 +76,14 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     A process killed outright leaves at most the hidden `.{name}.*.tmp` file, never a half-written `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(path, _TMP_SUFFIX, 2 + _PID + _TMP_RANDOM + len(_TMP_SUFFIX))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=_TMP_SUFFIX)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -76,10 +92,25 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            raise _write_error(path, exc) from None
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def writing(
+    path: str | os.PathLike, what: str, fix: str = "free space or choose another path"
+) -> Iterator[None]:
+    """For a write that cannot be atomic (a log appended row by row, a library's writer): an OSError of
+    the file system inside the block (no space, read-only, a folder in the way) is a UserError naming
+    `what` and `path` and the fix, never a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"cannot write {what} {path} ({exc.strerror or exc}): {fix}") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -217,7 +248,13 @@ def replaced_folder(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{_short_name(path, 18)}.", suffix=".partial"))
+    _remove_stale(path, ".partial", 18 + _PID)
+    _restore_or_remove_old(path)
+    tmp = Path(
+        tempfile.mkdtemp(
+            dir=path.parent, prefix=f".{_short_name(path, 18 + _PID)}.{os.getpid()}.", suffix=".partial"
+        )
+    )
     old = None
     try:
         os.chmod(tmp, 0o777 & ~_umask())
@@ -269,9 +306,64 @@ def _short_name(path: Path, extra: int) -> str:
     return name + digest
 
 
+_PID = 8  # room for ".{pid}" in a temporary name (Linux pids are at most 7 digits)
+
+
 def _tmp_prefix(path: Path) -> str:
-    """`.{name}.` for the temporary file, short enough that prefix + random + suffix fit the name limit."""
-    return f".{_short_name(path, 2 + _TMP_RANDOM + len(_TMP_SUFFIX))}."
+    """`.{name}.{pid}.` for the temporary file, short enough that prefix + random + suffix fit the name
+    limit; the pid lets a later writer of the same path remove what a killed one left (`_remove_stale`)."""
+    return f".{_short_name(path, 2 + _PID + _TMP_RANDOM + len(_TMP_SUFFIX))}.{os.getpid()}."
+
+
+def _remove_stale(path: Path, suffix: str, extra: int) -> None:
+    """Remove the temporaries (`.{name}.{pid}.*{suffix}`) that writers of `path` killed outright (kill -9,
+    a power cut) left beside it: those whose process is gone. Live writers' are left alone."""
+    prefix = f".{_short_name(path, extra)}."
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return
+    for sibling in siblings:
+        name = sibling.name
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                sibling.unlink()
+
+
+def _restore_or_remove_old(path: Path) -> None:
+    """A `.{name}.{pid}.old` of a dead process: its swap was cut between the two renames. When `path` is
+    missing the old folder is the last complete one and is put back; otherwise it is removed."""
+    prefix = f".{_short_name(path, 16)}."
+    with contextlib.suppress(OSError):
+        for sibling in list(path.parent.iterdir()):
+            pid = sibling.name[len(prefix) : -len(".old")]
+            if not (sibling.name.startswith(prefix) and sibling.name.endswith(".old") and pid.isdigit()):
+                continue
+            if int(pid) == os.getpid() or _alive(int(pid)):
+                continue
+            if not (path.exists() or path.is_symlink()):
+                os.replace(sibling, path)
+            elif sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                sibling.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
 
 
 def _umask() -> int:

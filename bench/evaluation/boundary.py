@@ -22,17 +22,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.common.ranges import Range
 from data.errors import UserError
 from data.labels import CLASS_NAMES, IGNORE_ID, NUM_CLASSES
 
 DILATION_RATIO = 0.005
+RATIO = Range(float, 0, 0.5, low_open=True)
+"""Ratios the dilation can take: a band wider than half the diagonal already covers the whole image, and
+the padded work arrays grow with the square of d (a ratio of 1e6 would ask for terabytes)."""
 """The Boundary IoU authors' d / image diagonal for Cityscapes."""
 
 
 def band_width(shape: tuple[int, int], ratio: float = DILATION_RATIO) -> int:
     """d = round(ratio x diagonal) pixels (Python's rounding, as the authors' code), at least 1."""
-    if not ratio > 0:
-        raise UserError(f"the boundary dilation ratio must be positive, not {ratio}")
+    RATIO.check(ratio, "the Boundary IoU ratio (--boundary-ratio)")
     return max(1, int(round(ratio * math.hypot(*shape))))
 
 

@@ -31,6 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from bench.common.ranges import Range
 from data.errors import UserError
 from data.labels import IGNORE_ID, NUM_CLASSES
 
@@ -41,6 +42,10 @@ GRID: tuple[Fraction, ...] = tuple(Fraction(k, 4) for k in (1, 2, 3, 4, 5, 6, 8)
 """Inverse temperatures beta = 1/T of the fit: T = 4, 2, 1.33, 1, 0.8, 0.67, 0.5. Multiples of 1/4, so one
 exp gives F = exp((z - max z) / 4) and every E^beta, E^1 included, is a product of powers of F; each point
 costs a product, a sum over classes, a log and the ECE bins per pixel (see `bench perf metrics`)."""
+
+TEMPERATURE = Range(float, 0.01, 100)
+"""Temperatures the sums can take: beyond, every confidence is 1/19 or 1 to float32 precision (and 1/T
+overflows for T near 1e-308); no fitted temperature of a segmentation model is within 10x of the ends."""
 
 BLOCK_PIXELS = 8192
 """Pixels per block: the block's few (pixels x classes) float32 buffers stay in the CPU cache."""
@@ -115,14 +120,24 @@ about 8 ulp (5e-7 relative) of exp(d); finer grids or other temperatures take an
 
 
 def _power_plan(steps: list[int]) -> list[tuple[int, int, int]]:
-    """Products that give F^k for every k in `steps` from F^1: (k, a, b) with F^k = F^a F^b, in order."""
+    """Products that give F^k for every k in `steps` from F^1: (k, a, b) with F^k = F^a F^b, in order.
+
+    A power no two known ones add up to (F^4 from F^1 alone, T = 0.25) is built from its halves first."""
     have, plan = {1}, []
-    for k in sorted(set(steps)):
+
+    def build(k: int) -> None:
         if k in have:
-            continue
-        a = next(a for a in sorted(have, reverse=True) if (k - a) in have)
+            return
+        a = next((a for a in sorted(have, reverse=True) if (k - a) in have), None)
+        if a is None:
+            a = k // 2
+            build(a)
+            build(k - a)
         plan.append((k, a, k - a))
         have.add(k)
+
+    for k in sorted(set(steps)):
+        build(k)
     return plan
 
 

@@ -8,6 +8,7 @@ import sys
 from bench.arguments import add_gt_cache_arguments, gt_cache_from_arguments
 from bench.common.atomic import check_writable
 from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
+from bench.evaluation.boundary import RATIO
 from bench.evaluation.pool import available_cores, cap_workers
 
 
@@ -35,11 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--boundary-ratio",
-        type=float,
+        type=RATIO,
         default=None,
         metavar="RATIO",
         help="band width d as a fraction of the image diagonal (default 0.005, the authors' for "
-        "Cityscapes; implies --boundary)",
+        f"Cityscapes; implies --boundary; {RATIO})",
     )
     parser.add_argument(
         "--workers",

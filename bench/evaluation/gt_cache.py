@@ -31,6 +31,8 @@ import numpy as np
 from bench.evaluation.png import decode_png
 from bench.evaluation.runs import GroundTruthRuns
 from data.errors import UserError
+from data.files import read_file
+from data.pixels import MAX_PIXELS
 
 ENV_VAR = "CITYSCAPES_BENCH_GT_CACHE"
 OFF_VALUES = ("off", "none", "no", "0", "false")
@@ -44,6 +46,7 @@ _MAGIC = b"CSBGT\x00\x00" + bytes([FORMAT_VERSION])
 # magic, path hash, written at (ns), 2 x (size, mtime_ns, ctime_ns, inode, device), 2 x content hash, H, W, n
 _HEADER = struct.Struct("<8s16sq" + "QqqQQ" * 2 + "16s16sIII")
 _CRC = struct.Struct("<I")
+_MAX_ENTRY_BYTES = _HEADER.size + 7 * MAX_PIXELS + _CRC.size  # 7 bytes per run, at most one run a pixel
 _STAT_FIELDS = 5
 
 
@@ -188,12 +191,7 @@ def _digest(data: bytes) -> bytes:
 
 
 def _read(path: Path, role: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UserError(
-            f"cannot read {role} {path}: {exc.strerror}; check the file exists and is readable"
-        ) from None
+    return read_file(path, role)
 
 
 def _encode(
@@ -220,9 +218,9 @@ def _read_entry(
     path: Path, name: bytes, signature: tuple[int, ...], files: tuple[Path, Path]
 ) -> GroundTruthRuns | None:
     """The entry's runs when it is whole, ours, for these files and up to date; None otherwise."""
-    try:
-        data = path.read_bytes()
-    except OSError:
+    try:  # a FIFO, a device or an oversized file in the cache is a miss (rebuilt), never a hang
+        data = read_file(path, "ground-truth cache entry", max_bytes=_MAX_ENTRY_BYTES)
+    except UserError:
         return None
     if len(data) < _HEADER.size + _CRC.size or not data.startswith(_MAGIC):
         return None
@@ -235,6 +233,8 @@ def _read_entry(
     height, width, n = rest[2 * _STAT_FIELDS + 2 :]
     if stored_name != name or stored_signature != signature or len(body) != _HEADER.size + 7 * n or n < 1:
         return None
+    if not 0 < height * width <= MAX_PIXELS or min(height, width) <= 0:  # the pixel budget, as for PNGs
+        return None
     offset = _HEADER.size
     starts = np.frombuffer(data, "<u4", n, offset).astype(np.intp)
     instances = np.frombuffer(data, "<u2", n, offset + 4 * n).astype(np.uint16)
@@ -246,8 +246,8 @@ def _read_entry(
         # written within a clock tick or so of the files' last change: a rewrite might not show in the times
         for file, digest in zip(files, digests, strict=True):
             try:
-                if _digest(file.read_bytes()) != digest:
+                if _digest(read_file(file, "ground truth")) != digest:
                     return None
-            except OSError:
+            except UserError:
                 return None
     return GroundTruthRuns((height, width), starts, labels, instances)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import UserError
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from data.files import read_file
+from data.pixels import PNG_MAGIC, check_png
 
 
 def read_png(path: str | os.PathLike, role: str = "image") -> np.ndarray:
@@ -21,19 +21,14 @@ def read_png(path: str | os.PathLike, role: str = "image") -> np.ndarray:
     Pillow; any other colour type (palette, RGB, ...) goes through Pillow, as cityscapesScripts reads it.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(
-            f"cannot read {role} {path}: {exc.strerror}; check the file exists and is readable"
-        ) from None
-    return decode_png(data, path, role)
+    return decode_png(read_file(path, role), path, role)
 
 
 def decode_png(data: bytes, path: str | os.PathLike, role: str = "image") -> np.ndarray:
     """`read_png` for bytes already read (e.g. from a zip archive); `path` names them in errors."""
     if not data.startswith(PNG_MAGIC):
         raise UserError(f"{role} {path} is not a PNG file: write it as a single-channel PNG")
+    check_png(data, path, role)  # the pixel budget, before a byte is decoded
     bit_depth, color_type = (data[24], data[25]) if len(data) > 25 else (0, -1)
     if color_type == 0 and bit_depth in (8, 16):
         import imagecodecs

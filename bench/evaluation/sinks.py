@@ -96,8 +96,8 @@ class CalibrationSink(ThreadedSink):
     needs_logits = True
 
     def __init__(self, *, temperature: float | None = None, max_pending: int = 2) -> None:
-        if temperature is not None and not (temperature > 0 and np.isfinite(temperature)):
-            raise UserError(f"the temperature must be a positive number, not {temperature}")
+        if temperature is not None:
+            temperature = calibration_maths.TEMPERATURE.check(temperature, "--temperature")
         super().__init__(max_pending=max_pending, name="calibration")
         self.temperature = temperature
         self.betas = calibration_maths.GRID if temperature is None else (Fraction(1.0 / temperature),)
@@ -164,11 +164,11 @@ def add_quality_arguments(parser) -> None:
     parser.add_argument("--no-boundary", action="store_true", help="do not score Boundary IoU")
     parser.add_argument(
         "--boundary-ratio",
-        type=float,
+        type=boundary_maths.RATIO,
         default=boundary_maths.DILATION_RATIO,
         metavar="RATIO",
         help=f"Boundary IoU band width as a fraction of the image diagonal "
-        f"(default {boundary_maths.DILATION_RATIO:g}, the authors' for Cityscapes)",
+        f"(default {boundary_maths.DILATION_RATIO:g}, the authors' for Cityscapes; {boundary_maths.RATIO})",
     )
     parser.add_argument(
         "--no-calibration",
@@ -177,11 +177,12 @@ def add_quality_arguments(parser) -> None:
     )
     parser.add_argument(
         "--temperature",
-        type=float,
+        type=calibration_maths.TEMPERATURE,
         default=None,
         metavar="T",
         help="apply this temperature (fitted on another split, e.g. the `temperature` of a run on train) "
-        "instead of fitting one on the scored split, which is optimistic",
+        "instead of fitting one on the scored split, which is optimistic "
+        f"({calibration_maths.TEMPERATURE})",
     )
 
 

@@ -183,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be at least 1")
     check_output_folders(args.out, colorize=args.colorize)
+    if args.save_logits:  # every output is checked before the first frame, not after the last
+        check_writable(args.save_logits, "--save-logits folder", folder=True)
+    if args.json:
+        check_writable(args.json, "--json file", folder=False)
     samples = list_samples(args.dataset, args.split, require_images=True)[: args.limit]
     import_tensorflow()
     model = open_model(

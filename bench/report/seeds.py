@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.common.numbers import to_float
+from bench.common.ranges import SEED
 from bench.report.results import METRIC_COLUMNS, QUALITY_COLUMNS, SCORE_COLUMNS, _relative, append_row
 from data.errors import UserError
 
@@ -33,8 +35,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         raise UserError(
             f"--seeds {text!r}: give comma-separated non-negative integers, e.g. --seeds 0,1,2"
         ) from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise UserError(f"--seeds {text!r}: seeds are non-negative integers, e.g. --seeds 0,1,2")
+    if not seeds or not all(SEED.contains(s) for s in seeds):
+        raise UserError(f"--seeds {text!r}: each seed is {SEED}, e.g. --seeds 0,1,2")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {text!r} repeats a seed: each seed is trained once")
     return seeds
@@ -131,13 +133,17 @@ def sweep(
 
     check_results_file(results_csv)  # a broken results file stops the sweep before any seed runs
     folder = new_run_dir(model, "seeds-" + "-".join(map(str, seeds)), root=runs_dir)
-    rows = []
-    for i, seed in enumerate(seeds, 1):
-        print(f"seed {seed} ({i} of {len(seeds)})")
-        rows.append(dict(run_one(seed, folder / "seeds.csv")))
-    row = aggregate(rows, seeds)
-    row["run_dir"] = _relative(folder)
-    write_json(folder / "row.json", row)
+    try:  # a sweep that fails (a seed's run, Ctrl-C) leaves no half-made sweep folder and no row
+        rows = []
+        for i, seed in enumerate(seeds, 1):
+            print(f"seed {seed} ({i} of {len(seeds)})")
+            rows.append(dict(run_one(seed, folder / "seeds.csv")))
+        row = aggregate(rows, seeds)
+        row["run_dir"] = _relative(folder)
+        write_json(folder / "row.json", row)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     append_row(Path(results_csv), row)
     print(
         f"seeds {row['seeds']}: mIoU {row['miou']:.2f} ± {row['miou_std']:.2f} (mean ± sample std, "

@@ -17,15 +17,29 @@ from data.errors import UserError
 DEFAULT_CSV = "results/robustness.csv"
 
 
-def _names(text: str) -> tuple[str, ...]:
+def _split(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """An empty list is refused: it used to mean "every corruption", the full 45-unit sweep."""
+    names = _split(text)
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' names no corruption: give a comma-separated list, e.g. gaussian_noise,fog (or leave "
+            f"out --corruptions for all of them)"
+        )
+    return names
 
 
 def _levels(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(p) for p in _names(text))
+        levels = tuple(int(p) for p in _split(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a list of severities, e.g. 1,3,5") from None
+        levels = ()
+    if not levels:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of severities, e.g. 1,3,5")
+    return levels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,8 @@ frames as they are). A unit is the grain of everything else: one process compute
 sample order (so its instance sums are added in cityscapesScripts' order), saves its sums once, and the
 sweep's resumption, sharing among workers and final table all count in units.
 
-The manifest names everything the numbers depend on (checkpoint content, dataset, frames, units, seeds,
+The manifest names everything the numbers depend on (checkpoint content, dataset, frames and a hash of
+their contents, units, seeds,
 package version, inference settings); a folder holding another manifest is never resumed with these
 settings.
 """
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.common.files import content_digest
 from data.corruptions import CLEAN, CORRUPTIONS, check_corruption, severities
 from data.errors import UserError
 
@@ -90,6 +92,7 @@ def manifest(
     dataset: str,
     split: str,
     frames: Sequence[str],
+    frames_sha256: str,
     unit_list: Sequence[Unit],
     seed: int,
     package: str,
@@ -105,9 +108,19 @@ def manifest(
         "dataset": dataset,
         "split": split,
         "frames": list(frames),
+        "frames_sha256": frames_sha256,
         "units": [[u.corruption, u.severity] for u in unit_list],
         "settings": dict(settings),
     }
+
+
+def frames_digest(samples: Sequence[Any]) -> str:
+    """What the frames hold: a content hash of every image, label and instance file (with its key), so that
+    two datasets of the same names but other pixels never share a sweep folder (the name `cityscapes` is
+    every real copy's)."""
+    return content_digest(
+        (s.key, path) for s in samples for path in (s.image, s.label_ids, s.instance_ids) if path is not None
+    )
 
 
 def digest(data: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import atomic
+from bench.common.files import read_file
 from bench.evaluation.accumulator import Accumulator
 from bench.robustness.plan import Unit, differences, digest
 from data.errors import UserError
@@ -48,7 +49,11 @@ class SweepFolder:
         path = self.out / MANIFEST
         with atomic.locked(path):
             if path.is_file():
-                theirs = _read_json(path)
+                theirs = _read_json(
+                    path,
+                    f"delete the folder {self.out} to start the sweep again (its units cannot be "
+                    f"trusted without their manifest), or choose a new --out",
+                )
                 if theirs != self.manifest:
                     changed = ", ".join(differences(self.manifest, theirs))
                     raise UserError(
@@ -56,9 +61,13 @@ class SweepFolder:
                         f"the settings of {path}, or choose a new --out"
                     )
             elif self.out.is_dir() and any(p.name != f".{MANIFEST}.lock" for p in self.out.iterdir()):
-                raise UserError(
-                    f"--out {self.out} already holds files but no {MANIFEST}: choose a new or empty folder"
+                ours = (self.out / UNITS).is_dir()  # a sweep's own folder of unit files
+                fix = (
+                    f"it is a sweep whose {MANIFEST} was deleted: delete the folder {self.out} to start again"
+                    if ours
+                    else "choose a new or empty folder"
                 )
+                raise UserError(f"--out {self.out} already holds files but no {MANIFEST}: {fix}")
             else:
                 atomic.write_text(path, json.dumps(self.manifest, indent=1) + "\n")
         (self.out / UNITS).mkdir(exist_ok=True)
@@ -114,8 +123,10 @@ class SweepFolder:
         return totals, data
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, fix: str = "delete it to start that part again") -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path} ({exc}): delete it to start that part again") from None
+        return json.loads(read_file(path, "sweep file", max_bytes=64 << 20).decode("utf-8"))
+    except ValueError as exc:
+        raise UserError(f"cannot read {path} ({exc}): {fix}") from None
+    except UserError as exc:
+        raise UserError(f"{exc}; {fix}") from None

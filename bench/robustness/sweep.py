@@ -120,6 +120,7 @@ def prepare(model, dataset, out, settings: SweepSettings) -> Prepared:
         dataset=dataset.name,
         split=settings.split,
         frames=[s.key for s in samples],
+        frames_sha256=plan.frames_digest(samples),
         unit_list=units,
         seed=settings.seed,
         package=f"imagecorruptions-imaug=={package_version()}",

@@ -40,8 +40,8 @@ def weights_file(
     """The checked local file of `entry`: `weights_dir/<file name>`, downloaded there first when absent."""
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_ROOT
     path = folder / entry.file_name
-    if path.is_file():
-        actual = sha256(path)
+    if os.path.lexists(path):  # a folder, a pipe or a broken link there is named, never downloaded over
+        actual = sha256(path, f"weights file of {entry.name}")
         if not _matches(actual, entry.digest):
             raise UserError(
                 f"{path} has SHA-256 {actual}, not the published {entry.digest} of {entry.name}: it is "

@@ -12,6 +12,8 @@ Files are written to a temporary name and renamed, so an interrupted save never 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
@@ -35,17 +37,28 @@ def checkpoint_name(step: int) -> str:
 
 
 def save(model, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
-    """Write `model` (with its optimizer state when compiled) and `metadata` to `path` atomically."""
+    """Write `model` (with its optimizer state when compiled) and `metadata` to `path` atomically.
+
+    A write the system refuses (no space, read-only, a folder at `path`) is a UserError naming the file,
+    for every checkpoint alike (ckpt-*, best.keras, `bench convert --out`), and leaves no temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
     try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(METADATA_ENTRY, json.dumps({"format": FORMAT_VERSION, **metadata}, indent=2))
         os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(
+            f"cannot save checkpoint {path} ({exc.strerror or exc}): free space, or choose a writable path "
+            f"that is no folder"
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return path
 
 

@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import os
 
+from bench.common.files import check_file, read_head, what_it_holds
 from bench.sources import download, keras_checkpoint, litert, onnx, openvino, pytorch
 from bench.sources.opened import OpenedModel, Source, SourceOptions, as_opened
 from data.errors import UserError
 
-__all__ = ["SOURCES", "OpenedModel", "Source", "SourceOptions", "as_opened", "open_checkpoint"]
+__all__ = [
+    "HOLDS",
+    "SOURCES",
+    "OpenedModel",
+    "Source",
+    "SourceOptions",
+    "as_opened",
+    "check_checkpoint_path",
+    "open_checkpoint",
+]
 
 SOURCES: list[Source] = [
     pytorch.SOURCE,
@@ -46,6 +56,7 @@ def open_checkpoint(
     (runtime, providers, threads, recipe); a source of another kind refuses any of them set.
     """
     name = os.fspath(path)
+    check_checkpoint_path(name)
     for source in SOURCES:
         if source.matches(name):
             extra = {}
@@ -61,3 +72,32 @@ def open_checkpoint(
                 return opened
             return open_checkpoint(opened, precision=precision, fold_bn=fold_bn, cache=cache, options=options)
     raise UserError(f"no source opens {name}")  # unreachable: the Keras source takes everything
+
+
+HOLDS: dict[str, tuple[str, ...]] = {
+    ".keras": ("a zip archive",),
+    ".pth": ("a zip archive", "a pickle"),
+    ".pt": ("a zip archive", "a pickle"),
+    ".tflite": ("a LiteRT",),
+    ".h5": ("an HDF5 file",),
+}
+"""What a checkpoint named by each extension may hold (`what_it_holds`' words): a source of another branch
+adds its extension here (its reader still judges a file that holds nothing recognisable)."""
+
+
+def check_checkpoint_path(name: str) -> None:
+    """A checkpoint path that exists must be a folder (a training folder) or a readable regular file whose
+    contents fit its extension: a FIFO, a device, a link loop, an unreadable file or a PNG named `.tflite`
+    is named for what it is, before any source reads it. Names that are no path (weights names) pass."""
+    if not os.path.lexists(name) or os.path.isdir(name):
+        return
+    check_file(name, "checkpoint")
+    suffix = os.path.splitext(name)[1].lower()
+    allowed = HOLDS.get(suffix)
+    holds = what_it_holds(read_head(name))
+    recognised = not holds.startswith(("text", "unrecognised", "JSON", "nothing"))
+    if allowed and recognised and not holds.startswith(allowed):
+        raise UserError(
+            f"checkpoint {name} is not a readable {suffix} file: it holds {holds}; give the {suffix} "
+            f"file itself (or rename it for what it holds)"
+        )

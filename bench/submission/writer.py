@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common.atomic import replacing
+from bench.common.atomic import check_writable, replacing
 from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
@@ -31,7 +31,7 @@ def check_zip_name(out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise UserError(f"--out {out} must name a .zip file, e.g. submission.zip")
-    return out
+    return check_writable(out, "--out", folder=False)  # a folder, read-only or full: before the work
 
 
 class ZipSink:

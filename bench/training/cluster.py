@@ -147,4 +147,30 @@ def check_plan(
         )
     if not (isinstance(worker_timeout, int | float) and 0 < worker_timeout < float("inf")):
         raise UserError(f"--worker-timeout {worker_timeout} must be a positive number of seconds, e.g. 300")
+    if resolved == "multiworker":
+        check_own_address(tf_config)
     return resolved
+
+
+def check_own_address(config: dict[str, Any]) -> None:
+    """This task's own `host:port` must be free to listen on: a port in use would otherwise fail deep in
+    TensorFlow's gRPC server start (or wait for the other workers first), with no word of which port."""
+    import errno
+    import socket
+
+    task = config["task"]
+    address = config["cluster"][task["type"]][task["index"]]
+    port = int(address.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as exc:
+            why = (
+                "is in use by another process"
+                if exc.errno == errno.EADDRINUSE
+                else f"cannot be used ({exc.strerror})"
+            )
+            raise UserError(
+                f"TF_CONFIG: this task's address {address} ({task['type']} {task['index']}): port {port} "
+                f"{why}; give this task a free port in TF_CONFIG (and the same list to every worker)"
+            ) from None

@@ -50,6 +50,7 @@ from bench.training.recipes import Recipe
 from bench.training.train_log import TrainingLog
 from data.errors import UserError
 from data.normalization import IMAGENET_RGB
+from data.pixels import MAX_PIXELS
 
 KEEP_CHECKPOINTS = 3
 
@@ -91,6 +92,13 @@ def check_recipe(recipe: Recipe, run: RunOptions) -> str:
         raise UserError(f"--val-every {val_every} must be 0 (no validation) or a whole number of steps")
     if min(recipe.crop) < 1:
         raise UserError(f"--crop {recipe.crop} must be positive, e.g. 512x1024")
+    step_pixels = recipe.batch * recipe.crop[0] * recipe.crop[1]
+    if step_pixels > MAX_PIXELS:  # the pixel budget of one decode bounds one step's input too
+        raise UserError(
+            f"--batch {recipe.batch} x --crop {recipe.crop[0]}x{recipe.crop[1]} is {step_pixels >> 20:,} Mpx "
+            f"per step, more than the pixel budget of {MAX_PIXELS >> 20} Mpx: too large for memory "
+            f"(activations take ~100x that); lower --batch (PSPNet trains with 8 at 512x1024: 4 Mpx)"
+        )
     if not (recipe.lr > 0 and math.isfinite(recipe.lr)):
         raise UserError(f"--lr {recipe.lr} must be a positive number, e.g. 0.01")
     for option, value in (("--weight-decay", recipe.weight_decay), ("aux_weight", recipe.aux_weight)):
@@ -120,12 +128,13 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
     """Train `recipe.model` (registry name or plugin path) with `recipe`'s settings on the train split of
     `dataset`; return the final checkpoint path. `recipe.steps` is the total to reach: a resumed run
     continues from the steps already done. The checkpoints record the recipe (its name and settings)."""
-    from data.cityscapes import list_samples, resolve_root
+    from data.cityscapes import check_training_labels, list_samples, resolve_root
 
     plan = check_recipe(recipe, run)
     out = Path(out)
     root = resolve_root(dataset)
     samples = list_samples(root, "train", require_images=True)
+    check_training_labels(samples)  # a truncated or unreadable label file is named now, not steps later
     if is_chief():
         check_writable(out, "--out", folder=True)  # before TensorFlow starts
         if out.is_dir():  # a folder another run trains into is refused at once, not after start-up
@@ -358,6 +367,9 @@ def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions, dist
         path = save(done, seconds_before + time.perf_counter() - began)
     except KeyboardInterrupt:
         bar.close()
+        # Ctrl-C may land after a step updated the weights and before `done` counted it: the optimizer's
+        # own count is what the weights hold, so the checkpoint is named for it
+        done = int(optimizer.iterations.numpy())
         path = save(done, seconds_before + time.perf_counter() - began)
         if path:
             print(f"\ninterrupted at step {done}: saved {path}; continue with --resume")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from bench.arguments import FRAME_COUNT as VAL_LIMIT
 from bench.arguments import size
 from bench.sources import keras_checkpoint as ckpt
 from bench.training import recipes
@@ -61,7 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "best.keras); 0: never",
     )
     parser.add_argument(
-        "--val-limit", type=int, default=None, metavar="N", help="validate on the first N frames only"
+        "--val-limit",
+        type=VAL_LIMIT,
+        default=None,
+        metavar="N",
+        help=f"validate on the first N frames only (with --val-every; {VAL_LIMIT})",
     )
     parser.add_argument("--out", required=True, help="training folder for checkpoints and logs")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
@@ -125,6 +130,11 @@ def run(args: argparse.Namespace) -> int:
     from models.registry import parse_option
 
     recipe = resolve_recipe(args)
+    if args.val_limit is not None and not recipe.val_every:
+        raise UserError(
+            f"--val-limit {args.val_limit} limits the validation of --val-every, which is off for this run: "
+            f"add --val-every K (validate every K steps) or drop --val-limit"
+        )
     options = dict(parse_option(o) for o in args.model_opt)
     recipe = dataclasses.replace(recipe, options=options or recipe.options, seed=args.seed)
     options_of_run = RunOptions(

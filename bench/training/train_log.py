@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from bench.common.atomic import writing
+
+FIX = "free space or choose another --out, then --resume"
+
 LOG_COLUMNS = ("step", "loss", "main_loss", "aux_loss", "pixel_acc", "lr", "images_per_s", "seconds")
 VAL_COLUMNS = ("step", "miou", "iiou", "category_miou", "category_iiou", "n_images", "seconds")
 VAL_CURVE = "val_miou.png"
@@ -17,16 +21,17 @@ class CsvLog:
     def __init__(self, path: Path, columns: tuple[str, ...], start_step: int):
         self.path, self.columns = path, columns
         rows = []
-        if path.is_file():
-            with path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        with writing(path, "training log", FIX):
+            if path.is_file():
+                with path.open(newline="") as f:
+                    rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
+            with path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, columns)
+                writer.writeheader()
+                writer.writerows(rows)
 
     def write(self, row: dict[str, float]) -> None:
-        with self.path.open("a", newline="") as f:
+        with writing(self.path, "training log", FIX), self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.columns).writerow({k: row[k] for k in self.columns})
 
     def rows(self) -> list[dict[str, str]]:
@@ -40,15 +45,20 @@ class TensorBoard:
     def __init__(self, out: Path):
         import tensorflow as tf
 
-        self.writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+        self.folder = out / "tensorboard"
+        with writing(self.folder, "TensorBoard events", FIX):
+            self.writer = tf.summary.create_file_writer(str(self.folder))
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         import tensorflow as tf
 
-        with self.writer.as_default():
-            for key, value in scalars.items():
-                tf.summary.scalar(key, float(value), step=int(step))
-        self.writer.flush()
+        try:
+            with self.writer.as_default():
+                for key, value in scalars.items():
+                    tf.summary.scalar(key, float(value), step=int(step))
+            self.writer.flush()
+        except tf.errors.OpError as exc:  # TensorFlow's own file layer: no space, read-only, ...
+            raise OSError(exc.message) from None
 
 
 class TrainingLog:
@@ -63,17 +73,20 @@ class TrainingLog:
 
     def write(self, row: dict[str, float]) -> None:
         self.train.write(row)
-        self.tensorboard.write(int(row["step"]), {k: row[k] for k in LOG_COLUMNS[1:]})
+        with writing(self.tensorboard.folder, "TensorBoard events", FIX):
+            self.tensorboard.write(int(row["step"]), {k: row[k] for k in LOG_COLUMNS[1:]})
 
     def write_validation(self, row: dict[str, float]) -> None:
         from bench.report.plots import miou_curve
 
         self.val.write(row)
-        self.tensorboard.write(int(row["step"]), {f"val/{k}": row[k] for k in VAL_COLUMNS[1:5]})
+        with writing(self.tensorboard.folder, "TensorBoard events", FIX):
+            self.tensorboard.write(int(row["step"]), {f"val/{k}": row[k] for k in VAL_COLUMNS[1:5]})
         rows = self.val.rows()
-        miou_curve(
-            [int(r["step"]) for r in rows],
-            [100.0 * float(r["miou"]) if r["miou"] else float("nan") for r in rows],
-            self.out / VAL_CURVE,
-            target=self.target,
-        )
+        with writing(self.out / VAL_CURVE, "validation curve", FIX):
+            miou_curve(
+                [int(r["step"]) for r in rows],
+                [100.0 * float(r["miou"]) if r["miou"] else float("nan") for r in rows],
+                self.out / VAL_CURVE,
+                target=self.target,
+            )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.arguments import size
+from bench.arguments import REPEATS, size
 from bench.perf.timing import measure
 
 # the targets, against cityscapesScripts on the same frames (wall clock, all cores)
@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size", default=(1024, 2048), type=size, help="HxW of the frames (default 1024x2048)"
     )
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; each timing is the best of its rounds")
+    parser.add_argument(
+        "--repeat", type=REPEATS, default=3, help=f"rounds; each timing is the best of its rounds ({REPEATS})"
+    )
     parser.add_argument("--out", default=None, help="keep the generated pairs here (default: a temp folder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -19,11 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.common.atomic import check_writable
     from bench.common.tensorflow_import import import_tensorflow
 
     out = Path(args.out)
     if out.suffix != ".keras":
         raise UserError(f"--out {out}: give a .keras file name (Keras saves only that format)")
+    check_writable(out, "--out", folder=False)  # a folder named x.keras, a read-only or full disk: now
     import_tensorflow()
     metadata = convert(args.src, out, source=args.source)
     options = metadata["options"]

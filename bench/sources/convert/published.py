@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common.files import check_file
 from bench.common.paths import REFERENCE_DIR
+from data.errors import UserError
 from models.inference_modes import DEFAULT_SCALES
 
 _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
@@ -44,12 +46,17 @@ class Published:
         return match[1] if match else None
 
 
-def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in chunks (checkpoints are hundreds of MB)."""
+def sha256(path: str | os.PathLike, what: str = "checkpoint") -> str:
+    """Hex SHA-256 of a file, read in chunks (checkpoints are hundreds of MB); a path that is no readable
+    regular file is a UserError naming `what` and the kind (never a PermissionError or a hang)."""
+    check_file(path, what, allow_empty=True)
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     return digest.hexdigest()
 
 

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from bench.common.files import not_a_file
+from bench.common.files import check_file
 from bench.sources.convert.files import (
     MAX_PICKLE_BYTES,
     check_entry_size,
@@ -61,19 +61,44 @@ def _element_count(nbytes: int, dtype: np.dtype, what: str) -> int:
     return nbytes // dtype.itemsize
 
 
+MAX_DEPTH = 64
+"""Containers a checkpoint nests (a state dict inside a wrapper is 2 or 3 deep): deeper is no checkpoint,
+and walking it would overflow Python's stack (a 200,000-deep list did)."""
+
+
 def _materialise(obj: Any, storage_array: Callable[[StorageRef], np.ndarray]) -> Any:
-    """`obj` with every TensorRef replaced by a numpy array (containers rebuilt, the rest unchanged)."""
-    if isinstance(obj, TensorRef):
-        return tensor_array(obj, storage_array(obj.storage))
-    if isinstance(obj, OrderedDict):
-        return OrderedDict((k, _materialise(v, storage_array)) for k, v in obj.items())
-    if isinstance(obj, dict):
-        return {k: _materialise(v, storage_array) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_materialise(v, storage_array) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_materialise(v, storage_array) for v in obj)
-    return obj
+    """`obj` with every TensorRef replaced by a numpy array (containers rebuilt, the rest unchanged).
+
+    Each container is rebuilt once however often it is shared (a "billion laughs" of 40 levels of shared
+    lists has 2**40 leaves as a tree but 40 containers), and nesting deeper than MAX_DEPTH is refused."""
+    memo: dict[int, Any] = {}
+
+    def walk(node: Any, depth: int) -> Any:
+        if isinstance(node, TensorRef):
+            return tensor_array(node, storage_array(node.storage))
+        if not isinstance(node, (dict, list, tuple)):
+            return node
+        if id(node) in memo:
+            return memo[id(node)]
+        if depth > MAX_DEPTH:
+            raise UserError(
+                f"nests containers more than {MAX_DEPTH} deep: not a checkpoint (a state dict is 2 or 3 deep)"
+            )
+        if isinstance(node, dict):
+            rebuilt = type(node)() if isinstance(node, OrderedDict) else {}
+            memo[id(node)] = rebuilt
+            for k, v in node.items():
+                rebuilt[k] = walk(v, depth + 1)
+        elif isinstance(node, list):
+            rebuilt = []
+            memo[id(node)] = rebuilt
+            rebuilt.extend(walk(v, depth + 1) for v in node)
+        else:
+            rebuilt = tuple(walk(v, depth + 1) for v in node)
+            memo[id(node)] = rebuilt
+        return rebuilt
+
+    return walk(obj, 0)
 
 
 def _read_zip(path: Path) -> Any:
@@ -182,8 +207,7 @@ def _read_legacy(path: Path, stream: BinaryIO) -> Any:
 def load(path: str | os.PathLike) -> Any:
     """The object a `.pth` file holds, tensors as numpy arrays; refuses globals outside the allow-list."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(not_a_file(path))
+    check_file(path, "checkpoint", allow_empty=True)  # kind, loops, links, readable: the one path check
     try:
         return _load(path)
     except UserError as exc:
@@ -196,7 +220,12 @@ def _load(path: Path) -> Any:
     if zipfile.is_zipfile(path):
         return _read_zip(path)
     with open(path, "rb") as stream:
-        head = stream.read(2)
+        head = stream.read(4)
+        if head == b"PK\x03\x04":  # a zip whose end (its central directory) is missing
+            raise UserError(
+                f"{path} is a truncated or damaged zip archive (its central directory is missing): "
+                "download or copy it again"
+            )
         if len(head) < 2 or head[0] != 0x80:  # every torch.save pickle starts with the PROTO opcode
             raise UserError(
                 f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle stream); "
