@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/common/paths.py -> the checkout
 README = PROJECT_ROOT / "README.md"
 RESULTS_DIR = PROJECT_ROOT / "results"
 RESULTS_CSV = RESULTS_DIR / "results.csv"

@@ -183,6 +183,13 @@ def splice(text: str, section: str, path: Path) -> str:
     return text[:start] + "\n" + section.rstrip("\n") + "\n" + text[stop:]
 
 
+def without_section(text: str) -> str:
+    """`text` with the results section emptied (what is left is written by people, not by the tool)."""
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(END) < text.index(BEGIN):
+        return text
+    return text[: text.index(BEGIN)] + text[text.index(END) :]
+
+
 def update_readme(
     readme: str | os.PathLike = README,
     results_csv: str | os.PathLike = RESULTS_CSV,

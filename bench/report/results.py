@@ -364,8 +364,16 @@ def _relative(path: str | os.PathLike) -> str:
         return str(path)
 
 
+TOOL_OUTPUTS = ("results/",)
+"""What the tool itself rewrites (rows, tables, plots): changes there are results, not code, and do not
+mark the commit dirty. README.md counts as tool output only between its results markers."""
+
+
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """Short hash of HEAD, with '+dirty' when tracked files differ from it; 'unknown' outside git."""
+    """Short hash of HEAD, with '+dirty' when tracked code differs from it; 'unknown' outside git.
+
+    The tool's own edits (`TOOL_OUTPUTS`, the README results section that `bench readme` regenerates) are
+    not changes to code: after one `make bench` the next row would otherwise name every commit dirty."""
     cwd = Path(cwd) if cwd is not None else PROJECT_ROOT
     try:
         head = subprocess.run(
@@ -374,7 +382,7 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
         if head.returncode != 0:
             return "unknown"
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "-z", "--untracked-files=no"],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -382,5 +390,24 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    dirty = status.returncode == 0 and status.stdout.strip() != ""
+    changed = [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
+    dirty = status.returncode == 0 and any(not _tool_output(cwd, path) for path in changed)
     return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def _tool_output(cwd: Path, path: str) -> bool:
+    """Whether a changed path is only what the tool writes (see `TOOL_OUTPUTS`)."""
+    if path.startswith(TOOL_OUTPUTS):
+        return True
+    if path != "README.md":
+        return False
+    from bench.report.readme import without_section
+
+    try:
+        old = subprocess.run(
+            ["git", "show", "HEAD:README.md"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        new = (cwd / path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, subprocess.SubprocessError):
+        return False
+    return old.returncode == 0 and without_section(old.stdout) == without_section(new)
