@@ -650,6 +650,8 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log(monkeypatch):
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 5  # one per update (interval 0) and the last
     assert lines[-1].startswith("predict: img 4/4 (100%)") and lines[-1].endswith("loss=0.5")
+    assert all(" elapsed" in line for line in lines)
+    assert all(", ETA " in line for line in lines[:3]) and "ETA" not in lines[-1]  # done: no ETA left
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -661,3 +663,13 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log(monkeypatch):
     assert isinstance(bar, tqdm)
     bar.close()
     assert not isinstance(progress_module.progress_bar(4, desc="x", unit="y", enabled=False), tqdm)
+
+
+def test_progress_lines_give_the_time_left_at_the_measured_rate(monkeypatch):
+    clock = iter([0.0, 10.0, 10.0])  # created at 0; after 10 s, 5 of 65 steps done: 12 steps a minute
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    log = io.StringIO()
+    bar = progress_module.LogLines(65, desc="train", unit="step", interval=5.0, stream=log)
+    bar.update(5)
+    assert log.getvalue().strip() == "train: step 5/65 (8%), 0.50 step/s, 10 s elapsed, ETA 2 min 00 s"
+    assert progress_module.duration(3725) == "1 h 02 min"
