@@ -5,9 +5,11 @@ prediction loop (bench/inference/loop.py) feeding the file sinks (bench/inferenc
 `output_folders` prepares.
 
 Files are `OUT/{city}_{seq}_{frame}_leftImg8bit.png`, single-channel 8-bit label IDs (what
-cityscapesScripts and `bench evaluate` read). `--colorize` writes palette images to the sibling folder
-`OUT_color/`, never inside OUT: cityscapesScripts matches every PNG under the prediction folder whose name
-starts with `{city}_{seq}_{frame}`, so colour images there would be taken for predictions.
+cityscapesScripts and `bench evaluate` read). `--colorize` writes palette images to `OUT/color/` named
+`color_{key}.png`: cityscapesScripts matches every PNG under the prediction folder whose name *starts* with
+`{city}_{seq}_{frame}`, so the prefix keeps them from being taken for predictions. `--dataset` may be a
+Cityscapes root (with or without `gtFine/`), a plain folder of images or one image (bench/inference/inputs.py).
+Two runs into one OUT at once are refused (a lock beside OUT, as training folders have).
 
 Modes (logits are averaged, then the arg-max is taken):
 - whole: the full frame in one forward pass;
@@ -44,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.arguments import add_inference_arguments, inference_settings
-from bench.common.atomic import check_writable, replaced_folder, write_text
+from bench.common.atomic import check_writable, exclusive, replaced_folder, write_text
 from bench.evaluation.sinks import add_quality_arguments, quality_settings, with_quality
 from bench.inference.loop import Predicted, predict_frames
 from bench.inference.sinks import ColourPngs, LabelPngs, LogitsFiles, Sink
@@ -66,33 +68,30 @@ def _check_replaceable(folder: Path, option: str, ours: Callable[[Path], bool]) 
         )
 
 
-def colour_folder(out: str | os.PathLike) -> Path:
-    """Where `--colorize` writes: the sibling `OUT_color/`, never inside OUT (every PNG there is scored)."""
-    out = Path(os.path.abspath(out))
-    return out.with_name(f"{out.name}_color")
+COLOUR_FOLDER = "color"  # OUT/color/color_{key}.png (see the module docstring)
 
 
 def check_output_folders(out: str | os.PathLike, *, colorize: bool = False) -> None:
-    """Refuse, before any work, an OUT (or OUT_color) that cannot be replaced (see the module docstring)."""
+    """Refuse, before any work, an OUT that cannot be replaced (see the module docstring)."""
     out = Path(os.path.abspath(out))  # `.` and `x/..` have a name to rename
     _check_replaceable(out, "--out", lambda f: (f / STATS_NAME).is_file())
-    if colorize:
-        _check_replaceable(
-            colour_folder(out),
-            "--colorize folder",
-            lambda f: all(p.name.endswith("_color.png") for p in f.iterdir()),
-        )
 
 
 @contextlib.contextmanager
 def output_folders(out: str | os.PathLike, *, colorize: bool = False) -> Iterator[tuple[Path, Path | None]]:
-    """(hidden folder for OUT, hidden folder for OUT_color or None): they replace OUT and OUT_color when the
-    block ends without an error; an error leaves both as they were. A full disk is a UserError."""
+    """(hidden folder for OUT, its `color/` subfolder or None): the folder replaces OUT when the block ends
+    without an error; an error leaves OUT as it was. A full disk is a UserError; another run writing the
+    same OUT at the same time is refused (`exclusive` lock beside OUT)."""
     out = Path(os.path.abspath(out))
     check_output_folders(out, colorize=colorize)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(exclusive(out, f"prediction folder {out}"))
         tmp = stack.enter_context(replaced_folder(out))
-        tmp_color = stack.enter_context(replaced_folder(colour_folder(out))) if colorize else None
+        tmp_color = None
+        if colorize:
+            tmp_color = tmp / COLOUR_FOLDER
+            tmp_color.mkdir()
         try:
             yield tmp, tmp_color
         except OSError as exc:
@@ -119,10 +118,10 @@ def write_predictions(
     progress: bool = True,
 ) -> Predicted:
     """Predict `samples` with `model` (`open_checkpoint`'s) into label-ID PNGs in `out`; the figures are
-    also written to `out/predict_stats.json` (with `split`). OUT and OUT_color are replaced whole at the end.
+    also written to `out/predict_stats.json` (with `split`). OUT is replaced whole at the end.
 
     `write`: True writes every frame's PNG, False none, a collection of frame keys only those. `colorize`
-    adds palette PNGs in OUT_color/, `logits_dir` each frame's float32 logits. `sinks` (e.g. a
+    adds palette PNGs in OUT/color/, `logits_dir` each frame's float32 logits. `sinks` (e.g. a
     `StreamingEvaluator`) see every frame first; their results lead `Predicted.results`."""
     with output_folders(out, colorize=colorize) as (tmp, tmp_color):
         outputs = list(sinks)
@@ -146,11 +145,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=".keras checkpoint, a training --out folder (its latest checkpoint), a PyTorch .pth "
         "(converted once, cached), a LiteRT .tflite or a published weights name (`bench weights`)",
     )
-    parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
-    parser.add_argument("--split", default="val", help="split to predict (default val)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="Cityscapes root (gtFine/ only needed with --evaluate), a folder of images (recursive) or one "
+        "image (default: $CITYSCAPES_DATASET)",
+    )
+    parser.add_argument("--split", default="val", help="split of a Cityscapes root to predict (default val)")
     parser.add_argument("--out", required=True, help="folder for the label-ID PNGs")
     add_inference_arguments(parser)
-    parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
+    parser.add_argument(
+        "--colorize", action="store_true", help="also write palette PNGs to OUT/color/color_{frame}.png"
+    )
     parser.add_argument(
         "--save-logits",
         default=None,
@@ -170,8 +176,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.common.tensorflow_import import import_tensorflow
+    from bench.inference.inputs import frames_to_predict
     from bench.sources.opener import open_checkpoint
-    from data.cityscapes import list_samples
 
     if args.json and not args.evaluate:
         raise UserError("--json writes the scores of --evaluate: add --evaluate")
@@ -182,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be at least 1")
     check_output_folders(args.out, colorize=args.colorize)
-    samples = list_samples(args.dataset, args.split, require_images=True)[: args.limit]
+    samples = frames_to_predict(args.dataset, args.split, evaluate=args.evaluate)[: args.limit]
     import_tensorflow()
     model = open_checkpoint(args.checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
     with contextlib.ExitStack() as stack:
