@@ -8,7 +8,8 @@ Files are `OUT/{city}_{seq}_{frame}_leftImg8bit.png`, single-channel 8-bit label
 cityscapesScripts and `bench evaluate` read). `--colorize` writes palette images to `OUT/color/` named
 `color_{key}.png`: cityscapesScripts matches every PNG under the prediction folder whose name *starts* with
 `{city}_{seq}_{frame}`, so the prefix keeps them from being taken for predictions. `--dataset` may be a
-Cityscapes root (with or without `gtFine/`), a plain folder of images or one image (bench/inference/inputs.py).
+Cityscapes root (with or without `gtFine/`), a plain folder of images or one image
+(bench/inference/inputs.py).
 Two runs into one OUT at once are refused (a lock beside OUT, as training folders have).
 
 Modes (logits are averaged, then the arg-max is taken):
