@@ -28,6 +28,7 @@ from bench.arguments import (
 from bench.arguments import seeds as seeds_argument
 from bench.common.atomic import check_writable
 from bench.common.datasets import resolve_dataset
+from bench.common.numbers import count
 from bench.common.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR
 from bench.evaluation.gt_cache import AUTO
 from bench.evaluation.sinks import DEFAULT_QUALITY, QualitySettings, add_quality_arguments, quality_settings
@@ -77,6 +78,7 @@ def run_benchmark(
     from bench.evaluation.sinks import with_quality
     from bench.evaluation.streaming import StreamingEvaluator
     from bench.inference.predict import write_predictions as write
+    from bench.report.identity import dataset_identity
     from bench.report.results import check_results_file
     from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
     from bench.sources.convert.published import reference_for
@@ -129,13 +131,15 @@ def run_benchmark(
     run_dir = new_run_dir(model, data.name, root=runs_dir, when=when)
     try:
         pred_dir = run_dir / "predictions"
-        written = "all frames" if write_predictions else f"the {N_SAMPLES} frames of the sample plot"
-        print(
-            f"predict and evaluate: {split} split, mode {settings.mode}, "
-            f"{opened.metadata.get('precision', settings.precision)}; PNGs of "
-            f"{written}: {pred_dir}"
-        )
         samples = list_samples(data.root, split, require_images=True)
+        identity = dataset_identity(data.name, data.kind, data.root, split, samples)
+        shown = min(N_SAMPLES, len(samples))
+        written = "all frames" if write_predictions else f"the {count(shown, 'frame')} of the sample plot"
+        print(
+            f"predict and evaluate: {split} split ({count(len(samples), 'frame')} of "
+            f"{identity['frame_size']}, {identity['scope']}), mode {settings.mode}, "
+            f"{opened.metadata.get('precision', settings.precision)}; PNGs of {written}: {pred_dir}"
+        )
         with contextlib.ExitStack() as stack:
             evaluator = stack.enter_context(StreamingEvaluator(workers=workers or 1, gt_cache=gt_cache))
             scorers = [stack.enter_context(sink) for sink in quality.sinks()]
@@ -152,8 +156,8 @@ def run_benchmark(
         stats = predicted.stats
         result = with_quality(predicted.results[0], predicted.results[1 : 1 + len(scorers)])
         print(
-            f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
-            f"arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
+            f"evaluate: mIoU {100 * result.miou:.1f} on {count(result.n_images, 'image')}, scored from the "
+            f"predicted arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
         )
         if result.boundary is not None:
             print(
@@ -186,8 +190,9 @@ def run_benchmark(
         report = report_run(
             result,
             model=model,
-            dataset=data.name,
+            dataset=identity["dataset"],
             dataset_kind=data.kind,
+            identity=identity,
             split=split,
             gt_root=data.root,
             pred_dir=pred_dir,

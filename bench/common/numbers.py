@@ -30,3 +30,8 @@ def nan_to_none(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 frame`, `3 frames`: a number with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

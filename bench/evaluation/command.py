@@ -7,6 +7,7 @@ import sys
 
 from bench.arguments import add_gt_cache_arguments, gt_cache_from_arguments
 from bench.common.atomic import check_writable
+from bench.common.numbers import count
 from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
 from bench.evaluation.pool import available_cores, cap_workers
 
@@ -90,7 +91,7 @@ def format_result(result: EvaluationResult) -> str:
         parts.append(per_class_table([([label], row)], label_headers=("",)))
     if result.calibration is not None:
         parts.append(format_calibration(result.calibration))
-    parts.append(f"{result.n_images} images, {result.seconds:.2f} s\n")
+    parts.append(f"{count(result.n_images, 'image')}, {result.seconds:.2f} s\n")
     return "\n".join(parts)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bench.common import atomic
 from bench.common.numbers import to_float
 from bench.common.paths import PROJECT_ROOT
+from bench.report.identity import IDENTITY_COLUMNS
 from data.errors import UserError
 from data.labels import CLASS_NAMES
 
@@ -87,6 +88,7 @@ COLUMNS: tuple[str, ...] = (
     + ENVIRONMENT_COLUMNS
     + TAIL_COLUMNS
     + SEED_COLUMNS
+    + IDENTITY_COLUMNS
 )
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
@@ -300,12 +302,15 @@ def row_from_result(
     commit: str | None = None,
     date: str | None = None,
     seed: int | None = None,
+    identity: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A results.csv row from an evaluation result (fractions in [0, 1], shown in percent) plus the run's
     metadata. `predict_stats` is the dict `bench.inference.predict.predict` returns (images_per_s, ..., and
     where it ran: device, precision, batch, input_size, threads, tensorflow).
     `reference_id` (column "reference"): the reference row this run should reproduce (a recognised
-    published checkpoint). One run is one seed (n_seeds 1, no std); `seed`, when known, is recorded."""
+    published checkpoint). One run is one seed (n_seeds 1, no std); `seed`, when known, is recorded.
+    `identity` (bench/report/identity.py `dataset_identity`): what was scored; its `dataset` replaces
+    `dataset`, and `row` (the row's name) defaults to the run folder's name."""
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
     class_iou = result.class_iou
@@ -352,6 +357,10 @@ def row_from_result(
     row["n_seeds"] = 1
     row["seeds"] = "" if seed is None else str(seed)
     row.update(dict.fromkeys(STD_COLUMNS))
+    row.update(dict.fromkeys(IDENTITY_COLUMNS, ""))
+    row.update(identity or {})
+    if not row["row"] and run_dir:
+        row["row"] = Path(run_dir).name
     return row
 
 

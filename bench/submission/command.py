@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from bench.arguments import add_inference_arguments, inference_settings
+from bench.common.numbers import count
 from data.errors import UserError
 
 
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     stats = write_submission(model, frames, args.out, settings, progress=not args.no_progress)
     stats["split"] = args.split
     print(
-        f"predicted {stats['n_images']} frames of split '{args.split}' at {stats['images_per_s']:.2f} "
-        f"images/s ({stats['device']}, {stats['precision']})"
+        f"predicted {count(stats['n_images'], 'frame')} of split '{args.split}' at "
+        f"{stats['images_per_s']:.2f} images/s ({stats['device']}, {stats['precision']})"
     )
     print(check_submission(args.out, args.dataset, args.split).summary())
     return 0

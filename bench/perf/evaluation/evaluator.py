@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.arguments import size
+from bench.common.numbers import count
 from bench.perf.timing import measure
 
 # the targets, against cityscapesScripts on the same frames (wall clock, all cores)
@@ -252,8 +253,9 @@ def run(args: argparse.Namespace) -> int:
         mb = sum(f.stat().st_size for fr in frames for f in fr) / len(frames) / 1e6
         h, w = read_png(frames[0][0]).shape
         print(
-            f"{len(frames)} frames of {w}x{h}, {mb:.2f} MB of PNG per frame, {workers} workers, predictions "
-            f"written {'as bench predict writes them' if args.pred_writer == 'bench' else 'by Pillow'}"
+            f"{count(len(frames), 'frame')} of {h}x{w} (HxW), {mb:.2f} MB of PNG per frame, "
+            f"{workers} workers, predictions written "
+            f"{'as bench predict writes them' if args.pred_writer == 'bench' else 'by Pillow'}"
         )
 
         cli = [sys.executable, "-m", "bench", "evaluate", "--gt", str(gt), "--pred", str(pred)]
