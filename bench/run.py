@@ -32,7 +32,7 @@ from bench.common.numbers import count
 from bench.common.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR
 from bench.evaluation.gt_cache import AUTO
 from bench.evaluation.sinks import DEFAULT_QUALITY, QualitySettings, add_quality_arguments, quality_settings
-from bench.training.default_checkpoint import default_preset, ensure_checkpoint
+from bench.training.default_checkpoint import default_preset, ensure_checkpoint, plan_line
 from bench.training.recipes import Recipe, default_recipe
 from bench.training.recipes import label as recipe_label
 from data.errors import UserError
@@ -89,6 +89,18 @@ def run_benchmark(
     from models import registry
 
     began = time.perf_counter()
+    if model is not None or checkpoint is None:
+        plan = plan_line(
+            model or DEFAULT_MODEL,
+            dataset,
+            checkpoint,
+            split,
+            seed=seed,
+            steps=steps,
+            preset=preset,
+            root=checkpoint_root,
+        )
+        print(plan)
     import_tensorflow(training=checkpoint is None)  # first: start-up lines filtered, oneDNN set for training
     if model is None and not checkpoint:
         model = DEFAULT_MODEL
