@@ -24,9 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pred-ids",
         choices=PRED_ID_MODES,
-        default="label",
+        default=None,
         help="what the PNG values are: label IDs 0..33 (official format, default) or "
-        "train IDs 0..18 with 255 for void",
+        "train IDs 0..18 with 255 for void; by default, files that look like train IDs are refused "
+        "(exit 2): --pred-ids label scores them as label IDs anyway",
     )
     parser.add_argument("--json", default=None, help="write cityscapesScripts' score keys here (NaN as null)")
     parser.add_argument(
@@ -126,15 +127,21 @@ def run(args: argparse.Namespace) -> int:
         args.gt,
         args.split,
         args.pred,
-        pred_ids=args.pred_ids,
+        pred_ids=args.pred_ids or "label",
         workers=workers,
         progress=sys.stderr.isatty(),
         gt_cache=gt_cache_from_arguments(args),
         boundary_ratio=ratio,
     )
-    print(format_result(result), end="")
-    for warning in result.warnings:  # after the table, where the eye lands
+    if args.pred_ids is None and result.warnings:  # a likely mix-up is not a result: no table, exit 2
+        from data.errors import UserError
+
+        raise UserError(
+            f"{result.warnings[0]}; or pass --pred-ids label to score them as label IDs anyway"
+        )
+    for warning in result.warnings:  # before the table: a number below it is not read as trusted
         print(f"WARNING: {warning}", file=sys.stderr)
+    print(format_result(result), end="")
     if args.json:
         print(f"wrote {result.write_json(args.json)}")
     return 0
