@@ -238,7 +238,7 @@ CASES = [
     Case(
         "submit-frame-in-a-folder-is-fine",
         rename_first(f"preds/{ZIP_NAME}"),
-        ("3 frames", "ready to upload"),
+        ("3 frames of split 'test'", "format valid, but not ready to upload", "1525 frames"),
         code=0,
     ),
     Case(
@@ -306,13 +306,13 @@ CASES = [
     Case(
         "submit-a-valid-zip",
         lambda f: write_zip(f / "sub.zip", good()),
-        ("3 frames", "ready to upload"),
+        ("3 frames of split 'test'", "format valid, but not ready to upload", "1525 frames"),
         code=0,
     ),
     Case(
         "submit-a-valid-deflated-zip",
         lambda f: write_zip(f / "sub.zip", good(), zipfile.ZIP_DEFLATED),
-        ("ready to upload",),
+        ("not ready to upload", "expects 1024x2048 (HxW)"),
         code=0,
     ),
 ]

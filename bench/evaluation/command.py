@@ -136,9 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pred_ids is None and result.warnings:  # a likely mix-up is not a result: no table, exit 2
         from data.errors import UserError
 
-        raise UserError(
-            f"{result.warnings[0]}; or pass --pred-ids label to score them as label IDs anyway"
-        )
+        raise UserError(f"{result.warnings[0]}; or pass --pred-ids label to score them as label IDs anyway")
     for warning in result.warnings:  # before the table: a number below it is not read as trusted
         print(f"WARNING: {warning}", file=sys.stderr)
     print(format_result(result), end="")
