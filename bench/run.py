@@ -84,6 +84,7 @@ def run_benchmark(
     from bench.sources.convert.published import reference_for
     from bench.sources.opener import open_checkpoint
     from bench.sources.weights import of_metadata as published_weights
+    from bench.sources.weights import published as published_rows
     from bench.sources.weights import reference_id
     from data.cityscapes import list_samples
     from models import registry
@@ -188,7 +189,7 @@ def run_benchmark(
         elif (weights := published_weights(meta)) is not None:  # a LiteRT file, a converted ESPNet .pth
             found = reference_id(
                 weights, split, mode=settings.mode, flip=settings.flip, scales=settings.scales
-            )
+            ) or next((r["id"] for r in published_rows(weights)), None)  # another split: compare says so
             if found:
                 extra["reference_id"] = found
                 reference = reference or found

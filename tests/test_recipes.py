@@ -198,6 +198,7 @@ def test_a_cached_checkpoint_of_other_settings_is_moved_aside_and_retrained(tmp_
         seed=0, root=tmp_path, progress=False,
     )  # fmt: skip
     assert got == "new" and not trained[0][2].resume and trained[0][0].steps == recipe.steps
+    assert "run the same command again" in trained[0][2].resume_hint  # bench run has no --resume flag
     assert (out.with_name(out.name + "-previous") / "ckpt-000800.keras").read_bytes() == b"old"
     assert "trained with other settings (steps, crop)" in capsys.readouterr().out
     same = {

@@ -123,4 +123,7 @@ def ensure_checkpoint(
         + (f"; about {recipe.cpu_minutes:g} min on a 2-core CPU" if recipe.cpu_minutes and not done else "")
     )
     recipe = dataclasses.replace(recipe, model=model, preset=preset, seed=seed, val_every=0)
-    return train(recipe, dataset.root, out, run=RunOptions(resume=bool(done), progress=progress))
+    hint = "run the same command again to continue from it (no flag needed: it resumes by itself)"
+    return train(
+        recipe, dataset.root, out, run=RunOptions(resume=bool(done), progress=progress, resume_hint=hint)
+    )

@@ -70,6 +70,7 @@ class RunOptions:
     val_limit: int | None = None
     progress: bool = True
     worker_timeout: float = 300.0
+    resume_hint: str = "continue with --resume"  # what Ctrl-C tells the user (bench run resumes by itself)
 
 
 def check_recipe(recipe: Recipe, run: RunOptions) -> str:
@@ -360,7 +361,7 @@ def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions, dist
         bar.close()
         path = save(done, seconds_before + time.perf_counter() - began)
         if path:
-            print(f"\ninterrupted at step {done}: saved {path}; continue with --resume")
+            print(f"\ninterrupted at step {done}: saved {path}; {run.resume_hint}")
         raise
     finally:
         bar.close()
