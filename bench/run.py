@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.arguments import (
     add_gt_cache_arguments,
     add_inference_arguments,
+    add_weights_dir_argument,
     gt_cache_from_arguments,
     inference_settings,
 )
@@ -294,12 +295,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="published weights by name (`python -m bench weights` lists them): the file in --weights-dir, "
         "else downloaded there and checked",
     )
-    parser.add_argument(
-        "--weights-dir",
-        default=None,
-        metavar="DIR",
-        help="folder of published weights files (default checkpoints/weights/)",
-    )
+    add_weights_dir_argument(parser)
     add_inference_arguments(parser)
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")

@@ -46,7 +46,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.arguments import add_inference_arguments, inference_settings
+from bench.arguments import add_inference_arguments, add_weights_dir_argument, inference_settings
 from bench.common.atomic import check_writable, exclusive, replaced_folder, write_text
 from bench.evaluation.sinks import add_quality_arguments, quality_settings, with_quality
 from bench.inference.loop import Predicted, predict_frames
@@ -154,6 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", default="val", help="split of a Cityscapes root to predict (default val)")
     parser.add_argument("--out", required=True, help="folder for the label-ID PNGs")
+    add_weights_dir_argument(parser)
     add_inference_arguments(parser)
     parser.add_argument(
         "--colorize", action="store_true", help="also write palette PNGs to OUT/color/color_{frame}.png"
@@ -191,7 +192,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_folders(args.out, colorize=args.colorize)
     samples = frames_to_predict(args.dataset, args.split, evaluate=args.evaluate)[: args.limit]
     import_tensorflow()
-    model = open_checkpoint(args.checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
+    from bench.sources.download import checkpoint_or_weights
+
+    checkpoint = checkpoint_or_weights(args.checkpoint, args.weights_dir)
+    model = open_checkpoint(checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
     with contextlib.ExitStack() as stack:
         sinks: list[Any] = []
         if args.evaluate:

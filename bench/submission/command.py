@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.arguments import add_inference_arguments, inference_settings
+from bench.arguments import add_inference_arguments, add_weights_dir_argument, inference_settings
 from bench.common.numbers import count
 from data.errors import UserError
 
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="test", help="split the zip covers (default test)")
     parser.add_argument("--out", default=None, help="with --checkpoint: the zip to write")
+    add_weights_dir_argument(parser)
     add_inference_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -50,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     check_zip_name(args.out)
     frames = list_images(args.dataset, args.split)
     import_tensorflow()
-    model = open_checkpoint(args.checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
+    from bench.sources.download import checkpoint_or_weights
+
+    checkpoint = checkpoint_or_weights(args.checkpoint, args.weights_dir)
+    model = open_checkpoint(checkpoint, precision=settings.precision, fold_bn=settings.fold_bn)
     stats = write_submission(model, frames, args.out, settings, progress=not args.no_progress)
     stats["split"] = args.split
     print(
