@@ -1,5 +1,5 @@
-"""Where published weights are looked for: --weights-dir on run, predict and submit, else the folder a user
-set once ($CITYSCAPES_BENCH_WEIGHTS), else checkpoints/weights/; and what a missing checkpoint's error says."""
+"""Where published weights are looked for: --weights-dir on run, predict and submit, else the folder a
+user set once ($CITYSCAPES_BENCH_WEIGHTS), else checkpoints/weights/; what a missing checkpoint says."""
 
 from __future__ import annotations
 
