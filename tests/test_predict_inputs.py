@@ -86,3 +86,18 @@ def test_a_folder_without_images_says_what_it_expected(tmp_path):
     (tmp_path / "readme.txt").write_text("x")
     with pytest.raises(DatasetError, match="holds no images: expected a Cityscapes root"):
         frames_to_predict(tmp_path, "val")
+
+
+def test_save_logits_says_how_much_it_will_write_and_refuses_a_disk_too_small(tiny_dataset, monkeypatch):
+    import collections
+
+    from bench.inference.predict import logits_size_note
+
+    frames = frames_to_predict(tiny_dataset, "val")
+    note = logits_size_note(frames, "/tmp/logits")
+    assert note.startswith("note: --save-logits writes 1 MB a frame (19 float32 logits at 64x128)")
+    assert f"for {len(frames)} frames" in note
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr("shutil.disk_usage", lambda path: usage(10, 10, 1000))
+    with pytest.raises(Exception, match=r"needs 0.0 GB .* has 0.0 GB free: use --limit"):
+        logits_size_note(frames, "/tmp/logits")

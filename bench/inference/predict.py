@@ -139,6 +139,31 @@ def write_predictions(
     return Predicted(stats, predicted.results)
 
 
+def logits_size_note(samples: Sequence, folder: str | os.PathLike, classes: int = 19) -> str:
+    """What `--save-logits` is about to write (float32 per class and pixel: 159 MB for a 1024x2048 frame),
+    refused up front when the disk under `folder` has not that much space."""
+    import shutil
+
+    from data.pipeline import frame_size
+
+    h, w = frame_size(samples[0].image)
+    per_frame = h * w * classes * 4
+    total = per_frame * len(samples)
+    probe = Path(os.path.abspath(folder))
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if total > free:
+        raise UserError(
+            f"--save-logits {folder} needs {total / 1e9:.1f} GB ({per_frame / 1e6:.0f} MB a frame) and "
+            f"{probe} has {free / 1e9:.1f} GB free: use --limit, another folder, or leave out --save-logits"
+        )
+    return (
+        f"note: --save-logits writes {per_frame / 1e6:.0f} MB a frame ({classes} float32 logits at {h}x{w}): "
+        f"{total / 1e9:.2f} GB for {len(samples)} frame{'s' if len(samples) != 1 else ''} into {folder}"
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
@@ -163,7 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-logits",
         default=None,
         metavar="DIR",
-        help="also write float32 logits as DIR/{frame}_logits.npy",
+        help="also write float32 logits as DIR/{frame}_logits.npy (159 MB a 1024x2048 frame)",
     )
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N frames")
     parser.add_argument(
@@ -191,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--limit {args.limit} must be at least 1")
     check_output_folders(args.out, colorize=args.colorize)
     samples = frames_to_predict(args.dataset, args.split, evaluate=args.evaluate)[: args.limit]
+    if args.save_logits:
+        print(logits_size_note(samples, args.save_logits), file=sys.stderr)
     import_tensorflow()
     from bench.sources.download import checkpoint_or_weights
 
