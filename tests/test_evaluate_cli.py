@@ -48,3 +48,9 @@ def test_evaluator_does_not_import_tensorflow():
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_evaluate_without_gt_names_the_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CITYSCAPES_DATASET", raising=False)
+    assert main(["evaluate", "--pred", str(tmp_path)]) == 2
+    assert "pass --gt ROOT" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bench.arguments import add_gt_cache_arguments, gt_cache_from_arguments
@@ -113,6 +114,13 @@ def run(args: argparse.Namespace) -> int:
         from data.errors import UserError
 
         raise UserError(f"--workers must be at least 1, not {args.workers}")
+    if not args.gt and not os.environ.get("CITYSCAPES_DATASET"):
+        from data.errors import UserError
+
+        raise UserError(
+            "no ground truth given: pass --gt ROOT (the Cityscapes root that holds gtFine/) or set "
+            "CITYSCAPES_DATASET=ROOT"
+        )
     if args.json:
         check_writable(args.json, "--json file", folder=False)  # before the work, not after it
     ratio = args.boundary_ratio
