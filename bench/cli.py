@@ -15,7 +15,11 @@ from data.errors import UserError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.run", "end to end: dataset, checkpoint, predict, evaluate, results, README"),
-    "evaluate": ("bench.evaluation.command", "score prediction PNGs against Cityscapes ground truth"),
+    "evaluate": (
+        "bench.report.evaluate_row",
+        "score prediction PNGs against Cityscapes ground truth (--row NAME: record them as a result row)",
+    ),
+    "results": ("bench.report.results_command", "result rows by name: list, tag, untag, remove"),
     "cache": ("bench.evaluation.cache_command", "the ground-truth cache of evaluations: info, clear"),
     "models": ("bench.sources.models_listing", "list the model registry with options and parameter counts"),
     "train": ("bench.training.train_command", "train a registry model on a Cityscapes-format dataset"),

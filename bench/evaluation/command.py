@@ -110,6 +110,12 @@ def format_calibration(calibration) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    score(args)
+    return 0
+
+
+def score(args: argparse.Namespace) -> EvaluationResult:
+    """`bench evaluate` up to its table and JSON; the result, for a caller that records it as a row."""
     if args.workers is not None and args.workers < 1:
         from data.errors import UserError
 
@@ -150,4 +156,4 @@ def run(args: argparse.Namespace) -> int:
     print(format_result(result), end="")
     if args.json:
         print(f"wrote {result.write_json(args.json)}")
-    return 0
+    return result

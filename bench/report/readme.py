@@ -16,13 +16,12 @@ from bench.common import atomic
 from bench.common.markdown import markdown_table, pct, per_class_table, signed
 from bench.common.paths import README, RESULTS_CSV
 from bench.report import leaderboard, references
-from bench.report.leaderboard import TABLES as LEADERBOARD_TABLES  # their own part of the section
+from bench.report.leaderboard import TABLES as LEADERBOARD_TABLES
+from bench.report.readme_markers import BEGIN, END  # their own part of the section
 from bench.report.results import read_rows
 from bench.report.tables import SYNTHETIC_NOTE, dataset_label, frames_label, method_label
 from data.errors import UserError
 
-BEGIN = "<!-- results:begin -->"
-END = "<!-- results:end -->"
 PLOT_NAME = "latest_iou.png"
 LEADERBOARD_PLOT_NAME = "leaderboard.png"
 GROUP_COLUMNS = ("model", "preset", "dataset", "split", "mode")
@@ -195,13 +194,6 @@ def splice(text: str, section: str, path: Path) -> str:
     if stop < start:
         raise UserError(f"{path}: {END} comes before {BEGIN}; put the begin marker first")
     return text[:start] + "\n" + section.rstrip("\n") + "\n" + text[stop:]
-
-
-def without_section(text: str) -> str:
-    """`text` with the results section emptied (what is left is written by people, not by the tool)."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(END) < text.index(BEGIN):
-        return text
-    return text[: text.index(BEGIN)] + text[text.index(END) :]
 
 
 def update_readme(

@@ -410,7 +410,7 @@ def _tool_output(cwd: Path, path: str) -> bool:
         return True
     if path != "README.md":
         return False
-    from bench.report.readme import without_section
+    from bench.report.readme_markers import without_section
 
     try:
         old = subprocess.run(
