@@ -69,6 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # its message, when a command gives one, says what was kept
+        print(str(exc) or "interrupted", file=sys.stderr)
         return 130
