@@ -649,8 +649,9 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log(monkeypatch):
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 5  # one per update (interval 0) and the last
     assert lines[-1].startswith("predict: img 4/4 (100%)") and lines[-1].endswith("loss=0.5")
-    assert all(" elapsed" in line for line in lines)
+    assert all(" elapsed" in line for line in lines[:-1]) and ", done in " in lines[-1]
     assert all(", ETA " in line for line in lines[:3]) and "ETA" not in lines[-1]  # done: no ETA left
+    assert "img/s" not in lines[-1]  # one throughput figure: the command's, on the next line
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -48,14 +48,19 @@ class LogLines:
         if not self._closed:
             self._closed = True
             if self.n > self._start_n:
-                self._print()
+                self._print(final=True)
 
-    def _print(self) -> None:
+    def _print(self, final: bool = False) -> None:
+        """A progress line; the last one gives the time taken, not a rate: the command's own figure (e.g.
+        images/s after the warm-up frame) follows it, and two rates on two lines contradict each other."""
         self._last = now = time.monotonic()
         rate = (self.n - self._start_n) / max(now - self._began, 1e-9)
         percent = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        line = f"{self.desc}: {self.unit} {self.n}/{self.total}{percent}, {rate:.2f} {self.unit}/s"
-        line += f", {duration(now - self._began)} elapsed"
+        line = f"{self.desc}: {self.unit} {self.n}/{self.total}{percent}"
+        if final:
+            line += f", done in {duration(now - self._began)}"
+        else:
+            line += f", {rate:.2f} {self.unit}/s, {duration(now - self._began)} elapsed"
         if self.total and self.n < self.total and rate > 0:
             line += f", ETA {duration((self.total - self.n) / rate)}"
         if self.postfix:
