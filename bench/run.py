@@ -40,6 +40,7 @@ from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
 NOTES = "trained from scratch (no ImageNet weights offline)"
+NO_README_TAG = "no-readme"  # a row of `bench run --no-readme`: kept in results.csv, never in the README
 DEFAULT_MODEL = "pspnet"
 
 
@@ -64,6 +65,7 @@ def run_benchmark(
     progress: bool = True,
     quality: QualitySettings = DEFAULT_QUALITY,
     gt_cache=AUTO,
+    tags: str = "",
 ):
     """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files).
 
@@ -146,7 +148,7 @@ def run_benchmark(
     try:
         pred_dir = run_dir / "predictions"
         samples = list_samples(data.root, split, require_images=True)
-        identity = dataset_identity(data.name, data.kind, data.root, split, samples)
+        identity = {**dataset_identity(data.name, data.kind, data.root, split, samples), "tags": tags}
         shown = min(N_SAMPLES, len(samples))
         written = "all frames" if write_predictions else f"the {count(shown, 'frame')} of the sample plot"
         print(
@@ -348,6 +350,7 @@ def run(args: argparse.Namespace) -> int:
         write_predictions=args.write_predictions,
         reference=args.reference,
         readme=None if args.no_readme else README,
+        tags=NO_README_TAG if args.no_readme else "",
         quality=quality_settings(args),
         gt_cache=gt_cache_from_arguments(args),
     )

@@ -26,8 +26,24 @@ footer stays
 """
 
 
-def _add(path, seed, *, model="pspnet", dataset="synthetic-v1", kind="synthetic", split="val", scope="full"):
-    identity = {"dataset": dataset, "scope": scope, "frame_size": "256x512", "frames_hash": "abc"}
+def _add(
+    path,
+    seed,
+    *,
+    model="pspnet",
+    dataset="synthetic-v1",
+    kind="synthetic",
+    split="val",
+    scope="full",
+    tags="",
+):
+    identity = {
+        "dataset": dataset,
+        "scope": scope,
+        "frame_size": "256x512",
+        "frames_hash": "abc",
+        "tags": tags,
+    }
     append_row(
         path,
         row_from_result(
@@ -221,3 +237,13 @@ def test_a_readme_of_only_partial_rows_says_where_they_are(project):
     _add(results, 1, scope="partial")
     readme_mod.update_readme(readme, results)
     assert "No full-split results yet" in _section(readme.read_text())
+
+
+def test_rows_of_no_readme_runs_never_reach_the_readme(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1, model="pspnet")
+    _add(results, 2, model="fcn", tags="no-readme")  # `bench run --no-readme`, then a later `make bench`
+    _add(results, 3, model="espnet", tags="baseline;hidden")
+    readme_mod.update_readme(readme, results)
+    section = _section(readme.read_text())
+    assert "| pspnet |" in section and "| fcn |" not in section and "| espnet |" not in section

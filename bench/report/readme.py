@@ -27,11 +27,17 @@ LEADERBOARD_PLOT_NAME = "leaderboard.png"
 GROUP_COLUMNS = ("model", "preset", "dataset", "split", "mode")
 
 
+HIDDEN_TAGS = frozenset({"no-readme", "hidden"})
+"""Rows tagged so (`bench run --no-readme`, `bench results tag NAME hidden`) stay out of the README."""
+
+
 def full_rows(frame):
-    """The rows of whole splits (`scope` full, bench/report/identity.py): the only ones the README shows."""
+    """The rows of whole splits (`scope` full, bench/report/identity.py) not tagged `HIDDEN_TAGS`: the only
+    ones the README shows."""
     if frame.empty or "scope" not in frame.columns:
         return frame.iloc[0:0]
-    return frame[frame["scope"].astype(str) == "full"]
+    hidden = frame["tags"].astype(str).map(lambda t: bool(HIDDEN_TAGS & set(t.split(";"))))
+    return frame[(frame["scope"].astype(str) == "full") & ~hidden]
 
 
 def latest_rows(frame):
