@@ -239,7 +239,8 @@ def table() -> str:
             if published
             else "no published target"
         )
-        lines.append(f"{r.name}: {r.description}; {target}")
+        took = f" (trains in about {r.cpu_minutes:g} min on a 2-core CPU)" if r.cpu_minutes else ""
+        lines.append(f"{r.name}: {r.description}{took}; {target}")
         lines.extend(f"    differs: {d}" for d in r.deviations)
     return "\n".join(lines)
 
