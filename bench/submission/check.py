@@ -207,8 +207,8 @@ def _check_png(name: str, data: bytes, expected: tuple[int, int]) -> Problem | N
     if (height, width) != expected:
         return Problem(
             name,
-            f"is {width}x{height} but its image is {expected[1]}x{expected[0]}: predict at full resolution "
-            f"(resize the logits, not the arg-max, back to the image)",
+            f"is {height}x{width} (HxW) but its image is {expected[0]}x{expected[1]}: predict at full "
+            f"resolution (resize the logits, not the arg-max, back to the image)",
         )
     try:
         labels = decode_png(data, name, "prediction")
