@@ -48,6 +48,7 @@ from typing import Any
 
 from bench.arguments import add_inference_arguments, add_weights_dir_argument, inference_settings
 from bench.common.atomic import check_writable, exclusive, replaced_folder, write_text
+from bench.common.numbers import count
 from bench.evaluation.sinks import add_quality_arguments, quality_settings, with_quality
 from bench.inference.loop import Predicted, predict_frames
 from bench.inference.sinks import ColourPngs, LabelPngs, LogitsFiles, Sink
@@ -243,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
         )
     stats = predicted.stats
     print(
-        f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
+        f"wrote {count(stats['n_images'], 'prediction')} to {args.out}: "
+        f"{stats['images_per_s']:.2f} images/s after the warm-up frame, "
         f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
         f"peak memory {stats['peak_memory_mb']:.0f} MB ({stats['device']}, {stats['threads']} threads, "
         f"{stats['precision']})"

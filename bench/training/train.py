@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.atomic import check_writable, exclusive
+from bench.common.numbers import count
 from bench.common.progress import progress_bar
 from bench.common.tensorflow_import import import_tensorflow
 from bench.sources import keras_checkpoint as ckpt
@@ -247,7 +248,7 @@ def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions, dist
     )
     print(
         f"training {model} (preset {preset}, options {options}"
-        f"{', recipe ' + recipe.name if recipe.name else ''}) on {len(samples)} frames of {root}: "
+        f"{', recipe ' + recipe.name if recipe.name else ''}) on {count(len(samples), 'frame')} of {root}: "
         f"steps {start}->{steps}, global batch {batch}, crop {crop[0]}x{crop[1]}, lr {recipe.lr}, "
         f"{precision}, {dist.describe()}{', SyncBN' if synced else ''}, {net.count_params():,} parameters",
         flush=True,
