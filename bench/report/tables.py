@@ -26,14 +26,16 @@ def dataset_label(dataset: str, kind: str) -> str:
 
 def frames_label(row: Mapping[str, Any]) -> str:
     """A row's number of frames, with `(partial)` when it is not a whole split (bench/report/identity.py)
-    and `HxW` when known: '500', '1 (partial, 128x256)'."""
+    and `HxW` when known: '500', '1 (partial, 128x256)'; older rows say their scope was not recorded."""
     n = number(row.get("n_images"), ".0f")
     size = str(row.get("frame_size") or "")
     if size == "nan":
         size = ""
-    if str(row.get("scope", "")) == "full":
+    scope = str(row.get("scope", "") or "")
+    if scope == "full":
         return n
-    return f"{n} ({', '.join(p for p in ('partial', size) if p)})"
+    what = "partial" if scope == "partial" else "scope not recorded"  # rows older than the column
+    return f"{n} ({', '.join(p for p in (what, size) if p and p != 'nan')})"
 
 
 def method_label(model: str, preset: str = "") -> str:
