@@ -116,7 +116,8 @@ def _value_34(entries):
 
 def _half_size(entries):
     entries[entry_name(KEYS[0])] = png(label_map()[::2, ::2])
-    return entry_name(KEYS[0]), rf"is {H // 2}x{W // 2} \(HxW\) but its image is {H}x{W}: predict at full resolution"
+    message = rf"is {H // 2}x{W // 2} \(HxW\) but its image is {H}x{W}: predict at full resolution"
+    return entry_name(KEYS[0]), message
 
 
 def _sixteen_bit(entries):
