@@ -49,13 +49,17 @@ help: ## List targets and variables
 	@echo "  GPU_CHECK_ARGS=...   extra options of bench/perf/gpu_check.py, e.g. --dry-run (CPU plumbing) or --iterations 200"
 	@echo "  REQUIREMENTS=$(REQUIREMENTS)  pinned dependencies; for CUDA: VENV=.venv-gpu REQUIREMENTS=requirements-gpu.txt"
 
+# --no-compile: byte-compiling every module of TensorFlow and its dependencies at install took 1.5 of the
+# first `make bench`'s 6 minutes on 2 cores (install 155 s, 60 s without); Python compiles what it imports.
+PIP_INSTALL = $(PY) -m pip install --quiet --disable-pip-version-check --no-compile
+
 $(STAMP): $(REQUIREMENTS) requirements-common.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r $(REQUIREMENTS)
+	$(PIP_INSTALL) -r $(REQUIREMENTS)
 	@touch $@
 
 $(TEST_STAMP): requirements-test.txt | $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	$(PIP_INSTALL) -r requirements-test.txt
 	@touch $@
 
 venv: $(STAMP) ## Create .venv and install the pinned dependencies

@@ -205,3 +205,14 @@ def gt_cache_from_arguments(args: argparse.Namespace):
         print(f"note: evaluating without the ground-truth cache: {exc}", file=sys.stderr)
         return None
     return cache
+
+
+def add_weights_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """`--weights-dir`: where a published weights name is looked for (and downloaded to)."""
+    parser.add_argument(
+        "--weights-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of published weights files, for a weights name (default: $CITYSCAPES_BENCH_WEIGHTS, "
+        "else checkpoints/weights/)",
+    )

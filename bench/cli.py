@@ -15,8 +15,12 @@ from data.errors import UserError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.run", "end to end: dataset, checkpoint, predict, evaluate, results, README"),
-    "evaluate": ("bench.report.evaluate_command", "score prediction PNGs against Cityscapes ground truth"),
+    "evaluate": (
+        "bench.report.evaluate_command",
+        "score prediction PNGs against Cityscapes ground truth (--row NAME: record them as a result row)",
+    ),
     "report": ("bench.report.report_command", "rebuild a run folder's report.html (and results/index.html)"),
+    "results": ("bench.report.results_command", "result rows by name: list, tag, untag, remove"),
     "cache": ("bench.evaluation.cache_command", "the ground-truth cache of evaluations: info, clear"),
     "models": ("bench.sources.models_listing", "list the model registry with options and parameter counts"),
     "train": ("bench.training.train_command", "train a registry model on a Cityscapes-format dataset"),
@@ -78,6 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # its message, when a command gives one, says what was kept
+        print(str(exc) or "interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,7 @@ from pathlib import Path
 from bench.arguments import (
     add_gt_cache_arguments,
     add_inference_arguments,
+    add_weights_dir_argument,
     gt_cache_from_arguments,
     inference_settings,
     source_options,
@@ -30,17 +31,19 @@ from bench.arguments import (
 from bench.arguments import seeds as seeds_argument
 from bench.common.atomic import check_writable
 from bench.common.datasets import resolve_dataset
+from bench.common.numbers import count
 from bench.common.paths import CHECKPOINT_ROOT, PROJECT_ROOT, README, RESULTS_CSV, RUNS_DIR
 from bench.common.ranges import SEED
 from bench.evaluation.gt_cache import AUTO
 from bench.evaluation.sinks import DEFAULT_QUALITY, QualitySettings, add_quality_arguments, quality_settings
-from bench.training.default_checkpoint import default_preset, ensure_checkpoint
+from bench.training.default_checkpoint import default_preset, ensure_checkpoint, plan_line
 from bench.training.recipes import Recipe, default_recipe
 from bench.training.recipes import label as recipe_label
 from data.errors import UserError
 from models.inference_modes import DEFAULT_SETTINGS, InferenceSettings
 
 NOTES = "trained from scratch (no ImageNet weights offline)"
+NO_README_TAG = "no-readme"  # a row of `bench run --no-readme`: kept in results.csv, never in the README
 DEFAULT_MODEL = "pspnet"
 
 
@@ -66,6 +69,7 @@ def run_benchmark(
     quality: QualitySettings = DEFAULT_QUALITY,
     gt_cache=AUTO,
     graph_options=None,
+    tags: str = "",
 ):
     """Run the benchmark; returns the `RunReport` of `bench.report.run_folder` (row, run folder, files).
 
@@ -83,16 +87,30 @@ def run_benchmark(
     from bench.inference.fastest import open_model
     from bench.inference.predict import write_predictions as write
     from bench.report.frame_images import WORST_N
+    from bench.report.identity import dataset_identity
     from bench.report.results import check_results_file
     from bench.report.run_folder import N_SAMPLES, new_run_dir, report_run
     from bench.sources.convert.published import reference_for
     from bench.sources.opener import open_checkpoint
     from bench.sources.weights import of_metadata as published_weights
+    from bench.sources.weights import published as published_rows
     from bench.sources.weights import reference_id
     from data.cityscapes import list_samples
     from models import registry
 
     began = time.perf_counter()
+    if model is not None or checkpoint is None:
+        plan = plan_line(
+            model or DEFAULT_MODEL,
+            dataset,
+            checkpoint,
+            split,
+            seed=seed,
+            steps=steps,
+            preset=preset,
+            root=checkpoint_root,
+        )
+        print(plan)
     import_tensorflow(training=checkpoint is None)  # first: start-up lines filtered, oneDNN set for training
     if model is None and not checkpoint:
         model = DEFAULT_MODEL
@@ -143,13 +161,15 @@ def run_benchmark(
     run_dir = new_run_dir(model, data.name, root=runs_dir, when=when)
     try:
         pred_dir = run_dir / "predictions"
-        written = "all frames" if write_predictions else f"the {N_SAMPLES} frames of the sample plot"
-        print(
-            f"predict and evaluate: {split} split, mode {settings.mode}, "
-            f"{opened.metadata.get('precision', settings.precision)}; PNGs of "
-            f"{written}: {pred_dir}"
-        )
         samples = list_samples(data.root, split, require_images=True)
+        identity = {**dataset_identity(data.name, data.kind, data.root, split, samples), "tags": tags}
+        shown = min(N_SAMPLES, len(samples))
+        written = "all frames" if write_predictions else f"the {count(shown, 'frame')} of the sample plot"
+        print(
+            f"predict and evaluate: {split} split ({count(len(samples), 'frame')} of "
+            f"{identity['frame_size']}, {identity['scope']}), mode {settings.mode}, "
+            f"{opened.metadata.get('precision', settings.precision)}; PNGs of {written}: {pred_dir}"
+        )
         with contextlib.ExitStack() as stack:
             evaluator = stack.enter_context(
                 StreamingEvaluator(workers=workers or 1, gt_cache=gt_cache, keep_worst=WORST_N)
@@ -169,8 +189,8 @@ def run_benchmark(
         worst_predictions = evaluator.worst_predictions()  # for the report's thumbnails
         result = with_quality(predicted.results[0], predicted.results[1 : 1 + len(scorers)])
         print(
-            f"evaluate: mIoU {100 * result.miou:.1f} on {result.n_images} images, scored from the predicted "
-            f"arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
+            f"evaluate: mIoU {100 * result.miou:.1f} on {count(result.n_images, 'image')}, scored from the "
+            f"predicted arrays ({result.seconds:.1f} s of scoring, overlapped with the model)"
         )
         if result.boundary is not None:
             print(
@@ -189,7 +209,7 @@ def run_benchmark(
         elif (weights := published_weights(meta)) is not None:  # a LiteRT file, a converted ESPNet .pth
             found = reference_id(
                 weights, split, mode=settings.mode, flip=settings.flip, scales=settings.scales
-            )
+            ) or next((r["id"] for r in published_rows(weights)), None)  # another split: compare says so
             if found:
                 extra["reference_id"] = found
                 reference = reference or found
@@ -205,8 +225,9 @@ def run_benchmark(
         report = report_run(
             result,
             model=model,
-            dataset=data.name,
+            dataset=identity["dataset"],
             dataset_kind=data.kind,
+            identity=identity,
             split=split,
             gt_root=data.root,
             pred_dir=pred_dir,
@@ -301,12 +322,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="published weights by name (`python -m bench weights` lists them): the file in --weights-dir, "
         "else downloaded there and checked",
     )
-    parser.add_argument(
-        "--weights-dir",
-        default=None,
-        metavar="DIR",
-        help="folder of published weights files (default checkpoints/weights/)",
-    )
+    add_weights_dir_argument(parser)
     add_inference_arguments(parser)
     parser.add_argument("--preset", default=None, help="model preset for the default checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="training steps for the default checkpoint")
@@ -361,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
         write_predictions=args.write_predictions,
         reference=args.reference,
         readme=None if args.no_readme else README,
+        tags=NO_README_TAG if args.no_readme else "",
         quality=quality_settings(args),
         gt_cache=gt_cache_from_arguments(args),
         graph_options=source_options(args),

@@ -90,8 +90,8 @@ def frame_logits_from_network(logits: np.ndarray, frame_size: tuple[int, int], s
 
 
 def decode_image(path: tf.Tensor) -> tf.Tensor:
-    """uint8 (H, W, 3) RGB from a PNG path (a grey or RGBA file is converted)."""
-    return tf.io.decode_png(tf.io.read_file(path), channels=3)
+    """uint8 (H, W, 3) RGB from a PNG (or JPEG, BMP) path (a grey or RGBA file is converted)."""
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
 
 def decode_train_ids(path: tf.Tensor) -> tf.Tensor:

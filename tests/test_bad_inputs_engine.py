@@ -204,11 +204,6 @@ def _foreign_folder(c: Ctx) -> None:
     (c.tmp / "preds" / "notes.txt").write_text("mine\n")
 
 
-def _foreign_color_folder(c: Ctx) -> None:
-    (c.tmp / "preds_color").mkdir()
-    (c.tmp / "preds_color" / "holiday.jpg").write_bytes(b"\xff\xd8")
-
-
 def _old_checkpoint(c: Ctx) -> None:
     (c.tmp / "out").mkdir()
     (c.tmp / "out" / c.ckpt.name).write_bytes(c.ckpt.read_bytes())
@@ -324,14 +319,13 @@ CASES = [
         "predict-out-foreign-files", _predict(""), ("did not write", "new or empty folder"), _foreign_folder
     ),
     Case("predict-out-is-the-dataset", _predict("", "{ds}"), ("{ds} already holds files",)),
+    Case("predict-split-unknown", _predict("--split nosuch"), ("split 'nosuch' has no images",)),
     Case(
-        "predict-color-folder-foreign",
-        _predict("--colorize"),
-        ("--colorize folder", "preds_color"),
-        _foreign_color_folder,
+        "predict-evaluate-split-unknown", _predict("--split nosuch --evaluate"), ("split 'nosuch' is empty",)
     ),
-    Case("predict-split-unknown", _predict("--split nosuch"), ("split 'nosuch' is empty",)),
-    Case("predict-dataset-without-images", _predict("--dataset {gt_only}"), ("have no image",)),
+    Case("predict-dataset-without-images", _predict("--dataset {gt_only}"), ("split 'val' has no images",)),
+    Case("predict-evaluate-without-images", _predict("--dataset {gt_only} --evaluate"), ("have no image",)),
+    Case("predict-evaluate-without-gt", _predict("--dataset {empty_root} --evaluate"), ("has no gtFine/",)),
     Case("predict-dataset-missing", _predict("--dataset {tmp}/nowhere"), ("does not exist",)),
     # run (defects 7 and 12)
     Case("run-model-unknown", _run("--model nosuchnet"), ("unknown model",)),
@@ -420,7 +414,7 @@ def test_full_disk_while_predicting_keeps_the_old_predictions(ctx, tmp_path, cap
     assert main(_predict_argv(ctx, out, "--no-progress")) == 2
     err = capsys.readouterr().err
     assert "cannot write predictions" in err and "No space left" in err and "Traceback" not in err
-    assert snapshot(tmp_path) == before  # the old run's folder as it was, no hidden partial folder
+    assert _without_lock(snapshot(tmp_path)) == _without_lock(before)  # as it was, no hidden partial folder
 
 
 def test_ctrl_c_while_predicting_keeps_the_old_predictions(ctx, tmp_path, capsys, monkeypatch):
@@ -433,7 +427,12 @@ def test_ctrl_c_while_predicting_keeps_the_old_predictions(ctx, tmp_path, capsys
 
     monkeypatch.setattr("bench.inference.sinks.write_bytes", interrupted)
     assert main(_predict_argv(ctx, out, "--no-progress")) == 130
-    assert snapshot(tmp_path) == before
+    assert _without_lock(snapshot(tmp_path)) == _without_lock(before)
+
+
+def _without_lock(state: dict) -> dict:
+    """A snapshot less the `--out` lock beside the folder (each run writes its pid there)."""
+    return {k: v for k, v in state.items() if not k.endswith(".preds.lock")}
 
 
 def test_full_disk_while_saving_a_checkpoint_is_a_clear_error(ctx, tmp_path, capsys, monkeypatch):
@@ -454,13 +453,13 @@ def test_predict_with_a_limit_leaves_exactly_this_runs_frames(ctx, tmp_path):
     out = tmp_path / "preds"
     assert main(_predict_argv(ctx, out, "--no-progress", "--colorize")) == 0
     assert len(list(out.glob("*_leftImg8bit.png"))) == 2
-    assert len(list((tmp_path / "preds_color").glob("*_color.png"))) == 2
+    assert len(list((out / "color").glob("color_*.png"))) == 2
 
     assert main(_predict_argv(ctx, out, "--no-progress", "--limit", "1", "--colorize")) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["predict_stats.json", "testcity_000000_000019_leftImg8bit.png"]
-    assert len(list((tmp_path / "preds_color").iterdir())) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds", "preds_color"]  # no hidden leftovers
+    assert names == ["color", "predict_stats.json", "testcity_000000_000019_leftImg8bit.png"]
+    assert len(list((out / "color").iterdir())) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".preds.lock", "preds"]  # only the lock beside it
 
 
 def test_predict_into_an_empty_existing_folder_is_allowed(ctx, tmp_path):
@@ -650,6 +649,9 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log(monkeypatch):
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 5  # one per update (interval 0) and the last
     assert lines[-1].startswith("predict: img 4/4 (100%)") and lines[-1].endswith("loss=0.5")
+    assert all(" elapsed" in line for line in lines[:-1]) and ", done in " in lines[-1]
+    assert all(", ETA " in line for line in lines[:3]) and "ETA" not in lines[-1]  # done: no ETA left
+    assert "img/s" not in lines[-1]  # one throughput figure: the command's, on the next line
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -661,3 +663,24 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log(monkeypatch):
     assert isinstance(bar, tqdm)
     bar.close()
     assert not isinstance(progress_module.progress_bar(4, desc="x", unit="y", enabled=False), tqdm)
+
+
+def test_progress_lines_give_the_time_left_at_the_measured_rate(monkeypatch):
+    clock = iter([0.0, 10.0, 10.0])  # created at 0; after 10 s, 5 of 65 steps done: 12 steps a minute
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    log = io.StringIO()
+    bar = progress_module.LogLines(65, desc="train", unit="step", interval=5.0, stream=log)
+    bar.update(5)
+    assert log.getvalue().strip() == "train: step 5/65 (8%), 0.50 step/s, 10 s elapsed, ETA 2 min 00 s"
+    assert progress_module.duration(3725) == "1 h 02 min"
+
+
+def test_two_predictions_into_one_out_at_once_are_refused(ctx, tmp_path, capsys):
+    from bench.common.atomic import exclusive
+
+    out = tmp_path / "preds"
+    with exclusive(out, "held by another run"):  # what a second `bench predict --out preds` meets
+        assert main(_predict_argv(ctx, out, "--no-progress")) == 2
+    err = capsys.readouterr().err
+    assert f"prediction folder {out} is in use by process" in err and not out.exists()
+    assert main(_predict_argv(ctx, out, "--no-progress")) == 0  # free again once the other has finished

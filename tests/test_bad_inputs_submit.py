@@ -213,7 +213,9 @@ CASES = [
     ),
     Case("submit-bomb-deflate-200mib", _deflate_bomb, (ZIP_NAME, "declares 209715200 bytes", "zip bomb")),
     Case(
-        "submit-bomb-png-header-huge", _png_ihdr_huge, (ZIP_NAME, "is 100000x100000 but its image is 64x32")
+        "submit-bomb-png-header-huge",
+        _png_ihdr_huge,
+        (ZIP_NAME, "is 100000x100000 (HxW) but its image is 32x64"),
     ),
     Case(
         "submit-many-extra-entries",
@@ -238,7 +240,7 @@ CASES = [
     Case(
         "submit-frame-in-a-folder-is-fine",
         rename_first(f"preds/{ZIP_NAME}"),
-        ("3 frames", "ready to upload"),
+        ("3 frames of split 'test'", "format valid, but not ready to upload", "1525 frames"),
         code=0,
     ),
     Case(
@@ -271,12 +273,12 @@ CASES = [
     Case(
         "submit-half-size",
         replace_first(lambda: png(labels(0, (H // 2, W // 2)))),
-        (ZIP_NAME, "is 32x16 but its image is 64x32"),
+        (ZIP_NAME, "is 16x32 (HxW) but its image is 32x64"),
     ),
     Case(
         "submit-transposed",
         replace_first(lambda: png(labels(0, (W, H)))),
-        (ZIP_NAME, "is 32x64 but its image is 64x32"),
+        (ZIP_NAME, "is 64x32 (HxW) but its image is 32x64"),
     ),
     Case("submit-one-pixel", replace_first(lambda: png(labels(0, (1, 1)))), (ZIP_NAME, "is 1x1")),
     Case("submit-zero-byte-png", replace_first(b""), (ZIP_NAME, "is not a PNG file")),
@@ -306,13 +308,13 @@ CASES = [
     Case(
         "submit-a-valid-zip",
         lambda f: write_zip(f / "sub.zip", good()),
-        ("3 frames", "ready to upload"),
+        ("3 frames of split 'test'", "format valid, but not ready to upload", "1525 frames"),
         code=0,
     ),
     Case(
         "submit-a-valid-deflated-zip",
         lambda f: write_zip(f / "sub.zip", good(), zipfile.ZIP_DEFLATED),
-        ("ready to upload",),
+        ("not ready to upload", "expects 1024x2048 (HxW)"),
         code=0,
     ),
 ]

@@ -195,3 +195,19 @@ def test_compare_plot_saves_the_bars_against_the_reference(tmp_path, capsys):
     assert f"plot: {png}" in capsys.readouterr().out
     with Image.open(png) as im:
         assert im.size == expected_size("bars")
+
+
+def test_a_row_of_another_model_is_never_compared_with_pspnets_table(tmp_path, capsys):
+    path = _results(tmp_path, "pspnet", "espnet")  # the ESPNet row last, naming no reference row
+    assert main(["compare", str(path)]) == 2
+    assert "model espnet) names no reference row: pass --reference" in capsys.readouterr().err
+    assert main(["compare", str(path), "--reference", "espnet-authors"]) == 0
+    assert "ESPNet (p=2, q=8)" in capsys.readouterr().out
+    assert main(["compare", str(path), "--row", "0"]) == 0  # pspnet: the seed table as before
+    assert "PSPNet (fine+coarse)" in capsys.readouterr().out
+
+
+def test_an_eval_json_is_labelled_by_its_file_not_its_folder(tmp_path):
+    result = evaluation_result(5)
+    result.write_json(tmp_path / "preds" / "eval.json")
+    assert load_ours(tmp_path / "preds" / "eval.json")["model"] == str(tmp_path / "preds" / "eval.json")

@@ -144,8 +144,10 @@ def test_detection_tells_the_three_sources_apart(espnet_state):
     v2 = torch_layers.state_dict(registry.build("espnetv2", s=0.5, blocks=(1, 1)))
     assert converter.detect_source(espnet_state, "a.pth").NAME == "espnet"
     assert converter.detect_source(v2, "b.pth").NAME == "espnetv2"
-    with pytest.raises(UserError, match="is not a espnetv2 state dict"):
+    with pytest.raises(UserError, match="is not a espnetv2 state dict: its keys are in the espnet layout"):
         converter.detect_source(espnet_state, "a.pth", "espnetv2")
+    with pytest.raises(UserError, match="in the espnetv2 layout: pass --source espnetv2"):
+        converter.detect_source(v2, "b.pth", "espnet")  # `convert --source espnet` on an ESPNetv2 file
 
 
 def pytorch_adaptive_pool(x: np.ndarray, rows: int, cols: int) -> np.ndarray:

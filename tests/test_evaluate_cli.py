@@ -36,7 +36,7 @@ def test_cli_prints_short_name_table_iiou_categories_and_writes_json(tmp_path, c
     assert cells[1] == f"{100 * 7680 / 7936:.1f}" and cells[1 + SHORT_NAMES.index("person")] == "50.0"
     assert cells[1 + SHORT_NAMES.index("sky")] == "-"
     assert cells[-1] == f"{(100 * 7680 / 7936 + 50) / 2:.1f}"
-    assert "| iIoU |" in text and "| vehicle |" in text and "1 images" in text
+    assert "| iIoU |" in text and "| vehicle |" in text and "1 image," in text
     data = json.loads(out.read_text())
     assert data["classScores"]["person"] == 0.5 and data["categoryInstScores"]["vehicle"] is None
     assert data["averageScoreInstClasses"] == 0.5
@@ -48,3 +48,9 @@ def test_evaluator_does_not_import_tensorflow():
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_evaluate_without_gt_names_the_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CITYSCAPES_DATASET", raising=False)
+    assert main(["evaluate", "--pred", str(tmp_path)]) == 2
+    assert "pass --gt ROOT" in capsys.readouterr().err

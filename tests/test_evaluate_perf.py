@@ -35,3 +35,24 @@ def test_benchmark_prints_both_ratios_and_agrees_with_cityscapesscripts(tmp_path
     assert "GT cache warm" in out and "in-loop from arrays, warm, 1 thread" in out
     assert "max |ours - cityscapesScripts| over all scores (uncached, cold, warm, in-loop): 0" in out
     assert not (tmp_path / "gt-cache").exists() or not list((tmp_path / "gt-cache").iterdir())
+
+
+def test_speed_ratios_say_slower_when_they_are():
+    from bench.common.numbers import faster
+
+    assert faster(2.7) == "2.7x faster" and faster(0.1) == "10.0x slower" and faster(1.0) == "1.0x faster"
+
+
+def test_the_readme_evaluator_claim_is_what_bench_perf_eval_measures_by_default():
+    """README: `bench perf eval` ... on 69 frames; with the old default of 20 frames the command printed
+    other ratios than those beside it (process start-up dominates a short run)."""
+    import re
+
+    from bench.common.paths import README
+    from bench.perf.evaluation.evaluator import DEFAULT_FRAMES
+
+    text = README.read_text()
+    assert "`bench perf eval`" in text
+    for frames in re.findall(r"bench perf eval[^`]*--n (\d+)", text):
+        assert int(frames) == DEFAULT_FRAMES
+    assert f"{DEFAULT_FRAMES} generated" in text

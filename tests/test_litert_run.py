@@ -117,7 +117,9 @@ def test_bench_run_of_an_int8_file_says_int8_where_it_says_the_precision(
     tflite, tiny_dataset, tmp_path, capsys
 ):
     report = run_in(tmp_path / "run", tiny_dataset, tflite["int8"])
-    assert "predict and evaluate: val split, mode whole, int8;" in capsys.readouterr().out
+    assert "predict and evaluate: val split (3 frames of 64x128, partial), mode whole, int8;" in (
+        capsys.readouterr().out
+    )
     assert report.row["precision"] == "int8"
 
 

@@ -266,3 +266,28 @@ def test_folding_batchnorm_keeps_inference_outputs():
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     x = images(45, 70)
     np.testing.assert_allclose(folded(x).numpy(), model(x, training=False).numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_bench_models_lists_parameter_counts_in_seconds_without_tensorflow():
+    import subprocess
+    import sys
+    import time
+
+    code = "import sys\nfrom bench.cli import main\nmain(['models'])\nprint('tensorflow' in sys.modules)"
+    began = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert time.perf_counter() - began < 10  # 0.6 s on an idle 2-core CPU; building them took 38 s
+    assert out.strip().splitlines()[-1] == "False"
+    assert "preset cpu           825,899 params" in out
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu"])
+def test_stored_parameter_counts_are_those_of_the_built_models(preset):
+    """models/parameter_counts.json, read by `bench models`, equals what the builders make (rewrite it
+    with every model built when a builder changes)."""
+    from bench.sources.models_listing import stored_counts
+    from models import registry
+
+    for name, counts in stored_counts().items():
+        if preset in registry.get(name).presets:
+            assert registry.build(name, num_classes=19, preset=preset).count_params() == counts[preset], name

@@ -26,7 +26,24 @@ footer stays
 """
 
 
-def _add(path, seed, *, model="pspnet", dataset="synthetic-v1", kind="synthetic", split="val"):
+def _add(
+    path,
+    seed,
+    *,
+    model="pspnet",
+    dataset="synthetic-v1",
+    kind="synthetic",
+    split="val",
+    scope="full",
+    tags="",
+):
+    identity = {
+        "dataset": dataset,
+        "scope": scope,
+        "frame_size": "256x512",
+        "frames_hash": "abc",
+        "tags": tags,
+    }
     append_row(
         path,
         row_from_result(
@@ -37,6 +54,7 @@ def _add(path, seed, *, model="pspnet", dataset="synthetic-v1", kind="synthetic"
             split=split,
             commit="c",
             date=f"2026-01-01T00:00:{seed:02d}Z",
+            identity=identity,
         ),
     )
 
@@ -82,8 +100,8 @@ def test_latest_row_per_combination_labelled_with_its_dataset(project):
     section = _section(readme.read_text())
     ours = [line for line in section.splitlines() if line.startswith("| pspnet") or line.startswith("| fcn")]
     assert len(ours) == 2
-    assert ours[0].startswith("| pspnet | synthetic-v1 (*synthetic*) | val | whole |")
-    assert ours[1].startswith("| fcn | cityscapes | val | whole |")
+    assert ours[0].startswith("| pspnet | synthetic-v1 (*synthetic*) | val | 2 | whole |")
+    assert ours[1].startswith("| fcn | cityscapes | val | 2 | whole |")
     expected_miou = f"{evaluation_result(2).miou * 100:.1f}"
     assert ours[0].endswith(f"| {expected_miou} |")
     assert "not comparable with numbers on real Cityscapes" in section
@@ -93,7 +111,7 @@ def test_reference_rows_and_sources_are_listed(project):
     readme, results = project / "README.md", project / "results" / "results.csv"
     readme_mod.update_readme(readme, results)  # no results yet: references only, no plot
     section = _section(readme.read_text())
-    assert "No results yet" in section
+    assert "No full-split results yet" in section
     assert "| PSPNet (fine+coarse) | pspnet-paper-test | test |" in section
     assert "| 98.6 | 86.6 | 93.2 |" in section and "| 76.9 | 80.2 |" in section
     assert "https://github.com/hszhao/PSPNet" in section
@@ -193,3 +211,39 @@ def test_without_results_the_leaderboard_is_listed_but_nothing_is_placed(project
     section = _section(readme.read_text())
     assert "| PSPNet | fine+coarse | 98.6 |" in section and "The latest row" not in section
     assert not (project / "results" / "leaderboard.png").exists()
+
+
+def test_only_full_split_rows_reach_the_readme_each_with_its_number_of_frames(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1, model="pspnet")
+    _add(
+        results,
+        2,
+        model="espnetv2",
+        dataset="cityscapes-layout:cityscapes-sample",
+        kind="real",
+        scope="partial",
+    )
+    readme_mod.update_readme(readme, results)
+    section = _section(readme.read_text())
+    table = section.split("Published reference rows")[0]
+    assert "| pspnet | synthetic-v1 (*synthetic*) | val | 2 | whole |" in table  # evaluation_result: 2 frames
+    assert "espnetv2" not in section and "n frames" in table
+    assert "The latest row (pspnet on synthetic-v1" in section  # plots and placing: the last full row
+
+
+def test_a_readme_of_only_partial_rows_says_where_they_are(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1, scope="partial")
+    readme_mod.update_readme(readme, results)
+    assert "No full-split results yet" in _section(readme.read_text())
+
+
+def test_rows_of_no_readme_runs_never_reach_the_readme(project):
+    readme, results = project / "README.md", project / "results" / "results.csv"
+    _add(results, 1, model="pspnet")
+    _add(results, 2, model="fcn", tags="no-readme")  # `bench run --no-readme`, then a later `make bench`
+    _add(results, 3, model="espnet", tags="baseline;hidden")
+    readme_mod.update_readme(readme, results)
+    section = _section(readme.read_text())
+    assert "| pspnet |" in section and "| fcn |" not in section and "| espnet |" not in section

@@ -233,6 +233,34 @@ def test_git_commit_is_short_hash_with_dirty_marker(tmp_path):
     assert results.git_commit(tmp_path) == head + "+dirty"
 
 
+def test_git_commit_is_not_dirtied_by_the_tools_own_outputs(tmp_path):
+    def git(*args):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
+
+    readme = "intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nend\n"
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.csv").write_text("a\n")
+    (tmp_path / "README.md").write_text(readme)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    head = results.git_commit(tmp_path)
+    (tmp_path / "results" / "results.csv").write_text("a\nb\n")
+    (tmp_path / "README.md").write_text(readme.replace("old", "new rows"))
+    assert results.git_commit(tmp_path) == head  # make bench's own edits
+    (tmp_path / "README.md").write_text(readme.replace("intro", "edited by hand"))
+    assert results.git_commit(tmp_path) == head + "+dirty"
+    (tmp_path / "README.md").write_text(readme)
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert results.git_commit(tmp_path) == head + "+dirty"
+
+
 def _cut_line(text: str, line: int, fields: int) -> str:
     lines = text.splitlines()
     lines[line - 1] = ",".join(lines[line - 1].split(",")[:fields])

@@ -34,6 +34,7 @@ def test_report_run_writes_folder_row_plots_and_readme(tmp_path):
         checkpoint="ckpt.keras",
         commit="abc",
         predict_stats={"images_per_s": 3.0, "n_images": 2},
+        identity={"dataset": "synthetic-v1", "scope": "full"},  # as if a whole split: shown in the README
     )
 
     run_dir = report.run_dir

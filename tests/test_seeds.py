@@ -18,6 +18,7 @@ from tests.cityscapes_files import evaluation_result
 
 def _row(i: int, **extra) -> dict:
     fields = dict(model="pspnet", dataset="synthetic-v1", dataset_kind="synthetic", split="val", commit="c")
+    fields["identity"] = {"dataset": "synthetic-v1", "scope": "full"}  # a whole split: shown in the README
     fields.update(extra)
     return row_from_result(evaluation_result(i), checkpoint=f"ckpt-{i}.keras", seed=i, **fields)
 
@@ -96,7 +97,7 @@ def test_the_row_the_markdown_and_the_readme_carry_mean_std_and_n(tmp_path):
     readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n")
     update_readme(readme, path)
     table = [line for line in readme.read_text().splitlines() if line.startswith("| pspnet |")]
-    assert table[0].startswith("| pspnet | synthetic-v1 (*synthetic*) | val | whole | n=3 |")
+    assert table[0].startswith("| pspnet | synthetic-v1 (*synthetic*) | val | 2 | whole | n=3 |")
     assert table[0].endswith(f"| {cell} |")
 
 

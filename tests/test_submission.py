@@ -68,7 +68,9 @@ def test_a_valid_zip_passes_the_check(test_split, tmp_path, capsys):
     report = check_submission(path, test_split, "test")
     assert report.n_frames == len(KEYS) and report.sizes == ((H, W),)
     assert main(["submit", "--check", str(path), "--dataset", str(test_split)]) == 0
-    assert "ready to upload" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "of split 'test'" in out and f"({H}x{W} HxW)" in out and "format valid, but not ready" in out
+    assert "test split has 1525 frames" in out and "expects 1024x2048 (HxW)" in out
 
 
 def test_checking_a_zip_does_not_import_tensorflow(test_split, tmp_path):
@@ -114,7 +116,8 @@ def _value_34(entries):
 
 def _half_size(entries):
     entries[entry_name(KEYS[0])] = png(label_map()[::2, ::2])
-    return entry_name(KEYS[0]), f"is {W // 2}x{H // 2} but its image is {W}x{H}: predict at full resolution"
+    message = rf"is {H // 2}x{W // 2} \(HxW\) but its image is {H}x{W}: predict at full resolution"
+    return entry_name(KEYS[0]), message
 
 
 def _sixteen_bit(entries):
@@ -207,7 +210,7 @@ def test_submit_writes_a_zip_that_the_check_accepts(test_split, checkpoint, tmp_
     out = tmp_path / "submission.zip"
     args = ["submit", "--checkpoint", str(checkpoint), "--dataset", str(test_split), "--out", str(out)]
     assert main([*args, "--no-progress"]) == 0
-    assert "ready to upload" in capsys.readouterr().out
+    assert "format valid" in capsys.readouterr().out
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == sorted(entry_name(key) for key in KEYS)
         for name in archive.namelist():
@@ -241,3 +244,14 @@ def test_a_crash_while_predicting_leaves_no_zip_behind(test_split, checkpoint, t
         write_submission(open_checkpoint(checkpoint), list_images(test_split, "test"), out, progress=False)
     assert out.read_bytes() == b"the previous submission"  # untouched: no half-written zip replaced it
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_only_a_full_resolution_test_split_zip_is_called_ready_to_upload(tmp_path):
+    from bench.submission.check import CheckReport
+
+    ready = CheckReport(tmp_path / "s.zip", 1525, ((1024, 2048),), "test")
+    assert ready.summary().endswith("(1024x2048 HxW), nothing else: ready to upload")
+    val = CheckReport(tmp_path / "s.zip", 1, ((128, 256),), "val")
+    assert (
+        "1 frame of split 'val'" in val.summary() and "the server scores only the test split" in val.summary()
+    )

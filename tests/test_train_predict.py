@@ -310,11 +310,12 @@ def test_written_predictions_evaluate_with_cityscapes_scripts(root, trained, tmp
     )
     samples = list_samples(root, "val")
     assert sorted(p.name for p in out.glob("*.png")) == [f"{s.key}_leftImg8bit.png" for s in samples]
+    assert sorted(p.name for p in (out / "color").iterdir()) == [f"color_{s.key}.png" for s in samples]
     for sample in samples:
         png = Image.open(out / f"{sample.key}_leftImg8bit.png")
         assert png.mode == "L" and png.size == (128, 64)
         assert set(np.unique(np.asarray(png)).tolist()) <= TRAIN_IDS_AS_LABEL_IDS
-        assert Image.open(tmp_path / "pred_color" / f"{sample.key}_color.png").mode == "RGB"
+        assert Image.open(out / "color" / f"color_{sample.key}.png").mode == "RGB"
     stats = json.loads((out / "predict_stats.json").read_text())
     assert stats["n_images"] == 2 and stats["images_per_s"] > 0 and stats["peak_memory_mb"] > 0
     assert 0 < stats["latency_p50_ms"] <= stats["latency_p95_ms"] and stats["folded_bn"] is True

@@ -30,3 +30,15 @@ def nan_to_none(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 frame`, `3 frames`: a number with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def faster(ratio: float) -> str:
+    """`2.7x faster` for a ratio (reference time / ours) above 1, `10x slower` below: never '0.1x faster'."""
+    if math.isinf(ratio) or ratio >= 1:
+        return f"{ratio:.1f}x faster"
+    return f"{1 / ratio:.1f}x slower" if ratio > 0 else "infinitely slower"

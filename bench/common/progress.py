@@ -2,8 +2,8 @@
 
 A tqdm bar redraws itself with carriage returns; written to a file or a CI log it becomes one endless
 line of partial bars. When the stream is not a terminal, `progress_bar` returns `LogLines` instead: the
-same `update` / `set_postfix` / `close` calls, printing one complete line every `interval` seconds and a
-last one at the end.
+same `update` / `set_postfix` / `close` calls, printing one complete line every `interval` seconds (with the
+rate, the time elapsed and the ETA at that rate) and a last one at the end.
 """
 
 from __future__ import annotations
@@ -48,13 +48,21 @@ class LogLines:
         if not self._closed:
             self._closed = True
             if self.n > self._start_n:
-                self._print()
+                self._print(final=True)
 
-    def _print(self) -> None:
+    def _print(self, final: bool = False) -> None:
+        """A progress line; the last one gives the time taken, not a rate: the command's own figure (e.g.
+        images/s after the warm-up frame) follows it, and two rates on two lines contradict each other."""
         self._last = now = time.monotonic()
         rate = (self.n - self._start_n) / max(now - self._began, 1e-9)
         percent = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        line = f"{self.desc}: {self.unit} {self.n}/{self.total}{percent}, {rate:.2f} {self.unit}/s"
+        line = f"{self.desc}: {self.unit} {self.n}/{self.total}{percent}"
+        if final:
+            line += f", done in {duration(now - self._began)}"
+        else:
+            line += f", {rate:.2f} {self.unit}/s, {duration(now - self._began)} elapsed"
+        if self.total and self.n < self.total and rate > 0:
+            line += f", ETA {duration((self.total - self.n) / rate)}"
         if self.postfix:
             line += f", {self.postfix}"
         print(line, file=self.stream or sys.stderr, flush=True)
@@ -64,6 +72,16 @@ class LogLines:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `1 h 02 min`: a span a person reads at a glance (ETA, elapsed)."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class _Off:

@@ -107,13 +107,26 @@ class Accumulator:
         )
 
 
+def _ranges(ids) -> str:
+    """`0-6, 9, 10, 14-16, 18`: sorted ids with runs of three or more as ranges."""
+    ids, parts, i = sorted(int(x) for x in ids), [], 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts += [f"{ids[i]}-{ids[j]}"] if j - i >= 2 else [str(x) for x in ids[i : j + 1]]
+        i = j + 1
+    return ", ".join(parts)
+
+
 def train_id_warning(conf: np.ndarray) -> str | None:
     """Train-ID files read as label IDs put most valid pixels on void ids 0..18: say so loudly."""
     valid = int(conf[VALID_IDS].sum())
     on_void = int(conf[np.ix_(VALID_IDS, VOID_LOOKALIKE_IDS)].sum())
     if valid and on_void / valid > 0.25:
         return (
-            f"{100.0 * on_void / valid:.0f}% of the evaluated pixels are predicted as void label ids "
-            f"(0..18): these predictions look like train IDs; if so, pass --pred-ids train"
+            f"{100.0 * on_void / valid:.0f}% of the evaluated pixels are predicted as label ids that "
+            f"Cityscapes ignores ({_ranges(VOID_LOOKALIKE_IDS)}, all below 19): these predictions look "
+            f"like train IDs (0..18); if so, pass --pred-ids train"
         )
     return None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bench.arguments import add_gt_cache_arguments, gt_cache_from_arguments
 from bench.common.atomic import check_writable
+from bench.common.numbers import count
 from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
 from bench.evaluation.boundary import RATIO
 from bench.evaluation.pool import available_cores, cap_workers
@@ -24,9 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pred-ids",
         choices=PRED_ID_MODES,
-        default="label",
+        default=None,
         help="what the PNG values are: label IDs 0..33 (official format, default) or "
-        "train IDs 0..18 with 255 for void",
+        "train IDs 0..18 with 255 for void; by default, files that look like train IDs are refused "
+        "(exit 2): --pred-ids label scores them as label IDs anyway",
     )
     parser.add_argument("--json", default=None, help="write cityscapesScripts' score keys here (NaN as null)")
     parser.add_argument(
@@ -98,7 +101,7 @@ def format_result(result: EvaluationResult) -> str:
         parts.append(per_class_table([([label], row)], label_headers=("",)))
     if result.calibration is not None:
         parts.append(format_calibration(result.calibration))
-    parts.append(f"{result.n_images} images, {result.seconds:.2f} s\n")
+    parts.append(f"{count(result.n_images, 'image')}, {result.seconds:.2f} s\n")
     return "\n".join(parts)
 
 
@@ -114,8 +117,13 @@ def format_calibration(calibration) -> str:
     )
 
 
-def run(args: argparse.Namespace, after=None) -> int:
-    """`bench evaluate`; `after(args, result)` runs once the scores are printed (bench/report's `--out`)."""
+def run(args: argparse.Namespace) -> int:
+    score(args)
+    return 0
+
+
+def score(args: argparse.Namespace) -> EvaluationResult:
+    """`bench evaluate` up to its table and JSON; the result, for a caller that records it as a row."""
     if args.workers is not None and args.workers < 1:
         from data.errors import UserError
 
@@ -124,6 +132,13 @@ def run(args: argparse.Namespace, after=None) -> int:
         from data.errors import UserError
 
         raise UserError(f"--worst must be 0 or more frames, not {args.worst}")
+    if not args.gt and not os.environ.get("CITYSCAPES_DATASET"):
+        from data.errors import UserError
+
+        raise UserError(
+            "no ground truth given: pass --gt ROOT (the Cityscapes root that holds gtFine/) or set "
+            "CITYSCAPES_DATASET=ROOT"
+        )
     if args.json:
         check_writable(args.json, "--json file", folder=False)  # before the work, not after it
 
@@ -139,22 +154,24 @@ def run(args: argparse.Namespace, after=None) -> int:
         args.gt,
         args.split,
         args.pred,
-        pred_ids=args.pred_ids,
+        pred_ids=args.pred_ids or "label",
         workers=workers,
         progress=sys.stderr.isatty(),
         gt_cache=gt_cache_from_arguments(args),
         boundary_ratio=ratio,
     )
+    if args.pred_ids is None and result.warnings:  # a likely mix-up is not a result: no table, exit 2
+        from data.errors import UserError
+
+        raise UserError(f"{result.warnings[0]}; or pass --pred-ids label to score them as label IDs anyway")
+    for warning in result.warnings:  # before the table: a number below it is not read as trusted
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(format_result(result), end="")
     if args.worst and result.frames is not None:
         from bench.evaluation.frames import format_worst
 
         print(f"\nworst {min(args.worst, len(result.frames))} frames by per-frame mIoU (percent):")
         print(format_worst(result.frames, args.worst), end="")
-    for warning in result.warnings:  # after the table, where the eye lands
-        print(f"WARNING: {warning}", file=sys.stderr)
     if args.json:
         print(f"wrote {result.write_json(args.json)}")
-    if after is not None:
-        after(args, result)
-    return 0
+    return result

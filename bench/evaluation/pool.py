@@ -8,6 +8,7 @@ ends the pool while every worker is alive, and the command exits 130.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.pool
 import os
@@ -112,9 +113,38 @@ def _exit_interrupted(pool) -> None:
         worker.kill()
     for worker in list(pool._pool):
         worker.join(timeout=5)
-    sys.stderr.write("interrupted\n")
+    _release_semaphores(pool)
+    note = _INTERRUPT_NOTES[-1]() if _INTERRUPT_NOTES else "interrupted"
+    sys.stderr.write(f"{note}\n")
     sys.stderr.flush()
     os._exit(130)
+
+
+_INTERRUPT_NOTES: list = []  # what a Ctrl-C during `bounded_map` says, innermost caller last
+
+
+@contextlib.contextmanager
+def interrupt_note(note) -> Iterator[None]:
+    """While the block runs, a Ctrl-C that stops `bounded_map` prints `note()` (e.g. how many units of a
+    sweep are saved) instead of a bare "interrupted"."""
+    _INTERRUPT_NOTES.append(note)
+    try:
+        yield
+    finally:
+        _INTERRUPT_NOTES.remove(note)
+
+
+def _release_semaphores(pool) -> None:
+    """Unlink the named semaphores of the pool's queues (six: two locks each): `os._exit` runs no finalizer,
+    so the resource tracker would otherwise report them leaked at the exit."""
+    from multiprocessing.synchronize import SemLock
+
+    for queue in (pool._inqueue, pool._outqueue, pool._change_notifier):
+        for lock in (getattr(queue, "_rlock", None), getattr(queue, "_wlock", None)):
+            name = getattr(getattr(lock, "_semlock", None), "name", None)
+            if name:
+                with contextlib.suppress(OSError):
+                    SemLock._cleanup(name)
 
 
 def bounded_map(func, items: Iterable, workers: int, ahead: int) -> Iterator:

@@ -5,9 +5,12 @@ prediction loop (bench/inference/loop.py) feeding the file sinks (bench/inferenc
 `output_folders` prepares.
 
 Files are `OUT/{city}_{seq}_{frame}_leftImg8bit.png`, single-channel 8-bit label IDs (what
-cityscapesScripts and `bench evaluate` read). `--colorize` writes palette images to the sibling folder
-`OUT_color/`, never inside OUT: cityscapesScripts matches every PNG under the prediction folder whose name
-starts with `{city}_{seq}_{frame}`, so colour images there would be taken for predictions.
+cityscapesScripts and `bench evaluate` read). `--colorize` writes palette images to `OUT/color/` named
+`color_{key}.png`: cityscapesScripts matches every PNG under the prediction folder whose name *starts* with
+`{city}_{seq}_{frame}`, so the prefix keeps them from being taken for predictions. `--dataset` may be a
+Cityscapes root (with or without `gtFine/`), a plain folder of images or one image
+(bench/inference/inputs.py).
+Two runs into one OUT at once are refused (a lock beside OUT, as training folders have).
 
 Modes (logits are averaged, then the arg-max is taken):
 - whole: the full frame in one forward pass;
@@ -43,8 +46,14 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.arguments import add_inference_arguments, inference_settings, source_options
-from bench.common.atomic import check_writable, replaced_folder, write_text
+from bench.arguments import (
+    add_inference_arguments,
+    add_weights_dir_argument,
+    inference_settings,
+    source_options,
+)
+from bench.common.atomic import check_writable, exclusive, replaced_folder, write_text
+from bench.common.numbers import count
 from bench.evaluation.sinks import add_quality_arguments, quality_settings, with_quality
 from bench.inference.loop import Predicted, predict_frames
 from bench.inference.sinks import ColourPngs, LabelPngs, LogitsFiles, Sink
@@ -66,33 +75,30 @@ def _check_replaceable(folder: Path, option: str, ours: Callable[[Path], bool]) 
         )
 
 
-def colour_folder(out: str | os.PathLike) -> Path:
-    """Where `--colorize` writes: the sibling `OUT_color/`, never inside OUT (every PNG there is scored)."""
-    out = Path(os.path.abspath(out))
-    return out.with_name(f"{out.name}_color")
+COLOUR_FOLDER = "color"  # OUT/color/color_{key}.png (see the module docstring)
 
 
 def check_output_folders(out: str | os.PathLike, *, colorize: bool = False) -> None:
-    """Refuse, before any work, an OUT (or OUT_color) that cannot be replaced (see the module docstring)."""
+    """Refuse, before any work, an OUT that cannot be replaced (see the module docstring)."""
     out = Path(os.path.abspath(out))  # `.` and `x/..` have a name to rename
     _check_replaceable(out, "--out", lambda f: (f / STATS_NAME).is_file())
-    if colorize:
-        _check_replaceable(
-            colour_folder(out),
-            "--colorize folder",
-            lambda f: all(p.name.endswith("_color.png") for p in f.iterdir()),
-        )
 
 
 @contextlib.contextmanager
 def output_folders(out: str | os.PathLike, *, colorize: bool = False) -> Iterator[tuple[Path, Path | None]]:
-    """(hidden folder for OUT, hidden folder for OUT_color or None): they replace OUT and OUT_color when the
-    block ends without an error; an error leaves both as they were. A full disk is a UserError."""
+    """(hidden folder for OUT, its `color/` subfolder or None): the folder replaces OUT when the block ends
+    without an error; an error leaves OUT as it was. A full disk is a UserError; another run writing the
+    same OUT at the same time is refused (`exclusive` lock beside OUT)."""
     out = Path(os.path.abspath(out))
     check_output_folders(out, colorize=colorize)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(exclusive(out, f"prediction folder {out}"))
         tmp = stack.enter_context(replaced_folder(out))
-        tmp_color = stack.enter_context(replaced_folder(colour_folder(out))) if colorize else None
+        tmp_color = None
+        if colorize:
+            tmp_color = tmp / COLOUR_FOLDER
+            tmp_color.mkdir()
         try:
             yield tmp, tmp_color
         except OSError as exc:
@@ -119,10 +125,10 @@ def write_predictions(
     progress: bool = True,
 ) -> Predicted:
     """Predict `samples` with `model` (`open_checkpoint`'s) into label-ID PNGs in `out`; the figures are
-    also written to `out/predict_stats.json` (with `split`). OUT and OUT_color are replaced whole at the end.
+    also written to `out/predict_stats.json` (with `split`). OUT is replaced whole at the end.
 
     `write`: True writes every frame's PNG, False none, a collection of frame keys only those. `colorize`
-    adds palette PNGs in OUT_color/, `logits_dir` each frame's float32 logits. `sinks` (e.g. a
+    adds palette PNGs in OUT/color/, `logits_dir` each frame's float32 logits. `sinks` (e.g. a
     `StreamingEvaluator`) see every frame first; their results lead `Predicted.results`."""
     with output_folders(out, colorize=colorize) as (tmp, tmp_color):
         outputs = list(sinks)
@@ -139,6 +145,31 @@ def write_predictions(
     return Predicted(stats, predicted.results)
 
 
+def logits_size_note(samples: Sequence, folder: str | os.PathLike, classes: int = 19) -> str:
+    """What `--save-logits` is about to write (float32 per class and pixel: 159 MB for a 1024x2048 frame),
+    refused up front when the disk under `folder` has not that much space."""
+    import shutil
+
+    from data.pipeline import frame_size
+
+    h, w = frame_size(samples[0].image)
+    per_frame = h * w * classes * 4
+    total = per_frame * len(samples)
+    probe = Path(os.path.abspath(folder))
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if total > free:
+        raise UserError(
+            f"--save-logits {folder} needs {total / 1e9:.1f} GB ({per_frame / 1e6:.0f} MB a frame) and "
+            f"{probe} has {free / 1e9:.1f} GB free: use --limit, another folder, or leave out --save-logits"
+        )
+    return (
+        f"note: --save-logits writes {per_frame / 1e6:.0f} MB a frame ({classes} float32 logits at {h}x{w}): "
+        f"{total / 1e9:.2f} GB for {len(samples)} frame{'s' if len(samples) != 1 else ''} into {folder}"
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
@@ -147,16 +178,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(converted once, cached), a LiteRT .tflite, an .onnx or OpenVINO .xml (with its recipe: README "
         "'Benchmark your own model') or a published weights name (`bench weights`)",
     )
-    parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
-    parser.add_argument("--split", default="val", help="split to predict (default val)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="Cityscapes root (gtFine/ only needed with --evaluate), a folder of images (recursive) or one "
+        "image (default: $CITYSCAPES_DATASET)",
+    )
+    parser.add_argument("--split", default="val", help="split of a Cityscapes root to predict (default val)")
     parser.add_argument("--out", required=True, help="folder for the label-ID PNGs")
+    add_weights_dir_argument(parser)
     add_inference_arguments(parser)
-    parser.add_argument("--colorize", action="store_true", help="also write palette PNGs to OUT_color/")
+    parser.add_argument(
+        "--colorize", action="store_true", help="also write palette PNGs to OUT/color/color_{frame}.png"
+    )
     parser.add_argument(
         "--save-logits",
         default=None,
         metavar="DIR",
-        help="also write float32 logits as DIR/{frame}_logits.npy",
+        help="also write float32 logits as DIR/{frame}_logits.npy (159 MB a 1024x2048 frame)",
     )
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N frames")
     parser.add_argument(
@@ -172,7 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.common.tensorflow_import import import_tensorflow
     from bench.inference.fastest import open_model
-    from data.cityscapes import list_samples
+    from bench.inference.inputs import frames_to_predict
 
     if args.json and not args.evaluate:
         raise UserError("--json writes the scores of --evaluate: add --evaluate")
@@ -187,10 +226,15 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.save_logits, "--save-logits folder", folder=True)
     if args.json:
         check_writable(args.json, "--json file", folder=False)
-    samples = list_samples(args.dataset, args.split, require_images=True)[: args.limit]
+    samples = frames_to_predict(args.dataset, args.split, evaluate=args.evaluate)[: args.limit]
+    if args.save_logits:
+        print(logits_size_note(samples, args.save_logits), file=sys.stderr)
     import_tensorflow()
+    from bench.sources.download import checkpoint_or_weights
+
+    checkpoint = checkpoint_or_weights(args.checkpoint, args.weights_dir)
     model = open_model(
-        args.checkpoint,
+        checkpoint,
         precision=settings.precision,
         fold_bn=settings.fold_bn,
         options=source_options(args),
@@ -215,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
         )
     stats = predicted.stats
     print(
-        f"wrote {stats['n_images']} predictions to {args.out}: {stats['images_per_s']:.2f} images/s, "
+        f"wrote {count(stats['n_images'], 'prediction')} to {args.out}: "
+        f"{stats['images_per_s']:.2f} images/s after the warm-up frame, "
         f"latency p50 {stats['latency_p50_ms']:.0f} ms, p95 {stats['latency_p95_ms']:.0f} ms, "
         f"peak memory {stats['peak_memory_mb']:.0f} MB ({stats['device']}, {stats['threads']} threads, "
         f"{stats['precision']}{'' if stats['runtime'] == 'tensorflow' else ', ' + stats['runtime']})"

@@ -77,7 +77,8 @@ class LabelPngs(_FileSink):
 
 
 class ColourPngs(_FileSink):
-    """`FOLDER/{key}_color.png` in the Cityscapes palette (for viewing: never inside a prediction folder)."""
+    """`FOLDER/color_{key}.png` in the Cityscapes palette, for viewing; the prefix keeps the files from being
+    matched as predictions (cityscapesScripts takes every PNG whose name starts with the frame's key)."""
 
     what = "colour_pngs"
 
@@ -88,7 +89,7 @@ class ColourPngs(_FileSink):
     def process(self, sample: Sample, train_ids: np.ndarray, logits: np.ndarray | None) -> None:
         from data.labels import colorize
 
-        write_bytes(self.folder / f"{sample.key}_color.png", png_bytes(colorize(train_ids)))
+        write_bytes(self.folder / f"color_{sample.key}.png", png_bytes(colorize(train_ids)))
         self.written += 1
 
 

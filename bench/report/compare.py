@@ -67,7 +67,7 @@ def _row_from_cityscapes_json(data: Mapping[str, Any], source: Path) -> dict[str
         ("category_miou", "averageScoreCategories"),
     ):
         row[column] = percent(data.get(key), key)
-    row.setdefault("model", source.parent.name)
+    row.setdefault("model", str(source))  # the file itself: its folder name says nothing of the model
     return row
 
 
@@ -185,6 +185,25 @@ def format_markdown(table, ours: Mapping[str, Any], reference: Mapping[str, Any]
     )
 
 
+PSPNET_FAMILY = ("pspnet", "pspnet-seed", "fcn")
+"""Models whose rows default to the seed document's table (PSPNet's paper, test split)."""
+
+
+def default_reference(ours: Mapping[str, Any]) -> str:
+    """The reference row our row names (a published checkpoint's or weights'), else the PSPNet seed table
+    for the PSPNet family; any other model must name one: a PSPNet row is no reference for it."""
+    named = str(ours.get("reference") or "")
+    if named and named != "nan":
+        return named
+    model = str(ours.get("model") or "")
+    if model in PSPNET_FAMILY or not model:
+        return references.DEFAULT_REFERENCE
+    raise UserError(
+        f"our row (model {model}) names no reference row: pass --reference TABLE or ROW-ID "
+        f"(results/reference/, e.g. espnet-authors); {references.DEFAULT_REFERENCE} is PSPNet's"
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="run folder, results.csv, or a result/cityscapesScripts JSON file")
     parser.add_argument(
@@ -215,8 +234,7 @@ def run(args: argparse.Namespace) -> int:
         reference = references.select(args.reference, args.reference_row, args.reference_dir)
     ours = load_ours(args.source, row=args.row, model=args.model)
     if not args.reference:  # the reference our row names (a published checkpoint's), else the seed table
-        name = str(ours.get("reference") or "") or references.DEFAULT_REFERENCE
-        reference = references.select(name, args.reference_row, args.reference_dir)
+        reference = references.select(default_reference(ours), args.reference_row, args.reference_dir)
     table = compare_rows(ours, reference)
     text = format_markdown if args.markdown else format_text
     print(text(table, ours, reference), end="")

@@ -1,35 +1,103 @@
-"""`python -m bench evaluate`: bench/evaluation/command.py's scoring, plus `--out DIR`, a run folder with
-report.html (the evaluation package may not import the report package, so the command lives here)."""
+"""`python -m bench evaluate`: bench/evaluation/command.py's scoring, plus what the report side adds (the
+evaluation package may not import it, so the command lives here): `--out DIR`, a run folder with report.html,
+and `--row NAME`, the scores of an external predictions folder (mmsegmentation's output, another tool's)
+recorded as a row of results.csv named NAME, with the dataset's identity (bench/report/identity.py) like
+every other row, so it shows in `bench compare`, `bench results` and, for a whole split, the README.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from bench.common.atomic import check_writable
-from bench.evaluation import command as scoring
+from bench.common.numbers import count
+from bench.common.paths import README, RESULTS_CSV
+from bench.evaluation import command
+from data.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    scoring.add_arguments(parser)
+    command.add_arguments(parser)
     parser.add_argument(
         "--out",
         default=None,
         metavar="DIR",
-        help="also write a run folder here: result.json, frames.csv, confusion and plots, report.html "
-        "(no results.csv row: nothing was run)",
+        help="also write a run folder here: result.json, frames.csv, confusion and plots, report.html",
     )
+    parser.add_argument(
+        "--row",
+        default=None,
+        metavar="NAME",
+        help="also record the scores as a row of results.csv named NAME (e.g. mmseg-pspnet-r50)",
+    )
+    parser.add_argument("--model", default=None, help="with --row: the model column (default: NAME)")
+    parser.add_argument("--results", default=str(RESULTS_CSV), help=argparse.SUPPRESS)
+    parser.add_argument("--no-readme", action="store_true", help="with --row: leave the README as it is")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model and args.row is None:
+        raise UserError("--model names the row of --row NAME: add --row")
     if args.out:
-        from pathlib import Path
-
-        from data.errors import UserError
-
         if (Path(args.out) / "result.json").exists():
             raise UserError(f"--out {args.out} already holds a run (result.json): pass a new folder")
         check_writable(args.out, "--out folder", folder=True)  # before the work, not after it
-    return scoring.run(args, after=write_out_folder if args.out else None)
+    path = check_row_name(args) if args.row is not None else None
+    result = command.score(args)
+    if args.out:
+        write_out_folder(args, result)
+    if path is not None:
+        row = record(result, args, path)
+        print(
+            f"result row {row['row']}: {path} ({row['dataset']}, {row['split']} split, "
+            f"{count(int(row['n_images']), 'frame')}, {row['scope']})"
+        )
+        if not args.no_readme and path.resolve() == RESULTS_CSV.resolve():
+            from bench.report.readme import update_readme
+
+            update_readme(README, path)
+    return 0
+
+
+def check_row_name(args: argparse.Namespace) -> Path:
+    """The results file `--row NAME` goes to, refused before any scoring when NAME is unusable or taken."""
+    from bench.report.results import check_results_file, read_rows
+
+    if not args.row.strip() or any(c in args.row for c in ",;\n"):
+        raise UserError(f"--row {args.row!r}: a name without ',', ';' or line breaks")
+    path = Path(args.results)
+    check_results_file(path)
+    frame = read_rows(path, missing_ok=True)
+    if "row" in frame.columns and (frame["row"] == args.row).any():
+        raise UserError(
+            f"{path} already has a row named {args.row}: choose another name, or remove it first "
+            f"(`python -m bench results remove {args.row}`)"
+        )
+    return path
+
+
+def record(result, args: argparse.Namespace, path: Path) -> dict:
+    from bench.common.datasets import resolve_dataset
+    from bench.report.identity import dataset_identity
+    from bench.report.results import append_row, row_from_result
+    from data.cityscapes import list_samples, resolve_root
+
+    data = resolve_dataset(str(resolve_root(args.gt)))  # named as `bench run` names it
+    samples = list_samples(data.root, args.split)
+    identity = {**dataset_identity(data.name, data.kind, data.root, args.split, samples), "row": args.row}
+    row = row_from_result(
+        result,
+        model=args.model or args.row,
+        dataset=identity["dataset"],
+        dataset_kind=data.kind,
+        split=args.split,
+        checkpoint=str(Path(args.pred).resolve()),
+        notes=f"external predictions {args.pred} (--pred-ids {args.pred_ids or 'label'})",
+        identity=identity,
+    )
+    append_row(path, row)
+    return row
 
 
 def write_out_folder(args: argparse.Namespace, result) -> None:

@@ -16,20 +16,34 @@ from bench.common import atomic
 from bench.common.markdown import markdown_table, pct, per_class_table, signed
 from bench.common.paths import README, RESULTS_CSV
 from bench.report import leaderboard, references
-from bench.report.leaderboard import TABLES as LEADERBOARD_TABLES  # their own part of the section
+from bench.report.leaderboard import TABLES as LEADERBOARD_TABLES
+from bench.report.readme_markers import BEGIN, END  # their own part of the section
 from bench.report.results import read_rows
-from bench.report.tables import SYNTHETIC_NOTE, dataset_label, method_label
+from bench.report.tables import SYNTHETIC_NOTE, dataset_label, frames_label, method_label
 from data.errors import UserError
 
-BEGIN = "<!-- results:begin -->"
-END = "<!-- results:end -->"
 PLOT_NAME = "latest_iou.png"
 LEADERBOARD_PLOT_NAME = "leaderboard.png"
 GROUP_COLUMNS = ("model", "preset", "dataset", "split", "mode")
 
 
+HIDDEN_TAGS = frozenset({"no-readme", "hidden"})
+"""Rows tagged so (`bench run --no-readme`, `bench results tag NAME hidden`) stay out of the README."""
+
+
+def full_rows(frame):
+    """The rows of whole splits (`scope` full, bench/report/identity.py) not tagged `HIDDEN_TAGS`: the only
+    ones the README shows."""
+    if frame.empty or "scope" not in frame.columns:
+        return frame.iloc[0:0]
+    hidden = frame["tags"].astype(str).map(lambda t: bool(HIDDEN_TAGS & set(t.split(";"))))
+    return frame[(frame["scope"].astype(str) == "full") & ~hidden]
+
+
 def latest_rows(frame):
-    """The last row of each (model, preset, dataset, split, mode), in order of each group's first run."""
+    """The last full-split row (bench/report/identity.py) of each (model, preset, dataset, split, mode), in
+    order of each group's first run; partial and ad-hoc rows stay in results.csv only, as do removed ones."""
+    frame = full_rows(frame)
     if frame.empty:
         return frame
     keys = frame[list(GROUP_COLUMNS)].astype(str).agg("\x1f".join, axis=1)
@@ -114,11 +128,15 @@ def render_section(
     ]
     latest = latest_rows(frame)
     if latest.empty:
-        parts.append("No results yet: run `make bench MODEL=pspnet`.\n")
+        parts.append(
+            "No full-split results yet: run `make bench MODEL=pspnet` (rows of samples, `--limit` runs and "
+            "other ad-hoc folders are kept in results.csv, marked partial, and not shown here).\n"
+        )
     else:
         records = latest.to_dict("records")
         parts.append(
-            "Our latest row per model, dataset, split and mode (IoU in percent, "
+            "Our latest row per model, dataset, split and mode, on whole splits only (real Cityscapes or "
+            "the embedded synthetic set; partial runs are in results.csv; IoU in percent, "
             "cityscapesScripts definitions; a row of n seeds shows mean ± sample std across them):\n"
         )
         parts.append(
@@ -129,13 +147,14 @@ def render_section(
                             method_label(r["model"], r.get("preset", "")),
                             dataset_label(r["dataset"], r.get("dataset_kind", "")),
                             r["split"],
+                            frames_label(r),
                             r["mode"],
                         ],
                         r,
                     )
                     for r in records
                 ),
-                label_headers=("Method", "dataset", "split", "mode"),
+                label_headers=("Method", "dataset", "split", "n frames", "mode"),
                 seeds=True,
             )
         )
@@ -216,13 +235,14 @@ def update_readme(
     plot_path = Path(plot) if plot is not None else results_csv.parent / PLOT_NAME
     board_plot = plot_path.parent / LEADERBOARD_PLOT_NAME
     atomic.check_writable(readme, "README", folder=False)
-    if not frame.empty:
+    if not frame.empty:  # checked with any row: whether a row is shown must not decide if a bad path fails
         atomic.check_writable(plot_path, "bar plot", folder=False)
         if board is not None:
             atomic.check_writable(board_plot, "leaderboard plot", folder=False)
     changed = False
     plot_link = None
-    latest = None if frame.empty else frame.iloc[-1].to_dict()
+    shown = full_rows(frame)
+    latest = None if shown.empty else shown.iloc[-1].to_dict()
     if latest is not None:
         changed |= _draw_latest(latest, reference, reference_dir, plot_path)
         plot_link = _link(plot_path, readme.parent)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bench.common import atomic
 from bench.common.numbers import to_float
 from bench.common.paths import PROJECT_ROOT
+from bench.report.identity import IDENTITY_COLUMNS
 from data.errors import UserError
 from data.labels import CLASS_NAMES
 
@@ -94,6 +95,7 @@ COLUMNS: tuple[str, ...] = (
     + TAIL_COLUMNS
     + SEED_COLUMNS
     + MEASURE_COLUMNS
+    + IDENTITY_COLUMNS
 )
 """The fixed column order of results.csv; unknown keys of a row are appended after these."""
 
@@ -309,12 +311,15 @@ def row_from_result(
     commit: str | None = None,
     date: str | None = None,
     seed: int | None = None,
+    identity: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A results.csv row from an evaluation result (fractions in [0, 1], shown in percent) plus the run's
     metadata. `predict_stats` is the dict `bench.inference.predict.predict` returns (images_per_s, ..., and
     where it ran: device, precision, batch, input_size, threads, tensorflow).
     `reference_id` (column "reference"): the reference row this run should reproduce (a recognised
-    published checkpoint). One run is one seed (n_seeds 1, no std); `seed`, when known, is recorded."""
+    published checkpoint). One run is one seed (n_seeds 1, no std); `seed`, when known, is recorded.
+    `identity` (bench/report/identity.py `dataset_identity`): what was scored; its `dataset` replaces
+    `dataset`, and `row` (the row's name) defaults to the run folder's name."""
     if dataset_kind not in DATASET_KINDS:
         raise UserError(f"dataset_kind must be one of {', '.join(DATASET_KINDS)}, not {dataset_kind!r}")
     class_iou = result.class_iou
@@ -363,6 +368,10 @@ def row_from_result(
     row.update(dict.fromkeys(STD_COLUMNS))
     measures = result.measures
     row.update({column: _percent(measures[key]) for column, key in _MEASURE_KEYS.items()})
+    row.update(dict.fromkeys(IDENTITY_COLUMNS, ""))
+    row.update(identity or {})
+    if not row["row"] and run_dir:
+        row["row"] = Path(run_dir).name
     return row
 
 
@@ -375,8 +384,16 @@ def _relative(path: str | os.PathLike) -> str:
         return str(path)
 
 
+TOOL_OUTPUTS = ("results/",)
+"""What the tool itself rewrites (rows, tables, plots): changes there are results, not code, and do not
+mark the commit dirty. README.md counts as tool output only between its results markers."""
+
+
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """Short hash of HEAD, with '+dirty' when tracked files differ from it; 'unknown' outside git."""
+    """Short hash of HEAD, with '+dirty' when tracked code differs from it; 'unknown' outside git.
+
+    The tool's own edits (`TOOL_OUTPUTS`, the README results section that `bench readme` regenerates) are
+    not changes to code: after one `make bench` the next row would otherwise name every commit dirty."""
     cwd = Path(cwd) if cwd is not None else PROJECT_ROOT
     try:
         head = subprocess.run(
@@ -385,7 +402,7 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
         if head.returncode != 0:
             return "unknown"
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "-z", "--untracked-files=no"],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -393,5 +410,24 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    dirty = status.returncode == 0 and status.stdout.strip() != ""
+    changed = [entry[3:] for entry in status.stdout.split("\0") if len(entry) > 3]
+    dirty = status.returncode == 0 and any(not _tool_output(cwd, path) for path in changed)
     return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def _tool_output(cwd: Path, path: str) -> bool:
+    """Whether a changed path is only what the tool writes (see `TOOL_OUTPUTS`)."""
+    if path.startswith(TOOL_OUTPUTS):
+        return True
+    if path != "README.md":
+        return False
+    from bench.report.readme_markers import without_section
+
+    try:
+        old = subprocess.run(
+            ["git", "show", "HEAD:README.md"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        new = (cwd / path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, subprocess.SubprocessError):
+        return False
+    return old.returncode == 0 and without_section(old.stdout) == without_section(new)

@@ -24,6 +24,20 @@ def dataset_label(dataset: str, kind: str) -> str:
     return f"{dataset} (*synthetic*)" if kind == "synthetic" else dataset
 
 
+def frames_label(row: Mapping[str, Any]) -> str:
+    """A row's number of frames, with `(partial)` when it is not a whole split (bench/report/identity.py)
+    and `HxW` when known: '500', '1 (partial, 128x256)'; older rows say their scope was not recorded."""
+    n = number(row.get("n_images"), ".0f")
+    size = str(row.get("frame_size") or "")
+    if size == "nan":
+        size = ""
+    scope = str(row.get("scope", "") or "")
+    if scope == "full":
+        return n
+    what = "partial" if scope == "partial" else "scope not recorded"  # rows older than the column
+    return f"{n} ({', '.join(p for p in (what, size) if p and p != 'nan')})"
+
+
 def method_label(model: str, preset: str = "") -> str:
     """Model name with its preset, e.g. 'pspnet [cpu]'."""
     return f"{model} [{preset}]" if preset else model
@@ -74,12 +88,13 @@ def render_results_markdown(frame) -> str:
                         method_label(r["model"], r.get("preset", "")),
                         dataset_label(r["dataset"], r.get("dataset_kind", "")),
                         r.get("split", ""),
+                        frames_label(r),
                     ],
                     r,
                 )
                 for i, r in enumerate(records)
             ),
-            label_headers=("#", "Method", "dataset", "split"),
+            label_headers=("#", "Method", "dataset", "split", "n frames"),
             seeds=True,
         )
     )

@@ -149,7 +149,7 @@ def run_sweep(model, sweep: Prepared, settings: SweepSettings, place: Place | No
     {"units": computed here, "frames", "seconds", "frames_per_s", "waiting_s" (the model idle, waiting for
     corrupted frames), "workers", and where the model ran}."""
     from bench.common.progress import progress_bar
-    from bench.evaluation.pool import cap_workers
+    from bench.evaluation.pool import cap_workers, interrupt_note
     from bench.evaluation.streaming import StreamingEvaluator
 
     place = place or cluster_place()
@@ -159,19 +159,30 @@ def run_sweep(model, sweep: Prepared, settings: SweepSettings, place: Place | No
     bar = progress_bar(len(todo) * len(samples), desc="robustness", unit="img", enabled=settings.progress)
     scores = StreamingEvaluator(gt_cache=settings.gt_cache)  # the loop's scoring sink, a unit at a time
     figures = {"units": 0, "frames": 0, "seconds": 0.0, "waiting_s": 0.0}
+
+    def note() -> str:
+        saved = sum(folder.is_done(u) for u in sweep.units)
+        return (
+            f"interrupted: {saved} of {len(sweep.units)} units saved in {folder.out}; run the same command "
+            f"again to continue from them"
+        )
+
     try:
-        while todo:
-            began = time.perf_counter()
-            done, count, waited = _one_pass(
-                todo, samples, folder, model, scores, settings, workers, bar, place
-            )
-            figures["units"] += done
-            figures["frames"] += count
-            figures["waiting_s"] += waited
-            figures["seconds"] += time.perf_counter() - began
-            todo = [u for u in todo if not folder.is_done(u)]
-            if todo and not done:
-                time.sleep(POLL_S)  # the rest is being computed by other workers
+        with interrupt_note(note):
+            while todo:
+                began = time.perf_counter()
+                done, count, waited = _one_pass(
+                    todo, samples, folder, model, scores, settings, workers, bar, place
+                )
+                figures["units"] += done
+                figures["frames"] += count
+                figures["waiting_s"] += waited
+                figures["seconds"] += time.perf_counter() - began
+                todo = [u for u in todo if not folder.is_done(u)]
+                if todo and not done:
+                    time.sleep(POLL_S)  # the rest is being computed by other workers
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(note()) from None
     finally:
         scores.close()
         bar.close()

@@ -30,6 +30,28 @@ CHUNK = 1 << 20  # 1 MiB: one progress step
 TIMEOUT_S = 60.0
 
 
+WEIGHTS_ENV = "CITYSCAPES_BENCH_WEIGHTS"
+"""The folder of published weights a user sets once (a shared copy), used when --weights-dir is not given."""
+
+
+def default_weights_dir() -> Path:
+    """`$CITYSCAPES_BENCH_WEIGHTS`, else checkpoints/weights/."""
+    folder = os.environ.get(WEIGHTS_ENV)
+    return Path(folder).expanduser() if folder else WEIGHTS_ROOT
+
+
+def checkpoint_or_weights(name: str, weights_dir: str | os.PathLike | None) -> str:
+    """`--checkpoint NAME`: a published weights name becomes its checked file in `weights_dir` (default
+    `default_weights_dir()`), downloaded when absent; any other name is returned as it is."""
+    if is_weights_name(name):
+        from bench.sources.weights import get
+
+        return str(weights_file(get(name), weights_dir))
+    if weights_dir is not None:
+        raise UserError(f"--weights-dir is where a published weights name is looked for; {name} is not one")
+    return name
+
+
 def weights_file(
     entry: Weights,
     weights_dir: str | os.PathLike | None = None,
@@ -38,7 +60,7 @@ def weights_file(
     progress: bool = True,
 ) -> Path:
     """The checked local file of `entry`: `weights_dir/<file name>`, downloaded there first when absent."""
-    folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_ROOT
+    folder = Path(weights_dir).expanduser() if weights_dir is not None else default_weights_dir()
     path = folder / entry.file_name
     if os.path.lexists(path):  # a folder, a pipe or a broken link there is named, never downloaded over
         actual = sha256(path, f"weights file of {entry.name}")
@@ -130,8 +152,8 @@ def is_weights_name(name: str) -> bool:
 
 
 def open_weights(name: str, *, precision: str, fold_bn: bool, cache) -> Path:
-    """Published weights by name: the checked file in checkpoints/weights/, downloaded there first; its path,
-    which `open_checkpoint` opens with the source of its kind."""
+    """Published weights by name: the checked file in `default_weights_dir()`, downloaded there first; its
+    path, which `open_checkpoint` opens with the source of its kind."""
     from bench.sources.weights import get
 
     return weights_file(get(name))

@@ -62,11 +62,18 @@ def save(model, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
     return path
 
 
+CHECKPOINT_KINDS = (
+    "a .keras file, a training --out folder, a PyTorch .pth (mmsegmentation or the ESPNet authors'), a "
+    "LiteRT .tflite or a published weights name (`python -m bench weights` lists them)"
+)
+"""What --checkpoint takes (bench/sources/opener.py SOURCES), named whenever a checkpoint is missing."""
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The `bench.json` entry of a checkpoint; `{}` for a plain `.keras` file written elsewhere."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist: pass a .keras file or a training --out folder")
+        raise UserError(f"checkpoint {path} does not exist: pass {CHECKPOINT_KINDS}")
     try:
         with zipfile.ZipFile(path) as archive:
             if METADATA_ENTRY not in archive.namelist():
@@ -119,7 +126,7 @@ def resolve(path: str | os.PathLike) -> Path:
             raise UserError(f"{path} holds no ckpt-*.keras checkpoint: train into it first or pass a file")
         return found[-1]
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist: pass a .keras file or a training --out folder")
+        raise UserError(f"checkpoint {path} does not exist: pass {CHECKPOINT_KINDS}")
     return path
 
 

@@ -1,15 +1,37 @@
 """`python -m bench models`: the registry's entries, their options, presets and parameter counts.
 
-Parameter counts come from building each model (seconds for the ResNet-101 PSPNet); `--no-params` lists
-without building, so without importing TensorFlow.
+Parameter counts of the built-in models (every preset, 19 classes, no options) are read from
+`models/parameter_counts.json`, computed once by building each model (a test checks them against the
+builders), so the listing takes a second without TensorFlow; other variants (plugins, `-o`, `--num-classes`,
+`--flops`) are built on demand. `--no-params` lists without any counts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from functools import cache
+from pathlib import Path
 
 from bench.arguments import size
 from models import registry
+
+COUNTS_FILE = Path(registry.__file__).with_name("parameter_counts.json")
+
+
+@cache
+def stored_counts() -> dict[str, dict[str, int]]:
+    """{model: {preset or "default": parameters}} of the built-in models at 19 classes, no options."""
+    try:
+        return json.loads(COUNTS_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def stored_count(name: str, preset: str | None, num_classes: int, options: dict) -> int | None:
+    if num_classes != 19 or options:
+        return None
+    return stored_counts().get(name, {}).get(preset or "default")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +63,13 @@ def format_options(options: dict) -> str:
 def measure(
     name: str, preset: str | None, num_classes: int, options: dict, flops_at: tuple[int, int] | None
 ) -> str:
-    """ "N params" (and "G GFLOP") of one built variant."""
+    """ "N params" (and "G GFLOP") of one variant: the stored count, else built."""
+    stored = stored_count(name, preset, num_classes, options)
+    if stored is not None and not flops_at:
+        return f"{stored:>12,d} params"
+    from bench.common.tensorflow_import import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     model = registry.build(name, num_classes=num_classes, preset=preset, **options)
@@ -80,10 +108,6 @@ def describe(
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.no_params:  # before the built-in models import Keras: TensorFlow without its start-up lines
-        from bench.common.tensorflow_import import import_tensorflow
-
-        import_tensorflow()
     names = args.names or registry.available()
     options = dict(registry.parse_option(text) for text in args.option)
     flops_at = args.flops

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from bench.common.files import not_a_file
+from bench.common.numbers import count
 from bench.evaluation.matching import prediction_keys
 from bench.evaluation.png import decode_png, png_header
 from bench.evaluation.scoring import VOID_LOOKALIKE_IDS
@@ -39,6 +40,10 @@ class Problem:
         return f"{self.entry}: {self.message}"
 
 
+SERVER_TEST_FRAMES = 1525  # Cityscapes fine test split
+SERVER_SIZE = (1024, 2048)  # (height, width) of every Cityscapes frame
+
+
 @dataclass(frozen=True)
 class CheckReport:
     """A zip that passed: how many frames it covers and at which sizes."""
@@ -46,13 +51,31 @@ class CheckReport:
     path: Path
     n_frames: int
     sizes: tuple[tuple[int, int], ...]  # distinct (height, width)
+    split: str = "test"
+
+    def not_ready(self) -> list[str]:
+        """Why the server would not score this zip as a test submission, though its format is valid."""
+        reasons = []
+        if self.split != "test":
+            reasons.append(f"it holds the '{self.split}' split: the server scores only the test split")
+        if self.n_frames != SERVER_TEST_FRAMES:
+            reasons.append(
+                f"the server's test split has {SERVER_TEST_FRAMES} frames, this zip {self.n_frames}"
+            )
+        if self.sizes != (SERVER_SIZE,):
+            reasons.append(f"the server expects {SERVER_SIZE[0]}x{SERVER_SIZE[1]} (HxW) frames")
+        return reasons
 
     def summary(self) -> str:
-        sizes = ", ".join(f"{w}x{h}" for h, w in self.sizes)
-        return (
-            f"{self.path}: {self.n_frames} frames, one single-channel 8-bit label-ID PNG each at full "
-            f"resolution ({sizes}), nothing else: ready to upload"
+        sizes = ", ".join(f"{h}x{w}" for h, w in self.sizes)
+        head = (
+            f"{self.path}: {count(self.n_frames, 'frame')} of split '{self.split}', one single-channel 8-bit "
+            f"label-ID PNG each at the frames' resolution ({sizes} HxW), nothing else"
         )
+        reasons = self.not_ready()
+        if not reasons:
+            return f"{head}: ready to upload"
+        return f"{head}: format valid, but not ready to upload: {'; '.join(reasons)}"
 
 
 def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | None, split: str = "test"):
@@ -125,7 +148,7 @@ def check_submission(zip_path: str | os.PathLike, dataset: str | os.PathLike | N
             f"{zip_path} would not be accepted ({len(problems)} problem(s)); fix them and check again:\n"
             f"{listed}{more}"
         )
-    return CheckReport(zip_path, len(frames), tuple(sorted(sizes)))
+    return CheckReport(zip_path, len(frames), tuple(sorted(sizes)), split)
 
 
 def _unsafe(info: zipfile.ZipInfo) -> str | None:
@@ -184,8 +207,8 @@ def _check_png(name: str, data: bytes, expected: tuple[int, int]) -> Problem | N
     if (height, width) != expected:
         return Problem(
             name,
-            f"is {width}x{height} but its image is {expected[1]}x{expected[0]}: predict at full resolution "
-            f"(resize the logits, not the arg-max, back to the image)",
+            f"is {height}x{width} (HxW) but its image is {expected[0]}x{expected[1]}: predict at full "
+            f"resolution (resize the logits, not the arg-max, back to the image)",
         )
     try:
         labels = decode_png(data, name, "prediction")

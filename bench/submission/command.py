@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from bench.arguments import add_inference_arguments, inference_settings, source_options
+from bench.arguments import (
+    add_inference_arguments,
+    add_weights_dir_argument,
+    inference_settings,
+    source_options,
+)
+from bench.common.numbers import count
 from data.errors import UserError
 
 
@@ -26,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
     parser.add_argument("--split", default="test", help="split the zip covers (default test)")
     parser.add_argument("--out", default=None, help="with --checkpoint: the zip to write")
+    add_weights_dir_argument(parser)
     add_inference_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -49,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
     check_zip_name(args.out)
     frames = list_images(args.dataset, args.split)
     import_tensorflow()
+    from bench.sources.download import checkpoint_or_weights
+
+    checkpoint = checkpoint_or_weights(args.checkpoint, args.weights_dir)
     model = open_checkpoint(
-        args.checkpoint,
+        checkpoint,
         precision=settings.precision,
         fold_bn=settings.fold_bn,
         options=source_options(args),
@@ -58,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     stats = write_submission(model, frames, args.out, settings, progress=not args.no_progress)
     stats["split"] = args.split
     print(
-        f"predicted {stats['n_images']} frames of split '{args.split}' at {stats['images_per_s']:.2f} "
-        f"images/s ({stats['device']}, {stats['precision']})"
+        f"predicted {count(stats['n_images'], 'frame')} of split '{args.split}' at "
+        f"{stats['images_per_s']:.2f} images/s ({stats['device']}, {stats['precision']})"
     )
     print(check_submission(args.out, args.dataset, args.split).summary())
     return 0

@@ -59,6 +59,7 @@ class Recipe:
     val_every: int = 0  # 0: no validation during training
     reference: str | None = None  # id of the reference row (results/reference/) with the published result
     deviations: tuple[str, ...] = field(default=())
+    cpu_minutes: float | None = None  # training time measured on the 2-core CPU of the README (None: not)
 
     def published(self) -> Published | None:
         """The result this recipe should reach, from its reference row; None when it names none."""
@@ -106,15 +107,17 @@ def _mmseg(steps: int) -> Recipe:
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        # Measured on a 2-core CPU (see README): the first `make bench` must fit in 20 minutes, set-up
-        # included.
+        # The first `make bench` on a fresh clone must fit in 6 minutes on a loaded 2-core CPU, install
+        # included (README, Quick start): 300 steps of 192x192 crops are 1,350 256x256-crop equivalents, the
+        # PSPNet cpu preset trains 4-17 of those a second on 2 shared cores (measured, load 2-7).
         Recipe(
             name="cpu-synthetic",
-            description="default checkpoint on the embedded synthetic set (about 9 min on 2 cores)",
-            steps=800,
+            description="default checkpoint on the embedded synthetic set",
+            steps=300,
             batch=8,
-            crop=(256, 256),
-            lr=0.02,
+            crop=(192, 192),
+            lr=0.03,
+            cpu_minutes=3.0,
         ),
         # pspnet-seed keeps full-resolution features (16 GFLOP per 256x512 image even in its cpu preset, 9.6 s
         # per batch-8 step of 256x256 crops): smaller crops and batches keep its run near the same minutes.
@@ -175,13 +178,8 @@ def with_overrides(recipe: Recipe, **overrides) -> Recipe:
     return dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def label(metadata: dict) -> str:
-    """The recipe a checkpoint was trained with, as a result row names it: its name, plus the settings
-    that were changed from it ("mmseg-80k (changed: steps, crop)"); '' when it names none."""
-    name = metadata.get("recipe") or ""
-    if name not in RECIPES:
-        return name
-    r = RECIPES[name]
+def changed_settings(metadata: dict, r: Recipe) -> list[str]:
+    """The settings a checkpoint (its metadata) was trained with that differ from recipe `r`."""
     used = {
         "steps": metadata.get("target_steps", metadata.get("steps")),
         "batch": metadata.get("batch"),
@@ -194,7 +192,16 @@ def label(metadata: dict) -> str:
     }
     if r.model:
         used |= {"model": metadata.get("model"), "preset": metadata.get("preset")}
-    changed = [k for k, v in used.items() if v is not None and v != getattr(r, k)]
+    return [k for k, v in used.items() if v is not None and v != getattr(r, k)]
+
+
+def label(metadata: dict) -> str:
+    """The recipe a checkpoint was trained with, as a result row names it: its name, plus the settings
+    that were changed from it ("mmseg-80k (changed: steps, crop)"); '' when it names none."""
+    name = metadata.get("recipe") or ""
+    if name not in RECIPES:
+        return name
+    changed = changed_settings(metadata, RECIPES[name])
     return f"{name} (changed: {', '.join(changed)})" if changed else name
 
 
@@ -232,7 +239,8 @@ def table() -> str:
             if published
             else "no published target"
         )
-        lines.append(f"{r.name}: {r.description}; {target}")
+        took = f" (trains in about {r.cpu_minutes:g} min on a 2-core CPU)" if r.cpu_minutes else ""
+        lines.append(f"{r.name}: {r.description}{took}; {target}")
         lines.extend(f"    differs: {d}" for d in r.deviations)
     return "\n".join(lines)
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.atomic import check_writable, exclusive
+from bench.common.numbers import count
 from bench.common.progress import progress_bar
 from bench.common.tensorflow_import import import_tensorflow
 from bench.sources import keras_checkpoint as ckpt
@@ -71,6 +72,7 @@ class RunOptions:
     val_limit: int | None = None
     progress: bool = True
     worker_timeout: float = 300.0
+    resume_hint: str = "continue with --resume"  # what Ctrl-C tells the user (bench run resumes by itself)
 
 
 def check_recipe(recipe: Recipe, run: RunOptions) -> str:
@@ -255,7 +257,7 @@ def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions, dist
     )
     print(
         f"training {model} (preset {preset}, options {options}"
-        f"{', recipe ' + recipe.name if recipe.name else ''}) on {len(samples)} frames of {root}: "
+        f"{', recipe ' + recipe.name if recipe.name else ''}) on {count(len(samples), 'frame')} of {root}: "
         f"steps {start}->{steps}, global batch {batch}, crop {crop[0]}x{crop[1]}, lr {recipe.lr}, "
         f"{precision}, {dist.describe()}{', SyncBN' if synced else ''}, {net.count_params():,} parameters",
         flush=True,
@@ -372,7 +374,7 @@ def _train(recipe: Recipe, root: Path, samples, out: Path, run: RunOptions, dist
         done = int(optimizer.iterations.numpy())
         path = save(done, seconds_before + time.perf_counter() - began)
         if path:
-            print(f"\ninterrupted at step {done}: saved {path}; continue with --resume")
+            print(f"\ninterrupted at step {done}: saved {path}; {run.resume_hint}")
         raise
     finally:
         bar.close()

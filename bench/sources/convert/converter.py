@@ -40,7 +40,13 @@ def detect_source(state: Mapping[str, np.ndarray], path: str | os.PathLike, sour
         if source not in SOURCES:
             raise UserError(f"--source {source}: choose one of {', '.join(SOURCES)}")
         if not SOURCES[source].matches(state):
-            raise UserError(f"{path} is not a {source} state dict (its keys do not match)")
+            actual = next((name for name, module in SOURCES.items() if module.matches(state)), None)
+            layout = (
+                f"its keys are in the {actual} layout: pass --source {actual}"
+                if actual
+                else ("its keys match no layout this tool knows")
+            )
+            raise UserError(f"{path} is not a {source} state dict: {layout} (or leave out --source)")
         return SOURCES[source]
     for module in SOURCES.values():
         if module.matches(state):
