@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.errors import UserError
-from data.pixels import check_png_file
+from data.pixels import check_image_file, check_png_file
 
 ENV_VAR = "CITYSCAPES_DATASET"
 SPLITS = ("train", "val", "test")
@@ -135,11 +135,11 @@ def list_samples(root: str | os.PathLike | None, split: str, require_images: boo
 
 
 def check_image(path: Path) -> None:
-    """An image that is no readable regular file, is empty, is no PNG, declares more pixels than the budget
-    or is cut short fails here, named, before any work: TensorFlow's reader would block on a FIFO for ever
-    and fail on a folder, 0 bytes or a truncated file steps into a run, with a traceback."""
+    """An image that is no readable regular file, is empty, is no PNG, JPEG or BMP, declares more pixels
+    than the budget or is a PNG cut short fails here, named, before any work: TensorFlow's reader would
+    block on a FIFO for ever and fail on a folder, 0 bytes or a truncated file steps into a run."""
     try:
-        check_png_file(path, "image")
+        check_image_file(path, "image")
     except UserError as exc:
         raise DatasetError(str(exc)) from None
 

@@ -49,6 +49,9 @@ def check_png(head: bytes, path: str | os.PathLike, role: str = "image") -> None
         check_pixels(*dims, path, role)
 
 
+JPEG_MAGIC = b"\xff\xd8\xff"
+BMP_MAGIC = b"BM"
+
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 """The last 12 bytes of every complete PNG (its empty IEND chunk): a file cut short lacks them."""
 
@@ -76,3 +79,34 @@ def check_png_file(
         raise UserError(
             f"{role} {path} is truncated or corrupt (it does not end with a PNG's IEND chunk): {fix}"
         )
+
+
+def check_image_file(
+    path: str | os.PathLike, role: str = "image", fix: str = "restore the frame's image"
+) -> None:
+    """`check_png_file` for a PNG; for a JPEG or BMP (BDD100K frames, a folder of photos), a readable
+    regular file whose header's dimensions (read by Pillow, which decodes no pixel to read them) are within
+    the budget. Any other content is named: the frame decoder takes these three formats."""
+    from data.files import check_file
+
+    check_file(path, role, fix=fix)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise UserError(f"cannot read {role} {path}: {exc.strerror or exc}; {fix}") from None
+    if head.startswith(PNG_MAGIC):
+        check_png_file(path, role, fix)
+        return
+    if not head.startswith((JPEG_MAGIC, BMP_MAGIC)):
+        raise UserError(f"{role} {path} is not a PNG, JPEG or BMP image: {fix}")
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+    except Image.DecompressionBombError:
+        width = height = MAX_SIDE + 1
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"{role} {path} is not a readable image ({exc}): {fix}") from None
+    check_pixels(height, width, path, role)

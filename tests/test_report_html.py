@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.evaluation.frames import FrameScores
-from bench.report.frame_images import write_worst_frames
-from bench.report.html_page import write_report
 from bench.report.index_page import write_index
-from data.labels import NUM_LABEL_IDS
 from tests.cityscapes_files import noisy_prediction, random_scene, write_frame, write_pred
 from tests.headless_chromium import chromium_or_skip, open_page
 
@@ -129,35 +125,18 @@ def test_bench_report_names_a_folder_without_result_json(tmp_path, capsys):
     assert "result.json" in capsys.readouterr().err
 
 
-def test_report_of_500_frames_is_written_in_under_2_s(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 500
-    conf = rng.integers(0, 2000, (n, NUM_LABEL_IDS, NUM_LABEL_IDS)).astype(np.int64)
-    frames = FrameScores([f"city{i % 3}_{i:06d}_000019" for i in range(n)], conf)
-    h, w = 1024, 2048
-    gt = rng.integers(0, NUM_LABEL_IDS, (h, w), dtype=np.uint8)
-    gt = np.repeat(np.repeat(gt[::64, ::64], 64, axis=0), 64, axis=1)  # flat regions, like label maps
-    from PIL import Image
+def test_a_report_of_500_frames_lists_the_worst_and_every_frame(tmp_path, capsys):
+    """What `bench perf report` times (its 2 s target is a benchmark's ratio, not this test's)."""
+    from bench.perf.reporting.report import write_made_up_run
 
-    from data.labels import to_train_ids
-
-    image = tmp_path / "frame_leftImg8bit.png"  # a dataset's photo: copied as it is, shrunk for the thumbnail
-    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(image, compress_level=1)
-    pred = to_train_ids(gt)
-    pred[:, : w // 3] = 0
-
-    began = time.perf_counter()
-    from bench.evaluation.scores import EvaluationResult
-    from bench.report.run_folder import write_json
-
-    result = EvaluationResult(conf.sum(axis=0), {}, {}, {}, {}, n, 1.0, frames=frames)
-    write_json(tmp_path / "result.json", {"classScores": {}, "measures": result.measures, **frames.to_dict()})
-    frames.write_csv(tmp_path / "frames.csv")
-    write_worst_frames(tmp_path, frames, lambda key: (image, gt, pred))
-    write_report(tmp_path)
-    seconds = time.perf_counter() - began
-    assert (tmp_path / "report.html").stat().st_size > 1000
-    assert seconds < 2.0, f"report of {n} frames took {seconds:.2f} s"
+    write_made_up_run(tmp_path, 500, size=(256, 512))
+    page = (tmp_path / "report.html").read_text()
+    assert len((tmp_path / "frames.csv").read_text().splitlines()) == 501
+    thumbnails = set(re.findall(r'src="(report/[^"]+_thumb\.(?:png|jpg))"', page))
+    assert len(thumbnails) == 6 * 4  # image | GT | prediction | error map of the 6 worst frames
+    assert all((tmp_path / src).is_file() for src in thumbnails)
+    assert main(["perf", "report", "--frames", "3"]) == 0
+    assert "report of 3 frames" in capsys.readouterr().out
 
 
 def test_index_lists_runs_newest_first(tmp_path):

@@ -37,6 +37,7 @@ TARGETS = {
         "bench.perf.inference.backends",
         "one checkpoint every way this machine runs it: images/s, CPU s, memory, agreement with TF fp32",
     ),
+    "report": ("bench.perf.reporting.report", "seconds to write a run's report.html for N frames (500)"),
     "corruptions": (
         "bench.perf.inputs.corruptions",
         "seconds per frame of each Cityscapes-C corruption (this CPU)",
