@@ -51,6 +51,8 @@ def check_png(head: bytes, path: str | os.PathLike, role: str = "image") -> None
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 BMP_MAGIC = b"BM"
+_MAGIC = {"PNG": PNG_MAGIC, "JPEG": JPEG_MAGIC, "BMP": BMP_MAGIC}
+_NAMED = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 """The last 12 bytes of every complete PNG (its empty IEND chunk): a file cut short lacks them."""
@@ -95,11 +97,15 @@ def check_image_file(
             head = f.read(8)
     except OSError as exc:
         raise UserError(f"cannot read {role} {path}: {exc.strerror or exc}; {fix}") from None
-    if head.startswith(PNG_MAGIC):
+    holds = next((kind for kind, magic in _MAGIC.items() if head.startswith(magic)), None)
+    named = _NAMED.get(os.path.splitext(os.fspath(path))[1].lower())
+    if named and holds and holds != named:  # a name that says another format than the bytes
+        raise UserError(f"{role} {path} is not a {named} file (it holds a {holds} image): {fix}")
+    if holds == "PNG":
         check_png_file(path, role, fix)
         return
-    if not head.startswith((JPEG_MAGIC, BMP_MAGIC)):
-        raise UserError(f"{role} {path} is not a PNG, JPEG or BMP image: {fix}")
+    if holds is None:
+        raise UserError(f"{role} {path} is not a {named or 'PNG, JPEG or BMP'} image: {fix}")
     from PIL import Image
 
     try:

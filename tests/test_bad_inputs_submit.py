@@ -381,7 +381,7 @@ def test_the_submit_matrix_holds_its_cases():
     [
         (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
         (lambda p: (p.unlink(), p.mkdir()), "is a folder"),
-        (lambda p: (p.unlink(), os.mkfifo(p)), "is not a regular file"),
+        (lambda p: (p.unlink(), os.mkfifo(p)), "not a regular file"),
     ],
     ids=["image-zero-bytes", "image-a-folder", "image-a-fifo"],
 )

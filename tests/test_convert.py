@@ -318,6 +318,13 @@ def test_bench_run_with_a_published_pth_writes_a_row_naming_its_reference(tiny_d
     assert sorted((tmp_path / "checkpoints" / "converted").glob("*.keras")) == converted
     frame = results.read_rows(csv_path)
     assert list(frame["reference"]) == [reference, reference]
+    assert list(frame["scope"]) == ["partial", "partial"]  # a tiny folder: kept in results.csv only
+    assert "74.87" not in readme.read_text()
+    from bench.report.readme import update_readme
+
+    frame["scope"] = "full"  # as a run over the whole val split would record it
+    frame.to_csv(csv_path, index=False)
+    update_readme(readme, csv_path)
     text = readme.read_text()
     assert "beside the reference row they reproduce" in text and "74.87" in text
     assert main(["compare", str(csv_path)]) == 0
@@ -339,7 +346,14 @@ def test_row_naming_a_reference_is_compared_and_shown_beside_it(tmp_path, capsys
     csv_path = tmp_path / "results.csv"
     common = dict(model="pspnet", dataset="cityscapes", dataset_kind="real", split="val", commit="x")
     append_row(
-        csv_path, row_from_result(evaluation_result(1), preset="mmseg-r101", reference_id=reference, **common)
+        csv_path,
+        row_from_result(
+            evaluation_result(1),
+            preset="mmseg-r101",
+            reference_id=reference,
+            identity={"scope": "full"},  # a whole split: the README shows only those
+            **common,
+        ),
     )
     assert main(["compare", str(csv_path)]) == 0
     out = capsys.readouterr().out

@@ -152,30 +152,42 @@ def exclusive(path: str | os.PathLike, what: str) -> Iterator[None]:
     """Like `locked`, but refuse at once (UserError naming the holder's pid) when another process holds it.
 
     For work that must not run twice at the same time (a training folder): waiting would only run the
-    second job after the first, on top of its results. The holder writes its pid into the lock file.
+    second job after the first, on top of its results. The holder writes its pid into the lock file, which
+    is removed when the holder is done (a finished command leaves nothing beside its output).
     """
     path = Path(path)
     lock_path = _lock_path(path)
-    with open(lock_path, "a+") as lock:
+    while True:
+        lock = open(lock_path, "a+")  # noqa: SIM115 (closed below, after the lock is released)
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip()
+            lock.close()
             raise UserError(
                 f"{what} is in use by {'process ' + holder if holder else 'another process'} "
                 f"(lock {lock_path}): wait for it to finish or choose another folder"
             ) from None
         try:
-            lock.seek(0)
-            lock.truncate()
-            lock.write(f"{os.getpid()}\n")
-            lock.flush()
-            yield
-        finally:
-            lock.seek(0)
-            lock.truncate()
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            same = os.stat(lock_path).st_ino == os.fstat(lock.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        lock.close()  # the holder removed that file as we opened it: lock the one at the path now
+    try:
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+    finally:
+        # removed while still held, so no one is left holding a file that is no longer the path's
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        lock.close()
 
 
 def check_writable(path: str | os.PathLike, what: str, *, folder: bool | None = None) -> Path:
