@@ -406,7 +406,7 @@ def run_generalize(args: argparse.Namespace, checkpoint: str | None, fmt: str, r
 
     if not checkpoint:
         raise UserError(
-            f"{root} is a {fmt} dataset: `bench run` trains on Cityscapes layouts only; give the model to "
+            f"{root} is laid out as {fmt}: `bench run` trains on Cityscapes layouts only; give the model to "
             f"score with --checkpoint FILE or --weights NAME"
         )
     given = {
@@ -420,11 +420,11 @@ def run_generalize(args: argparse.Namespace, checkpoint: str | None, fmt: str, r
     refused = [name for name, on in given.items() if on]
     if refused:
         raise UserError(
-            f"{', '.join(refused)} apply to a Cityscapes run; {root} is a {fmt} dataset, scored as `bench "
+            f"{', '.join(refused)} apply to a Cityscapes run; {root} is laid out as {fmt}, scored as `bench "
             f"generalize` scores it: leave out {', '.join(refused)}"
         )
     print(
-        f"note: {root} is a {fmt} dataset: scored per condition as `bench generalize CHECKPOINT --datasets "
+        f"note: {root} is laid out as {fmt}: scored per condition as `bench generalize CHECKPOINT --datasets "
         f"{fmt}=ROOT` scores it (table, CSV and plot in its sweep folder; no result row)"
     )
     generalize = argparse.Namespace(**vars(args))

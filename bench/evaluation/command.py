@@ -163,8 +163,8 @@ def score(args: argparse.Namespace) -> EvaluationResult:
         from data.errors import UserError
 
         raise UserError(
-            f"--boundary is not supported on a {fmt} dataset by `bench evaluate`: score Boundary IoU with "
-            f"`bench predict --dataset ROOT --evaluate`, or leave out --boundary"
+            f"--boundary is not supported by `bench evaluate` on a dataset laid out as {fmt}: score "
+            f"Boundary IoU with `bench predict --dataset ROOT --evaluate`, or leave out --boundary"
         )
     workers, note = cap_workers(args.workers)
     if note:

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if fmt not in (None, "cityscapes"):
             option = "--row" if args.row is not None else "--out"
             raise UserError(
-                f"{option} records a Cityscapes evaluation; {args.gt} is a {fmt} dataset: leave out "
+                f"{option} records a Cityscapes evaluation; {args.gt} is laid out as {fmt}: leave out "
                 f"{option} (the table and --json still come), or run `bench generalize CHECKPOINT "
                 f"--datasets {fmt}=ROOT` for its table beside Cityscapes val"
             )
