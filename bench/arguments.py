@@ -26,6 +26,7 @@ __all__ = [
     "MAX_SCALE",
     "REPEATS",
     "Range",
+    "add_dataset_format_argument",
     "add_gt_cache_arguments",
     "add_inference_arguments",
     "add_source_arguments",
@@ -34,6 +35,7 @@ __all__ = [
     "scales",
     "seeds",
     "size",
+    "dataset_format",
     "source_options",
 ]
 
@@ -216,3 +218,25 @@ def add_weights_dir_argument(parser: argparse.ArgumentParser) -> None:
         help="folder of published weights files, for a weights name (default: $CITYSCAPES_BENCH_WEIGHTS, "
         "else checkpoints/weights/)",
     )
+
+
+def add_dataset_format_argument(parser: argparse.ArgumentParser, root_option: str = "--dataset") -> None:
+    """`--dataset-format`: how the folder of `root_option` is laid out (data/layouts.py); read back with
+    `dataset_format(args, root)`."""
+    from data.layouts import FORMATS
+
+    parser.add_argument(
+        "--dataset-format",
+        choices=FORMATS,
+        default=None,
+        help=f"layout of {root_option}: {', '.join(FORMATS)} (default: the one the folder holds; name it "
+        "where a folder could be read two ways, e.g. a Cityscapes root that also holds leftImg8bit_foggy/; "
+        "README 'Generalization' says how each is laid out)",
+    )
+
+
+def dataset_format(args: argparse.Namespace, root) -> str:
+    """The layout `root` (None: $CITYSCAPES_DATASET) is read as under `--dataset-format` (`read_as`)."""
+    from data.layouts import read_as
+
+    return read_as(root, getattr(args, "dataset_format", None))

@@ -21,9 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.arguments import (
+    add_dataset_format_argument,
     add_gt_cache_arguments,
     add_inference_arguments,
     add_weights_dir_argument,
+    dataset_format,
     gt_cache_from_arguments,
     inference_settings,
     source_options,
@@ -306,8 +308,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         default=None,
-        help="Cityscapes root (default: $CITYSCAPES_DATASET, else the synthetic set)",
+        help="Cityscapes root (default: $CITYSCAPES_DATASET, else the synthetic set); an ACDC, Dark Zurich, "
+        "Foggy Cityscapes or BDD100K root with --checkpoint/--weights is scored as `bench generalize` "
+        "scores it (a table per condition, no result row)",
     )
+    add_dataset_format_argument(parser)
     parser.add_argument("--split", default="val")
     parser.add_argument(
         "--checkpoint",
@@ -364,6 +369,14 @@ def run(args: argparse.Namespace) -> int:
         from bench.sources.weights import get
 
         checkpoint = str(weights_file(get(args.weights), args.weights_dir))
+    root = args.dataset or os.environ.get("CITYSCAPES_DATASET") or None
+    if root is None and args.dataset_format not in (None, "cityscapes"):
+        raise UserError(
+            f"--dataset-format {args.dataset_format} names the layout of --dataset: add --dataset ROOT"
+        )
+    fmt = dataset_format(args, root) if root is not None else "cityscapes"
+    if fmt != "cityscapes":
+        return run_generalize(args, checkpoint, fmt, root)
     run_seeds(
         args.model,
         args.seeds or (args.seed,),
@@ -383,3 +396,42 @@ def run(args: argparse.Namespace) -> int:
         graph_options=source_options(args),
     )
     return 0
+
+
+def run_generalize(args: argparse.Namespace, checkpoint: str | None, fmt: str, root: str) -> int:
+    """`bench run` on an ACDC, Dark Zurich, Foggy Cityscapes or BDD100K root: the checkpoint scored per
+    condition by `bench generalize` (its resumable folder, table and plot); a result row, training and the
+    Cityscapes run folder's figures belong to Cityscapes splits: the options that ask for them are refused."""
+    from bench.generalize import command
+
+    if not checkpoint:
+        raise UserError(
+            f"{root} is laid out as {fmt}: `bench run` trains on Cityscapes layouts only; give the model to "
+            f"score with --checkpoint FILE or --weights NAME"
+        )
+    given = {
+        "--seeds": args.seeds is not None,
+        "--write-predictions": args.write_predictions,
+        "--reference": args.reference is not None,
+        "--preset": args.preset is not None,
+        "--steps": args.steps is not None,
+        "--temperature": args.temperature is not None,
+    }
+    refused = [name for name, on in given.items() if on]
+    if refused:
+        raise UserError(
+            f"{', '.join(refused)} apply to a Cityscapes run; {root} is laid out as {fmt}, scored as `bench "
+            f"generalize` scores it: leave out {', '.join(refused)}"
+        )
+    print(
+        f"note: {root} is laid out as {fmt}: scored per condition as `bench generalize CHECKPOINT --datasets "
+        f"{fmt}=ROOT` scores it (table, CSV and plot in its sweep folder; no result row)"
+    )
+    generalize = argparse.Namespace(**vars(args))
+    generalize.checkpoint = checkpoint
+    generalize.datasets = f"{fmt}={root}"
+    generalize.limit = None
+    generalize.out = None
+    generalize.readme = None
+    generalize.no_progress = False
+    return command.run(generalize)

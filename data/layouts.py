@@ -79,6 +79,20 @@ def detect_format(root: str | os.PathLike, given: str | None = None) -> str:
     )
 
 
+def read_as(root: str | os.PathLike | None, given: str | None = None) -> str:
+    """The layout a scoring or predicting command (`bench evaluate --gt`, `bench predict --dataset`, `bench
+    run --dataset`) reads `root` as: `given` (checked), else the one layout it holds, else "cityscapes" (a
+    gtFine-only root, a folder of plain images: the Cityscapes code path says what it lacks); a root that
+    holds several layouts needs `--dataset-format`."""
+    root = resolve_root(root)
+    if given is not None:
+        return detect_format(root, given)
+    found = [name for name in FORMATS if _looks_like(root, name)]
+    if len(found) > 1:
+        return detect_format(root)  # the error naming the candidates
+    return found[0] if found else "cityscapes"
+
+
 def _looks_like(root: Path, name: str) -> bool:
     if name == "cityscapes":
         return (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir()
@@ -101,6 +115,20 @@ def list_frames(root: str | os.PathLike, fmt: str | None = None, split: str = "v
     for frame in frames:
         check_image(frame.image)
     return sorted(frames, key=lambda f: (f.condition, f.key))
+
+
+def with_unique_keys(frames: list[Frame]) -> list[Frame]:
+    """`frames`, refused where two share a key: their predictions (`{key}_leftImg8bit.png`, what `bench
+    predict` writes and `bench evaluate` matches) would be one file."""
+    seen: dict[str, Frame] = {}
+    for frame in frames:
+        if frame.key in seen:
+            raise DatasetError(
+                f"{seen[frame.key].image} and {frame.image} are both frame {frame.key}: their predictions "
+                f"would share one file; keep one of them (or score them apart with `bench generalize`)"
+            )
+        seen[frame.key] = frame
+    return frames
 
 
 def conditions(frames: Iterable[Frame]) -> list[str]:

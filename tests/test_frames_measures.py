@@ -202,3 +202,45 @@ def test_the_streaming_evaluator_names_its_frames_and_keeps_the_worst_prediction
     np.testing.assert_array_equal(result.frames.confusion.sum(axis=0), result.confusion)
     want = [result.frames.keys[i] for i in result.frames.worst(2)]
     assert list(worst) == want and all(worst[k] is arrays[k] for k in want)
+
+
+def _accumulated(n: int = 3):
+    from bench.evaluation.accumulator import Accumulator
+    from bench.evaluation.scoring import score_image
+    from tests.cityscapes_files import scene
+
+    rng = np.random.default_rng(7)
+    totals = Accumulator()
+    for i in range(n):
+        _, labels = scene((32, 64), rng)
+        totals.add(score_image(labels, np.zeros_like(labels), noisy_prediction(rng, labels)), f"a_00000{i}_0")
+    return totals
+
+
+def test_sums_written_and_read_back_keep_every_frames_matrix_sparsely():
+    import json
+
+    from bench.evaluation.accumulator import Accumulator
+
+    totals = _accumulated()
+    data = json.loads(json.dumps(totals.to_sums()))
+    assert max(len(i) for i in data["frames"]["index"]) < NUM_LABEL_IDS * NUM_LABEL_IDS // 4  # sparse
+    restored = Accumulator.from_sums(data)
+    before, after = totals.result().frames, restored.result().frames
+    assert after is not None and after.keys == before.keys
+    assert np.array_equal(after.confusion, before.confusion)
+    assert after.csv_text() == before.csv_text()
+    del data["frames"]  # a unit file of an older version: totals only, no per-frame scores
+    assert Accumulator.from_sums(data).frames() is None
+
+
+def test_per_frame_matrices_that_do_not_add_up_are_refused():
+    from bench.evaluation.accumulator import Accumulator
+
+    data = _accumulated().to_sums()
+    data["frames"]["count"][0][0] += 1
+    with pytest.raises(ValueError, match="do not add up"):
+        Accumulator.from_sums(data)
+    data["frames"]["keys"].pop()
+    with pytest.raises(ValueError, match="frames' matrices for 3 images"):
+        Accumulator.from_sums(data)

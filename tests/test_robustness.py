@@ -257,6 +257,7 @@ def test_a_sweep_killed_mid_way_resumes_to_the_numbers_of_an_uninterrupted_one(
     assert f"{9 - len(finished)} unit(s)" in capsys.readouterr().out
     assert unit_sums(out) == unit_sums(reference)
     assert (out / "robustness.md").read_text() == (reference / "robustness.md").read_text()
+    assert (out / "frames.csv").read_text() == (reference / "frames.csv").read_text()  # per frame too
 
 
 def free_ports(count: int) -> list[int]:
@@ -373,3 +374,30 @@ def test_the_sweep_keeps_the_ground_truth_where_gt_cache_says(checkpoint, tiny_d
         )
         assert main([*args, "--workers", "1", *option]) == 0
         assert len(list(cache.glob(f"*{SUFFIX}"))) == (0 if name == "uncached" else 3)
+
+
+def test_a_unit_restored_from_disk_keeps_its_frames_and_a_resumed_sweep_writes_the_same_frames_csv(
+    checkpoint, tiny_dataset, swept, tmp_path, capsys
+):
+    import shutil
+
+    clean = evaluate_predictions(checkpoint, tiny_dataset, tmp_path / "clean")
+    restored = result_of(swept, Unit("clean", 0))
+    assert restored.frames is not None and restored.frames.keys == clean.frames.keys
+    assert np.array_equal(restored.frames.confusion, clean.frames.confusion)
+    text = (swept / "frames.csv").read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("corruption,severity,frame,city,valid_pixels")
+    assert len(lines) == 1 + 3 * 3  # 3 units x 3 frames
+    assert [line[len("clean,0,") :] for line in lines[1:4]] == clean.frames.csv_text().splitlines()[1:]
+    # one unit lost (as a kill before it was saved leaves it): recomputed, the same per-frame rows
+    copy = tmp_path / "copy"
+    shutil.copytree(swept, copy)
+    (copy / "units" / "fog-2.json").unlink()
+    (copy / "frames.csv").unlink()
+    units = ("--corruptions", "fog,impulse_noise", "--severities", "2")
+    args = sweep_args(checkpoint, tiny_dataset, copy, *units)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "1 unit(s)" in capsys.readouterr().out
+    assert (copy / "frames.csv").read_text() == text

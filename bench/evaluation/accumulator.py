@@ -65,18 +65,31 @@ class Accumulator:
         return FrameScores(list(self.frame_keys), stack)
 
     def to_sums(self) -> dict:
-        """The exact sums as JSON values (what a resumable sweep writes per unit; `from_sums` reads it)."""
-        return {
+        """The exact sums as JSON values (what a resumable sweep writes per unit; `from_sums` reads it),
+        with each frame's confusion matrix where they are kept, sparse: `frames` = {"keys": [...],
+        "index": [[flat index of each nonzero cell], ...], "count": [[its count], ...]} (a frame's matrix
+        has a few dozen of its 34 x 34 cells set: about 1 kB a frame instead of 9)."""
+        sums = {
             "n_images": self.n_images,
             "confusion": self.confusion.tolist(),
             "instance_classes": self.instances.classes,
             "instance_categories": self.instances.categories,
         }
+        if self.keep_frames and len(self.frame_confusions) == self.n_images:
+            flat = [m.ravel() for m in self.frame_confusions]
+            index = [np.flatnonzero(m) for m in flat]
+            sums["frames"] = {
+                "keys": list(self.frame_keys),
+                "index": [i.tolist() for i in index],
+                "count": [m[i].tolist() for m, i in zip(flat, index, strict=True)],
+            }
+        return sums
 
     @classmethod
     def from_sums(cls, data: dict, *, pred_ids: str = "label") -> Accumulator:
-        """The totals `to_sums` wrote (no per-frame scores); KeyError, TypeError or ValueError when `data`
-        holds no such sums, for the caller to name its file."""
+        """The totals `to_sums` wrote, with their per-frame matrices where it wrote them (a file of an older
+        version has none: `frames()` is None); KeyError, TypeError or ValueError when `data` holds no such
+        sums, for the caller to name its file."""
         totals = cls(pred_ids=pred_ids)
         confusion = np.asarray(data["confusion"], dtype=np.int64)
         if confusion.shape != (NUM_LABEL_IDS, NUM_LABEL_IDS):
@@ -87,6 +100,8 @@ class Accumulator:
             categories={k: [float(a), float(b)] for k, (a, b) in data["instance_categories"].items()},
         )
         totals.n_images = int(data["n_images"])
+        if data.get("frames") is not None:
+            totals.frame_keys, totals.frame_confusions = _dense_frames(data["frames"], totals)
         return totals
 
     def result(self) -> EvaluationResult:
@@ -105,6 +120,25 @@ class Accumulator:
             [warning] if warning else [],
             frames=self.frames(),
         )
+
+
+def _dense_frames(frames: dict, totals: Accumulator) -> tuple[list[str], list[np.ndarray]]:
+    """`to_sums`' sparse per-frame matrices as dense ones, checked: one per image, adding up to the total."""
+    keys, index, counts = list(frames["keys"]), frames["index"], frames["count"]
+    if not len(keys) == len(index) == len(counts) == totals.n_images:
+        raise ValueError(f"it holds {len(keys)} frames' matrices for {totals.n_images} images")
+    cells = NUM_LABEL_IDS * NUM_LABEL_IDS
+    matrices = []
+    for at, values in zip(index, counts, strict=True):
+        at, values = np.asarray(at, dtype=np.int64), np.asarray(values, dtype=np.int64)
+        if at.shape != values.shape or at.ndim != 1 or ((at < 0) | (at >= cells)).any() or (values < 0).any():
+            raise ValueError("a frame's matrix is malformed")
+        flat = np.zeros(cells, dtype=np.int64)
+        np.add.at(flat, at, values)
+        matrices.append(flat.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS))
+    if matrices and not np.array_equal(np.sum(matrices, axis=0), totals.confusion):
+        raise ValueError("its frames' matrices do not add up to its confusion matrix")
+    return [str(k) for k in keys], matrices
 
 
 def _ranges(ids) -> str:

@@ -6,7 +6,12 @@ import argparse
 import os
 import sys
 
-from bench.arguments import add_gt_cache_arguments, gt_cache_from_arguments
+from bench.arguments import (
+    add_dataset_format_argument,
+    add_gt_cache_arguments,
+    dataset_format,
+    gt_cache_from_arguments,
+)
 from bench.common.atomic import check_writable
 from bench.common.numbers import count
 from bench.evaluation import PRED_ID_MODES, EvaluationResult, evaluate
@@ -15,7 +20,13 @@ from bench.evaluation.pool import available_cores, cap_workers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gt", default=None, help="Cityscapes root (default: $CITYSCAPES_DATASET)")
+    parser.add_argument(
+        "--gt",
+        default=None,
+        help="Cityscapes root, or an ACDC, Dark Zurich, Foggy Cityscapes or BDD100K root (see "
+        "--dataset-format; default: $CITYSCAPES_DATASET)",
+    )
+    add_dataset_format_argument(parser, "--gt")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument(
         "--pred",
@@ -147,9 +158,30 @@ def score(args: argparse.Namespace) -> EvaluationResult:
         from bench.evaluation.boundary import DILATION_RATIO
 
         ratio = DILATION_RATIO
+    fmt = dataset_format(args, args.gt)
+    if fmt != "cityscapes" and (args.boundary or args.boundary_ratio is not None):
+        from data.errors import UserError
+
+        raise UserError(
+            f"--boundary is not supported by `bench evaluate` on a dataset laid out as {fmt}: score "
+            f"Boundary IoU with `bench predict --dataset ROOT --evaluate`, or leave out --boundary"
+        )
     workers, note = cap_workers(args.workers)
     if note:
         print(f"note: {note}", file=sys.stderr)
+    if fmt != "cityscapes":
+        from bench.evaluation.evaluator import evaluate_layout
+
+        result = evaluate_layout(
+            args.gt,
+            fmt,
+            args.split,
+            args.pred,
+            pred_ids=args.pred_ids or "label",
+            workers=workers,
+            progress=sys.stderr.isatty(),
+        )
+        return _show(args, result)
     result = evaluate(
         args.gt,
         args.split,
@@ -160,6 +192,11 @@ def score(args: argparse.Namespace) -> EvaluationResult:
         gt_cache=gt_cache_from_arguments(args),
         boundary_ratio=ratio,
     )
+    return _show(args, result)
+
+
+def _show(args: argparse.Namespace, result: EvaluationResult) -> EvaluationResult:
+    """Print the table (and the worst frames), write --json; a likely train-ID mix-up is refused."""
     if args.pred_ids is None and result.warnings:  # a likely mix-up is not a result: no table, exit 2
         from data.errors import UserError
 

@@ -162,3 +162,48 @@ def evaluate(
         for s, p in zip(samples, predictions, strict=True)
     ]
     return evaluate_pairs(tasks, workers=workers, progress=progress, started=started)
+
+
+def _score_layout_task(task: tuple) -> ImageStats:
+    from bench.evaluation.train_ids import score_layout_prediction
+
+    frame, prediction, pred_ids = task
+    return score_layout_prediction(frame, read_png(prediction, "prediction"), str(prediction), pred_ids)
+
+
+def evaluate_layout(
+    root: str | os.PathLike | None,
+    fmt: str,
+    split: str,
+    pred_dir: str | os.PathLike,
+    *,
+    pred_ids: str = "label",
+    workers: int | None = None,
+    progress: bool = False,
+) -> EvaluationResult:
+    """`evaluate` for a dataset of another layout (data/layouts.py: ACDC, Dark Zurich, Foggy Cityscapes,
+    BDD100K): its frames' labels (train IDs or label IDs) scored by the same exact maths
+    (bench/evaluation/train_ids.py), every labelled pixel counted (the datasets' standard score: `bench
+    generalize` adds the valid-pixel one); the prediction of frame KEY is the one PNG named `{KEY}*.png`,
+    what `bench predict --dataset ROOT` writes. No GT cache: these frames are decoded each time."""
+    from data.layouts import list_frames, with_unique_keys
+
+    started = time.perf_counter()
+    if pred_ids not in PRED_ID_MODES:
+        raise UserError(f"pred_ids must be one of {PRED_ID_MODES}, not {pred_ids!r}")
+    frames = with_unique_keys(list_frames(root, fmt, split))
+    predictions = match_predictions(frames, pred_dir)
+    tasks = [(f, p, pred_ids) for f, p in zip(frames, predictions, strict=True)]
+    totals = Accumulator(pred_ids=pred_ids, started=started)
+    stream = map_images(_score_layout_task, tasks, workers)
+    if progress:
+        from tqdm import tqdm
+
+        stream = tqdm(stream, total=len(tasks), desc="evaluate", unit="img")
+    for frame, stats in zip(frames, stream, strict=True):
+        totals.add(stats, frame.key)
+    if any(f.instances is None for f in frames):
+        from bench.evaluation.train_ids import without_instances
+
+        return without_instances(totals.result())
+    return totals.result()

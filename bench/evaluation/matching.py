@@ -32,17 +32,22 @@ def match_predictions(samples: Sequence[Sample], pred_dir: str | os.PathLike) ->
     if missing:
         raise UserError(
             f"{len(missing)} of {len(samples)} ground-truth images have no prediction, "
-            f"e.g. {missing[0].label_ids}: expected a PNG named {missing[0].key}*.png "
+            f"e.g. {_gt_path(missing[0])}: expected a PNG named {missing[0].key}*.png "
             f"under {pred_dir}"
         )
     for s in samples:
         if len(found[s.key]) > 1:
             names = ", ".join(str(p) for p in sorted(found[s.key])[:3])
             raise UserError(
-                f"ground truth {s.label_ids} has {len(found[s.key])} predictions ({names}): keep "
+                f"ground truth {_gt_path(s)} has {len(found[s.key])} predictions ({names}): keep "
                 f"exactly one PNG named {s.key}*.png under {pred_dir}"
             )
     return [found[s.key][0] for s in samples]
+
+
+def _gt_path(sample) -> Path:
+    """The labels file of a Cityscapes `Sample` or of a `data.layouts.Frame` (ACDC, BDD100K, ...)."""
+    return sample.label_ids if isinstance(sample, Sample) else sample.labels
 
 
 def prediction_keys(name: str, wanted: Collection[str], lengths: Collection[int] | None = None) -> list[str]:

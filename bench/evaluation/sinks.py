@@ -24,6 +24,7 @@ from bench.evaluation.threaded import ThreadedSink
 from data.cityscapes import Sample
 from data.errors import UserError
 from data.labels import to_train_ids
+from data.layouts import Frame
 
 
 def read_gt_train_ids(sample: Sample) -> np.ndarray:
@@ -31,16 +32,24 @@ def read_gt_train_ids(sample: Sample) -> np.ndarray:
     it already (bench/evaluation/gt_cache.py), else from its *_gtFine_labelIds.png."""
     from bench.evaluation.gt_cache import default_gt_cache
 
+    if isinstance(sample, Frame):  # ACDC, BDD100K, ...: labels in their own encoding, no cache
+        from bench.evaluation.train_ids import read_ground_truth
+
+        return to_train_ids(read_ground_truth(sample.labels, sample.encoding).labels)
     cache = default_gt_cache()
     labels = cache.labels(sample.label_ids, sample.instance_ids) if cache else None
     return to_train_ids(read_png(sample.label_ids, "ground truth") if labels is None else labels)
+
+
+def _labels_path(sample):
+    return sample.labels if isinstance(sample, Frame) else sample.label_ids
 
 
 def _check_shape(sample: Sample, gt: np.ndarray, train_ids: np.ndarray) -> None:
     if train_ids.shape != gt.shape:
         raise UserError(
             f"prediction of {sample.key} is {train_ids.shape[1]}x{train_ids.shape[0]} but its ground truth "
-            f"{sample.label_ids} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution"
+            f"{_labels_path(sample)} is {gt.shape[1]}x{gt.shape[0]}: predict at full resolution"
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import heapq
 import os
 
@@ -23,9 +24,11 @@ from bench.evaluation.gt_cache import AUTO, GTCache, resolve_gt_cache
 from bench.evaluation.scores import EvaluationResult
 from bench.evaluation.scoring import PRED_ID_MODES
 from bench.evaluation.threaded import ThreadedSink
+from bench.evaluation.train_ids import score_layout_prediction, without_instances
 from data.cityscapes import Sample
 from data.errors import UserError
 from data.labels import TRAIN_TO_LABEL
+from data.layouts import Frame
 
 MAX_PENDING = 4
 """Frames predicted but not yet scored: bounds the arrays held when scoring falls behind the model."""
@@ -68,18 +71,20 @@ class StreamingEvaluator(ThreadedSink):
         """Forget every frame processed so far (frames still being scored are waited for and dropped)."""
         self._clear()
         self._totals = Accumulator()
+        self._no_instances = False  # a frame of a layout without instance IDs was scored: no iIoU
         self._keys: collections.deque[str] = collections.deque()  # of the frames queued, in order
         self._worst: list[tuple[float, int, str, np.ndarray]] = []  # max-heap on mIoU (negated)
 
     def process(self, sample: Sample, prediction: np.ndarray, logits: np.ndarray | None = None) -> None:
-        """Queue one frame for scoring against `sample`'s ground truth."""
+        """Queue one frame for scoring against `sample`'s ground truth (a Cityscapes `Sample`, or a
+        `data.layouts.Frame` of ACDC, BDD100K, ...: its labels in their own encoding, no GT cache)."""
         name = f"prediction of {sample.key}"
-        value_map = TRAIN_TO_LABEL if self.ids == "train" else None  # applied in the worker thread
-        self._keys.append(sample.key)  # before _submit: it may fold earlier frames, which pop theirs
-        if self.keep_worst:  # the array comes back with its score; the worst few are kept
-            self._submit(
-                _with_array,
-                prediction,
+        if isinstance(sample, Frame):
+            self._no_instances |= sample.instances is None
+            score = functools.partial(score_layout_prediction, sample, prediction, name, self.ids)
+        else:
+            value_map = TRAIN_TO_LABEL if self.ids == "train" else None  # applied in the worker thread
+            score = functools.partial(
                 score_prediction,
                 sample.label_ids,
                 sample.instance_ids,
@@ -89,22 +94,17 @@ class StreamingEvaluator(ThreadedSink):
                 self.gt_cache,
                 value_map=value_map,
             )
+        self._keys.append(sample.key)  # before _submit: it may fold earlier frames, which pop theirs
+        if self.keep_worst:  # the array comes back with its score; the worst few are kept
+            self._submit(_with_array, prediction, score)
             return
-        self._submit(
-            score_prediction,
-            sample.label_ids,
-            sample.instance_ids,
-            prediction,
-            name,
-            "label",
-            self.gt_cache,
-            value_map=value_map,
-        )
+        self._submit(score)
 
     def evaluate(self) -> EvaluationResult:
         """The scores of every frame processed since `reset` (waits for the frames still being scored)."""
         self._drain()
-        return dataclasses.replace(self._totals.result(), seconds=self._busy)
+        result = dataclasses.replace(self._totals.result(), seconds=self._busy)
+        return without_instances(result) if self._no_instances else result
 
     def totals(self) -> Accumulator:
         """The sums of every frame processed since `reset` (waits for the frames still being scored): what

@@ -14,12 +14,14 @@ ignored like any void pixel (data/layouts.py says where this comes from).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.evaluation.png import read_png
+from bench.evaluation.scores import EvaluationResult
 from bench.evaluation.scoring import VALID_IDS, ImageStats, score_image, to_label_ids
 from data.errors import UserError
 from data.labels import IGNORE_ID, NUM_CLASSES, TRAIN_TO_LABEL
@@ -113,6 +115,24 @@ def score_frame(
         inst_path=gt.path if not gt.has_instances else "instances",
         pred_path=pred_name,
         pred_ids=pred_ids,
+    )
+
+
+def score_layout_prediction(frame, prediction: np.ndarray, name: str, pred_ids: str = "train") -> ImageStats:
+    """One `data.layouts.Frame` scored on all its labelled pixels (the datasets' standard score), its
+    labels decoded in their own encoding: what `bench evaluate` and `bench predict --evaluate` count."""
+    gt = read_ground_truth(frame.labels, frame.encoding, frame.instances)
+    return score_frame(gt, prediction, pred_ids, name=name)
+
+
+def without_instances(result: EvaluationResult) -> EvaluationResult:
+    """`result` with every instance score NaN (written as null, shown as absent): a dataset without
+    instance IDs has no iIoU; the all-zero instance map would otherwise score 0 where a class is predicted."""
+    nan = float("nan")
+    return dataclasses.replace(
+        result,
+        class_inst_scores={k: nan for k in result.class_inst_scores},
+        category_inst_scores={k: nan for k in result.category_inst_scores},
     )
 
 

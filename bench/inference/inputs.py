@@ -4,7 +4,10 @@ PATH may be
 - a Cityscapes root: the images of `leftImg8bit/{split}/` (no `gtFine/` needed), or, with `--evaluate`,
   the frames of `gtFine/{split}/` with their images (`data.cityscapes.list_samples`);
 - a plain folder of images, searched recursively, any names (`.png`, `.jpg`, `.jpeg`, `.bmp`);
-- one image file.
+- one image file;
+- an ACDC, Dark Zurich, Foggy Cityscapes or BDD100K root (data/layouts.py; `--dataset-format` names the
+  layout where a folder could be read two ways): its labelled frames of `split`, keyed as the layout keys
+  them (ACDC's `{stem}`, Foggy's `{stem}_beta_{beta}`), scored with `--evaluate` in the labels' own encoding.
 A plain image's key is its path below the folder without the extension, `/` written as `_`: the output
 `OUT/{key}_leftImg8bit.png` keeps it. Two images that would share a key are refused, never overwritten.
 """
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.cityscapes import DatasetError, check_image, list_images, list_samples, resolve_root
+from data.layouts import list_frames, read_as, with_unique_keys
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -29,9 +33,14 @@ class ImageFrame:
     label_ids: None = None
 
 
-def frames_to_predict(path: str | os.PathLike | None, split: str, *, evaluate: bool = False) -> list:
-    """The frames of `path` (see the module docstring), sorted by key; `evaluate` needs a Cityscapes root."""
+def frames_to_predict(
+    path: str | os.PathLike | None, split: str, *, evaluate: bool = False, fmt: str | None = None
+) -> list:
+    """The frames of `path` (see the module docstring), sorted by key; `evaluate` needs a labelled root;
+    `fmt`: the layout `--dataset-format` names (None: the one the folder holds)."""
     if path is not None and Path(path).expanduser().is_file():
+        if fmt not in (None, "cityscapes"):
+            raise DatasetError(f"--dataset-format {fmt} names a dataset root: {path} is one image file")
         if evaluate:
             raise DatasetError(f"--evaluate needs ground truth: {path} is one image; pass a Cityscapes root")
         image = Path(path).expanduser()
@@ -39,6 +48,9 @@ def frames_to_predict(path: str | os.PathLike | None, split: str, *, evaluate: b
         check_image(image)
         return [ImageFrame(_stem(image.name), image)]
     root = resolve_root(path)
+    layout = read_as(root, fmt)
+    if layout != "cityscapes":
+        return with_unique_keys(list_frames(root, layout, split))
     if evaluate:
         if not (root / "gtFine").is_dir():
             raise DatasetError(

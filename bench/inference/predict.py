@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.arguments import (
+    add_dataset_format_argument,
     add_inference_arguments,
     add_weights_dir_argument,
     inference_settings,
@@ -181,9 +182,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         default=None,
-        help="Cityscapes root (gtFine/ only needed with --evaluate), a folder of images (recursive) or one "
-        "image (default: $CITYSCAPES_DATASET)",
+        help="Cityscapes root (gtFine/ only needed with --evaluate), an ACDC, Dark Zurich, Foggy Cityscapes "
+        "or BDD100K root (its labelled frames), a folder of images (recursive) or one image "
+        "(default: $CITYSCAPES_DATASET)",
     )
+    add_dataset_format_argument(parser)
     parser.add_argument("--split", default="val", help="split of a Cityscapes root to predict (default val)")
     parser.add_argument("--out", required=True, help="folder for the label-ID PNGs")
     add_weights_dir_argument(parser)
@@ -226,7 +229,9 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.save_logits, "--save-logits folder", folder=True)
     if args.json:
         check_writable(args.json, "--json file", folder=False)
-    samples = frames_to_predict(args.dataset, args.split, evaluate=args.evaluate)[: args.limit]
+    samples = frames_to_predict(args.dataset, args.split, evaluate=args.evaluate, fmt=args.dataset_format)[
+        : args.limit
+    ]
     if args.save_logits:
         print(logits_size_note(samples, args.save_logits), file=sys.stderr)
     import_tensorflow()

@@ -8,6 +8,7 @@ every other row, so it shows in `bench compare`, `bench results` and, for a whol
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from bench.common.atomic import check_writable
@@ -43,6 +44,18 @@ def run(args: argparse.Namespace) -> int:
         if (Path(args.out) / "result.json").exists():
             raise UserError(f"--out {args.out} already holds a run (result.json): pass a new folder")
         check_writable(args.out, "--out folder", folder=True)  # before the work, not after it
+    if args.row is not None or args.out:
+        from data.layouts import read_as
+
+        given = args.gt or os.environ.get("CITYSCAPES_DATASET")
+        fmt = read_as(given, args.dataset_format) if given else None
+        if fmt not in (None, "cityscapes"):
+            option = "--row" if args.row is not None else "--out"
+            raise UserError(
+                f"{option} records a Cityscapes evaluation; {args.gt} is laid out as {fmt}: leave out "
+                f"{option} (the table and --json still come), or run `bench generalize CHECKPOINT "
+                f"--datasets {fmt}=ROOT` for its table beside Cityscapes val"
+            )
     path = check_row_name(args) if args.row is not None else None
     result = command.score(args)
     if args.out:

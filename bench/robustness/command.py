@@ -3,7 +3,8 @@ mPC, rPC), resumable, spread over local replicas and `TF_CONFIG` workers.
 
 OUT (default `results/runs/robustness-{sweep}`, named by the sweep's manifest digest, so running the same
 command again resumes it) holds the manifest, one file per finished unit, and at the end `robustness.md`,
-`robustness.png` (heat map) and `summary.json`; rows go to the robustness CSV (`--csv`).
+`robustness.png` (heat map), `summary.json` and `frames.csv` (each unit's per-frame scores, equal for a
+resumed sweep and an uninterrupted one); rows go to the robustness CSV (`--csv`).
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     table, appended, count = report.publish(results, out, args.csv, title=title, run_info=run_info)
     print(table, end="")
     print(
-        f"wrote {out}/robustness.md, robustness.png, summary.json; "
+        f"wrote {out}/robustness.md, robustness.png, summary.json, frames.csv; "
         + (f"appended {count} rows to {args.csv}" if appended else f"{args.csv} already holds this sweep")
     )
     for unit, result in results.items():

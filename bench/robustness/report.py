@@ -6,7 +6,8 @@ over all cells); rPC = mPC / clean mIoU. Every mIoU is the evaluator's (cityscap
 
 The robustness CSV gets one row per unit and one summary row (corruption "mPC") per sweep, each naming the
 protocol, the corruption package, the seed and the sweep (its manifest digest): appended under a lock and
-replaced atomically, and a sweep already in the file is not appended twice.
+replaced atomically, and a sweep already in the file is not appended twice. `frames.csv` holds each unit's
+per-frame scores (from the per-frame matrices its unit file keeps).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +28,7 @@ import numpy as np
 
 from bench.common import atomic
 from bench.common.numbers import nan_to_none
+from bench.evaluation.frames import CSV_FIELDS
 from bench.evaluation.scores import EvaluationResult
 from bench.report.results import format_value, serialize
 from bench.report.tables import markdown_table, pct
@@ -213,8 +216,31 @@ def publish(
     atomic.write_text(
         out / "summary.json", json.dumps(nan_to_none(figures), indent=2, allow_nan=False) + "\n"
     )
+    write_frames(results, out / "frames.csv")
     new_rows = rows(summary, results, run_info)
     return table, append_rows(csv_path, new_rows), len(new_rows)
+
+
+def write_frames(results: Mapping[Unit, EvaluationResult], path: Path) -> Path:
+    """`frames.csv`: one row a frame of each unit (corruption, severity, then `bench evaluate`'s frames.csv
+    columns), from the per-frame matrices the unit files keep; a unit saved by a version that kept none
+    has no rows (say so)."""
+    header = ("corruption", "severity", *CSV_FIELDS)
+    lines = [",".join(header)]
+    missing = []
+    for unit, result in results.items():
+        if result.frames is None:
+            missing.append(unit.name)
+            continue
+        for line in result.frames.csv_text().splitlines()[1:]:
+            lines.append(f"{unit.corruption},{unit.severity},{line}")
+    if missing:
+        print(
+            f"note: {len(missing)} unit(s) ({', '.join(missing[:3])}...) were saved without per-frame "
+            f"scores (an older version): {path} leaves them out; delete their unit files to recompute them",
+            file=sys.stderr,
+        )
+    return atomic.write_text(path, "\n".join(lines) + "\n")
 
 
 def append_rows(csv_path: str | os.PathLike, new_rows: Sequence[Mapping[str, Any]]) -> bool:

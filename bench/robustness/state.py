@@ -1,15 +1,17 @@
 """A sweep's output folder: its manifest, one sums file per finished unit, and a lock per unit being computed.
 
     OUT/manifest.json              what the numbers depend on (plan.manifest); a sweep resumes only its own
-    OUT/units/{corruption}-{s}.json   a finished unit: the evaluator's sums, stamped with the manifest digest
+    OUT/units/{corruption}-{s}.json   a finished unit: the evaluator's sums and each frame's confusion matrix
+                                   (sparse: `Accumulator.to_sums`), stamped with the manifest digest
     OUT/units/.{name}.json.lock    held (flock) by the process computing that unit
 
 Resumption is "skip what is finished": a unit file exists only once its unit is complete (written whole with
 `common/atomic.py`: a kill leaves no file or the whole file, never a half), and holds the Accumulator's exact
 sums (integer confusion matrix, instance sums as exact float reprs), so a resumed sweep's numbers are those of
-an uninterrupted one. Workers share the folder: a unit is computed by whoever first takes its lock, and the
-kernel releases a lost worker's locks so another takes the unit over. This needs a file system with working
-`flock` between the workers (local disks and most shared ones; not every NFS setup).
+an uninterrupted one, per frame too (OUT/frames.csv). Workers share the folder: a unit is computed by
+whoever first takes its lock, and the kernel releases a lost worker's locks so another takes the unit over.
+This needs a file system with working `flock` between the workers (local disks and most shared ones; not
+every NFS setup).
 """
 
 from __future__ import annotations

@@ -22,7 +22,15 @@ from typing import Any
 from bench.training.cluster import STRATEGIES, choose, peers_of, read_tf_config
 from data.errors import UserError
 
-__all__ = ["STRATEGIES", "Distribution", "chief_of", "choose", "make_distribution", "read_tf_config"]
+__all__ = [
+    "STRATEGIES",
+    "Distribution",
+    "check_same_settings",
+    "chief_of",
+    "choose",
+    "make_distribution",
+    "read_tf_config",
+]
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,46 @@ def make_distribution(
     workers = int(strategy.num_replicas_in_sync) // len(local)
     chief = chief_of(tf_config) if kind == "multiworker" else True
     return Distribution(strategy, kind, chief, local[0] // len(local), workers, local)
+
+
+def check_same_settings(dist: Distribution, settings: dict[str, tuple[float, ...]]) -> None:
+    """Refuse a multi-worker job whose workers were started with different `settings` (option -> its
+    values, e.g. {"--batch": (8,), "--crop": (512, 1024)}): each worker would train its own recipe and the
+    all-reduce would mix them silently. Compared through the collective itself (one all-reduce of a table
+    with a row per replica, each filling its own), so every worker sees every worker's values and all of
+    them stop with the same error naming each differing option (exit 2), before anything is written."""
+    if dist.kind != "multiworker":
+        return
+    import tensorflow as tf
+
+    names = list(settings)
+    flat = tf.constant([float(v) for name in names for v in settings[name]], tf.float64)
+    count = int(dist.strategy.num_replicas_in_sync)
+
+    def own_row():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.one_hot(replica, count, dtype=tf.float64)[:, None] * flat[None, :]
+
+    table = dist.strategy.reduce(tf.distribute.ReduceOp.SUM, dist.strategy.run(own_row), axis=None)
+    per_worker = table.numpy()[:: len(dist.local_replicas)]  # each worker's first replica
+    differing, at = [], 0
+    for name in names:
+        width = len(settings[name])
+        values = [tuple(row[at : at + width]) for row in per_worker]
+        at += width
+        if len(set(values)) > 1:
+            shown = ", ".join(f"{_shown(v)} on worker {w}" for w, v in enumerate(values))
+            differing.append(f"{name} ({shown})")
+    if differing:
+        raise UserError(
+            f"the workers of this job were started with different settings: {'; '.join(differing)}; this "
+            f"is worker {dist.worker}: start every worker with the same "
+            f"{', '.join(d.split(' ', 1)[0] for d in differing)}"
+        )
+
+
+def _shown(values: tuple[float, ...]) -> str:
+    return "x".join(f"{v:g}" if v != int(v) else str(int(v)) for v in values)
 
 
 def synchronize_batch_norm(model) -> int:

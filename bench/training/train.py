@@ -145,7 +145,7 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
     # The strategy comes before any other TensorFlow work (multi-worker collectives and logical CPU
     # devices are fixed when the runtime starts), and before the folder is taken: a worker that gives up
     # waiting for its peers ends the process at once, with nothing written.
-    from bench.training.strategy import make_distribution
+    from bench.training.strategy import check_same_settings, make_distribution
 
     if plan != "multiworker":  # `python -m bench train` held SIGTERM for a wait for peers that won't come
         from bench.training.peers import release_termination
@@ -153,6 +153,16 @@ def train(recipe: Recipe, dataset, out, *, run: RunOptions = RunOptions()) -> Pa
         release_termination()
     import_tensorflow(training=True)
     dist = make_distribution(run.strategy, cpu_replicas=run.cpu_replicas, worker_timeout=run.worker_timeout)
+    check_same_settings(  # workers of one job started with other options: refused on every one of them
+        dist,
+        {
+            "--batch": (recipe.batch,),
+            "--seed": (recipe.seed,),
+            "--steps": (recipe.steps,),
+            "--crop": recipe.crop,
+            "--lr": (recipe.lr,),
+        },
+    )
     with training_folder(out):
         return _train(recipe, root, samples, out, run, dist)
 
