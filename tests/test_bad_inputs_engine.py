@@ -152,8 +152,8 @@ def ctx(tmp_path_factory, plugins) -> Ctx:
 def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
     """Every file (size, mtime) and folder under `roots`: any file written, changed or left shows.
 
-    The empty `.train.lock` a training folder keeps once it has been used is left out: it must stay (a lock
-    file removed while another process opens it would let two processes lock two different files).
+    A `.train.lock` left empty is left out (a training folder's lock file: its holder removes it when done,
+    and the lock re-checks the path's file after locking, so a removed file is never held twice).
     """
     found = {}
     for root in roots:
@@ -459,7 +459,7 @@ def test_predict_with_a_limit_leaves_exactly_this_runs_frames(ctx, tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["color", "predict_stats.json", "testcity_000000_000019_leftImg8bit.png"]
     assert len(list((out / "color").iterdir())) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".preds.lock", "preds"]  # only the lock beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds"]  # its lock is gone with the command
 
 
 def test_predict_into_an_empty_existing_folder_is_allowed(ctx, tmp_path):
@@ -578,8 +578,35 @@ def test_exclusive_lock_refuses_a_second_holder_and_frees_on_exit(tmp_path):
         with pytest.raises(UserError, match=f"the job folder is in use by process {os.getpid()}"):
             with atomic.exclusive(tmp_path / "job", "the job folder"):
                 pass
+    assert not (tmp_path / ".job.lock").exists()  # a finished holder leaves nothing behind
     with atomic.exclusive(tmp_path / "job", "the job folder"):
         pass
+
+
+def test_an_exclusive_lock_taken_on_a_file_removed_meanwhile_is_taken_again_on_the_path(
+    tmp_path, monkeypatch
+):
+    """The holder removes its lock file as it finishes: a process that opened that file just before locks
+    an unlinked inode, sees it is no longer the path's and locks the path's file instead (so two processes
+    never both hold 'the' lock on two different files)."""
+    real_open, opened = open, []
+
+    def open_then_lose_the_race(path, *args, **kwargs):
+        handle = real_open(path, *args, **kwargs)
+        if not opened:  # the first open: the file is unlinked and made anew before we lock it
+            opened.append(path)
+            os.unlink(path)
+            Path(path).write_text("")
+        return handle
+
+    monkeypatch.setattr("builtins.open", open_then_lose_the_race)
+    with atomic.exclusive(tmp_path / "job", "the job folder"):
+        monkeypatch.setattr("builtins.open", real_open)
+        assert (tmp_path / ".job.lock").read_text().strip() == str(os.getpid())
+        with pytest.raises(UserError, match="in use by process"):
+            with atomic.exclusive(tmp_path / "job", "the job folder"):
+                pass
+    assert len(opened) == 1
 
 
 def test_replaced_folder_swaps_whole_or_not_at_all(tmp_path):

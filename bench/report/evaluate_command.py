@@ -124,7 +124,7 @@ def write_out_folder(args: argparse.Namespace, result) -> None:
         "ground truth": str(root),
         "split": args.split,
         "predictions": args.pred,
-        "pred_ids": args.pred_ids,
+        "pred_ids": args.pred_ids or "label",
     }
     title = f"Evaluation of {args.pred} ({args.split}, {result.n_images} frames)"
     files.update(
