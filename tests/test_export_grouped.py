@@ -88,3 +88,24 @@ def test_the_export_runs_and_agrees_with_keras(fmt, suffix, grouped_model, frame
     check = check_export(fmt, out, grouped_model, frame)
     scale = float(np.abs(np.asarray(grouped_model(frame))).max())  # random weights: logits in the hundreds
     assert check.agreement == 100.0 and check.max_delta < 1e-5 * scale
+
+
+def test_one_tensor_split_in_4_and_in_8_groups_runs_in_onnx_runtime(tmp_path):
+    """ESPNetv2's case: one feature map feeds a 4-group and an 8-group convolution. With the split sizes left
+    implicit, ONNX Runtime's subexpression elimination merges the two Split nodes and a convolution gets the
+    wrong channels ("Input channels C is not equal to kernel channels * group")."""
+    import keras
+
+    from bench.export.check import check_export
+    from bench.export.writers import write
+
+    image = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(32, 1, name="plain")(image)
+    a = keras.layers.Conv2D(8, 1, groups=4, name="g4")(x)
+    b = keras.layers.Conv2D(8, 3, padding="same", groups=8, name="g8")(x)
+    model = keras.Model(image, keras.layers.Concatenate()([a, b]))
+    out = tmp_path / "m.onnx"
+    write(model, "onnx", out, {"input": {}, "output": {}, "layout": "NHWC"})
+    frame = np.random.default_rng(2).standard_normal((1, 16, 24, 3)).astype("float32")
+    check = check_export("onnx", out, model, frame)
+    assert check.agreement == 100.0 and check.max_delta < 1e-4

@@ -36,6 +36,17 @@ def block_diagonal(kernel, groups: int):
     return ops.concatenate(blocks, axis=-1)
 
 
+def _split(x, groups: int, axis: int):
+    """`x` in `groups` equal parts along `axis`, the sizes written out (TensorFlow's SplitV, ONNX Split with a
+    `split` input): ONNX Runtime's common-subexpression elimination merges two Split nodes of one tensor
+    that differ only in their number of outputs (ESPNetv2 splits one feature map in 4 and in 8 groups), and
+    the merged one feeds convolutions the wrong channels."""
+    from keras import ops
+
+    size = x.shape[axis] // groups
+    return ops.split(x, [size * i for i in range(1, groups)], axis=axis)
+
+
 def _split_conv_class():
     import keras
     from keras import ops
@@ -47,11 +58,7 @@ def _split_conv_class():
             axis = -1 if self.data_format == "channels_last" else 1
             if max(self.dilation_rate) > 1:
                 return super().convolution_op(inputs, block_diagonal(kernel, self.groups))
-            parts = zip(
-                ops.split(inputs, self.groups, axis=axis),
-                ops.split(kernel, self.groups, axis=-1),
-                strict=True,
-            )
+            parts = zip(_split(inputs, self.groups, axis), _split(kernel, self.groups, -1), strict=True)
             return ops.concatenate(
                 [
                     ops.conv(
