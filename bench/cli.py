@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bench.agree.command",
         "the same frames through two models or runtimes: agreement, delta logits, mIoU, images/s",
     ),
+    "zoo": (
+        "bench.agree.zoo",
+        "the README's model zoo: every shared real model per runtime, params, agreement with its authors",
+    ),
     "submit": ("bench.submission.command", "write or check a Cityscapes test-server submission zip"),
     "compare": ("bench.report.compare", "our result rows side by side with a published reference table"),
     "readme": ("bench.report.readme", "regenerate the README results section from results/results.csv"),

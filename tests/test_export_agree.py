@@ -4,7 +4,10 @@ refused before any work and a failed check leaves nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +19,15 @@ from bench.cli import main
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
     """A tiny pspnet checkpoint (random weights), and the same with its classifier bias shifted by a known
-    vector (the shift, per channel, is returned)."""
+    vector (the shift, per channel, is returned). Classic stem and bins 1 and 3 (3 does not divide the
+    feature maps: the adaptive pooling an export must get right): fewer ops to trace and convert."""
     from bench.sources.keras_checkpoint import save
     from models.registry import build
 
     folder = tmp_path_factory.mktemp("ckpt")
-    metadata = {"model": "pspnet", "preset": "tiny", "options": {}, "num_classes": 19, "steps": 0}
-    model = build("pspnet", preset="tiny", aux_head=True)  # as training saves it
+    options = {"stem": "classic", "bins": [1, 3]}
+    metadata = {"model": "pspnet", "preset": "tiny", "options": options, "num_classes": 19, "steps": 0}
+    model = build("pspnet", preset="tiny", aux_head=True, **options)  # as training saves it
     a = save(model, folder / "a.keras", metadata)
     classifier = model.get_layer("psp_head_classifier")
     kernel, bias = classifier.get_weights()
@@ -44,29 +49,52 @@ def _keras_logits(path: Path, dataset: Path) -> tuple[list[np.ndarray], list[str
     return [np.asarray(opened.logits_function()(x))[0] for x in frames], [s.key for s in samples]
 
 
+FORMATS = {"onnx": "onnx", "openvino": "xml", "litert": "tflite"}
+
+
+def _export(checkpoint: Path, dataset: Path, folder: Path, fmt: str, *extra: str) -> dict:
+    """`bench export` of `checkpoint` into its own `folder`: exit code, figures, what it printed."""
+    folder.mkdir()
+    out = folder / f"model.{FORMATS[fmt]}"
+    args = [str(checkpoint), "--format", fmt, "--out", str(out), "--dataset", str(dataset), *extra]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["export", *args, "--json", str(folder.parent / f"{folder.name}.json")])
+    figures = json.loads((folder.parent / f"{folder.name}.json").read_text()) if code == 0 else None
+    return {"code": code, "out": out, "figures": figures, "printed": printed.getvalue()}
+
+
+@pytest.fixture(scope="module")
+def exports(checkpoints, tiny_dataset, tmp_path_factory) -> dict[str, dict]:
+    """One export per format of the tiny checkpoint, shared by the tests that read or run the files (an
+    export is the slow part: tracing and converting the graph)."""
+    root = tmp_path_factory.mktemp("exports")
+    return {fmt: _export(checkpoints[0], tiny_dataset, root / fmt, fmt) for fmt in FORMATS}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt, suffix", [("onnx", "onnx"), ("openvino", "xml"), ("litert", "tflite")])
-def test_export_round_trip_agrees_with_keras(fmt, suffix, checkpoints, tiny_dataset, tmp_path, capsys):
-    out = tmp_path / f"model.{suffix}"
-    args = [str(checkpoints[0]), "--format", fmt, "--out", str(out), "--dataset", str(tiny_dataset)]
-    assert main(["export", *args, "--json", str(tmp_path / "e.json")]) == 0
-    figures = json.loads((tmp_path / "e.json").read_text())
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_export_round_trip_agrees_with_keras(fmt, exports, checkpoints, tiny_dataset, tmp_path):
+    export = exports[fmt]
+    out = export["out"]
+    assert export["code"] == 0
+    figures = export["figures"]
     assert figures["agreement"] >= 99.9 and figures["max_delta_logits"] < 1e-3
-    assert "agree" in capsys.readouterr().out
+    assert "agree" in export["printed"]
     # the recipe travels with the file, in the issue's format
     if fmt == "onnx":
         from bench.export.recipe import read_onnx
 
         recipe = read_onnx(out)
     elif fmt == "litert":
-        recipe = json.loads((tmp_path / "model.tflite.json").read_text())
+        recipe = json.loads(out.with_name("model.tflite.json").read_text())
     else:
-        assert (tmp_path / "model.bin").is_file()
+        assert out.with_name("model.bin").is_file()
         recipe = None
     if recipe is not None:
         assert recipe["output"] == {"kind": "logits", "channels": list(range(19))}
         assert recipe["layout"] == "NHWC" and recipe["input"]["mean"] == [123.675, 116.28, 103.53]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp folder left
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []  # no temp folder left
     # and the file is a model source: bench agree against the checkpoint through the loop
     assert main(["agree", str(checkpoints[0]), str(out), "--dataset", str(tiny_dataset), "--no-progress",
                  "--json", str(tmp_path / "a.json")]) == 0  # fmt: skip
@@ -161,8 +189,13 @@ def test_export_refuses_an_unwritable_out(checkpoints, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_failed_check_leaves_nothing_behind(checkpoints, tiny_dataset, tmp_path, capsys, monkeypatch):
+def test_a_failed_check_leaves_nothing_behind(
+    exports, checkpoints, tiny_dataset, tmp_path, capsys, monkeypatch
+):
+    """The writer copies the shared ONNX export into the hidden folder (what Keras' export writes there),
+    the check runs it in ONNX Runtime with every pixel made wrong: exit 1 and nothing left behind."""
     import bench.export.check as check
+    import bench.export.writers as writers
 
     real = check.runner
 
@@ -170,7 +203,12 @@ def test_a_failed_check_leaves_nothing_behind(checkpoints, tiny_dataset, tmp_pat
         run = real(fmt, path)
         return lambda x: np.roll(run(x), 1, axis=-1)
 
+    def copy_of_the_export(keras_model, fmt, path, recipe, **options):
+        shutil.copyfile(exports["onnx"]["out"], path)
+        return writers.files_of(fmt, path)
+
     monkeypatch.setattr(check, "runner", off_by_one)
+    monkeypatch.setattr(writers, "write", copy_of_the_export)
     out = tmp_path / "m.onnx"
     assert main(["export", str(checkpoints[0]), "--format", "onnx", "--out", str(out), "--dataset",
                  str(tiny_dataset)]) == 1  # fmt: skip

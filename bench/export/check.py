@@ -77,6 +77,17 @@ def runner(fmt: str, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: model.invoke(np.asarray(x, model.input_dtype))[None]
 
 
+def refusals(fmt: str) -> tuple[type[BaseException], ...]:
+    """What a runtime raises when it refuses a graph: ONNX Runtime's InvalidGraph, Fail, ... derive from
+    Exception alone (not RuntimeError)."""
+    errors: tuple[type[BaseException], ...] = (RuntimeError, ValueError)
+    if fmt == "onnx":
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+        errors += tuple(c for c in vars(state).values() if isinstance(c, type) and issubclass(c, Exception))
+    return errors
+
+
 def check_export(fmt: str, path: Path, source: Callable, image: np.ndarray) -> Check:
     """The export at `path` against `source` (the Keras forward pass) on the normalised `image`."""
     import time

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_arguments(args)
     from bench.common.datasets import resolve_dataset
     from bench.common.tensorflow_import import import_tensorflow
-    from bench.export.check import MIN_AGREEMENT, check_export
+    from bench.export.check import MIN_AGREEMENT, check_export, refusals
     from bench.export.recipe import recipe
     from bench.export.writers import write
     from bench.sources.opener import open_checkpoint
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         )
         try:
             check = check_export(args.format, tmp / out.name, opened.logits_function(), image)
-        except (RuntimeError, ValueError) as exc:  # the runtime refuses the written graph (an op it lacks)
+        except refusals(args.format) as exc:  # the runtime refuses the written graph (an op it lacks)
             raise UserError(
                 f"the {args.format} export of {args.checkpoint} does not run in its runtime "
                 f"({type(exc).__name__}: {str(exc)[:300]}): nothing written"

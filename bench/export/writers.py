@@ -9,6 +9,7 @@
   quantisation calibrated on the representative frames given (float input and output, int8 kernels where
   the converter has them). The recipe goes to the sidecar `FILE.tflite.json`.
 Input and output stay dynamic in height and width: the runtime is fed the recipe's size or the frame's.
+For onnx and openvino, grouped convolutions are rewritten first (bench/export/grouped.py says why).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ FORMATS = ("onnx", "openvino", "litert")
 PRECISIONS = {"onnx": ("fp32",), "openvino": ("fp32", "fp16"), "litert": ("fp32", "fp16", "int8")}
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
 OPSET = 17
+GRAPH_FORMATS = ("onnx", "openvino")
+"""Formats traced from the TensorFlow graph, where Keras' XLA-wrapped grouped convolutions do not convert
+(bench/export/grouped.py); the TFLite converter takes them as they are."""
 
 
 def check_format(fmt: str, precision: str, out: Path) -> None:
@@ -56,7 +60,6 @@ def files_of(fmt: str, out: Path) -> list[Path]:
 def graph_model(keras_model):
     """The Keras model with its logits as the one output (a dict output's "logits"), in float32."""
     import keras
-    import numpy as np
 
     output = keras_model.output
     if isinstance(output, dict):
@@ -69,7 +72,14 @@ def graph_model(keras_model):
         if output.dtype != "float32":
             output = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(output)
         model = keras.Model(keras_model.inputs, output, name=keras_model.name)
-    model(np.zeros((1, 32, 64, 3), np.float32), training=False)  # the ONNX export wants a model called once
+    return called(model)
+
+
+def called(model):
+    """`model` after one call on zeros: Keras' ONNX export refuses a model never called."""
+    import numpy as np
+
+    model(np.zeros((1, 32, 64, 3), np.float32), training=False)
     return model
 
 
@@ -84,6 +94,10 @@ def write(
 ) -> list[Path]:
     """Export `keras_model` to `path` (and its companions); returns the files written."""
     model = graph_model(keras_model)
+    if fmt in GRAPH_FORMATS:
+        from bench.export.grouped import split_groups
+
+        model = called(split_groups(model))
     text = json.dumps(recipe)
     try:
         _write(model, fmt, path, recipe, text, precision, calibration)
