@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import math
+import shutil
 from pathlib import Path
 
 from bench.inference.fastest import BACKENDS_CSV
@@ -140,14 +141,15 @@ def measure_backends(
                 "argmax_agreement": round(agree / total, 6),
                 "miou": round(miou, 6) if scored else "",
                 "miou_delta": round(miou - ref_miou, 6) if scored else "",
-                "note": "reference" if name == reference else "",
+                "note": "reference" if name == reference else _graph_note(name, graph, checkpoint),
                 **(
-                    {"graph": graph or checkpoint, "recipe": recipe or ""}
+                    {"graph": _kept_graph(graph, checkpoint), "recipe": recipe or ""}
                     if "onnx" in name or "openvino" in name
                     else {}
                 ),
             }
         )
+    shutil.rmtree(context.folder, ignore_errors=True)  # the conversions and exports made for the table
     return rows
 
 
@@ -219,3 +221,14 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"rows: {write_rows(rows, args.out)}")
     return 0
+
+
+def _kept_graph(graph: str | None, checkpoint: str) -> str:
+    """The graph file a row can be run again from (`--runtime auto`): the one given, or the checkpoint when
+    it is one; "" for the export this table made of a Keras checkpoint (a temporary file)."""
+    return graph or (checkpoint if checkpoint.endswith((".onnx", ".xml")) else "")
+
+
+def _graph_note(name: str, graph: str | None, checkpoint: str) -> str:
+    graph_row = "onnx" in name or "openvino" in name
+    return "on an ONNX export made for this table" if graph_row and not _kept_graph(graph, checkpoint) else ""

@@ -94,7 +94,8 @@ def _litert_fp32(checkpoint: str, context: Context):
 
 
 def _graph(runtime: str, providers: tuple[str, ...] | None = None):
-    """The model's exported graph (`--onnx`, or the checkpoint itself when it is one) run by `runtime`."""
+    """The model's exported graph (`--onnx`, the checkpoint itself when it is one, else the checkpoint
+    exported to ONNX here) run by `runtime`."""
 
     def open_(checkpoint: str, context: Context):
         from bench.sources.opened import SourceOptions
@@ -102,7 +103,7 @@ def _graph(runtime: str, providers: tuple[str, ...] | None = None):
 
         graph = context.graph or (checkpoint if checkpoint.endswith((".onnx", ".xml")) else None)
         if graph is None:
-            raise RunnerUnavailable("no exported graph: give --onnx FILE (an export of the same model)")
+            graph = context.graph = _onnx_export(checkpoint, context)
         if runtime == "openvino" and not _installed("openvino"):
             raise RunnerUnavailable("openvino is not installed")
         return open_checkpoint(
@@ -110,6 +111,25 @@ def _graph(runtime: str, providers: tuple[str, ...] | None = None):
         )
 
     return open_
+
+
+def _onnx_export(checkpoint: str, context: Context) -> str:
+    """The checkpoint written as ONNX by `bench export`'s writer (its recipe embedded), once per run of the
+    table; a model the exporter cannot write is a row saying why."""
+    from bench.export.recipe import recipe
+    from bench.export.writers import write
+    from bench.sources.opener import open_checkpoint
+    from data.errors import UserError
+
+    opened = open_checkpoint(checkpoint)
+    if opened.keras is None:
+        raise RunnerUnavailable(f"{checkpoint} has no Keras model to export: give --onnx FILE")
+    path = context.folder / f"{Path(checkpoint).stem}.onnx"
+    try:
+        write(opened.keras, "onnx", path, recipe(opened.input_spec))
+    except UserError as exc:
+        raise RunnerUnavailable(f"no ONNX export ({exc})") from None
+    return str(path)
 
 
 def _installed(module: str) -> bool:
