@@ -8,6 +8,8 @@ entry. The first entry is the reference the others' faithfulness is measured aga
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,7 +91,8 @@ def _litert_fp32(checkpoint: str, context: Context):
     )
     converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(pixels, logits))
     path = context.folder / f"{Path(checkpoint).stem}-{h}x{w}-fp32.tflite"
-    path.write_bytes(converter.convert())
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its saved artifact's signature
+        path.write_bytes(converter.convert())
     return open_checkpoint(str(path))
 
 
