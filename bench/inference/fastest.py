@@ -95,3 +95,15 @@ def open_model(checkpoint: str, *, precision: str, fold_bn: bool, options=None, 
 
 def _same(path: str) -> str:
     return str(Path(path).resolve()) if path else ""
+
+
+def open_from_arguments(args, settings):
+    """The model a command line names, as `bench predict` and `bench submit` open it: `--checkpoint` (a
+    published weights name looked up in `--weights-dir`), the graph-runtime options, `--runtime auto`."""
+    from bench.arguments import source_options
+    from bench.sources.download import checkpoint_or_weights
+
+    checkpoint = checkpoint_or_weights(args.checkpoint, args.weights_dir)
+    return open_model(
+        checkpoint, precision=settings.precision, fold_bn=settings.fold_bn, options=source_options(args)
+    )

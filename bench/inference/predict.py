@@ -51,7 +51,6 @@ from bench.arguments import (
     add_inference_arguments,
     add_weights_dir_argument,
     inference_settings,
-    source_options,
 )
 from bench.common.atomic import check_writable, exclusive, replaced_folder, write_text
 from bench.common.numbers import count
@@ -213,7 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.common.tensorflow_import import import_tensorflow
-    from bench.inference.fastest import open_model
+    from bench.inference.fastest import open_from_arguments
     from bench.inference.inputs import frames_to_predict
 
     if args.json and not args.evaluate:
@@ -235,15 +234,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_logits:
         print(logits_size_note(samples, args.save_logits), file=sys.stderr)
     import_tensorflow()
-    from bench.sources.download import checkpoint_or_weights
-
-    checkpoint = checkpoint_or_weights(args.checkpoint, args.weights_dir)
-    model = open_model(
-        checkpoint,
-        precision=settings.precision,
-        fold_bn=settings.fold_bn,
-        options=source_options(args),
-    )
+    model = open_from_arguments(args, settings)
     with contextlib.ExitStack() as stack:
         sinks: list[Any] = []
         if args.evaluate:

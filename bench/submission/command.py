@@ -15,7 +15,6 @@ from bench.arguments import (
     add_inference_arguments,
     add_weights_dir_argument,
     inference_settings,
-    source_options,
 )
 from bench.common.numbers import count
 from data.errors import UserError
@@ -48,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise UserError("--checkpoint needs --out, the zip to write (e.g. --out submission.zip)")
     from bench.common.tensorflow_import import import_tensorflow
-    from bench.sources.opener import open_checkpoint
     from bench.submission.writer import check_zip_name, write_submission
     from data.cityscapes import list_images
 
@@ -56,15 +54,9 @@ def run(args: argparse.Namespace) -> int:
     check_zip_name(args.out)
     frames = list_images(args.dataset, args.split)
     import_tensorflow()
-    from bench.sources.download import checkpoint_or_weights
+    from bench.inference.fastest import open_from_arguments
 
-    checkpoint = checkpoint_or_weights(args.checkpoint, args.weights_dir)
-    model = open_checkpoint(
-        checkpoint,
-        precision=settings.precision,
-        fold_bn=settings.fold_bn,
-        options=source_options(args),
-    )
+    model = open_from_arguments(args, settings)
     stats = write_submission(model, frames, args.out, settings, progress=not args.no_progress)
     stats["split"] = args.split
     print(
