@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.agree.zoo import recipe_from_facts
 from tests.shared_files import shared_file
 
 FRAME = "frankfurt_000000_000294"
@@ -30,28 +31,6 @@ REFERENCE = {
 }
 MIN_AGREEMENT_FROM_INPUT = 0.999
 MIN_AGREEMENT_FROM_PNG = 0.995
-
-
-def recipe_from_facts(facts: dict) -> dict:
-    """Our recipe format, from one entry of recipes.json."""
-    pre, resize = facts["preprocessing"], facts["preprocessing"]["resize"]
-    width, height = resize["size_wh"]
-    integer = facts["output"]["dtype"].startswith("int")
-    return {
-        "input": {
-            "mean": pre["mean"],
-            "std": pre["std"],
-            "channel_order": pre["channel_order"],
-            "value_range": pre["value_range"],
-            "divisor": pre["divisor"],
-            "size": [height, width],
-            "order": pre["order"].split(":")[0],
-            "resize": "pil-bilinear" if resize["antialias"] else "bilinear",
-            "output_resize": "nearest",  # both authors resize their label maps nearest
-        },
-        "output": {"kind": "train_ids" if integer else "logits", "channels": list(range(19))},
-        "layout": facts["input"]["layout"],
-    }
 
 
 @pytest.fixture(scope="module")

@@ -31,29 +31,7 @@ FRAME = "frankfurt_000000_000294"
 IMAGE = f"fixtures/real-frame/leftImg8bit/val/frankfurt/{FRAME}_leftImg8bit.png"
 BEGIN, END = "<!-- model-zoo:begin (bench zoo --readme) -->", "<!-- model-zoo:end -->"
 
-_C3_INPUT = {  # c3_sinet etc/VisualizeResults.py:108-139 (shared/weights/onnx/recipes.json)
-    "mean": [72.3923111, 82.90893555, 73.15840149],
-    "std": [45.3192215, 46.15289307, 44.91483307],
-    "channel_order": "BGR",
-    "value_range": 255,
-    "divisor": 255,
-    "size": [512, 1024],
-    "order": "normalize-then-resize",
-    "resize": "bilinear",
-    "output_resize": "nearest",  # the authors bring their label map up by nearest
-}
-_ESPNETV2_INPUT = {  # EdgeNets test_segmentation.py:49-53: PIL resize of the 8-bit image, /255, ImageNet
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-    "channel_order": "RGB",
-    "value_range": 1,
-    "divisor": 1,
-    "size": [512, 1024],
-    "order": "resize-then-normalize",
-    "resize": "pil-bilinear",
-    "output_resize": "nearest",  # the authors bring their label map up by nearest
-}
-_LOGITS = {"kind": "logits", "channels": list(range(19))}  # channel 19: the authors' background
+RECIPES = "weights/onnx/recipes.json"  # the shared ONNX files' facts, with the source line of each
 
 
 @dataclass(frozen=True)
@@ -63,7 +41,6 @@ class Entry:
     published: str  # the source's own Cityscapes mIoU
     runtimes: tuple[str | None, ...]  # None: the source's own (TensorFlow for .pth, LiteRT for .tflite)
     reference: str | None = None  # the authors' outputs on the frame: folder relative to the shared folder
-    recipe: dict[str, Any] | None = None  # for ONNX files: the recipe their README states
 
 
 ZOO = (
@@ -76,13 +53,11 @@ ZOO = (
           "weights/deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite", "70.0 val (float original)",
           (None,)),
     Entry("C3NetV2 (ONNX)", "weights/onnx/C3NetV2.onnx", "66.28 val", ("onnxruntime", "openvino"),
-          "weights/onnx/reference/C3NetV2", {"input": _C3_INPUT, "output": _LOGITS, "layout": "NCHW"}),
+          "weights/onnx/reference/C3NetV2"),
     Entry("C3NetV2 + arg-max (ONNX)", "weights/onnx/C3NetV2_argmax.onnx", "66.28 val",
-          ("onnxruntime", "openvino"), "weights/onnx/reference/C3NetV2",
-          {"input": _C3_INPUT, "output": {"kind": "train_ids"}, "layout": "NCHW"}),
+          ("onnxruntime", "openvino"), "weights/onnx/reference/C3NetV2"),
     Entry("ESPNetv2 s=2.0 (ONNX, dynamic)", "weights/onnx/espnetv2_s_2.0_dynamic.onnx", "66.4 val",
-          ("onnxruntime", "openvino"), "weights/onnx/reference/espnetv2_s_2.0",
-          {"input": _ESPNETV2_INPUT, "output": _LOGITS, "layout": "NCHW"}),
+          ("onnxruntime", "openvino"), "weights/onnx/reference/espnetv2_s_2.0"),
 )  # fmt: skip
 
 
@@ -98,6 +73,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help="models whose name contains this text only")
     parser.add_argument("--readme", default=None, help="rewrite the table between the markers of this file")
     parser.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+
+
+def recipe_from_facts(facts: dict) -> dict:
+    """Our recipe format (bench/sources/graph_recipe.py), from one entry of the shared recipes.json: what the
+    authors' preprocessing does, channels 0..18 scored (their 20th is background), labels brought up nearest
+    as both authors do."""
+    pre, resize = facts["preprocessing"], facts["preprocessing"]["resize"]
+    width, height = resize["size_wh"]
+    integer = facts["output"]["dtype"].startswith("int")
+    return {
+        "input": {
+            "mean": pre["mean"],
+            "std": pre["std"],
+            "channel_order": pre["channel_order"],
+            "value_range": pre["value_range"],
+            "divisor": pre["divisor"],
+            "size": [height, width],
+            "order": pre["order"].split(":")[0],
+            "resize": "pil-bilinear" if resize["antialias"] else "bilinear",
+            "output_resize": "nearest",
+        },
+        "output": {"kind": "train_ids" if integer else "logits", "channels": list(range(19))},
+        "layout": facts["input"]["layout"],
+    }
 
 
 def their_train_ids(folder: Path) -> np.ndarray:
@@ -165,9 +164,10 @@ def measure(entry: Entry, shared: Path, dataset: Path, work: Path) -> list[dict[
         theirs = their_train_ids(shared / entry.reference)
     for runtime in entry.runtimes:
         options = None
-        if entry.recipe is not None:
+        if path.suffix == ".onnx":  # the graph does not say its recipe: the shared facts do
             recipe = work / f"{path.name}.{runtime}.json"
-            recipe.write_text(json.dumps(entry.recipe))
+            facts = json.loads((shared / RECIPES).read_text())[path.name]
+            recipe.write_text(json.dumps(recipe_from_facts(facts)))
             options = SourceOptions(runtime=runtime, recipe=str(recipe))
         opened = open_checkpoint(path, options=options)
         keep = _Keep()
