@@ -5,7 +5,7 @@ Every reader of the project goes through `check_file` (a path about to be handed
 `read_file` (the bytes themselves). `read_file` opens without blocking and checks the open descriptor, so a
 FIFO never hangs a reader and `/dev/zero` behind a link never fills memory, and a file swapped between the
 check and the read is still caught. It lives in `data/` (the bottom layer) so that dataset readers can use
-it; `bench.common.files` is the entry point for the rest of the harness.
+it, and the rest of the harness imports it from here.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common.files import content_digest
 from data.corruptions import CLEAN, CORRUPTIONS, check_corruption, severities
 from data.errors import UserError
+from data.files import content_digest
 
 PROTOCOL = "cityscapes-c"
 """Kamann & Rother (CVPR 2020), as SegFormer runs it: 16 corruptions, severities 1-5 (noises 1-3)."""

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import atomic
-from bench.common.files import read_file
 from bench.evaluation.accumulator import Accumulator
 from bench.robustness.plan import Unit, differences, digest
 from data.errors import UserError
+from data.files import read_file
 
 MANIFEST = "manifest.json"
 UNITS = "units"

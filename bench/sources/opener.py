@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 
-from bench.common.files import check_file, read_head, what_it_holds
 from bench.sources import download, keras_checkpoint, litert, onnx, openvino, pytorch
 from bench.sources.opened import OpenedModel, Source, SourceOptions, as_opened
 from data.errors import UserError
+from data.files import check_file, read_head, what_it_holds
 
 __all__ = [
     "HOLDS",

@@ -17,12 +17,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from bench.common.files import not_a_file
 from bench.common.numbers import count
 from bench.evaluation.matching import prediction_keys
 from bench.evaluation.png import decode_png, png_header
 from bench.evaluation.scoring import VOID_LOOKALIKE_IDS
 from data.errors import UserError
+from data.files import not_a_file
 from data.labels import CLASS_NAMES, NUM_LABEL_IDS
 
 COLOUR_TYPES = {2: "an RGB image", 3: "a palette (colour) image", 4: "grey with alpha", 6: "an RGBA image"}

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common.files import check_file
 from bench.common.paths import REFERENCE_DIR
 from data.errors import UserError
+from data.files import check_file
 from models.inference_modes import DEFAULT_SCALES
 
 _HASH_SUFFIX = re.compile(r"-([0-9a-f]{8})\.pth$")

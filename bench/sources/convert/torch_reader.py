@@ -30,7 +30,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from bench.common.files import check_file
 from bench.sources.convert.files import (
     MAX_PICKLE_BYTES,
     check_entry_size,
@@ -39,6 +38,7 @@ from bench.sources.convert.files import (
 )
 from bench.sources.convert.unpickler import StorageRef, StorageType, TensorRef, unpickle
 from data.errors import UserError
+from data.files import check_file
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
