@@ -46,3 +46,18 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy it (shutil.copytree) before changing anything in it."""
     root = tmp_path_factory.mktemp("synthetic") / "tiny"
     return generate(root, train=4, val=3, size=(64, 128), seed=0, workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `tests.tiny_model:tiny` checkpoint with seeded random weights (with its aux head), made once per
+    session for the tests that only need some model to predict with (read only)."""
+    import keras
+
+    from bench.sources import keras_checkpoint
+    from models.registry import build
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.keras"
+    model = "tests.tiny_model:tiny"
+    return keras_checkpoint.save(build(model, aux_head=True), path, {"model": model, "num_classes": 19})

@@ -17,7 +17,6 @@ pytest.importorskip("imagecorruptions")
 
 from bench.cli import main  # noqa: E402
 from bench.robustness import plan  # noqa: E402
-from bench.sources import keras_checkpoint as ckpt  # noqa: E402
 from data.cityscapes import list_samples  # noqa: E402
 
 MODEL = "tests.tiny_model:tiny"
@@ -25,14 +24,8 @@ ONE_UNIT = ("--corruptions", "fog", "--severities", "1", "--limit", "1")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    import keras
-
-    from models.registry import build
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.keras"
-    return ckpt.save(build(MODEL, aux_head=True), path, {"model": MODEL, "num_classes": 19})
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 def sweep(checkpoint: Path, dataset: Path, tmp: Path, *extra: str, out: Path | None = None) -> list[str]:

@@ -15,7 +15,6 @@ from PIL import Image
 pytest.importorskip("tensorflow")
 
 from bench.cli import main  # noqa: E402  (after the TensorFlow check)
-from bench.sources import keras_checkpoint as ckpt  # noqa: E402
 from tests import generalize_layouts as layouts  # noqa: E402
 
 MODEL = "tests.tiny_model:tiny"
@@ -24,14 +23,8 @@ FORMATS = ("cityscapes", "acdc", "darkzurich", "foggy", "bdd100k")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    import keras
-
-    from models.registry import build
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.keras"
-    return ckpt.save(build(MODEL, aux_head=True), path, {"model": MODEL, "num_classes": 19})
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

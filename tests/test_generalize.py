@@ -14,7 +14,6 @@ pytest.importorskip("tensorflow")
 
 from bench.cli import main  # noqa: E402  (after the TensorFlow check)
 from bench.generalize import report, sweep  # noqa: E402
-from bench.sources import keras_checkpoint as ckpt  # noqa: E402
 from data.labels import CLASS_NAMES  # noqa: E402
 from tests import generalize_layouts as layouts  # noqa: E402
 from tests.shared_files import shared_file  # noqa: E402
@@ -26,14 +25,8 @@ FORMATS = ("cityscapes", "acdc", "darkzurich", "foggy", "bdd100k")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    import keras
-
-    from models.registry import build
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.keras"
-    return ckpt.save(build(MODEL, aux_head=True), path, {"model": MODEL, "num_classes": 19})
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

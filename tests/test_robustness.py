@@ -25,7 +25,6 @@ from bench.cli import main  # noqa: E402  (after the TensorFlow check)
 from bench.common.paths import PROJECT_ROOT  # noqa: E402
 from bench.robustness.plan import Unit  # noqa: E402
 from bench.robustness.state import SweepFolder  # noqa: E402
-from bench.sources import keras_checkpoint as ckpt  # noqa: E402
 from data.corruptions import corrupt, seed_for  # noqa: E402
 from data.errors import UserError  # noqa: E402
 from data.synthetic import generate  # noqa: E402
@@ -37,15 +36,8 @@ SCALE_UNITS = ("--corruptions", "gaussian_noise,contrast,fog,jpeg", "--severitie
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    import keras
-
-    from models.registry import build
-
-    keras.utils.set_random_seed(0)
-    net = build(MODEL, aux_head=True)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.keras"
-    return ckpt.save(net, path, {"model": MODEL, "num_classes": 19})
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 def sweep_args(checkpoint: Path, dataset: Path, out: Path, *extra: str) -> list[str]:
