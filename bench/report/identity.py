@@ -72,8 +72,3 @@ def dataset_identity(
         "frames_hash": frames_hash([s.key for s in samples]),
         "scope": "full" if full else "partial",
     }
-
-
-def is_full(row: dict) -> bool:
-    """Whether a results.csv row scored a whole split (rows older than these columns: not known, so no)."""
-    return str(row.get("scope", "")) == "full"
